@@ -1,0 +1,72 @@
+// `ambit`: the one command a person uses. Subcommands live in ./commands, one file each,
+// and are listed in COMMANDS below (explicit wiring, no discovery magic).
+import { AmbitError, describeError } from '../core/errors.js';
+import type { CliIO, Command } from './command.js';
+import { commands } from './commands/index.js';
+
+function topHelp(all: Command[]): string {
+  const rows = all.map((c) => `  ${c.path.join(' ').padEnd(22)} ${c.summary}`);
+  return [
+    'ambit — a sidecar-less service mesh (Istio ambient mode, in TypeScript)',
+    '',
+    'Usage: ambit <command> [options]      ambit <command> --help',
+    '',
+    'Commands:',
+    ...rows,
+    '',
+    'Environment: AMBIT_LOG_LEVEL=error|warn|info|debug, AMBIT_TRACE=<tracer,...|all>',
+  ].join('\n');
+}
+
+export function findCommand(all: Command[], argv: string[]): { cmd: Command; rest: string[] } | undefined {
+  let best: { cmd: Command; rest: string[] } | undefined;
+  for (const cmd of all) {
+    if (cmd.path.every((w, i) => argv[i] === w) && (!best || cmd.path.length > best.cmd.path.length)) {
+      best = { cmd, rest: argv.slice(cmd.path.length) };
+    }
+  }
+  return best;
+}
+
+export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
+  const all = commands();
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    io.out(topHelp(all) + '\n');
+    return argv.length === 0 ? 2 : 0;
+  }
+  const found = findCommand(all, argv);
+  if (!found) {
+    const group = all.filter((c) => c.path[0] === argv[0]);
+    if (group.length) {
+      io.err(`ambit ${argv[0]}: which one?\n${group.map((c) => `  ambit ${c.path.join(' ').padEnd(20)} ${c.summary}`).join('\n')}\n`);
+    } else {
+      io.err(`ambit: unknown command '${argv[0]}'; see 'ambit --help'\n`);
+    }
+    return 2;
+  }
+  if (found.rest.includes('--help') || found.rest.includes('-h')) {
+    io.out(found.cmd.help.trimEnd() + '\n');
+    return 0;
+  }
+  try {
+    return await found.cmd.run(found.rest, io);
+  } catch (e: unknown) {
+    if (e instanceof AmbitError) {
+      io.err(`ambit ${found.cmd.path.join(' ')}: ${e.explain()}\n`);
+      return e.code === 'AMBIT_ERR_USAGE' ? 2 : 1;
+    }
+    const d = describeError(e);
+    io.err(`ambit ${found.cmd.path.join(' ')}: ${d.message} (${d.code})\n`);
+    if (process.env.AMBIT_LOG_LEVEL === 'debug' && e instanceof Error) io.err(`${e.stack}\n`);
+    return 1;
+  }
+}
+
+function processIO(): CliIO {
+  return {
+    out: (t) => process.stdout.write(t),
+    err: (t) => process.stderr.write(t),
+    env: process.env,
+    cwd: process.cwd(),
+  };
+}

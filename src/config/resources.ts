@@ -1,0 +1,319 @@
+// The user-facing resources Ambit reads, typed as they appear in Kubernetes/Istio YAML.
+// These types describe *validated* resources: the validator (validate.ts) guarantees that
+// a resource handed out with one of these types has this shape.
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  uid?: string;
+}
+
+export interface SourceLocation {
+  file: string;
+  /** 1-based line of the document's first line. */
+  line: number;
+}
+
+interface Base<K extends string, S> {
+  apiVersion: string;
+  kind: K;
+  metadata: ObjectMeta;
+  spec: S;
+}
+
+export type NamespaceResource = Base<'Namespace', Record<string, never>>;
+export type ServiceAccountResource = Base<'ServiceAccount', Record<string, never>>;
+
+export interface EnvVar {
+  name: string;
+  value?: string;
+}
+
+export interface ContainerPort {
+  name?: string;
+  containerPort: number;
+  protocol?: string;
+}
+
+export interface Container {
+  name: string;
+  image?: string;
+  command?: string[];
+  args?: string[];
+  env?: EnvVar[];
+  ports?: ContainerPort[];
+  workingDir?: string;
+}
+
+export interface PodSpec {
+  nodeName?: string;
+  serviceAccountName?: string;
+  serviceAccount?: string;
+  containers: Container[];
+  initContainers?: Container[];
+}
+
+export interface PodStatus {
+  podIP?: string;
+  podIPs?: { ip: string }[];
+  hostIP?: string;
+  phase?: string;
+}
+
+export interface PodResource extends Base<'Pod', PodSpec> {
+  status?: PodStatus;
+}
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }[];
+}
+
+export interface DeploymentSpec {
+  replicas?: number;
+  selector: LabelSelector;
+  template: { metadata?: Omit<ObjectMeta, 'name'> & { name?: string }; spec: PodSpec };
+}
+export type DeploymentResource = Base<'Deployment', DeploymentSpec>;
+
+export interface ServicePort {
+  name?: string;
+  port: number;
+  targetPort?: number | string;
+  protocol?: string;
+  appProtocol?: string;
+}
+
+export interface ServiceSpec {
+  selector?: Record<string, string>;
+  ports: ServicePort[];
+  clusterIP?: string;
+  clusterIPs?: string[];
+  type?: string;
+}
+export type ServiceResource = Base<'Service', ServiceSpec>;
+
+// ---- security.istio.io ----
+
+export interface WorkloadSelector {
+  matchLabels?: Record<string, string>;
+}
+
+export interface PolicyTargetReference {
+  group?: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+}
+
+export interface RuleSource {
+  principals?: string[];
+  notPrincipals?: string[];
+  requestPrincipals?: string[];
+  notRequestPrincipals?: string[];
+  namespaces?: string[];
+  notNamespaces?: string[];
+  serviceAccounts?: string[];
+  notServiceAccounts?: string[];
+  ipBlocks?: string[];
+  notIpBlocks?: string[];
+  remoteIpBlocks?: string[];
+  notRemoteIpBlocks?: string[];
+}
+
+export interface RuleOperation {
+  hosts?: string[];
+  notHosts?: string[];
+  ports?: string[];
+  notPorts?: string[];
+  methods?: string[];
+  notMethods?: string[];
+  paths?: string[];
+  notPaths?: string[];
+}
+
+export interface RuleCondition {
+  key: string;
+  values?: string[];
+  notValues?: string[];
+}
+
+export interface AuthorizationRule {
+  from?: { source: RuleSource }[];
+  to?: { operation: RuleOperation }[];
+  when?: RuleCondition[];
+}
+
+export type AuthorizationAction = 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
+
+export interface AuthorizationPolicySpec {
+  selector?: WorkloadSelector;
+  targetRef?: PolicyTargetReference;
+  targetRefs?: PolicyTargetReference[];
+  action?: AuthorizationAction;
+  provider?: { name: string };
+  rules?: AuthorizationRule[];
+}
+export type AuthorizationPolicyResource = Base<'AuthorizationPolicy', AuthorizationPolicySpec>;
+
+export type MtlsMode = 'UNSET' | 'DISABLE' | 'PERMISSIVE' | 'STRICT';
+
+export interface PeerAuthenticationSpec {
+  selector?: WorkloadSelector;
+  mtls?: { mode?: MtlsMode };
+  portLevelMtls?: Record<string, { mode?: MtlsMode }>;
+}
+export type PeerAuthenticationResource = Base<'PeerAuthentication', PeerAuthenticationSpec>;
+
+export interface JwtRule {
+  issuer: string;
+  audiences?: string[];
+  jwks?: string;
+  jwksUri?: string;
+  fromHeaders?: { name: string; prefix?: string }[];
+  fromParams?: string[];
+  fromCookies?: string[];
+  outputPayloadToHeader?: string;
+  forwardOriginalToken?: boolean;
+  outputClaimToHeaders?: { header: string; claim: string }[];
+}
+
+export interface RequestAuthenticationSpec {
+  selector?: WorkloadSelector;
+  targetRef?: PolicyTargetReference;
+  targetRefs?: PolicyTargetReference[];
+  jwtRules?: JwtRule[];
+}
+export type RequestAuthenticationResource = Base<'RequestAuthentication', RequestAuthenticationSpec>;
+
+// ---- gateway.networking.k8s.io ----
+
+export interface GatewayListener {
+  name: string;
+  port: number;
+  protocol: string;
+  hostname?: string;
+}
+
+export interface GatewaySpec {
+  gatewayClassName: string;
+  listeners: GatewayListener[];
+  infrastructure?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+}
+export type GatewayResource = Base<'Gateway', GatewaySpec>;
+
+export interface ParentReference {
+  group?: string;
+  kind?: string;
+  name: string;
+  namespace?: string;
+  port?: number;
+  sectionName?: string;
+}
+
+export interface HTTPPathMatch {
+  type?: 'Exact' | 'PathPrefix' | 'RegularExpression';
+  value?: string;
+}
+
+export interface HTTPHeaderMatch {
+  type?: 'Exact' | 'RegularExpression';
+  name: string;
+  value: string;
+}
+
+export interface HTTPRouteMatch {
+  path?: HTTPPathMatch;
+  headers?: HTTPHeaderMatch[];
+  queryParams?: HTTPHeaderMatch[];
+  method?: string;
+}
+
+export interface HTTPHeader {
+  name: string;
+  value: string;
+}
+
+export interface HTTPHeaderFilter {
+  set?: HTTPHeader[];
+  add?: HTTPHeader[];
+  remove?: string[];
+}
+
+export interface HTTPPathModifier {
+  type: 'ReplaceFullPath' | 'ReplacePrefixMatch';
+  replaceFullPath?: string;
+  replacePrefixMatch?: string;
+}
+
+export interface HTTPRouteFilter {
+  type: 'RequestHeaderModifier' | 'ResponseHeaderModifier' | 'RequestRedirect' | 'URLRewrite' | 'RequestMirror' | 'ExtensionRef';
+  requestHeaderModifier?: HTTPHeaderFilter;
+  responseHeaderModifier?: HTTPHeaderFilter;
+  requestRedirect?: {
+    scheme?: string;
+    hostname?: string;
+    path?: HTTPPathModifier;
+    port?: number;
+    statusCode?: number;
+  };
+  urlRewrite?: { hostname?: string; path?: HTTPPathModifier };
+  requestMirror?: { backendRef: BackendObjectReference; percent?: number };
+}
+
+export interface BackendObjectReference {
+  group?: string;
+  kind?: string;
+  name: string;
+  namespace?: string;
+  port?: number;
+}
+
+export interface HTTPBackendRef extends BackendObjectReference {
+  weight?: number;
+  filters?: HTTPRouteFilter[];
+}
+
+export interface HTTPRouteRule {
+  name?: string;
+  matches?: HTTPRouteMatch[];
+  filters?: HTTPRouteFilter[];
+  backendRefs?: HTTPBackendRef[];
+  timeouts?: { request?: string; backendRequest?: string };
+  retry?: { codes?: number[]; attempts?: number; backoff?: string };
+}
+
+export interface HTTPRouteSpec {
+  parentRefs?: ParentReference[];
+  hostnames?: string[];
+  rules?: HTTPRouteRule[];
+}
+export type HTTPRouteResource = Base<'HTTPRoute', HTTPRouteSpec>;
+
+export type Resource =
+  | NamespaceResource
+  | ServiceAccountResource
+  | PodResource
+  | DeploymentResource
+  | ServiceResource
+  | AuthorizationPolicyResource
+  | PeerAuthenticationResource
+  | RequestAuthenticationResource
+  | GatewayResource
+  | HTTPRouteResource;
+
+export type ResourceKind = Resource['kind'];
+
+/** A resource with where it came from. */
+export interface Located<R extends Resource = Resource> {
+  resource: R;
+  source: SourceLocation;
+}
+
+/** `Kind ns/name` (or `Kind name` for cluster-scoped kinds): how diagnostics name a resource. */
+export function resourceRef(r: { kind: string; metadata: { name?: string; namespace?: string } }): string {
+  const name = r.metadata.name ?? '<unnamed>';
+  return r.kind === 'Namespace' ? `${r.kind} ${name}` : `${r.kind} ${r.metadata.namespace ?? 'default'}/${name}`;
+}

@@ -1,0 +1,138 @@
+// Structured logging: one JSON object per line. Levels (error, warn, info, debug) and named
+// tracers: `AMBIT_TRACE=pool,xds` turns on debug lines for those parts only. A tracer's
+// `enabled` flag is a plain property, so a hot path pays one property read when it is off:
+//
+//   if (trace.enabled) trace.log('stream opened', { id });
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+const LEVELS: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
+
+export type LogFields = Record<string, unknown>;
+export type LogSink = (line: string) => void;
+
+export interface Tracer {
+  readonly name: string;
+  enabled: boolean;
+  log(msg: string, fields?: LogFields): void;
+}
+
+interface LoggerState {
+  level: LogLevel;
+  sink: LogSink;
+  tracers: Map<string, TracerImpl>;
+  enabledTracers: Set<string>;
+  clock: () => number;
+}
+
+class TracerImpl implements Tracer {
+  enabled = false;
+  constructor(readonly name: string, private readonly logger: Logger) {}
+  log(msg: string, fields?: LogFields): void {
+    if (this.enabled) this.logger.emit('debug', msg, { trace: this.name, ...fields });
+  }
+}
+
+export interface LoggerOptions {
+  level?: LogLevel;
+  sink?: LogSink;
+  /** Comma-separated tracer names, or `all`. Defaults to $AMBIT_TRACE. */
+  trace?: string;
+  component?: string;
+  clock?: () => number;
+}
+
+export class Logger {
+  private readonly state: LoggerState;
+  private readonly base: LogFields;
+
+  constructor(options: LoggerOptions = {}, state?: LoggerState, base?: LogFields) {
+    this.state = state ?? {
+      level: options.level ?? parseLevel(process.env.AMBIT_LOG_LEVEL) ?? 'info',
+      sink: options.sink ?? ((line) => process.stderr.write(line + '\n')),
+      tracers: new Map(),
+      enabledTracers: parseTraceList(options.trace ?? process.env.AMBIT_TRACE ?? ''),
+      clock: options.clock ?? Date.now,
+    };
+    this.base = base ?? (options.component ? { component: options.component } : {});
+  }
+
+  /** A logger that adds fields to every line (shares level, sink and tracers). */
+  child(fields: LogFields): Logger {
+    return new Logger({}, this.state, { ...this.base, ...fields });
+  }
+
+  tracer(name: string): Tracer {
+    let t = this.state.tracers.get(name);
+    if (!t) {
+      t = new TracerImpl(name, this);
+      t.enabled = this.state.enabledTracers.has(name) || this.state.enabledTracers.has('all');
+      this.state.tracers.set(name, t);
+    }
+    return t;
+  }
+
+  get level(): LogLevel {
+    return this.state.level;
+  }
+
+  setLevel(level: LogLevel): void {
+    this.state.level = level;
+  }
+
+  /** Replace the set of enabled tracers (`pool,xds`, `all`, or empty for none). */
+  setTracing(list: string): void {
+    this.state.enabledTracers = parseTraceList(list);
+    for (const t of this.state.tracers.values()) {
+      t.enabled = this.state.enabledTracers.has(t.name) || this.state.enabledTracers.has('all');
+    }
+  }
+
+  tracing(): { known: string[]; enabled: string[] } {
+    return {
+      known: [...this.state.tracers.keys()].sort(),
+      enabled: [...this.state.enabledTracers].sort(),
+    };
+  }
+
+  enabled(level: LogLevel): boolean {
+    return LEVELS[level] <= LEVELS[this.state.level];
+  }
+
+  error(msg: string, fields?: LogFields): void { this.emit('error', msg, fields); }
+  warn(msg: string, fields?: LogFields): void { this.emit('warn', msg, fields); }
+  info(msg: string, fields?: LogFields): void { this.emit('info', msg, fields); }
+  debug(msg: string, fields?: LogFields): void { this.emit('debug', msg, fields); }
+
+  /** Write a record regardless of level (access logs use this). */
+  record(fields: LogFields): void {
+    this.state.sink(safeStringify({ time: new Date(this.state.clock()).toISOString(), ...this.base, ...fields }));
+  }
+
+  emit(level: LogLevel, msg: string, fields?: LogFields): void {
+    if (LEVELS[level] > LEVELS[this.state.level] && !(fields && 'trace' in fields)) return;
+    this.state.sink(safeStringify({ time: new Date(this.state.clock()).toISOString(), level, msg, ...this.base, ...fields }));
+  }
+}
+
+export function parseLevel(s: string | undefined): LogLevel | undefined {
+  return s && s in LEVELS ? (s as LogLevel) : undefined;
+}
+
+function parseTraceList(s: string): Set<string> {
+  return new Set(s.split(',').map((x) => x.trim()).filter(Boolean));
+}
+
+function safeStringify(o: LogFields): string {
+  return JSON.stringify(o, (_k, v: unknown) => {
+    if (typeof v === 'bigint') return v.toString();
+    if (v instanceof Error) return { message: v.message, code: (v as NodeJS.ErrnoException).code };
+    return v;
+  });
+}
+
+/** A logger that keeps lines in memory; for tests. */
+export function memoryLogger(options: Omit<LoggerOptions, 'sink'> = {}): { logger: Logger; lines: LogFields[] } {
+  const lines: LogFields[] = [];
+  const logger = new Logger({ ...options, sink: (line) => lines.push(JSON.parse(line) as LogFields) });
+  return { logger, lines };
+}
