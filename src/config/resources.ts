@@ -14,6 +14,8 @@ export interface SourceLocation {
   file: string;
   /** 1-based line of the document's first line. */
   line: number;
+  /** The line of a JSON path inside the resource, when the source text is known. */
+  lineOf?: (path: readonly (string | number)[]) => number;
 }
 
 interface Base<K extends string, S> {

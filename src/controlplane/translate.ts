@@ -1,0 +1,109 @@
+// MeshModel -> the workload API (istio.workload.Workload / Service, istio.security.Authorization),
+// built as Istio's control plane builds them for ztunnels:
+// - every pod is a Workload (uid `Kubernetes//Pod/<ns>/<name>`); ambient and sidecar pods
+//   speak HBONE, the rest (and waypoint replicas, which terminate HBONE themselves) NONE;
+// - a workload or service carries a waypoint address only when its waypoint serves that kind
+//   of traffic (waypoint-for);
+// - AuthorizationPolicies become the ztunnel's L4 view (L7 parts fail closed, with warnings);
+//   policies with targetRefs are the waypoint's and are not sent to ztunnels;
+// - PeerAuthentication becomes the static STRICT policy or a converted per-port one.
+import type { Diagnostic } from '../config/diagnostics.js';
+import type { SourceLocation } from '../config/resources.js';
+import type { MeshModel } from '../model/mesh-model.js';
+import type { WaypointRef } from '../model/types.js';
+import { toZtunnelAuthorization, type PolicyWarning } from '../rbac/index.js';
+import type { Authorization, GatewayAddress, Service, Workload } from '../xds/workload-api.js';
+import { effectivePeerAuthentication, staticStrictPolicy } from './peer-authentication.js';
+import { selects, WAYPOINT_PORT } from '../model/build-model.js';
+
+export interface WorkloadApi {
+  workloads: Workload[];
+  services: Service[];
+  authorizations: Authorization[];
+  /** L7-at-ztunnel and similar warnings, located at the policy. */
+  warnings: Diagnostic[];
+}
+
+export function translate(model: MeshModel): WorkloadApi {
+  const { settings } = model;
+  const warnings: Diagnostic[] = [];
+  const authorizations: Authorization[] = [];
+  const selectorPolicies: { key: string; namespace: string; matchLabels: Record<string, string> }[] = [];
+
+  for (const l of model.policies.authorization) {
+    const r = l.resource;
+    const { authorization, warnings: ws } = toZtunnelAuthorization(r, { rootNamespace: settings.rootNamespace, trustDomain: settings.trustDomain });
+    for (const w of ws) warnings.push(policyWarning(w, l.source));
+    if (!authorization) continue;
+    authorizations.push(authorization);
+    if (authorization.scope === 'WORKLOAD_SELECTOR') {
+      selectorPolicies.push({ key: `${authorization.namespace}/${authorization.name}`, namespace: r.metadata.namespace ?? 'default', matchLabels: r.spec.selector?.matchLabels ?? {} });
+    }
+  }
+
+  let needStatic = false;
+  const workloads: Workload[] = [];
+  for (const w of model.workloads.values()) {
+    const names = selectorPolicies
+      .filter((p) => (p.namespace === w.namespace || p.namespace === settings.rootNamespace) && selects(p.matchLabels, w.labels))
+      .map((p) => p.key);
+    if (w.mode !== 'none' || w.waypointOf) {
+      const pa = effectivePeerAuthentication(w, model.policies.peerAuthentication, settings.rootNamespace);
+      names.push(...pa.policyNames);
+      if (pa.converted && !authorizations.some((a) => a.namespace === pa.converted!.namespace && a.name === pa.converted!.name)) authorizations.push(pa.converted);
+      if (pa.mode === 'STRICT' && !pa.converted) needStatic = true;
+    }
+    workloads.push({
+      uid: w.uid,
+      name: w.name,
+      namespace: w.namespace,
+      addresses: [w.ip],
+      network: settings.network,
+      tunnelProtocol: (w.mode === 'ambient' || w.mode === 'sidecar') && !w.waypointOf ? 'HBONE' : 'NONE',
+      trustDomain: settings.trustDomain,
+      serviceAccount: w.serviceAccount,
+      waypoint: w.waypoint ? gatewayAddress(model, w.waypoint) : undefined,
+      node: w.node,
+      canonicalName: w.canonicalName,
+      canonicalRevision: w.canonicalRevision,
+      workloadType: w.workloadType,
+      workloadName: w.workloadName,
+      authorizationPolicies: [...new Set(names)].sort(),
+      status: 'HEALTHY',
+      clusterId: settings.clusterId,
+      services: Object.fromEntries(Object.entries(w.servicePorts).map(([k, ports]) => [k, { ports: ports.map((p) => ({ servicePort: p.servicePort, targetPort: p.targetPort })) }])),
+    });
+  }
+  if (needStatic) authorizations.push(staticStrictPolicy(settings.rootNamespace));
+
+  const services: Service[] = [];
+  for (const s of model.services.values()) {
+    services.push({
+      name: s.name,
+      namespace: s.namespace,
+      hostname: s.hostname,
+      addresses: s.vip ? [{ network: settings.network, address: s.vip }] : [],
+      ports: s.ports.map((p) => ({ servicePort: p.port, targetPort: typeof p.targetPort === 'number' ? p.targetPort : 0, appProtocol: p.appProtocol })),
+      subjectAltNames: [],
+      waypoint: s.waypoint ? gatewayAddress(model, s.waypoint) : undefined,
+    });
+  }
+
+  workloads.sort((a, b) => a.uid.localeCompare(b.uid));
+  services.sort((a, b) => `${a.namespace}/${a.hostname}`.localeCompare(`${b.namespace}/${b.hostname}`));
+  authorizations.sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+  return { workloads, services, authorizations, warnings };
+}
+
+function gatewayAddress(model: MeshModel, ref: WaypointRef): GatewayAddress | undefined {
+  const wp = model.waypoint(ref.namespace, ref.name);
+  if (!wp?.vip) return undefined;
+  return { address: { network: model.settings.network, address: wp.vip }, hboneMtlsPort: WAYPOINT_PORT };
+}
+
+function policyWarning(w: PolicyWarning, source: SourceLocation): Diagnostic {
+  return {
+    severity: 'warning', code: w.code, file: source.file, line: source.lineOf?.(w.ruleIndex === null ? ['spec'] : ['spec', 'rules', w.ruleIndex]) ?? source.line,
+    resource: `AuthorizationPolicy ${w.policy}`, path: w.ruleIndex === null ? 'spec' : `spec.rules[${w.ruleIndex}]`, message: w.message,
+  };
+}

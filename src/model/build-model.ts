@@ -1,0 +1,341 @@
+// Turns a validated ConfigSet into the MeshModel: pods from Pods, Deployments and waypoint
+// Gateways; node placement; IP addresses; service endpoints; waypoint bindings.
+//
+// Invariants:
+// - Deterministic: the same config and options give the same model.
+// - Sticky: with `previous`, a pod keeps its node and IP and a service its VIP for as long
+//   as it exists, so that a change elsewhere never renumbers the running cluster.
+// - A pod's IP comes from status.podIP when given, else from its node's pod CIDR
+//   (10.244.<node index>.0/24 by default; .1 is the node's own side of the pod links).
+import { createHash } from 'node:crypto';
+import type { ConfigSet } from '../config/config-set.js';
+import type { Diagnostic } from '../config/diagnostics.js';
+import {
+  ANNOTATION_WAYPOINT_REPLICAS, LABEL_CANONICAL_NAME, LABEL_CANONICAL_REVISION, LABEL_DATAPLANE_MODE,
+  LABEL_GATEWAY_NAME, LABEL_USE_WAYPOINT, LABEL_USE_WAYPOINT_NAMESPACE, LABEL_WAYPOINT_FOR, WAYPOINT_CLASS, type WaypointFor,
+} from '../config/labels.js';
+import type { Container, PodSpec, SourceLocation } from '../config/resources.js';
+import { cidrSize, nthAddress, parseCidr } from '../core/ip.js';
+import { MeshModel } from './mesh-model.js';
+import {
+  DEFAULT_SETTINGS, type DataplaneMode, type ModelSettings, type NamespaceInfo, type NodeInfo, type ServiceInfo,
+  type WaypointInfo, type WaypointRef, type WorkloadInfo,
+} from './types.js';
+
+export interface BuildOptions {
+  /** Node names of the cluster; pods pinned to other nodes add them. Default: node-1, node-2. */
+  nodes?: string[];
+  settings?: Partial<ModelSettings>;
+  previous?: MeshModel;
+}
+
+export const WAYPOINT_PORT = 15008;
+export const SIDECAR_INJECT_LABEL = 'sidecar.istio.io/inject';
+export const NAMESPACE_INJECTION_LABEL = 'istio-injection';
+
+interface PodDraft {
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  spec: PodSpec;
+  podIP?: string;
+  workloadName: string;
+  workloadType: 'POD' | 'DEPLOYMENT';
+  /** Spread offset: replicas of one Deployment go round-robin from here. */
+  spreadKey: string;
+  spreadIndex: number;
+  waypointOf?: WaypointRef;
+  source?: SourceLocation;
+}
+
+export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model: MeshModel; diagnostics: Diagnostic[] } {
+  const settings: ModelSettings = { ...DEFAULT_SETTINGS, ...options.settings };
+  const diagnostics: Diagnostic[] = [];
+  const prev = options.previous;
+
+  // Namespaces: declared ones, plus any a resource lives in.
+  const namespaces = new Map<string, NamespaceInfo>();
+  for (const n of set.ofKind('Namespace')) namespaces.set(n.metadata.name, { name: n.metadata.name, labels: n.metadata.labels ?? {} });
+  for (const l of set.all()) {
+    const ns = l.resource.metadata.namespace;
+    if (ns && !namespaces.has(ns)) namespaces.set(ns, { name: ns, labels: {} });
+  }
+
+  // Waypoints.
+  const waypoints: WaypointInfo[] = [];
+  for (const l of set.located('Gateway')) {
+    const g = l.resource;
+    if (g.spec.gatewayClassName !== WAYPOINT_CLASS) continue;
+    const ns = g.metadata.namespace ?? 'default';
+    const replicas = Number(g.metadata.annotations?.[ANNOTATION_WAYPOINT_REPLICAS] ?? '1');
+    waypoints.push({
+      namespace: ns,
+      name: g.metadata.name,
+      serviceAccount: g.metadata.name,
+      identity: spiffe(settings.trustDomain, ns, g.metadata.name),
+      waypointFor: (g.metadata.labels?.[LABEL_WAYPOINT_FOR] as WaypointFor | undefined) ?? 'service',
+      replicas,
+      hostname: `${g.metadata.name}.${ns}.svc.${settings.clusterDomain}`,
+      vip: undefined,
+      pods: [],
+      source: l.source,
+    });
+  }
+  const waypointByKey = new Map(waypoints.map((w) => [`${w.namespace}/${w.name}`, w]));
+
+  // Pods: Pods, Deployment replicas, waypoint replicas.
+  const drafts: PodDraft[] = [];
+  for (const l of set.located('Pod')) {
+    const p = l.resource;
+    drafts.push({
+      name: p.metadata.name, namespace: p.metadata.namespace ?? 'default', labels: p.metadata.labels ?? {},
+      annotations: p.metadata.annotations ?? {}, spec: p.spec, podIP: p.status?.podIP ?? p.status?.podIPs?.[0]?.ip,
+      workloadName: p.metadata.name, workloadType: 'POD', spreadKey: `${p.metadata.namespace}/${p.metadata.name}`, spreadIndex: 0, source: l.source,
+    });
+  }
+  for (const l of set.located('Deployment')) {
+    const d = l.resource;
+    const n = d.spec.replicas ?? 1;
+    for (let i = 0; i < n; i++) {
+      drafts.push({
+        name: `${d.metadata.name}-${i}`, namespace: d.metadata.namespace ?? 'default',
+        labels: d.spec.template.metadata?.labels ?? {}, annotations: d.spec.template.metadata?.annotations ?? {},
+        spec: d.spec.template.spec, workloadName: d.metadata.name, workloadType: 'DEPLOYMENT',
+        spreadKey: `${d.metadata.namespace}/${d.metadata.name}`, spreadIndex: i, source: l.source,
+      });
+    }
+  }
+  for (const w of waypoints) {
+    for (let i = 0; i < w.replicas; i++) {
+      drafts.push({
+        name: `${w.name}-${i}`, namespace: w.namespace,
+        labels: { [LABEL_GATEWAY_NAME]: w.name, [LABEL_DATAPLANE_MODE]: 'none' }, annotations: {},
+        spec: { serviceAccountName: w.serviceAccount, containers: [{ name: 'waypoint', image: 'ambit/waypoint', command: ['ambit', 'waypoint'] }] },
+        workloadName: w.name, workloadType: 'DEPLOYMENT', spreadKey: `${w.namespace}/${w.name}`, spreadIndex: i,
+        waypointOf: { namespace: w.namespace, name: w.name }, source: w.source,
+      });
+    }
+  }
+
+  // Nodes.
+  const nodeNames = [...(options.nodes ?? ['node-1', 'node-2'])];
+  for (const d of drafts) {
+    if (d.spec.nodeName && !nodeNames.includes(d.spec.nodeName)) {
+      if (options.nodes) {
+        diagnostics.push(diag(d, 'error', 'unknown-node', 'spec.nodeName', `node "${d.spec.nodeName}" is not in this cluster (nodes: ${nodeNames.join(', ')})`));
+      } else {
+        nodeNames.push(d.spec.nodeName);
+      }
+    }
+  }
+  const base = parseCidr(settings.podCidrBase)!;
+  const nodes: NodeInfo[] = nodeNames.map((name, i) => ({
+    name, index: i + 1, podCidr: `${nthAddress(base, (i + 1) * 256)}/24`,
+  }));
+
+  // Placement and addresses: explicit addresses first, then sticky ones, then fresh ones.
+  const placed: { d: PodDraft; uid: string; node: string; ip?: string }[] = [];
+  for (const d of drafts) {
+    const uid = `${settings.clusterId}//Pod/${d.namespace}/${d.name}`;
+    const before = prev?.workloads.get(uid);
+    let node = d.spec.nodeName ?? (before && nodeNames.includes(before.node) ? before.node : undefined);
+    if (!node) node = nodeNames[(stableHash(d.spreadKey) + d.spreadIndex) % nodeNames.length]!;
+    if (!nodeNames.includes(node)) continue; // reported above
+    placed.push({ d, uid, node, ip: d.podIP });
+  }
+  const taken = new Set<string>();
+  for (const p of placed) {
+    if (!p.ip) continue;
+    if (taken.has(p.ip)) {
+      diagnostics.push(diag(p.d, 'error', 'duplicate-ip', 'status.podIP', `${p.ip} is already the address of another pod`));
+      p.ip = '';
+    } else {
+      taken.add(p.ip);
+    }
+  }
+  for (const p of placed) {
+    const before = prev?.workloads.get(p.uid);
+    if (p.ip === undefined && before && before.node === p.node && !taken.has(before.ip)) {
+      p.ip = before.ip;
+      taken.add(before.ip);
+    }
+  }
+  const nextFree = new Map<string, number>();
+  const workloads: WorkloadInfo[] = [];
+  const nsLabels = (ns: string) => namespaces.get(ns)?.labels ?? {};
+  for (const { d, uid, node, ip: given } of placed) {
+    if (given === '') continue; // a clash, reported above
+    let ip = given;
+    if (!ip) {
+      const nodeInfo = nodes.find((n) => n.name === node)!;
+      const cidr = parseCidr(nodeInfo.podCidr)!;
+      let n = nextFree.get(node) ?? 2;
+      while (n < cidrSize(cidr) - 1 && taken.has(nthAddress(cidr, n))) n++;
+      if (n >= cidrSize(cidr) - 1) {
+        diagnostics.push(diag(d, 'error', 'no-ip', 'metadata.name', `node ${node} has no free address left in ${nodeInfo.podCidr}`));
+        continue;
+      }
+      ip = nthAddress(cidr, n);
+      nextFree.set(node, n + 1);
+      taken.add(ip);
+    }
+    const sa = d.spec.serviceAccountName ?? d.spec.serviceAccount ?? 'default';
+    workloads.push({
+      uid, name: d.name, namespace: d.namespace, node, ip, serviceAccount: sa,
+      identity: spiffe(settings.trustDomain, d.namespace, sa),
+      labels: d.labels, annotations: d.annotations, workloadName: d.workloadName, workloadType: d.workloadType,
+      canonicalName: d.labels[LABEL_CANONICAL_NAME] ?? d.labels['app.kubernetes.io/name'] ?? d.labels.app ?? d.workloadName,
+      canonicalRevision: d.labels[LABEL_CANONICAL_REVISION] ?? d.labels['app.kubernetes.io/version'] ?? d.labels.version ?? 'latest',
+      mode: dataplaneMode(d, nsLabels(d.namespace)),
+      waypointOf: d.waypointOf,
+      containers: d.spec.containers as Container[],
+      servicePorts: {},
+      source: d.source,
+    });
+  }
+
+  // Services, including the one in front of each waypoint.
+  const services: ServiceInfo[] = [];
+  for (const l of set.located('Service')) {
+    const s = l.resource;
+    const ns = s.metadata.namespace ?? 'default';
+    const explicit = s.spec.clusterIP && s.spec.clusterIP !== 'None' && s.spec.clusterIP !== '' ? s.spec.clusterIP : undefined;
+    services.push({
+      namespace: ns, name: s.metadata.name, hostname: `${s.metadata.name}.${ns}.svc.${settings.clusterDomain}`,
+      vip: explicit ?? (s.spec.clusterIP === 'None' ? undefined : ''),
+      ports: s.spec.ports.map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort ?? p.port, appProtocol: p.appProtocol })),
+      selector: s.spec.selector, labels: s.metadata.labels ?? {}, endpoints: [], source: l.source,
+    });
+  }
+  for (const w of waypoints) {
+    if (services.some((s) => s.namespace === w.namespace && s.name === w.name)) {
+      diagnostics.push({ severity: 'error', code: 'conflict', file: w.source?.file ?? '', line: w.source?.line ?? 0, resource: `Gateway ${w.namespace}/${w.name}`,
+        message: `a Service named "${w.name}" already exists in ${w.namespace}; the waypoint needs that name for its own Service` });
+      continue;
+    }
+    services.push({
+      namespace: w.namespace, name: w.name, hostname: w.hostname, vip: '',
+      ports: [{ name: 'mesh', port: WAYPOINT_PORT, targetPort: WAYPOINT_PORT }],
+      selector: { [LABEL_GATEWAY_NAME]: w.name }, labels: { [LABEL_GATEWAY_NAME]: w.name }, endpoints: [],
+      waypointOf: { namespace: w.namespace, name: w.name }, source: w.source,
+    });
+  }
+  allocateVips(services, settings, prev, diagnostics);
+
+  // Endpoints and per-workload target ports.
+  for (const s of services) {
+    if (!s.selector) continue;
+    for (const w of workloads) {
+      if (w.namespace !== s.namespace || !selects(s.selector, w.labels)) continue;
+      s.endpoints.push(w.uid);
+      w.servicePorts[`${s.namespace}/${s.hostname}`] = s.ports.map((p) => ({ servicePort: p.port, targetPort: resolveTargetPort(p, w) }));
+    }
+  }
+  for (const w of waypoints) {
+    const svc = services.find((s) => s.waypointOf?.namespace === w.namespace && s.waypointOf.name === w.name);
+    w.vip = svc?.vip;
+    w.pods = workloads.filter((p) => p.waypointOf?.namespace === w.namespace && p.waypointOf.name === w.name).map((p) => p.uid);
+  }
+
+  // Waypoint bindings (Istio: service label > namespace label for services; pod label >
+  // namespace label for workloads; "none" opts out; waypoint-for decides what it serves).
+  for (const s of services) {
+    if (s.waypointOf) continue;
+    const ref = bindingFrom(s.labels, nsLabels(s.namespace), s.namespace);
+    if (ref) {
+      const wp = waypointByKey.get(`${ref.namespace}/${ref.name}`);
+      if (wp && (wp.waypointFor === 'service' || wp.waypointFor === 'all')) s.waypoint = ref;
+    }
+  }
+  for (const w of workloads) {
+    if (w.waypointOf || w.mode !== 'ambient') continue;
+    const ref = bindingFrom(w.labels, nsLabels(w.namespace), w.namespace);
+    if (ref) {
+      const wp = waypointByKey.get(`${ref.namespace}/${ref.name}`);
+      if (wp && (wp.waypointFor === 'workload' || wp.waypointFor === 'all')) w.waypoint = ref;
+    }
+  }
+
+  const model = new MeshModel({
+    workloads, services, waypoints, namespaces: [...namespaces.values()], nodes,
+    policies: {
+      authorization: set.located('AuthorizationPolicy'),
+      peerAuthentication: set.located('PeerAuthentication'),
+      requestAuthentication: set.located('RequestAuthentication'),
+      httpRoutes: set.located('HTTPRoute'),
+    },
+    settings,
+  });
+  return { model, diagnostics };
+}
+
+function diag(d: PodDraft, severity: 'error' | 'warning', code: string, path: string, message: string): Diagnostic {
+  return { severity, code, file: d.source?.file ?? '', line: d.source?.line ?? 0, resource: `Pod ${d.namespace}/${d.name}`, path, message };
+}
+
+export function spiffe(td: string, ns: string, sa: string): string {
+  return `spiffe://${td}/ns/${ns}/sa/${sa}`;
+}
+
+function stableHash(s: string): number {
+  return createHash('sha256').update(s).digest().readUInt32BE(0);
+}
+
+function dataplaneMode(d: PodDraft, nsLabels: Record<string, string>): DataplaneMode {
+  if (d.waypointOf) return 'none';
+  if (d.labels[SIDECAR_INJECT_LABEL] === 'true' || d.annotations[SIDECAR_INJECT_LABEL] === 'true') return 'sidecar';
+  if (nsLabels[NAMESPACE_INJECTION_LABEL] === 'enabled' && d.labels[SIDECAR_INJECT_LABEL] !== 'false') return 'sidecar';
+  const podMode = d.labels[LABEL_DATAPLANE_MODE];
+  if (podMode === 'none') return 'none';
+  if (podMode === 'ambient') return 'ambient';
+  return nsLabels[LABEL_DATAPLANE_MODE] === 'ambient' ? 'ambient' : 'none';
+}
+
+export function selects(selector: Record<string, string>, labels: Record<string, string>): boolean {
+  const entries = Object.entries(selector);
+  return entries.length > 0 && entries.every(([k, v]) => labels[k] === v);
+}
+
+function resolveTargetPort(p: { port: number; targetPort: number | string }, w: WorkloadInfo): number {
+  if (typeof p.targetPort === 'number') return p.targetPort;
+  for (const c of w.containers) {
+    const found = (c.ports ?? []).find((cp) => cp.name === p.targetPort);
+    if (found) return found.containerPort;
+  }
+  return p.port;
+}
+
+function bindingFrom(own: Record<string, string>, nsLabels: Record<string, string>, ns: string): WaypointRef | undefined {
+  const ownName = own[LABEL_USE_WAYPOINT];
+  if (ownName === 'none') return undefined;
+  if (ownName) return { namespace: own[LABEL_USE_WAYPOINT_NAMESPACE] ?? ns, name: ownName };
+  const nsName = nsLabels[LABEL_USE_WAYPOINT];
+  if (!nsName || nsName === 'none') return undefined;
+  return { namespace: nsLabels[LABEL_USE_WAYPOINT_NAMESPACE] ?? ns, name: nsName };
+}
+
+function allocateVips(services: ServiceInfo[], settings: ModelSettings, prev: MeshModel | undefined, diagnostics: Diagnostic[]): void {
+  const cidr = parseCidr(settings.serviceCidr)!;
+  const taken = new Set(services.map((s) => s.vip).filter((v): v is string => !!v));
+  const pending = services.filter((s) => s.vip === '');
+  for (const s of pending) {
+    const before = prev?.service(s.namespace, s.name)?.vip;
+    if (before && !taken.has(before)) {
+      s.vip = before;
+      taken.add(before);
+    }
+  }
+  let n = 10;
+  for (const s of pending.filter((x) => x.vip === '').sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`))) {
+    while (n < cidrSize(cidr) - 1 && taken.has(nthAddress(cidr, n))) n++;
+    if (n >= cidrSize(cidr) - 1) {
+      diagnostics.push({ severity: 'error', code: 'no-ip', file: s.source?.file ?? '', line: s.source?.line ?? 0, resource: `Service ${s.namespace}/${s.name}`, message: `no free address left in ${settings.serviceCidr}` });
+      s.vip = undefined;
+      continue;
+    }
+    s.vip = nthAddress(cidr, n);
+    taken.add(s.vip);
+  }
+}
+

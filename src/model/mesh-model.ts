@@ -1,0 +1,90 @@
+// The indexed, immutable mesh model. Lookups by uid, IP, node, identity, VIP and hostname.
+import type { MeshPolicies, ModelSettings, NamespaceInfo, NodeInfo, ServiceInfo, WaypointInfo, WorkloadInfo } from './types.js';
+
+export class MeshModel {
+  readonly workloads: ReadonlyMap<string, WorkloadInfo>;
+  readonly services: ReadonlyMap<string, ServiceInfo>;
+  readonly waypoints: ReadonlyMap<string, WaypointInfo>;
+  readonly namespaces: ReadonlyMap<string, NamespaceInfo>;
+  readonly nodes: readonly NodeInfo[];
+  readonly policies: MeshPolicies;
+  readonly settings: ModelSettings;
+
+  private readonly byIp = new Map<string, WorkloadInfo>();
+  private readonly byNode = new Map<string, WorkloadInfo[]>();
+  private readonly byIdentity = new Map<string, WorkloadInfo[]>();
+  private readonly byName = new Map<string, WorkloadInfo>();
+  private readonly svcByVip = new Map<string, ServiceInfo>();
+  private readonly svcByHostname = new Map<string, ServiceInfo>();
+
+  constructor(parts: {
+    workloads: WorkloadInfo[];
+    services: ServiceInfo[];
+    waypoints: WaypointInfo[];
+    namespaces: NamespaceInfo[];
+    nodes: NodeInfo[];
+    policies: MeshPolicies;
+    settings: ModelSettings;
+  }) {
+    this.workloads = new Map(parts.workloads.map((w) => [w.uid, w]));
+    this.services = new Map(parts.services.map((s) => [`${s.namespace}/${s.name}`, s]));
+    this.waypoints = new Map(parts.waypoints.map((w) => [`${w.namespace}/${w.name}`, w]));
+    this.namespaces = new Map(parts.namespaces.map((n) => [n.name, n]));
+    this.nodes = parts.nodes;
+    this.policies = parts.policies;
+    this.settings = parts.settings;
+    for (const w of parts.workloads) {
+      this.byIp.set(w.ip, w);
+      this.byName.set(`${w.namespace}/${w.name}`, w);
+      push(this.byNode, w.node, w);
+      push(this.byIdentity, w.identity, w);
+    }
+    for (const s of parts.services) {
+      if (s.vip) this.svcByVip.set(s.vip, s);
+      this.svcByHostname.set(s.hostname, s);
+    }
+  }
+
+  workloadByIp(ip: string): WorkloadInfo | undefined {
+    return this.byIp.get(ip);
+  }
+
+  /** A pod by `ns/name`. */
+  workloadByName(ns: string, name: string): WorkloadInfo | undefined {
+    return this.byName.get(`${ns}/${name}`);
+  }
+
+  workloadsOnNode(node: string): WorkloadInfo[] {
+    return this.byNode.get(node) ?? [];
+  }
+
+  workloadsWithIdentity(identity: string): WorkloadInfo[] {
+    return this.byIdentity.get(identity) ?? [];
+  }
+
+  service(ns: string, name: string): ServiceInfo | undefined {
+    return this.services.get(`${ns}/${name}`);
+  }
+
+  serviceByVip(ip: string): ServiceInfo | undefined {
+    return this.svcByVip.get(ip);
+  }
+
+  serviceByHostname(hostname: string): ServiceInfo | undefined {
+    return this.svcByHostname.get(hostname);
+  }
+
+  waypoint(ns: string, name: string): WaypointInfo | undefined {
+    return this.waypoints.get(`${ns}/${name}`);
+  }
+
+  namespaceLabels(ns: string): Record<string, string> {
+    return this.namespaces.get(ns)?.labels ?? {};
+  }
+}
+
+function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const list = m.get(k);
+  if (list) list.push(v);
+  else m.set(k, [v]);
+}
