@@ -8,16 +8,8 @@
 import type { Located, MtlsMode, PeerAuthenticationResource } from '../config/resources.js';
 import { selects } from '../model/build-model.js';
 import type { WorkloadInfo } from '../model/types.js';
+import { STATIC_STRICT_POLICY_NAME } from '../rbac/index.js';
 import { emptyMatch, type Authorization, type Match } from '../xds/workload-api.js';
-
-export const STATIC_STRICT_NAME = 'istio_converted_static_strict';
-
-export function staticStrictPolicy(rootNamespace: string): Authorization {
-  return {
-    name: STATIC_STRICT_NAME, namespace: rootNamespace, scope: 'WORKLOAD_SELECTOR', action: 'DENY', dryRun: false,
-    rules: [{ clauses: [{ matches: [{ ...emptyMatch(), notPrincipals: [{ presence: {} }] }] }] }],
-  };
-}
 
 export type EffectiveMode = 'STRICT' | 'PERMISSIVE';
 
@@ -69,7 +61,7 @@ export function effectivePeerAuthentication(
   const exceptions = Object.keys(portModes).map(Number).sort((a, b) => a - b);
   const noIdentity: Match = { ...emptyMatch(), notPrincipals: [{ presence: {} }] };
   if (exceptions.length === 0 || !wl) {
-    return { mode, portModes: {}, decidedBy, policyNames: mode === 'STRICT' ? [`${rootNamespace}/${STATIC_STRICT_NAME}`] : [] };
+    return { mode, portModes: {}, decidedBy, policyNames: mode === 'STRICT' ? [`${rootNamespace}/${STATIC_STRICT_POLICY_NAME}`] : [] };
   }
   const name = `converted_peer_authentication_${wl.resource.metadata.name}`;
   const portClause: Match = mode === 'STRICT'

@@ -11,9 +11,9 @@ import type { Diagnostic } from '../config/diagnostics.js';
 import type { SourceLocation } from '../config/resources.js';
 import type { MeshModel } from '../model/mesh-model.js';
 import type { WaypointRef } from '../model/types.js';
-import { toZtunnelAuthorization, type PolicyWarning } from '../rbac/index.js';
+import { staticStrictAuthorization, toZtunnelAuthorization, type PolicyWarning } from '../rbac/index.js';
 import type { Authorization, GatewayAddress, Service, Workload } from '../xds/workload-api.js';
-import { effectivePeerAuthentication, staticStrictPolicy } from './peer-authentication.js';
+import { effectivePeerAuthentication } from './peer-authentication.js';
 import { selects, WAYPOINT_PORT } from '../model/build-model.js';
 
 export interface WorkloadApi {
@@ -22,6 +22,8 @@ export interface WorkloadApi {
   authorizations: Authorization[];
   /** L7-at-ztunnel and similar warnings, located at the policy. */
   warnings: Diagnostic[];
+  /** "ns/name" -> for each pushed rule, the index of the policy's own rule it came from. */
+  ruleSources: Record<string, number[]>;
 }
 
 export function translate(model: MeshModel): WorkloadApi {
@@ -29,13 +31,15 @@ export function translate(model: MeshModel): WorkloadApi {
   const warnings: Diagnostic[] = [];
   const authorizations: Authorization[] = [];
   const selectorPolicies: { key: string; namespace: string; matchLabels: Record<string, string> }[] = [];
+  const ruleSources: Record<string, number[]> = {};
 
   for (const l of model.policies.authorization) {
     const r = l.resource;
-    const { authorization, warnings: ws } = toZtunnelAuthorization(r, { rootNamespace: settings.rootNamespace, trustDomain: settings.trustDomain });
+    const { authorization, warnings: ws, ruleIndexes } = toZtunnelAuthorization(r, { rootNamespace: settings.rootNamespace, trustDomain: settings.trustDomain });
     for (const w of ws) warnings.push(policyWarning(w, l.source));
     if (!authorization) continue;
     authorizations.push(authorization);
+    ruleSources[`${authorization.namespace}/${authorization.name}`] = ruleIndexes;
     if (authorization.scope === 'WORKLOAD_SELECTOR') {
       selectorPolicies.push({ key: `${authorization.namespace}/${authorization.name}`, namespace: r.metadata.namespace ?? 'default', matchLabels: r.spec.selector?.matchLabels ?? {} });
     }
@@ -74,7 +78,7 @@ export function translate(model: MeshModel): WorkloadApi {
       services: Object.fromEntries(Object.entries(w.servicePorts).map(([k, ports]) => [k, { ports: ports.map((p) => ({ servicePort: p.servicePort, targetPort: p.targetPort })) }])),
     });
   }
-  if (needStatic) authorizations.push(staticStrictPolicy(settings.rootNamespace));
+  if (needStatic) authorizations.push(staticStrictAuthorization(settings.rootNamespace));
 
   const services: Service[] = [];
   for (const s of model.services.values()) {
@@ -92,7 +96,7 @@ export function translate(model: MeshModel): WorkloadApi {
   workloads.sort((a, b) => a.uid.localeCompare(b.uid));
   services.sort((a, b) => `${a.namespace}/${a.hostname}`.localeCompare(`${b.namespace}/${b.hostname}`));
   authorizations.sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
-  return { workloads, services, authorizations, warnings };
+  return { workloads, services, authorizations, warnings, ruleSources };
 }
 
 function gatewayAddress(model: MeshModel, ref: WaypointRef): GatewayAddress | undefined {

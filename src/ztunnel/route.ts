@@ -1,0 +1,126 @@
+// Where an outbound connection goes: a pure decision over the ztunnel's state, tested without
+// a socket (as ztunnel's build_request()). The data path only carries out what this says.
+//
+// Order of the decision, for a connection from a local workload to an original destination:
+// 1. A destination port of 15001/15006/15008 on a pod is refused (it would loop).
+// 2. A service VIP: if the service has a waypoint (and the source is not that waypoint), go to
+//    the waypoint with :authority = the original VIP:port. Otherwise pick a ready endpoint
+//    (round robin) and route to it as in 3, with the endpoint's target port.
+// 3. A workload IP: if the workload has a waypoint (and the source is not it), go to the
+//    waypoint with :authority = the original ip:port; if it speaks HBONE, HBONE to
+//    <pod>:15008 with :authority = ip:port; otherwise plain TCP (passthrough).
+// 4. Anything else is outside the mesh: plain TCP passthrough.
+import { formatAuthority } from '../core/ip.js';
+import type { GatewayAddress, Service, Workload } from '../xds/workload-api.js';
+import { identityOf, type ZtunnelState } from './state.js';
+
+export const CAPTURE_PORTS = new Set([15001, 15006, 15008]);
+export const HBONE_PORT = 15008;
+
+export interface Destination {
+  ip: string;
+  port: number;
+}
+
+export type OutboundRoute =
+  | {
+      kind: 'hbone';
+      /** `direct` to the destination pod, or to its `waypoint`. */
+      via: 'direct' | 'waypoint';
+      /** Where the HBONE connection goes (pod or waypoint ip:15008). */
+      connectTo: Destination;
+      authority: string;
+      expectedIdentities: string[];
+      /** The final destination workload (absent when going to a waypoint for a service). */
+      workload?: Workload;
+      service?: Service;
+      /** For a waypoint hop: the waypoint replica. */
+      waypoint?: Workload;
+      /** The destination port on the workload (after service target-port mapping). */
+      targetPort: number;
+    }
+  | { kind: 'passthrough'; connectTo: Destination; workload?: Workload; service?: Service; reason: string }
+  | { kind: 'refuse'; reason: string; code: 'LOOP' | 'NO_ENDPOINT' | 'NO_WAYPOINT' };
+
+/** Chooses one of n candidates; the data path passes a round-robin counter. */
+export type Picker = (key: string, n: number) => number;
+
+export function roundRobin(): Picker {
+  const next = new Map<string, number>();
+  return (key, n) => {
+    const i = next.get(key) ?? 0;
+    next.set(key, i + 1);
+    return i % n;
+  };
+}
+
+export function decideOutbound(state: ZtunnelState, source: Workload | undefined, dst: Destination, pick: Picker): OutboundRoute {
+  const service = state.serviceByVip(dst.ip);
+  if (service) return routeToService(state, source, service, dst, pick);
+
+  const workload = state.workloadByIp(dst.ip);
+  if (!workload) return { kind: 'passthrough', connectTo: dst, reason: 'destination is not in the mesh' };
+  if (CAPTURE_PORTS.has(dst.port)) {
+    return { kind: 'refuse', code: 'LOOP', reason: `port ${dst.port} of a pod is a mesh capture port; connecting to it would loop` };
+  }
+  if (workload.waypoint && !isSourceWaypoint(state, source, workload.waypoint)) {
+    return viaWaypoint(state, workload.waypoint, formatAuthority(dst.ip, dst.port), dst.port, pick, { workload });
+  }
+  return toWorkload(workload, dst.port, undefined);
+}
+
+function routeToService(state: ZtunnelState, source: Workload | undefined, service: Service, dst: Destination, pick: Picker): OutboundRoute {
+  const port = service.ports.find((p) => p.servicePort === dst.port);
+  if (service.waypoint && !isSourceWaypoint(state, source, service.waypoint)) {
+    return viaWaypoint(state, service.waypoint, formatAuthority(dst.ip, dst.port), dst.port, pick, { service });
+  }
+  const ready = state.endpointsOf(service).filter((w) => w.status === 'HEALTHY');
+  if (ready.length === 0) {
+    return { kind: 'refuse', code: 'NO_ENDPOINT', reason: `service ${service.hostname} has no ready endpoint` };
+  }
+  const endpoint = ready[pick(`svc/${service.namespace}/${service.hostname}`, ready.length)]!;
+  const mapped = endpoint.services[`${service.namespace}/${service.hostname}`]?.ports.find((p) => p.servicePort === dst.port);
+  const targetPort = mapped?.targetPort || port?.targetPort || dst.port;
+  return toWorkload(endpoint, targetPort, service);
+}
+
+function toWorkload(workload: Workload, targetPort: number, service: Service | undefined): OutboundRoute {
+  const ip = workload.addresses[0]!;
+  if (workload.tunnelProtocol === 'HBONE') {
+    return {
+      kind: 'hbone', via: 'direct', connectTo: { ip, port: HBONE_PORT }, authority: formatAuthority(ip, targetPort),
+      expectedIdentities: [identityOf(workload), ...(service?.subjectAltNames ?? [])], workload, service, targetPort,
+    };
+  }
+  return { kind: 'passthrough', connectTo: { ip, port: targetPort }, workload, service, reason: 'destination does not speak HBONE' };
+}
+
+function waypointService(state: ZtunnelState, gw: GatewayAddress): Service | undefined {
+  if (gw.address) return state.serviceByVip(gw.address.address);
+  if (gw.hostname) return state.serviceByKey(`${gw.hostname.namespace}/${gw.hostname.hostname}`);
+  return undefined;
+}
+
+function isSourceWaypoint(state: ZtunnelState, source: Workload | undefined, gw: GatewayAddress): boolean {
+  if (!source) return false;
+  const svc = waypointService(state, gw);
+  if (svc) return state.endpointsOf(svc).some((w) => w.uid === source.uid);
+  return gw.address !== undefined && source.addresses.includes(gw.address.address);
+}
+
+function viaWaypoint(
+  state: ZtunnelState, gw: GatewayAddress, authority: string, targetPort: number, pick: Picker,
+  target: { workload?: Workload; service?: Service },
+): OutboundRoute {
+  const svc = waypointService(state, gw);
+  const replicas = svc ? state.endpointsOf(svc).filter((w) => w.status === 'HEALTHY') : [];
+  if (!svc || replicas.length === 0) {
+    const name = svc?.hostname ?? gw.address?.address ?? gw.hostname?.hostname ?? '?';
+    return { kind: 'refuse', code: 'NO_WAYPOINT', reason: `waypoint ${name} has no ready replica` };
+  }
+  const replica = replicas[pick(`wp/${svc.namespace}/${svc.hostname}`, replicas.length)]!;
+  return {
+    kind: 'hbone', via: 'waypoint', connectTo: { ip: replica.addresses[0]!, port: gw.hboneMtlsPort || HBONE_PORT }, authority,
+    expectedIdentities: [identityOf(replica)], waypoint: replica, targetPort, ...target,
+  };
+}
