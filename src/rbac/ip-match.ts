@@ -7,51 +7,8 @@
 //   address on the connection side (`::ffff:10.0.0.1`) is matched as IPv4.
 // - Anything unparsable matches nothing.
 
+import { parseIp as parseAddress } from '../core/ip.js';
 import type { AddressMatch } from '../xds/workload-api.js';
-
-function parseIpv4(s: string): number[] | null {
-  const parts = s.split('.');
-  if (parts.length !== 4) return null;
-  const out: number[] = [];
-  for (const p of parts) {
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return null;
-    const n = Number(p);
-    if (n > 255) return null;
-    out.push(n);
-  }
-  return out;
-}
-
-function parseIpv6(s: string): number[] | null {
-  const halves = s.split('::');
-  if (halves.length > 2) return null;
-  const groups = (h: string): number[] | null => {
-    if (h === '') return [];
-    const out: number[] = [];
-    const items = h.split(':');
-    for (let i = 0; i < items.length; i++) {
-      const item = items[i] as string;
-      if (i === items.length - 1 && item.includes('.')) {
-        const v4 = parseIpv4(item);
-        if (!v4) return null;
-        out.push(...v4);
-        continue;
-      }
-      if (!/^[0-9a-fA-F]{1,4}$/.test(item)) return null;
-      const n = parseInt(item, 16);
-      out.push(n >> 8, n & 0xff);
-    }
-    return out;
-  };
-  const head = groups(halves[0] as string);
-  if (!head) return null;
-  if (halves.length === 1) return head.length === 16 ? head : null;
-  const tail = groups(halves[1] as string);
-  if (!tail) return null;
-  const missing = 16 - head.length - tail.length;
-  if (missing < 2) return null; // `::` stands for at least one group
-  return [...head, ...new Array<number>(missing).fill(0), ...tail];
-}
 
 /** The bytes of an IP address (4 or 16), or null. Accepts `[v6]` and drops a `%zone`. */
 export function parseIp(s: string): Uint8Array | null {
@@ -59,8 +16,7 @@ export function parseIp(s: string): Uint8Array | null {
   if (t.startsWith('[') && t.endsWith(']')) t = t.slice(1, -1);
   const zone = t.indexOf('%');
   if (zone >= 0) t = t.slice(0, zone);
-  const bytes = t.includes(':') ? parseIpv6(t) : parseIpv4(t);
-  return bytes ? Uint8Array.from(bytes) : null;
+  return parseAddress(t)?.bytes ?? null;
 }
 
 function unmapV4(b: Uint8Array): Uint8Array {
