@@ -30,9 +30,14 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 if [ -f native/binding.gyp ]; then
-  if [ ! -f native/build/Release/ambit_native.node ] || [ -n "$(find native -maxdepth 1 -newer native/build/Release/ambit_native.node -name '*.c*' 2>/dev/null)" ]; then
+  if [ ! -f native/build/Release/ambit_native.node ] || [ -n "$(find native -maxdepth 1 -newer native/build/Release/ambit_native.node \( -name '*.c*' -o -name binding.gyp \) 2>/dev/null)" ]; then
     say "building the native addon (node-gyp)"
-    (cd native && node "$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js" rebuild --loglevel=error) || {
+    # Build offline against the installed Node headers: node-gyp run directly does not read
+    # npm's `nodedir` setting, and without one it tries to download headers.
+    nodedir="$(npm config get nodedir 2>/dev/null || true)"
+    if [ -z "$nodedir" ] || [ "$nodedir" = "undefined" ] || [ "$nodedir" = "null" ]; then nodedir=""; fi
+    if [ -z "$nodedir" ] && [ -f /usr/include/node/node_api.h ]; then nodedir=/usr; fi
+    (cd native && node "$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js" rebuild --loglevel=error ${nodedir:+--nodedir="$nodedir"}) || {
       echo "ambit setup: the native addon did not build; it needs python3, make, g++ and Node's headers" >&2
       exit 1
     }
