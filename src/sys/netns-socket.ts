@@ -177,11 +177,11 @@ export interface ConnectInNetnsOptions {
 }
 
 /**
- * Opens a TCP connection from inside `ns` (null = this process's namespace). Resolves once
- * connected with an ordinary net.Socket; rejects with Node's connect errors (ECONNREFUSED,
- * EHOSTUNREACH, ...) or AMBIT_ERR_TIMEOUT, having destroyed the socket.
+ * Starts a TCP connection from inside `ns` (null = this process's namespace) and returns the
+ * connecting net.Socket at once (for callers that hand a socket to tls.connect or a pool).
+ * Connect errors arrive as the socket's 'error' event, as with net.connect.
  */
-export async function connectInNetns(ns: NetnsHandle | null, options: ConnectInNetnsOptions): Promise<net.Socket> {
+export function startConnectInNetns(ns: NetnsHandle | null, options: ConnectInNetnsOptions): net.Socket {
   const native = loadNative();
   const family = ipFamily(options.host, 'connectInNetns');
   if (options.localAddress !== undefined && net.isIP(options.localAddress) !== family) {
@@ -220,6 +220,17 @@ export async function connectInNetns(ns: NetnsHandle | null, options: ConnectInN
     throw e;
   }
   if (options.noDelay) socket.setNoDelay(true);
+  socket.connect({ host: options.host, port: options.port });
+  return socket;
+}
+
+/**
+ * Opens a TCP connection from inside `ns` (null = this process's namespace). Resolves once
+ * connected with an ordinary net.Socket; rejects with Node's connect errors (ECONNREFUSED,
+ * EHOSTUNREACH, ...) or AMBIT_ERR_TIMEOUT, having destroyed the socket.
+ */
+export async function connectInNetns(ns: NetnsHandle | null, options: ConnectInNetnsOptions): Promise<net.Socket> {
+  const socket = startConnectInNetns(ns, options);
 
   return new Promise<net.Socket>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
@@ -255,7 +266,6 @@ export async function connectInNetns(ns: NetnsHandle | null, options: ConnectInN
         }));
       }, options.timeoutMs);
     }
-    socket.connect({ host: options.host, port: options.port });
   });
 }
 
