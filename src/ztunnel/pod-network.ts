@@ -1,0 +1,86 @@
+// Where a ztunnel opens a workload's listeners and makes its upstream connections.
+// - In the local cluster (capture mode) each enrolled pod is a network namespace: listeners
+//   for 15001/15006/15008 are made inside it, upstream sockets are made inside it with mark
+//   0x539 so the pod's capture rules let them through (design section 4), and the original
+//   destination of a captured connection comes from SO_ORIGINAL_DST.
+// - In the direct tier and for a standalone ztunnel, workloads are addresses of this host
+//   (e.g. 127.0.10.1): listeners bind those addresses and upstream sockets bind the workload
+//   address as their source.
+import net from 'node:net';
+import { listenInNetns, NetnsHandle, originalDestination, startConnectInNetns } from '../sys/netns-socket.js';
+
+export const ZTUNNEL_MARK = 0x539;
+
+export interface Endpoint {
+  ip: string;
+  port: number;
+}
+
+export interface PodNetwork {
+  readonly kind: 'host' | 'netns';
+  /** A listening TCP server at ip:port in the workload's network. */
+  listen(ip: string, port: number, server?: net.Server): Promise<net.Server>;
+  /** A connecting socket from the workload's network, not captured; 'connect'/'error' as net.connect. */
+  connect(dst: Endpoint, options?: { localAddress?: string }): net.Socket;
+  /** The original destination of a captured connection, or undefined when not captured. */
+  originalDestination(socket: net.Socket): Endpoint | undefined;
+  close(): void;
+}
+
+/** Workloads as addresses of this host (no capture). */
+export class HostPodNetwork implements PodNetwork {
+  readonly kind = 'host' as const;
+
+  async listen(ip: string, port: number, server: net.Server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false })): Promise<net.Server> {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: ip, port, backlog: 1024 }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return server;
+  }
+
+  connect(dst: Endpoint, options: { localAddress?: string } = {}): net.Socket {
+    return net.connect({ host: dst.ip, port: dst.port, localAddress: options.localAddress, allowHalfOpen: true, noDelay: true });
+  }
+
+  originalDestination(): Endpoint | undefined {
+    return undefined;
+  }
+
+  close(): void {}
+}
+
+/** A pod's network namespace (capture mode). */
+export class NetnsPodNetwork implements PodNetwork {
+  readonly kind = 'netns' as const;
+  private constructor(private readonly ns: NetnsHandle) {}
+
+  static open(nameOrPath: string): NetnsPodNetwork {
+    return new NetnsPodNetwork(NetnsHandle.open(nameOrPath));
+  }
+
+  get name(): string {
+    return this.ns.name;
+  }
+
+  listen(ip: string, port: number, server: net.Server = net.createServer({ allowHalfOpen: true })): Promise<net.Server> {
+    // Bind the wildcard: captured connections arrive for any destination address.
+    return listenInNetns(this.ns, { host: ip, port, backlog: 1024, server, transparent: false });
+  }
+
+  connect(dst: Endpoint, options: { localAddress?: string } = {}): net.Socket {
+    return startConnectInNetns(this.ns, { host: dst.ip, port: dst.port, mark: ZTUNNEL_MARK, localAddress: options.localAddress, allowHalfOpen: true, noDelay: true });
+  }
+
+  originalDestination(socket: net.Socket): Endpoint | undefined {
+    const d = originalDestination(socket);
+    return { ip: d.address, port: d.port };
+  }
+
+  close(): void {
+    this.ns.close();
+  }
+}
