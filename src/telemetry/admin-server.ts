@@ -1,0 +1,100 @@
+// The small HTTP server every Ambit process exposes for operators: metrics in Prometheus
+// text, log level and tracers at run time, readiness, and whatever JSON a component adds
+// (e.g. the ztunnel's /config_dump). Several listeners may share one router (Istio splits
+// admin 15000, metrics 15020 and readiness 15021 across ports).
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseLevel, type Logger } from '../core/logger.js';
+import { PROMETHEUS_CONTENT_TYPE, type MetricsRegistry } from './metrics.js';
+
+export type AdminHandler = (req: http.IncomingMessage, url: URL) => Promise<AdminResponse> | AdminResponse;
+export interface AdminResponse {
+  status?: number;
+  json?: unknown;
+  text?: string;
+  contentType?: string;
+}
+
+export interface AdminServerOptions {
+  logger: Logger;
+  metrics?: MetricsRegistry;
+  ready?: () => boolean | { ready: boolean; reason?: string };
+  routes?: Record<string, AdminHandler>;
+}
+
+export class AdminServer {
+  private readonly servers: http.Server[] = [];
+  private readonly routes: Record<string, AdminHandler>;
+
+  constructor(private readonly opts: AdminServerOptions) {
+    this.routes = {
+      '/metrics': () => this.metrics(),
+      '/stats/prometheus': () => this.metrics(),
+      '/healthz/ready': () => this.readiness(),
+      '/ready': () => this.readiness(),
+      '/logging': (req, url) => this.logging(req, url),
+      ...opts.routes,
+    };
+  }
+
+  /** Serve the router on host:port; resolves with the bound address. */
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    const server = http.createServer((req, res) => void this.handle(req, res));
+    server.keepAliveTimeout = 5000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port }, () => { server.off('error', reject); resolve(); });
+    });
+    this.servers.push(server);
+    return server.address() as AddressInfo;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => {
+      s.close(() => resolve());
+      s.closeAllConnections();
+    })));
+    this.servers.length = 0;
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const route = this.routes[url.pathname];
+    let r: AdminResponse;
+    try {
+      r = route ? await route(req, url) : { status: 404, text: `no such endpoint; try ${Object.keys(this.routes).join(' ')}\n` };
+    } catch (e: unknown) {
+      r = { status: 500, text: `${e instanceof Error ? e.message : String(e)}\n` };
+    }
+    const body = r.json !== undefined ? JSON.stringify(r.json, null, 2) + '\n' : r.text ?? '';
+    res.writeHead(r.status ?? 200, { 'content-type': r.contentType ?? (r.json !== undefined ? 'application/json' : 'text/plain; charset=utf-8') });
+    res.end(body);
+  }
+
+  private metrics(): AdminResponse {
+    return { text: this.opts.metrics?.render() ?? '', contentType: PROMETHEUS_CONTENT_TYPE };
+  }
+
+  private readiness(): AdminResponse {
+    const r = this.opts.ready?.() ?? true;
+    const { ready, reason } = typeof r === 'boolean' ? { ready: r, reason: undefined } : r;
+    return ready ? { text: 'ready\n' } : { status: 503, text: `not ready${reason ? `: ${reason}` : ''}\n` };
+  }
+
+  /** GET: current level and tracers. POST/PUT ?level=debug&trace=pool,xds: change them. */
+  private logging(req: http.IncomingMessage, url: URL): AdminResponse {
+    const { logger } = this.opts;
+    if (req.method === 'POST' || req.method === 'PUT') {
+      const level = url.searchParams.get('level');
+      if (level !== null) {
+        const parsed = parseLevel(level);
+        if (!parsed) return { status: 400, text: `unknown level "${level}"; use error, warn, info or debug\n` };
+        logger.setLevel(parsed);
+      }
+      const trace = url.searchParams.get('trace');
+      if (trace !== null) logger.setTracing(trace);
+      logger.info('logging changed', { level: logger.level, tracing: logger.tracing().enabled });
+    }
+    return { json: { level: logger.level, ...logger.tracing() } };
+  }
+}

@@ -1,0 +1,303 @@
+// One ztunnel: serves the enrolled workloads of one node.
+//
+// For each local workload that speaks HBONE (and is not a waypoint) it holds the workload's
+// certificate and listeners in the workload's network: 15008 (HBONE inbound), and in capture
+// mode 15001 (outbound) and 15006 (plaintext inbound). A new state (static file or xDS)
+// reconciles those listeners and re-checks live connections against the new policies.
+//
+// Lifecycle: start() -> setState()* -> close(deadlineMs) (stop accepting, drain, then reset
+// what is left) or destroy().
+import type net from 'node:net';
+import type { Clock } from '../core/clock.js';
+import { describeError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { HbonePool, HboneServer } from '../hbone/index.js';
+import type { MetricsRegistry } from '../telemetry/metrics.js';
+import { TcpTelemetry } from '../telemetry/connection-record.js';
+import type { Workload } from '../xds/workload-api.js';
+import type { CertificateSource } from './certificates.js';
+import { ConnectionManager } from './connection-manager.js';
+import { DataPath } from './data-path.js';
+import type { Endpoint, PodNetwork } from './pod-network.js';
+import { roundRobin } from './route.js';
+import { identityOf, ZtunnelState } from './state.js';
+import { formatSpiffe } from '../identity/spiffe.js';
+
+export const OUTBOUND_PORT = 15001;
+export const INBOUND_PLAINTEXT_PORT = 15006;
+export const INBOUND_HBONE_PORT = 15008;
+
+export interface ZtunnelOptions {
+  node: string;
+  trustDomain: string;
+  logger: Logger;
+  metrics: MetricsRegistry;
+  clock: Clock;
+  certificates: CertificateSource;
+  /** The network a local workload lives in; undefined when it cannot be served (yet). */
+  network(workload: Workload): PodNetwork | undefined;
+  /** Capture mode: open 15001/15006 in each workload's network (the local cluster). */
+  capture: boolean;
+  /** Address to bind in a workload's network: its own IP (host mode) or the wildcard (netns). */
+  bindAddress(workload: Workload): string;
+  upstreamConnectTimeoutMs?: number;
+  pool?: { idleTimeoutMs?: number; pingIntervalMs?: number; pingTimeoutMs?: number };
+}
+
+interface WorkloadProxy {
+  workload: Workload;
+  identity: string;
+  network: PodNetwork;
+  hbone: HboneServer;
+  servers: net.Server[];
+}
+
+export class Ztunnel {
+  private state = ZtunnelState.empty();
+  private stateVersion: string | undefined;
+  private readonly proxies = new Map<string, WorkloadProxy>();
+  private readonly pending = new Map<string, Promise<void>>();
+  private readonly pool: HbonePool;
+  private readonly telemetry: TcpTelemetry;
+  private readonly connections = new ConnectionManager();
+  private readonly dataPath: DataPath;
+  private readonly logger: Logger;
+  private seq = 0;
+  private closing = false;
+  private readonly failures = new Map<string, string>();
+
+  constructor(private readonly opts: ZtunnelOptions) {
+    this.logger = opts.logger;
+    this.telemetry = new TcpTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }), clock: opts.clock });
+    this.pool = new HbonePool({
+      logger: opts.logger,
+      clock: opts.clock,
+      createSocket: (dst, sourceIp) => this.createPoolSocket(dst, sourceIp),
+      ...opts.pool,
+    });
+    this.dataPath = new DataPath({
+      state: () => this.state,
+      pool: this.pool,
+      certificates: opts.certificates,
+      telemetry: this.telemetry,
+      connections: this.connections,
+      pick: roundRobin(),
+      logger: opts.logger,
+      nextId: () => `${opts.node}-${++this.seq}`,
+      now: () => opts.clock.now(),
+      upstreamConnectTimeoutMs: opts.upstreamConnectTimeoutMs ?? 10_000,
+    });
+    this.registerMetrics();
+  }
+
+  current(): ZtunnelState {
+    return this.state;
+  }
+
+  /** Apply a new view of the mesh: reconcile local workloads, close what policies now deny. */
+  async setState(state: ZtunnelState): Promise<void> {
+    this.state = state;
+    this.stateVersion = state.version;
+    const recheck = this.connections.recheck(state);
+    if (recheck.closed > 0) this.logger.info('closed connections that the new policy denies', { count: recheck.closed, reasons: recheck.reasons.slice(0, 10) });
+    if (this.closing) return;
+    const wanted = new Map(this.localWorkloads(state).map((w) => [w.uid, w]));
+    for (const [uid, proxy] of this.proxies) {
+      const w = wanted.get(uid);
+      if (!w || w.addresses[0] !== proxy.workload.addresses[0] || identityOf(w) !== proxy.identity) await this.removeProxy(uid);
+      else proxy.workload = w;
+    }
+    await Promise.all([...wanted.values()].filter((w) => !this.proxies.has(w.uid)).map((w) => this.addProxy(w)));
+    const identities = new Set([...this.proxies.values()].map((p) => p.identity));
+    for (const c of this.opts.certificates.list()) {
+      const id = formatSpiffe(c.identity);
+      if (!identities.has(id)) this.opts.certificates.forget(id);
+    }
+  }
+
+  /** Workloads on this node that this ztunnel serves (waypoints speak HBONE themselves: NONE here). */
+  localWorkloads(state = this.state): Workload[] {
+    return state.workloadsOnNode(this.opts.node).filter((w) => w.tunnelProtocol === 'HBONE');
+  }
+
+  /** Route a connection made by a local workload (explicit forwarders use this). */
+  handleOutbound(client: net.Socket, sourceUid: string, dst: Endpoint): void {
+    const proxy = this.proxies.get(sourceUid);
+    if (!proxy) {
+      client.resetAndDestroy();
+      this.logger.warn('outbound connection from a workload this ztunnel does not serve', { uid: sourceUid });
+      return;
+    }
+    this.dataPath.outbound(client, proxy.workload, proxy.network, dst);
+  }
+
+  /** Plaintext to a local workload (explicit listeners stand in for the 15006 capture). */
+  handleInboundPlaintext(client: net.Socket, uid: string, target: Endpoint): void {
+    const proxy = this.proxies.get(uid);
+    if (!proxy) { client.resetAndDestroy(); return; }
+    this.dataPath.inboundPlaintext(client, proxy.workload, proxy.network, target);
+  }
+
+  ready(): { ready: boolean; reason?: string } {
+    if (this.stateVersion === undefined) return { ready: false, reason: 'no configuration received yet' };
+    const missing = this.localWorkloads().filter((w) => !this.proxies.has(w.uid)).map((w) => `${w.namespace}/${w.name}`);
+    if (missing.length > 0) return { ready: false, reason: `workloads not served yet: ${missing.join(', ')}` };
+    return { ready: true };
+  }
+
+  configDump(): Record<string, unknown> {
+    return {
+      node: this.opts.node,
+      version: this.stateVersion ?? null,
+      workloads: [...this.state.workloads.values()],
+      services: [...this.state.services.values()],
+      policies: [...this.state.authorizations.values()],
+      certificates: this.opts.certificates.list().map((c) => ({ ...c, identity: formatSpiffe(c.identity) })),
+      served: [...this.proxies.values()].map((p) => ({ uid: p.workload.uid, identity: p.identity, address: p.workload.addresses[0], network: p.network.kind })),
+      failures: Object.fromEntries(this.failures),
+      pool: this.pool.stats(),
+      liveInboundConnections: this.connections.size,
+    };
+  }
+
+  /** Stop accepting, let live connections finish until the deadline, then reset the rest. */
+  async close(deadlineMs = 5000): Promise<void> {
+    this.closing = true;
+    for (const p of this.proxies.values()) for (const s of p.servers) s.close();
+    const left = await this.connections.drain(deadlineMs);
+    if (left > 0) this.logger.warn('drain deadline reached; reset the connections left', { count: left });
+    await Promise.all([...this.proxies.keys()].map((uid) => this.removeProxy(uid)));
+    await this.pool.close();
+    this.opts.certificates.close();
+  }
+
+  destroy(): void {
+    this.closing = true;
+    for (const uid of [...this.proxies.keys()]) {
+      const p = this.proxies.get(uid)!;
+      p.hbone.destroy();
+      for (const s of p.servers) s.close();
+      p.network.close();
+    }
+    this.proxies.clear();
+    void this.pool.close();
+    this.opts.certificates.close();
+  }
+
+  private async addProxy(w: Workload): Promise<void> {
+    const inflight = this.pending.get(w.uid);
+    if (inflight) return inflight;
+    const p = this.startProxy(w).finally(() => this.pending.delete(w.uid));
+    this.pending.set(w.uid, p);
+    return p;
+  }
+
+  private async startProxy(w: Workload): Promise<void> {
+    const identity = identityOf(w);
+    const network = this.opts.network(w);
+    if (!network) {
+      this.failures.set(w.uid, 'its network is not available yet');
+      return;
+    }
+    const servers: net.Server[] = [];
+    try {
+      await this.opts.certificates.get(identity);
+      const bind = this.opts.bindAddress(w);
+      const hbone = new HboneServer({
+        certificate: () => {
+          const c = this.opts.certificates.current(identity);
+          if (!c) throw new Error(`no valid certificate for ${identity}`);
+          return c;
+        },
+        trustDomain: w.trustDomain || this.opts.trustDomain,
+        logger: this.logger,
+        onRequest: (req) => {
+          const proxy = this.proxies.get(w.uid);
+          if (!proxy) { req.reject(503, 'workload is no longer served here'); return; }
+          this.dataPath.inboundHbone(req, proxy.workload, proxy.network);
+        },
+        onRefused: (e) => {
+          this.refused.labels({ reason: refusalKind(e.reason) }).inc();
+          this.logger.warn('HBONE connection refused', { workload: `${w.namespace}/${w.name}`, ...e });
+        },
+      });
+      const hboneServer = await network.listen(bind, INBOUND_HBONE_PORT);
+      hbone.attach(hboneServer);
+      servers.push(hboneServer);
+      if (this.opts.capture) {
+        const outbound = await network.listen(bind, OUTBOUND_PORT);
+        outbound.on('connection', (s: net.Socket) => this.onCaptured(s, w.uid, 'outbound'));
+        servers.push(outbound);
+        const plaintext = await network.listen(bind, INBOUND_PLAINTEXT_PORT);
+        plaintext.on('connection', (s: net.Socket) => this.onCaptured(s, w.uid, 'inbound'));
+        servers.push(plaintext);
+      }
+      this.proxies.set(w.uid, { workload: w, identity, network, hbone, servers });
+      this.failures.delete(w.uid);
+      this.logger.info('serving workload', { workload: `${w.namespace}/${w.name}`, address: w.addresses[0], identity, network: network.kind });
+    } catch (e: unknown) {
+      for (const s of servers) s.close();
+      network.close();
+      const d = describeError(e);
+      this.failures.set(w.uid, d.message);
+      this.logger.error('cannot serve workload', { workload: `${w.namespace}/${w.name}`, code: d.code, error: d.message });
+    }
+  }
+
+  private onCaptured(socket: net.Socket, uid: string, kind: 'outbound' | 'inbound'): void {
+    const proxy = this.proxies.get(uid);
+    if (!proxy) { socket.resetAndDestroy(); return; }
+    let dst: Endpoint | undefined;
+    try {
+      dst = proxy.network.originalDestination(socket);
+    } catch (e: unknown) {
+      this.logger.warn('no original destination for a captured connection', { error: describeError(e).message });
+    }
+    if (!dst) { socket.resetAndDestroy(); return; }
+    if (kind === 'outbound') this.dataPath.outbound(socket, proxy.workload, proxy.network, dst);
+    else this.dataPath.inboundPlaintext(socket, proxy.workload, proxy.network, dst);
+  }
+
+  private async removeProxy(uid: string): Promise<void> {
+    const p = this.proxies.get(uid);
+    if (!p) return;
+    this.proxies.delete(uid);
+    for (const s of p.servers) s.close();
+    await p.hbone.close(1000);
+    p.network.close();
+    this.logger.info('stopped serving workload', { workload: `${p.workload.namespace}/${p.workload.name}` });
+  }
+
+  private createPoolSocket(dst: Endpoint, sourceIp?: string): net.Socket {
+    const proxy = sourceIp ? [...this.proxies.values()].find((p) => p.workload.addresses.includes(sourceIp)) : undefined;
+    if (!proxy) throw new Error(`no local workload with address ${sourceIp ?? '(none)'}`);
+    return proxy.network.connect(dst, proxy.network.kind === 'host' ? { localAddress: sourceIp } : {});
+  }
+
+  private refused!: ReturnType<MetricsRegistry['counter']>;
+
+  private registerMetrics(): void {
+    const m = this.opts.metrics;
+    this.refused = m.counter({ name: 'ambit_hbone_refused_total', help: 'HBONE connections or streams refused before reaching policy (TLS, identity, protocol).', labelNames: ['reason'] });
+    const workloads = m.gauge({ name: 'ambit_ztunnel_workloads', help: 'Local workloads this ztunnel serves.' });
+    const poolConns = m.gauge({ name: 'ambit_hbone_pool_connections', help: 'Outbound HBONE connections in the pool.' });
+    const poolStreams = m.gauge({ name: 'ambit_hbone_pool_streams', help: 'Outbound HBONE tunnels open.' });
+    const handshakes = m.gauge({ name: 'ambit_hbone_pool_handshakes', help: 'Outbound TLS handshakes since start.' });
+    m.addCollector(() => {
+      workloads.labels({}).set(this.proxies.size);
+      const s = this.pool.stats();
+      poolConns.labels({}).set(s.connections);
+      poolStreams.labels({}).set(s.streams);
+      handshakes.labels({}).set(s.handshakes);
+    });
+  }
+}
+
+function refusalKind(reason: string): string {
+  const r = reason.toLowerCase();
+  if (r.includes('trust domain')) return 'trust_domain';
+  if (r.includes('certificate') || r.includes('tls') || r.includes('handshake')) return 'tls';
+  if (r.includes('method')) return 'method';
+  if (r.includes('authority')) return 'authority';
+  return 'other';
+}
