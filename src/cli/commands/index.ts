@@ -3,6 +3,7 @@ import type { Command } from '../command.js';
 import { caInitCommand, caIssueCommand } from './ca.js';
 import { validateCommand } from './validate.js';
 import { authzCheckCommand } from './authz.js';
+import { ztunnelCommand } from './ztunnel.js';
 import { workloadApiCommand } from './workload-api.js';
 
 export function commands(): Command[] {
@@ -10,6 +11,7 @@ export function commands(): Command[] {
     validateCommand,
     workloadApiCommand,
     authzCheckCommand,
+    ztunnelCommand,
     caInitCommand,
     caIssueCommand,
   ];

@@ -1,0 +1,112 @@
+import net from 'node:net';
+import { systemClock } from '../../core/clock.js';
+import { parseAuthority } from '../../core/ip.js';
+import { Logger } from '../../core/logger.js';
+import { MeshCA } from '../../identity/ca.js';
+import { AdminServer } from '../../telemetry/admin-server.js';
+import { MetricsRegistry } from '../../telemetry/metrics.js';
+import { localCaFetcher, managedCertificates } from '../../ztunnel/certificates.js';
+import { HostPodNetwork, NetnsPodNetwork, type PodNetwork } from '../../ztunnel/pod-network.js';
+import { loadStaticState, watchStaticState } from '../../ztunnel/static-source.js';
+import { Ztunnel } from '../../ztunnel/ztunnel.js';
+import type { Workload } from '../../xds/workload-api.js';
+import { list, parseCommandArgs, usageError, type Command } from '../command.js';
+
+export const ztunnelCommand: Command = {
+  path: ['ztunnel'],
+  summary: 'run the node proxy for the enrolled workloads of one node',
+  help: `Usage: ambit ztunnel --node NAME --config FILE --ca DIR [options]
+
+Runs a ztunnel: for each workload of NODE that speaks HBONE it serves 15008 (HBONE, mTLS,
+L4 authorization) and carries the workload's outbound traffic over HBONE, recording Istio's
+TCP metrics and one access-log line per connection (JSON on stderr).
+
+Config (one of):
+  --config FILE          a workload API file (\`ambit x workload-api -f ... -o yaml\`); watched
+Certificates:
+  --ca DIR               a CA directory (\`ambit ca init\`): sign workload certificates locally
+Networks:
+  --pod-netns TEMPLATE   capture mode: each workload is the network namespace TEMPLATE names
+                         ({namespace}, {name}); 15001/15006/15008 are opened inside it
+  (default)              workloads are addresses of this host; listeners bind them
+  --forward L=NS/POD>DST explicit outbound forwarder standing in for capture: connections to
+                         L (ip:port) are NS/POD's connections to DST (ip:port). Repeatable.
+Operator endpoints:
+  --admin ADDR           /config_dump, /logging (default 127.0.0.1:15000)
+  --metrics ADDR         /metrics, /stats/prometheus (default 127.0.0.1:15020)
+  --readiness ADDR       /healthz/ready (default 127.0.0.1:15021)
+  --drain-ms N           on SIGTERM, let connections finish this long (default 5000)
+
+Example:
+  ambit x workload-api -f examples/demo -o yaml > /tmp/wl.yaml
+  ambit ca init --out /tmp/ca
+  ambit ztunnel --node node-1 --config /tmp/wl.yaml --ca /tmp/ca
+`,
+  async run(argv, io) {
+    const { values } = parseCommandArgs(this, argv, {
+      node: { type: 'string' },
+      config: { type: 'string' },
+      ca: { type: 'string' },
+      'pod-netns': { type: 'string' },
+      forward: { type: 'string', multiple: true },
+      admin: { type: 'string', default: '127.0.0.1:15000' },
+      metrics: { type: 'string', default: '127.0.0.1:15020' },
+      readiness: { type: 'string', default: '127.0.0.1:15021' },
+      'drain-ms': { type: 'string', default: '5000' },
+      'trust-domain': { type: 'string', default: 'cluster.local' },
+    });
+    if (!values.node) throw usageError(this, '--node NAME is required');
+    if (!values.config) throw usageError(this, '--config FILE is required (xDS arrives with the control plane)');
+    if (!values.ca) throw usageError(this, '--ca DIR is required');
+    const logger = new Logger({ component: 'ztunnel' }).child({ node: values.node });
+    const metrics = new MetricsRegistry();
+    const ca = await MeshCA.load(values.ca, { trustDomain: values['trust-domain'] });
+    const template = values['pod-netns'];
+    const network = (w: Workload): PodNetwork => template
+      ? NetnsPodNetwork.open(template.replaceAll('{namespace}', w.namespace).replaceAll('{name}', w.name))
+      : new HostPodNetwork();
+    const ztunnel = new Ztunnel({
+      node: values.node, trustDomain: values['trust-domain'], logger, metrics, clock: systemClock,
+      certificates: managedCertificates({ fetch: localCaFetcher(ca), rootPem: ca.rootPem, clock: systemClock, logger }),
+      network, capture: !!template, bindAddress: (w) => (template ? '0.0.0.0' : w.addresses[0]!),
+    });
+    await ztunnel.setState(await loadStaticState(values.config, '1'));
+    const stopWatch = watchStaticState(values.config, logger, (s) => void ztunnel.setState(s));
+
+    const admin = new AdminServer({
+      logger, metrics, ready: () => ztunnel.ready(),
+      routes: { '/config_dump': () => ({ json: ztunnel.configDump() }) },
+    });
+    for (const addr of new Set([values.admin, values.metrics, values.readiness])) {
+      const a = parseAuthority(addr);
+      if (!a) throw usageError(this, `"${addr}" is not ip:port`);
+      await admin.listen(a.ip, a.port);
+    }
+    const forwarders: net.Server[] = [];
+    for (const f of list(values.forward)) {
+      const m = /^(.+?)=([a-z0-9-]+)\/([a-z0-9.-]+)>(.+)$/.exec(f);
+      const listen = m && parseAuthority(m[1]!);
+      const dst = m && parseAuthority(m[4]!);
+      if (!m || !listen || !dst) throw usageError(this, `--forward must be LISTEN=NS/POD>DST with ip:port addresses, not "${f}"`);
+      const uid = `Kubernetes//Pod/${m[2]}/${m[3]}`;
+      const server = net.createServer({ allowHalfOpen: true }, (s) => ztunnel.handleOutbound(s, uid, dst));
+      await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(listen.port, listen.ip, () => resolve()); });
+      forwarders.push(server);
+    }
+    const r = ztunnel.ready();
+    io.err(`ztunnel ${values.node}: serving ${ztunnel.localWorkloads().length} workload(s); admin http://${values.admin}/config_dump, metrics http://${values.metrics}/metrics${r.ready ? '' : ` (not ready: ${r.reason})`}\n`);
+
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string) => {
+        logger.info('shutting down', { signal: sig });
+        stopWatch();
+        for (const f of forwarders) f.close();
+        void ztunnel.close(Number(values['drain-ms'])).then(() => admin.close()).then(resolve);
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    return 0;
+  },
+};
+
