@@ -1,0 +1,372 @@
+// A delta ADS client: subscribes (wildcard) to the given type URLs over
+// AggregatedDiscoveryService/DeltaAggregatedResources, decodes and keeps the resources, ACKs
+// or NACKs every response, and reconnects with backoff, resuming where it was.
+//
+// Invariants:
+// - Every response is answered exactly once, after it is applied and `update` listeners ran:
+//   an ACK (response_nonce), or a NACK (response_nonce + error_detail INVALID_ARGUMENT) when any
+//   resource in it could not be decoded. A NACK names each bad resource and its reason; the
+//   good resources of the same response are applied all the same, and each bad one keeps its
+//   previous version (if any).
+// - Resources are kept while disconnected; a new stream's first request per type carries
+//   initial_resource_versions = the versions held, so the server sends only the difference.
+//   A resource is dropped only when a response lists it in removed_resources.
+// - Reconnect delay after the n-th consecutive failure: d = min(maxMs, initialMs * 2^(n-1)),
+//   waited as d/2 + random * d/2 (equal jitter). The count resets once a stream delivered a
+//   response. Each attempt opens a fresh channel (local subchannel pool): the delay is ours,
+//   not grpc-js's hidden reconnect backoff.
+// - State: idle -> connecting -> connected (the server accepted the stream: response headers)
+//   -> disconnected (waiting to retry) -> connecting ... ; closed after close(). Listeners of
+//   `update` and `state` that throw are logged and do not break the client.
+import { EventEmitter } from 'node:events';
+import * as grpc from '@grpc/grpc-js';
+import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
+import type { Logger, Tracer } from '../core/logger.js';
+import type { DeltaRequestOut, DeltaResponse } from './ads-types.js';
+import { statusName } from './call-auth.js';
+import { callMetadata, channelCredentials, channelOptions, type ClientTlsOptions, type TokenSource } from './credentials.js';
+import { ADS_DELTA_PATH, ADS_SERVICE, grpcDefinitions } from './protos.js';
+import { toStruct, type JsonObject } from './struct.js';
+
+/** How to decode one type URL's resources; decode throws (with a reason) to reject a resource. */
+export interface ResourceType<T> {
+  typeUrl: string;
+  decode(body: Buffer, name: string): T;
+}
+
+export interface ClientResource<T> {
+  name: string;
+  version: string;
+  value: T;
+}
+
+export interface RejectedResource {
+  name: string;
+  reason: string;
+}
+
+export interface AdsUpdate {
+  typeUrl: string;
+  upserted: ClientResource<unknown>[];
+  removed: string[];
+  rejected: RejectedResource[];
+  nonce: string;
+  /** True for the first response of this type since start(): the client now has the server's state. */
+  initial: boolean;
+}
+
+export type AdsConnectionState = 'idle' | 'connecting' | 'connected' | 'disconnected' | 'closed';
+
+export interface AdsStateEvent {
+  state: AdsConnectionState;
+  /** Consecutive failed attempts so far. */
+  attempt: number;
+  error?: { code: string; message: string };
+  retryInMs?: number;
+}
+
+export interface AdsClientOptions {
+  /** `host:port` of the control plane. */
+  address: string;
+  node: { id: string; cluster?: string; metadata?: JsonObject; userAgentName?: string };
+  types: ResourceType<unknown>[];
+  /** Bearer token for `authorization: Bearer ...`; asked again on every reconnect. */
+  token?: TokenSource;
+  /** Absent: plaintext. */
+  tls?: ClientTlsOptions;
+  logger: Logger;
+  clock?: Clock;
+  /** Jitter source in [0, 1); default Math.random. */
+  random?: () => number;
+  backoff?: { initialMs?: number; maxMs?: number };
+  channelOptions?: grpc.ChannelOptions;
+}
+
+export interface AdsClientTypeStatus {
+  typeUrl: string;
+  resources: number;
+  synced: boolean;
+  responses: number;
+  acks: number;
+  nacks: number;
+  lastNonce: string;
+  lastNack?: { nonce: string; at: string; message: string };
+}
+
+export interface AdsClientStatus {
+  state: AdsConnectionState;
+  attempt: number;
+  connectedSince?: string;
+  lastError?: { code: string; message: string; at: string };
+  types: AdsClientTypeStatus[];
+}
+
+interface TypeState {
+  spec: ResourceType<unknown>;
+  resources: Map<string, ClientResource<unknown>>;
+  synced: boolean;
+  responses: number;
+  acks: number;
+  nacks: number;
+  lastNonce: string;
+  lastNack?: { nonce: string; atMs: number; message: string };
+}
+
+interface Stream {
+  client: grpc.Client;
+  call: grpc.ClientDuplexStream<DeltaRequestOut, DeltaResponse>;
+  gotResponse: boolean;
+  ended: boolean;
+}
+
+export interface AdsClientEvents {
+  update: [AdsUpdate];
+  state: [AdsStateEvent];
+}
+
+const INVALID_ARGUMENT = 3;
+
+export class AdsClient {
+  private readonly options: AdsClientOptions;
+  private readonly log: Logger;
+  private readonly trace: Tracer;
+  private readonly clock: Clock;
+  private readonly random: () => number;
+  private readonly initialMs: number;
+  private readonly maxMs: number;
+  private readonly types = new Map<string, TypeState>();
+  private readonly events = new EventEmitter();
+  private stream: Stream | undefined;
+  private timer: TimerHandle | undefined;
+  private currentState: AdsConnectionState = 'idle';
+  private attempt = 0;
+  private connectedSinceMs: number | undefined;
+  private lastError: { code: string; message: string; atMs: number } | undefined;
+  private closed = false;
+  private readonly syncWaiters: (() => void)[] = [];
+
+  constructor(options: AdsClientOptions) {
+    this.options = options;
+    this.log = options.logger.child({ part: 'ads-client', node: options.node.id });
+    this.trace = options.logger.tracer('xds');
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? Math.random;
+    this.initialMs = options.backoff?.initialMs ?? 500;
+    this.maxMs = options.backoff?.maxMs ?? 30_000;
+    for (const spec of options.types) {
+      this.types.set(spec.typeUrl, { spec, resources: new Map(), synced: false, responses: 0, acks: 0, nacks: 0, lastNonce: '' });
+    }
+  }
+
+  get state(): AdsConnectionState {
+    return this.currentState;
+  }
+
+  on<E extends keyof AdsClientEvents>(event: E, listener: (...args: AdsClientEvents[E]) => void): () => void {
+    const l = listener as (...args: unknown[]) => void;
+    this.events.on(event, l);
+    return () => this.events.off(event, l);
+  }
+
+  start(): void {
+    if (this.closed || this.stream || this.timer) return;
+    void this.connect();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.timer?.cancel();
+    this.timer = undefined;
+    const s = this.stream;
+    this.stream = undefined;
+    if (s) {
+      s.ended = true;
+      s.call.cancel();
+      s.client.close();
+    }
+    this.setState({ state: 'closed', attempt: this.attempt });
+  }
+
+  /** The resources held for a type (kept across reconnects). */
+  resources<T>(type: ResourceType<T>): ReadonlyMap<string, ClientResource<T>> {
+    const t = this.types.get(type.typeUrl);
+    return (t?.resources ?? new Map()) as ReadonlyMap<string, ClientResource<T>>;
+  }
+
+  /** Resolves once every type has received its first response. */
+  waitForSync(): Promise<void> {
+    if (this.allSynced()) return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  status(): AdsClientStatus {
+    const iso = (ms: number): string => new Date(ms).toISOString();
+    return {
+      state: this.currentState,
+      attempt: this.attempt,
+      ...(this.connectedSinceMs !== undefined ? { connectedSince: iso(this.connectedSinceMs) } : {}),
+      ...(this.lastError ? { lastError: { code: this.lastError.code, message: this.lastError.message, at: iso(this.lastError.atMs) } } : {}),
+      types: [...this.types.values()].map((t) => ({
+        typeUrl: t.spec.typeUrl,
+        resources: t.resources.size,
+        synced: t.synced,
+        responses: t.responses,
+        acks: t.acks,
+        nacks: t.nacks,
+        lastNonce: t.lastNonce,
+        ...(t.lastNack ? { lastNack: { nonce: t.lastNack.nonce, at: iso(t.lastNack.atMs), message: t.lastNack.message } } : {}),
+      })),
+    };
+  }
+
+  // ------------------------------------------------------------ connection
+
+  private setState(e: AdsStateEvent): void {
+    this.currentState = e.state;
+    try {
+      this.events.emit('state', e);
+    } catch (err: unknown) {
+      this.log.error('state listener threw', { error: err });
+    }
+  }
+
+  private async connect(): Promise<void> {
+    this.timer = undefined;
+    if (this.closed) return;
+    this.setState({ state: 'connecting', attempt: this.attempt });
+    let metadata: grpc.Metadata;
+    try {
+      metadata = await callMetadata(this.options.token);
+    } catch (e: unknown) {
+      this.retry({ code: 'TOKEN', message: `cannot get a token: ${e instanceof Error ? e.message : String(e)}` }, false);
+      return;
+    }
+    if (this.closed) return;
+    const method = (grpcDefinitions()[ADS_SERVICE] as unknown as grpc.ServiceDefinition)
+      .DeltaAggregatedResources as grpc.MethodDefinition<DeltaRequestOut, DeltaResponse>;
+    const client = new grpc.Client(this.options.address, channelCredentials(this.options.tls), channelOptions(this.options.tls, this.options.channelOptions));
+    const call = client.makeBidiStreamRequest(ADS_DELTA_PATH, method.requestSerialize, method.responseDeserialize, metadata);
+    const stream: Stream = { client, call, gotResponse: false, ended: false };
+    this.stream = stream;
+    call.on('metadata', () => {
+      if (stream.ended || this.stream !== stream) return;
+      this.connectedSinceMs = this.clock.now();
+      this.log.info('connected to the control plane', { address: this.options.address });
+      this.setState({ state: 'connected', attempt: this.attempt });
+    });
+    call.on('data', (resp: DeltaResponse) => this.onResponse(stream, resp));
+    call.on('error', (e: grpc.ServiceError) => this.onStreamEnd(stream, e.code, e.details || e.message));
+    call.on('status', (s: grpc.StatusObject) => this.onStreamEnd(stream, s.code, s.details));
+
+    const node = this.options.node;
+    let first = true;
+    for (const t of this.types.values()) {
+      const req: DeltaRequestOut = {
+        typeUrl: t.spec.typeUrl,
+        resourceNamesSubscribe: ['*'],
+        initialResourceVersions: Object.fromEntries([...t.resources.values()].map((r) => [r.name, r.version])),
+      };
+      if (first) {
+        req.node = {
+          id: node.id,
+          ...(node.cluster ? { cluster: node.cluster } : {}),
+          ...(node.metadata ? { metadata: toStruct(node.metadata) } : {}),
+          ...(node.userAgentName ? { userAgentName: node.userAgentName } : {}),
+        };
+        first = false;
+      }
+      call.write(req);
+    }
+  }
+
+  private onStreamEnd(stream: Stream, code: number, details: string): void {
+    if (stream.ended) return;
+    stream.ended = true;
+    stream.client.close();
+    if (this.stream === stream) this.stream = undefined;
+    if (this.closed) return;
+    this.connectedSinceMs = undefined;
+    this.retry({ code: statusName(code), message: details }, stream.gotResponse);
+  }
+
+  private retry(error: { code: string; message: string }, healthy: boolean): void {
+    if (healthy) this.attempt = 0;
+    this.attempt++;
+    const base = Math.min(this.maxMs, this.initialMs * 2 ** (this.attempt - 1));
+    const delayMs = Math.round(base / 2 + this.random() * (base / 2));
+    this.lastError = { ...error, atMs: this.clock.now() };
+    const fields = { address: this.options.address, code: error.code, error: error.message, attempt: this.attempt, retryInMs: delayMs };
+    if (error.code === 'UNAUTHENTICATED' || error.code === 'PERMISSION_DENIED') {
+      this.log.error('the control plane refused this client', { ...fields, hint: 'check the token or certificate this node presents, and that the node id matches it' });
+    } else {
+      this.log.warn('control plane stream ended; keeping the last resources and retrying', fields);
+    }
+    this.setState({ state: 'disconnected', attempt: this.attempt, error, retryInMs: delayMs });
+    this.timer = this.clock.setTimeout(() => void this.connect(), delayMs);
+  }
+
+  // ------------------------------------------------------------ responses
+
+  private send(stream: Stream, req: DeltaRequestOut): void {
+    if (!stream.ended) stream.call.write(req);
+  }
+
+  private onResponse(stream: Stream, resp: DeltaResponse): void {
+    if (stream.ended) return;
+    stream.gotResponse = true;
+    const t = this.types.get(resp.typeUrl);
+    if (!t) {
+      const message = `not subscribed to type ${resp.typeUrl}`;
+      this.log.warn('NACK: response for an unknown type', { typeUrl: resp.typeUrl, nonce: resp.nonce });
+      this.send(stream, { typeUrl: resp.typeUrl, responseNonce: resp.nonce, errorDetail: { code: INVALID_ARGUMENT, message } });
+      return;
+    }
+    const upserted: ClientResource<unknown>[] = [];
+    const rejected: RejectedResource[] = [];
+    for (const r of resp.resources) {
+      if (!r.resource) {
+        rejected.push({ name: r.name, reason: 'the resource has no body' });
+      } else if (r.resource.type_url !== resp.typeUrl) {
+        rejected.push({ name: r.name, reason: `its body is a ${r.resource.type_url || '(no type)'}, not a ${resp.typeUrl}` });
+      } else {
+        try {
+          upserted.push({ name: r.name, version: r.version, value: t.spec.decode(r.resource.value, r.name) });
+        } catch (e: unknown) {
+          rejected.push({ name: r.name, reason: e instanceof Error ? e.message : String(e) });
+        }
+      }
+    }
+    const removed: string[] = [];
+    for (const name of resp.removedResources) if (t.resources.delete(name)) removed.push(name);
+    for (const u of upserted) t.resources.set(u.name, u);
+    const initial = !t.synced;
+    t.synced = true;
+    t.responses++;
+    t.lastNonce = resp.nonce;
+    if (this.trace.enabled) {
+      this.trace.log('response', { typeUrl: resp.typeUrl, nonce: resp.nonce, upserted: upserted.length, removed: removed.length, rejected: rejected.length });
+    }
+    try {
+      this.events.emit('update', { typeUrl: resp.typeUrl, upserted, removed, rejected, nonce: resp.nonce, initial });
+    } catch (e: unknown) {
+      this.log.error('update listener threw', { typeUrl: resp.typeUrl, error: e });
+    }
+    if (rejected.length > 0) {
+      const total = resp.resources.length;
+      const message = `rejected ${rejected.length} of ${total} resources: ${rejected.map((r) => `${r.name}: ${r.reason}`).join('; ')}`;
+      t.nacks++;
+      t.lastNack = { nonce: resp.nonce, atMs: this.clock.now(), message };
+      this.log.warn('NACK: some resources could not be used; kept their previous versions', { typeUrl: resp.typeUrl, nonce: resp.nonce, error: message });
+      this.send(stream, { typeUrl: resp.typeUrl, responseNonce: resp.nonce, errorDetail: { code: INVALID_ARGUMENT, message } });
+    } else {
+      t.acks++;
+      this.send(stream, { typeUrl: resp.typeUrl, responseNonce: resp.nonce });
+    }
+    if (initial && this.allSynced()) for (const w of this.syncWaiters.splice(0)) w();
+  }
+
+  private allSynced(): boolean {
+    return [...this.types.values()].every((t) => t.synced);
+  }
+}
