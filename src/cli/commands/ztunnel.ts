@@ -5,9 +5,13 @@ import { Logger } from '../../core/logger.js';
 import { MeshCA } from '../../identity/ca.js';
 import { AdminServer } from '../../telemetry/admin-server.js';
 import { MetricsRegistry } from '../../telemetry/metrics.js';
-import { localCaFetcher, managedCertificates } from '../../ztunnel/certificates.js';
+import { localCaFetcher, managedCertificates, type CertificateSource } from '../../ztunnel/certificates.js';
 import { HostPodNetwork, NetnsPodNetwork, type PodNetwork } from '../../ztunnel/pod-network.js';
 import { loadStaticState, watchStaticState } from '../../ztunnel/static-source.js';
+import { XdsSource } from '../../ztunnel/xds-source.js';
+import { CaClient } from '../../xds/ca-client.js';
+import { formatSpiffe } from '../../identity/spiffe.js';
+import { readFile } from 'node:fs/promises';
 import { Ztunnel } from '../../ztunnel/ztunnel.js';
 import type { Workload } from '../../xds/workload-api.js';
 import { list, parseCommandArgs, usageError, type Command } from '../command.js';
@@ -21,10 +25,12 @@ Runs a ztunnel: for each workload of NODE that speaks HBONE it serves 15008 (HBO
 L4 authorization) and carries the workload's outbound traffic over HBONE, recording Istio's
 TCP metrics and one access-log line per connection (JSON on stderr).
 
-Config (one of):
-  --config FILE          a workload API file (\`ambit x workload-api -f ... -o yaml\`); watched
-Certificates:
-  --ca DIR               a CA directory (\`ambit ca init\`): sign workload certificates locally
+Config and certificates (one of):
+  --xds ADDR --token-file FILE --root-cert FILE
+                         the control plane: delta xDS and the CA service at ADDR, with this
+                         node's credential; the mesh root to verify peers with
+  --config FILE --ca DIR a workload API file (\`ambit x workload-api -f ... -o yaml\`), watched,
+                         and a local CA directory (\`ambit ca init\`) to sign certificates
 Networks:
   --pod-netns TEMPLATE   capture mode: each workload is the network namespace TEMPLATE names
                          ({namespace}, {name}); 15001/15006/15008 are opened inside it
@@ -37,7 +43,8 @@ Operator endpoints:
   --readiness ADDR       /healthz/ready (default 127.0.0.1:15021)
   --drain-ms N           on SIGTERM, let connections finish this long (default 5000)
 
-Example:
+Examples:
+  ambit ztunnel --node node-1 --xds 127.0.0.1:15010 --token-file node-1.token --root-cert root-cert.pem
   ambit x workload-api -f examples/demo -o yaml > /tmp/wl.yaml
   ambit ca init --out /tmp/ca
   ambit ztunnel --node node-1 --config /tmp/wl.yaml --ca /tmp/ca
@@ -47,6 +54,9 @@ Example:
       node: { type: 'string' },
       config: { type: 'string' },
       ca: { type: 'string' },
+      xds: { type: 'string' },
+      'token-file': { type: 'string' },
+      'root-cert': { type: 'string' },
       'pod-netns': { type: 'string' },
       forward: { type: 'string', multiple: true },
       admin: { type: 'string', default: '127.0.0.1:15000' },
@@ -56,26 +66,49 @@ Example:
       'trust-domain': { type: 'string', default: 'cluster.local' },
     });
     if (!values.node) throw usageError(this, '--node NAME is required');
-    if (!values.config) throw usageError(this, '--config FILE is required (xDS arrives with the control plane)');
-    if (!values.ca) throw usageError(this, '--ca DIR is required');
+    if (!values.xds === !values.config) throw usageError(this, 'give either --xds ADDR (with --token-file and --root-cert) or --config FILE (with --ca DIR)');
     const logger = new Logger({ component: 'ztunnel' }).child({ node: values.node });
     const metrics = new MetricsRegistry();
-    const ca = await MeshCA.load(values.ca, { trustDomain: values['trust-domain'] });
     const template = values['pod-netns'];
     const network = (w: Workload): PodNetwork => template
       ? NetnsPodNetwork.open(template.replaceAll('{namespace}', w.namespace).replaceAll('{name}', w.name))
       : new HostPodNetwork();
+    let certificates: CertificateSource;
+    let token: string | undefined;
+    let caClient: CaClient | undefined;
+    if (values.xds) {
+      if (!values['token-file'] || !values['root-cert']) throw usageError(this, '--xds needs --token-file and --root-cert');
+      token = (await readFile(values['token-file'], 'utf8')).trim();
+      const rootPem = await readFile(values['root-cert'], 'utf8');
+      const client = new CaClient({ address: values.xds, token });
+      caClient = client;
+      certificates = managedCertificates({
+        fetch: (csrPem, identity) => client.createCertificate({ csrPem, ttlSeconds: 24 * 3600, impersonatedIdentity: formatSpiffe(identity) }),
+        rootPem, clock: systemClock, logger,
+      });
+    } else {
+      if (!values.ca) throw usageError(this, '--config needs --ca DIR');
+      const ca = await MeshCA.load(values.ca, { trustDomain: values['trust-domain'] });
+      certificates = managedCertificates({ fetch: localCaFetcher(ca), rootPem: ca.rootPem, clock: systemClock, logger });
+    }
     const ztunnel = new Ztunnel({
       node: values.node, trustDomain: values['trust-domain'], logger, metrics, clock: systemClock,
-      certificates: managedCertificates({ fetch: localCaFetcher(ca), rootPem: ca.rootPem, clock: systemClock, logger }),
-      network, capture: !!template, bindAddress: (w) => (template ? '0.0.0.0' : w.addresses[0]!),
+      certificates, network, capture: !!template, bindAddress: (w) => (template ? '0.0.0.0' : w.addresses[0]!),
     });
-    await ztunnel.setState(await loadStaticState(values.config, '1'));
-    const stopWatch = watchStaticState(values.config, logger, (s) => void ztunnel.setState(s));
+    let stopSource: () => void;
+    let xds: XdsSource | undefined;
+    if (values.xds) {
+      xds = new XdsSource({ address: values.xds, node: values.node, token, logger, onState: (s) => void ztunnel.setState(s) });
+      xds.start();
+      stopSource = () => xds!.close();
+    } else {
+      await ztunnel.setState(await loadStaticState(values.config!, '1'));
+      stopSource = watchStaticState(values.config!, logger, (s) => void ztunnel.setState(s));
+    }
 
     const admin = new AdminServer({
       logger, metrics, ready: () => ztunnel.ready(),
-      routes: { '/config_dump': () => ({ json: ztunnel.configDump() }) },
+      routes: { '/config_dump': () => ({ json: { ...ztunnel.configDump(), xds: xds?.status() ?? null } }) },
     });
     for (const addr of new Set([values.admin, values.metrics, values.readiness])) {
       const a = parseAuthority(addr);
@@ -99,7 +132,8 @@ Example:
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => {
         logger.info('shutting down', { signal: sig });
-        stopWatch();
+        stopSource();
+        caClient?.close();
         for (const f of forwarders) f.close();
         void ztunnel.close(Number(values['drain-ms'])).then(() => admin.close()).then(resolve);
       };

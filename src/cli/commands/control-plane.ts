@@ -1,0 +1,63 @@
+import { systemClock } from '../../core/clock.js';
+import { Logger } from '../../core/logger.js';
+import { MeshCA } from '../../identity/ca.js';
+import { ControlPlane } from '../../controlplane/control-plane.js';
+import { loadNodeTokens } from '../../controlplane/node-credentials.js';
+import { MetricsRegistry } from '../../telemetry/metrics.js';
+import { list, parseCommandArgs, usageError, type Command } from '../command.js';
+import { buildOptionsFrom } from './shared-options.js';
+
+export const controlPlaneCommand: Command = {
+  path: ['control-plane'],
+  summary: 'serve mesh config over delta xDS and run the mesh CA',
+  help: `Usage: ambit control-plane --ca DIR --node-tokens FILE [-f PATH...] [options]
+
+Reads Kubernetes/Istio YAML (watched files/directories, plus what \`ambit apply\` sends),
+validates every change as a whole (an invalid change is refused and the last good config
+keeps serving), and pushes the workload API to ztunnels over delta ADS. Runs the CA:
+a node may obtain certificates only for workloads scheduled on it.
+
+Options:
+  -f, --file PATH       config files or directories to watch (repeatable)
+  --ca DIR              the mesh CA (Istio cacerts files; \`ambit ca init\` makes one)
+  --node-tokens FILE    per-node credentials (JSON {node: token}), made by \`ambit up\`
+  --nodes N             cluster nodes node-1..node-N (default 2)
+  --xds ADDR            gRPC address for xDS and the CA (default 127.0.0.1:15010)
+  --admin ADDR          admin and monitoring API (default 127.0.0.1:15014):
+                        /ready /metrics /debug/syncz /api/apply /api/delete /api/label /api/resources /api/status
+  --cert-ttl SECONDS    workload certificate lifetime (default 86400)
+`,
+  async run(argv, io) {
+    const { values } = parseCommandArgs(this, argv, {
+      file: { type: 'string', short: 'f', multiple: true },
+      ca: { type: 'string' },
+      'node-tokens': { type: 'string' },
+      nodes: { type: 'string' },
+      xds: { type: 'string', default: '127.0.0.1:15010' },
+      admin: { type: 'string', default: '127.0.0.1:15014' },
+      'cert-ttl': { type: 'string' },
+      'trust-domain': { type: 'string', default: 'cluster.local' },
+    });
+    if (!values.ca) throw usageError(this, '--ca DIR is required');
+    if (!values['node-tokens']) throw usageError(this, '--node-tokens FILE is required');
+    const logger = new Logger({ component: 'control-plane' });
+    const cp = new ControlPlane({
+      logger, metrics: new MetricsRegistry(), clock: systemClock,
+      ca: await MeshCA.load(values.ca, { trustDomain: values['trust-domain'] }),
+      nodeTokens: await loadNodeTokens(values['node-tokens']),
+      build: buildOptionsFrom({ nodes: values.nodes, 'trust-domain': values['trust-domain'] }),
+      configPaths: list(values.file),
+      xdsAddress: values.xds,
+      adminAddress: values.admin,
+      certificateTtlSeconds: values['cert-ttl'] ? Number(values['cert-ttl']) : undefined,
+    });
+    const ports = await cp.start();
+    io.err(`control plane: xDS and CA on ${values.xds.replace(/:\d+$/, `:${ports.xdsPort}`)}, admin http://${values.admin.replace(/:\d+$/, `:${ports.adminPort}`)}/debug/syncz\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => void cp.close().then(resolve);
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+    return 0;
+  },
+};

@@ -1,0 +1,193 @@
+// `ambit control-plane`: serves the mesh config to proxies and runs the mesh CA.
+// - Config: watched files/directories plus what operators apply through the admin API
+//   (ConfigStore). Changes are debounced, validated as a whole, and pushed incrementally.
+// - xDS: delta ADS with the workload API type URLs (XdsPusher + AdsServer).
+// - CA: IstioCertificateService/CreateCertificate; a node may obtain only the identities
+//   of workloads scheduled on it (ca-authorizer.ts).
+// - Admin and monitoring (15014): /ready, /metrics (Istio's pilot_/citadel_ names),
+//   /debug/syncz, and the /api/* endpoints the CLI uses.
+import * as grpc from '@grpc/grpc-js';
+import { readSources } from '../config/source.js';
+import type { Clock } from '../core/clock.js';
+import { describeError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { MeshCA } from '../identity/ca.js';
+import { parseSpiffe } from '../identity/spiffe.js';
+import type { BuildOptions } from '../model/build-model.js';
+import { AdminServer } from '../telemetry/admin-server.js';
+import type { MetricsRegistry } from '../telemetry/metrics.js';
+import { AdsServer } from '../xds/ads-server.js';
+import { registerCaService } from '../xds/ca-service.js';
+import { bearerToken, GrpcStatusError, type Authenticator } from '../xds/call-auth.js';
+import { bindServer, serverCredentials } from '../xds/credentials.js';
+import { adminRoutes } from './admin-api.js';
+import { authorizeCertificate } from './ca-authorizer.js';
+import { ConfigStore } from './config-store.js';
+import { nodeForToken, type NodeTokens } from './node-credentials.js';
+import { watchPaths } from './watch.js';
+import { XdsPusher } from './xds-push.js';
+
+export interface ControlPlaneOptions {
+  logger: Logger;
+  metrics: MetricsRegistry;
+  clock: Clock;
+  ca: MeshCA;
+  nodeTokens: NodeTokens;
+  build: BuildOptions;
+  /** Files or directories to watch. */
+  configPaths: string[];
+  xdsAddress: string;
+  adminAddress: string;
+  debounceMs?: number;
+  certificateTtlSeconds?: number;
+}
+
+export class ControlPlane {
+  readonly store: ConfigStore;
+  private readonly ads: AdsServer;
+  private readonly pusher: XdsPusher;
+  private readonly grpcServer = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024 });
+  private readonly admin: AdminServer;
+  private stopWatch: (() => void) | undefined;
+  private pushTimer: NodeJS.Timeout | undefined;
+  private pushedVersion = -1;
+  private xdsPort = 0;
+  private readonly m;
+
+  constructor(private readonly opts: ControlPlaneOptions) {
+    this.store = new ConfigStore({ ...opts.build, logger: opts.logger.child({ scope: 'config' }) });
+    const authenticate: Authenticator = (ctx) => {
+      const node = nodeForToken(opts.nodeTokens, ctx.bearerToken ?? bearerTokenOf(ctx.metadata));
+      if (!node) return { ok: false, message: 'missing or unknown node credential (Authorization: Bearer <node token>)' };
+      return { ok: true, caller: { nodeId: node, identity: `node/${node}` } };
+    };
+    this.ads = new AdsServer({ logger: opts.logger.child({ scope: 'xds' }), clock: opts.clock, authenticate });
+    this.ads.register(this.grpcServer);
+    this.pusher = new XdsPusher(this.ads);
+    const m = opts.metrics;
+    this.m = {
+      pushes: m.counter({ name: 'pilot_xds_pushes', help: 'Pushes of config to proxies, by type.', labelNames: ['type'] }),
+      connected: m.gauge({ name: 'pilot_xds', help: 'Connected proxies.' }),
+      rejects: m.counter({ name: 'pilot_total_xds_rejects', help: 'Config NACKed by proxies.', labelNames: ['type'] }),
+      convergence: m.histogram({ name: 'pilot_proxy_convergence_time', help: 'Seconds from a config change to a proxy ACKing it.', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] }),
+      issued: m.counter({ name: 'citadel_server_success_cert_issuance_count', help: 'Certificates issued.' }),
+      csr: m.counter({ name: 'citadel_server_csr_count', help: 'Certificate signing requests received.' }),
+      refused: m.counter({ name: 'ambit_ca_certificates_refused_total', help: 'Certificate requests refused, by reason.', labelNames: ['reason'] }),
+      changes: m.counter({ name: 'ambit_config_changes_total', help: 'Config changes, accepted or refused.', labelNames: ['result'] }),
+      configVersion: m.gauge({ name: 'ambit_config_version', help: 'Version of the config being served.' }),
+    };
+    const changedAt = new Map<number, number>();
+    this.ads.on('ack', () => {
+      const at = changedAt.get(this.store.current().version);
+      if (at !== undefined) this.m.convergence.labels({}).observe((opts.clock.now() - at) / 1000);
+    });
+    this.ads.on('nack', (e) => this.m.rejects.labels({ type: shortType(e.typeUrl) }).inc());
+    m.addCollector(() => {
+      this.m.connected.labels({}).set(this.ads.clients().length);
+      this.m.configVersion.labels({}).set(this.store.current().version);
+    });
+    this.store.on('change', (snap) => {
+      changedAt.set(snap.version, opts.clock.now());
+      for (const k of changedAt.keys()) if (k < snap.version - 20) changedAt.delete(k);
+      this.schedulePush();
+    });
+    registerCaService(this.grpcServer, {
+      logger: opts.logger.child({ scope: 'ca' }),
+      authenticate,
+      handler: async (req) => {
+        this.m.csr.labels({}).inc();
+        const verdict = authorizeCertificate(this.store.current().model, req.caller, req.impersonatedIdentity);
+        if (!verdict.ok) {
+          this.m.refused.labels({ reason: verdict.status.toLowerCase() }).inc();
+          opts.logger.warn('certificate refused', { caller: req.caller.nodeId, peer: req.peer, requested: req.impersonatedIdentity, reason: verdict.reason });
+          throw new GrpcStatusError(verdict.status, verdict.reason);
+        }
+        const id = parseSpiffe(verdict.identity);
+        if (!id.ok) throw new GrpcStatusError('INVALID_ARGUMENT', id.error.message);
+        const signed = await opts.ca.sign({ csrPem: req.csrPem, identity: id.value, ttlSeconds: req.ttlSeconds ?? opts.certificateTtlSeconds });
+        if (!signed.ok) {
+          this.m.refused.labels({ reason: 'bad_csr' }).inc();
+          opts.logger.warn('certificate refused', { caller: req.caller.nodeId, requested: verdict.identity, reason: signed.error.message });
+          throw new GrpcStatusError('PERMISSION_DENIED', signed.error.message);
+        }
+        this.m.issued.labels({}).inc();
+        opts.logger.info('certificate issued', { caller: req.caller.nodeId, identity: verdict.identity, notAfter: signed.value.notAfter.toISOString() });
+        return signed.value.certChainPem;
+      },
+    });
+    this.admin = new AdminServer({
+      logger: opts.logger, metrics: opts.metrics,
+      ready: () => (this.pushedVersion >= 0 ? { ready: true } : { ready: false, reason: 'config not loaded yet' }),
+      routes: adminRoutes({ store: this.store, ads: this.ads, logger: opts.logger, onChange: (r) => this.recordChange(r.ok) }),
+    });
+  }
+
+  async start(): Promise<{ xdsPort: number; adminPort: number }> {
+    if (this.opts.configPaths.length) {
+      const { sources, diagnostics } = await readSources(this.opts.configPaths);
+      const r = this.store.setFiles(sources);
+      if (!r.ok || diagnostics.length) {
+        for (const d of [...diagnostics, ...r.diagnostics].filter((x) => x.severity === 'error')) this.opts.logger.error('invalid config file', { ...d });
+      }
+      this.stopWatch = watchPaths(this.opts.configPaths, this.opts.logger, async () => {
+        const again = await readSources(this.opts.configPaths);
+        const res = this.store.setFiles(again.sources);
+        this.m.changes.labels({ result: res.ok ? 'accepted' : 'refused' }).inc();
+      });
+    }
+    this.pushNow();
+    this.xdsPort = await bindServer(this.grpcServer, this.opts.xdsAddress, serverCredentials(undefined));
+    const [host, port] = splitHostPort(this.opts.adminAddress);
+    const admin = await this.admin.listen(host, port);
+    this.opts.logger.info('control plane started', { xds: `${host}:${this.xdsPort}`, admin: `${host}:${admin.port}`, configVersion: this.store.current().version });
+    return { xdsPort: this.xdsPort, adminPort: admin.port };
+  }
+
+  /** Count accepted/refused API changes (the admin API calls the store directly). */
+  recordChange(ok: boolean): void {
+    this.m.changes.labels({ result: ok ? 'accepted' : 'refused' }).inc();
+  }
+
+  private schedulePush(): void {
+    if (this.pushTimer) return;
+    this.pushTimer = setTimeout(() => {
+      this.pushTimer = undefined;
+      this.pushNow();
+    }, this.opts.debounceMs ?? 50);
+  }
+
+  private pushNow(): void {
+    const snap = this.store.current();
+    if (snap.version === this.pushedVersion) return;
+    try {
+      const r = this.pusher.push(snap.api);
+      this.pushedVersion = snap.version;
+      if (r.addresses) this.m.pushes.labels({ type: 'address' }).inc();
+      if (r.authorizations) this.m.pushes.labels({ type: 'authorization' }).inc();
+      this.opts.logger.info('pushed config', { version: snap.version, addresses: r.addresses, authorizations: r.authorizations, proxies: this.ads.clients().length });
+    } catch (e: unknown) {
+      this.opts.logger.error('push failed', { error: describeError(e).message });
+    }
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.pushTimer);
+    this.stopWatch?.();
+    this.ads.close();
+    await new Promise<void>((resolve) => this.grpcServer.tryShutdown(() => resolve()));
+    await this.admin.close();
+  }
+}
+
+function bearerTokenOf(md: grpc.Metadata): string | undefined {
+  return bearerToken(md);
+}
+
+function shortType(typeUrl: string): string {
+  return typeUrl.endsWith('Authorization') ? 'authorization' : 'address';
+}
+
+export function splitHostPort(addr: string): [string, number] {
+  const i = addr.lastIndexOf(':');
+  return [addr.slice(0, i).replace(/^\[|\]$/g, ''), Number(addr.slice(i + 1))];
+}
