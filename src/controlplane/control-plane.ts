@@ -44,7 +44,7 @@ export interface ControlPlaneOptions {
 
 export class ControlPlane {
   readonly store: ConfigStore;
-  private readonly ads: AdsServer;
+  readonly ads: AdsServer;
   private readonly pusher: XdsPusher;
   private readonly grpcServer = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024 });
   private readonly admin: AdminServer;

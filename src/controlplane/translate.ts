@@ -14,7 +14,7 @@ import type { WaypointRef } from '../model/types.js';
 import { staticStrictAuthorization, toZtunnelAuthorization, type PolicyWarning } from '../rbac/index.js';
 import type { Authorization, GatewayAddress, Service, Workload } from '../xds/workload-api.js';
 import { effectivePeerAuthentication } from './peer-authentication.js';
-import { selects, WAYPOINT_PORT } from '../model/build-model.js';
+import { WAYPOINT_PORT } from '../model/build-model.js';
 
 export interface WorkloadApi {
   workloads: Workload[];
@@ -30,7 +30,8 @@ export function translate(model: MeshModel): WorkloadApi {
   const { settings } = model;
   const warnings: Diagnostic[] = [];
   const authorizations: Authorization[] = [];
-  const selectorPolicies: { key: string; namespace: string; matchLabels: Record<string, string> }[] = [];
+  /** workload uid -> selector policies ("ns/name") that pick it. */
+  const selectedBy = new Map<string, string[]>();
   const ruleSources: Record<string, number[]> = {};
 
   for (const l of model.policies.authorization) {
@@ -41,16 +42,24 @@ export function translate(model: MeshModel): WorkloadApi {
     authorizations.push(authorization);
     ruleSources[`${authorization.namespace}/${authorization.name}`] = ruleIndexes;
     if (authorization.scope === 'WORKLOAD_SELECTOR') {
-      selectorPolicies.push({ key: `${authorization.namespace}/${authorization.name}`, namespace: r.metadata.namespace ?? 'default', matchLabels: r.spec.selector?.matchLabels ?? {} });
+      const ns = r.metadata.namespace ?? 'default';
+      const labels = r.spec.selector?.matchLabels ?? {};
+      const scopeNs = ns === settings.rootNamespace ? undefined : ns;
+      // An empty selector picks every workload it can see (Istio).
+      const picked = Object.keys(labels).length ? model.selectWorkloads(scopeNs, labels)
+        : [...model.workloads.values()].filter((w) => scopeNs === undefined || w.namespace === scopeNs);
+      for (const w of picked) {
+        const list = selectedBy.get(w.uid);
+        if (list) list.push(`${authorization.namespace}/${authorization.name}`);
+        else selectedBy.set(w.uid, [`${authorization.namespace}/${authorization.name}`]);
+      }
     }
   }
 
   let needStatic = false;
   const workloads: Workload[] = [];
   for (const w of model.workloads.values()) {
-    const names = selectorPolicies
-      .filter((p) => (p.namespace === w.namespace || p.namespace === settings.rootNamespace) && selects(p.matchLabels, w.labels))
-      .map((p) => p.key);
+    const names = [...(selectedBy.get(w.uid) ?? [])];
     if (w.mode !== 'none' || w.waypointOf) {
       const pa = effectivePeerAuthentication(w, model.policies.peerAuthentication, settings.rootNamespace);
       names.push(...pa.policyNames);

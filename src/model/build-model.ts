@@ -16,6 +16,7 @@ import {
 } from '../config/labels.js';
 import type { Container, PodSpec, SourceLocation } from '../config/resources.js';
 import { cidrSize, nthAddress, parseCidr } from '../core/ip.js';
+import { LabelIndex } from './label-index.js';
 import { MeshModel } from './mesh-model.js';
 import {
   DEFAULT_SETTINGS, type DataplaneMode, type ModelSettings, type NamespaceInfo, type NodeInfo, type ServiceInfo,
@@ -134,6 +135,8 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
     name, index: i + 1, podCidr: `${nthAddress(base, (i + 1) * 256)}/24`,
   }));
 
+  const nodeByName = new Map(nodes.map((n) => [n.name, n]));
+
   // Placement and addresses: explicit addresses first, then sticky ones, then fresh ones.
   const placed: { d: PodDraft; uid: string; node: string; ip?: string }[] = [];
   for (const d of drafts) {
@@ -168,7 +171,7 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
     if (given === '') continue; // a clash, reported above
     let ip = given;
     if (!ip) {
-      const nodeInfo = nodes.find((n) => n.name === node)!;
+      const nodeInfo = nodeByName.get(node)!;
       const cidr = parseCidr(nodeInfo.podCidr)!;
       let n = nextFree.get(node) ?? 2;
       while (n < cidrSize(cidr) - 1 && taken.has(nthAddress(cidr, n))) n++;
@@ -224,10 +227,10 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
   allocateVips(services, settings, prev, diagnostics);
 
   // Endpoints and per-workload target ports.
+  const index = new LabelIndex(workloads);
   for (const s of services) {
     if (!s.selector) continue;
-    for (const w of workloads) {
-      if (w.namespace !== s.namespace || !selects(s.selector, w.labels)) continue;
+    for (const w of index.select(s.namespace, s.selector)) {
       s.endpoints.push(w.uid);
       w.servicePorts[`${s.namespace}/${s.hostname}`] = s.ports.map((p) => ({ servicePort: p.port, targetPort: resolveTargetPort(p, w) }));
     }

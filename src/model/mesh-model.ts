@@ -1,4 +1,5 @@
 // The indexed, immutable mesh model. Lookups by uid, IP, node, identity, VIP and hostname.
+import { LabelIndex } from './label-index.js';
 import type { MeshPolicies, ModelSettings, NamespaceInfo, NodeInfo, ServiceInfo, WaypointInfo, WorkloadInfo } from './types.js';
 
 export class MeshModel {
@@ -16,6 +17,7 @@ export class MeshModel {
   private readonly byName = new Map<string, WorkloadInfo>();
   private readonly svcByVip = new Map<string, ServiceInfo>();
   private readonly svcByHostname = new Map<string, ServiceInfo>();
+  private labelIndex: LabelIndex<WorkloadInfo> | undefined;
 
   constructor(parts: {
     workloads: WorkloadInfo[];
@@ -43,6 +45,12 @@ export class MeshModel {
       if (s.vip) this.svcByVip.set(s.vip, s);
       this.svcByHostname.set(s.hostname, s);
     }
+  }
+
+  /** Workloads matching a label selector in a namespace (every namespace when undefined). */
+  selectWorkloads(namespace: string | undefined, selector: Record<string, string>): WorkloadInfo[] {
+    this.labelIndex ??= new LabelIndex([...this.workloads.values()]);
+    return this.labelIndex.select(namespace, selector);
   }
 
   workloadByIp(ip: string): WorkloadInfo | undefined {
