@@ -166,9 +166,12 @@ export async function readLinks(ns: string, filter: readonly string[] = []): Pro
 }
 
 /**
- * Waits until each named link is up with carrier. The end of a veth pair brought up last can
- * show NO-CARRIER for up to a second (the kernel's linkwatch batches carrier events), and until
- * then IPv6 has no link-local address there: a first IPv6 connection would stall about 1 s.
+ * Waits until each named link is up with carrier. A veth end can show NO-CARRIER for up to a
+ * second after both ends are up, and until then IPv6 has no link-local address there (a first
+ * IPv6 connection would stall about 1 s). The kernel's linkwatch reports carrier changes of a
+ * stacked device at once only when its ifindex differs from its peer's (iflink); otherwise the
+ * event waits for the next batch, up to 1 s. Ends made directly in two fresh namespaces easily
+ * get the same ifindex (2 and 2), so the topology makes sure they don't.
  */
 export async function waitForCarrier(want: ReadonlyMap<string, readonly string[]>, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
