@@ -58,7 +58,6 @@ const MAX_PARALLEL = 16;
 const NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const POD_NAME_RE = /^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/;
 const PREFIX_RE = /^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$/;
-const MAX_READABLE_NETNS = 64;
 const MAX_ALIAS = 255;
 
 export interface TopologyOptions {
@@ -110,18 +109,8 @@ export function nodeNetnsName(prefix: string, node: string): string {
   return `${prefix}-${node}`;
 }
 
-/**
- * The network namespace of pod `namespace/name`: `<prefix>-<ns>-<pod>` when that is short and
- * unambiguous (the Kubernetes namespace has no '-'), else
- * `<prefix>-<ns, 20 chars>-<pod, 20 chars>_<10 hex of sha256(ns/pod)>`. Kubernetes names never
- * contain '_', so the two forms cannot collide. Stable: the same pod always gets the same name.
- */
-export function podNetnsName(prefix: string, namespace: string, name: string): string {
-  const readable = `${prefix}-${namespace}-${name}`;
-  if (!namespace.includes('-') && readable.length <= MAX_READABLE_NETNS) return readable;
-  const hash = createHash('sha256').update(`${namespace}/${name}`).digest('hex').slice(0, 10);
-  return `${prefix}-${namespace.slice(0, 20)}-${name.slice(0, 20)}_${hash}`;
-}
+import { podNetnsName } from '../sys/netns-names.js';
+export { podNetnsName };
 
 /** The node side of a pod's veth: `av` + 12 hex of sha1(ns/name) (14 chars). */
 export function podNodeIfName(namespace: string, name: string): string {

@@ -74,8 +74,8 @@ export function adminRoutes(deps: { store: ConfigStore; ads: AdsServer; logger: 
           nodes: model.nodes,
           workloads: [...model.workloads.values()].map((w) => ({
             uid: w.uid, namespace: w.namespace, name: w.name, node: w.node, ip: w.ip, mode: w.mode,
-            identity: w.identity, waypoint: w.waypoint ?? null, waypointOf: w.waypointOf ?? null, containers: w.containers,
-            labels: w.labels,
+            identity: w.identity, serviceAccount: w.serviceAccount, waypoint: w.waypoint ?? null, waypointOf: w.waypointOf ?? null,
+            containers: w.containers, labels: w.labels, servicePorts: w.servicePorts,
           })),
           services: [...model.services.values()].map((s) => ({ namespace: s.namespace, name: s.name, hostname: s.hostname, vip: s.vip, ports: s.ports, endpoints: s.endpoints, waypoint: s.waypoint ?? null })),
           waypoints: [...model.waypoints.values()],

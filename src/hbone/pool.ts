@@ -36,6 +36,7 @@ import type { TunnelHeaders } from './connect-request.js';
 import { SessionKeepalive } from './keepalive.js';
 import { checkServerSan } from './peer-check.js';
 import { poolKey } from './pool-key.js';
+import { resetHttp2Stream } from './relay.js';
 import {
   CLIENT_MAX_STREAMS, CONNECT_TIMEOUT_MS, CONNECTION_WINDOW_BYTES, HBONE_ALPN, IDLE_TIMEOUT_MS, MAX_SESSION_MEMORY_MB,
   PING_INTERVAL_MS, PING_TIMEOUT_MS, clientSecureContext, http2Settings,
@@ -576,7 +577,7 @@ class TunnelAttempt implements ConnectionWaiter {
       return;
     }
     this.stream = undefined;
-    if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    resetHttp2Stream(stream, http2.constants.NGHTTP2_CANCEL);
     this.fail(statusError(this.opts.authority, (this.conn as PooledConnection).destination, status));
   }
 
@@ -606,7 +607,7 @@ class TunnelAttempt implements ConnectionWaiter {
   private cancelStream(): void {
     const s = this.stream;
     this.stream = undefined;
-    if (s && !s.closed && !s.destroyed) s.close(http2.constants.NGHTTP2_CANCEL);
+    if (s) resetHttp2Stream(s, http2.constants.NGHTTP2_CANCEL);
   }
 
   private cleanup(): void {

@@ -73,12 +73,29 @@ function isHttp2Stream(d: Duplex): d is Http2StreamLike {
   return 'rstCode' in d && 'session' in d && typeof (d as unknown as { close?: unknown }).close === 'function';
 }
 
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Sends RST_STREAM(code) on an HTTP/2 stream without a preceding END_STREAM.
+ *
+ * Node's stream.close(code) ends the writable side first; with nothing queued, _final runs at
+ * once and an empty DATA frame with END_STREAM leaves before the RST_STREAM, so the peer sees
+ * a clean half-close (and would send its TCP peer a FIN) before the reset. An empty write
+ * still in flight defers _final until after the RST_STREAM has been submitted; nghttp2 then
+ * never sends the END_STREAM. Uses only public API.
+ */
+export function resetHttp2Stream(stream: Duplex & { close(code?: number): void; closed?: boolean }, code: number): void {
+  if (stream.destroyed || stream.closed) return;
+  if (!stream.writableEnded) stream.write(EMPTY);
+  stream.close(code);
+}
+
 /** Resets a duplex the way its protocol does (RST for TCP, RST_STREAM for HTTP/2). */
 export function resetDuplex(d: Duplex, http2Code: number = h2.NGHTTP2_CONNECT_ERROR): void {
   if (d.destroyed) return;
   try {
     if (isHttp2Stream(d)) {
-      d.close(http2Code);
+      resetHttp2Stream(d, http2Code);
       return;
     }
     if (d instanceof net.Socket && !(d instanceof tls.TLSSocket)) {

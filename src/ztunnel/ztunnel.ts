@@ -26,6 +26,8 @@ import { formatSpiffe } from '../identity/spiffe.js';
 export const OUTBOUND_PORT = 15001;
 export const INBOUND_PLAINTEXT_PORT = 15006;
 export const INBOUND_HBONE_PORT = 15008;
+/** How long a workload's open tunnels may live on after it stops being served. */
+export const UNENROL_DRAIN_MS = 30 * 60_000;
 
 export interface ZtunnelOptions {
   node: string;
@@ -65,6 +67,7 @@ export class Ztunnel {
   private seq = 0;
   private closing = false;
   private readonly failures = new Map<string, string>();
+  private retryTimer: import('../core/clock.js').TimerHandle | undefined;
 
   constructor(private readonly opts: ZtunnelOptions) {
     this.logger = opts.logger;
@@ -163,10 +166,11 @@ export class Ztunnel {
   /** Stop accepting, let live connections finish until the deadline, then reset the rest. */
   async close(deadlineMs = 5000): Promise<void> {
     this.closing = true;
+    this.retryTimer?.cancel();
     for (const p of this.proxies.values()) for (const s of p.servers) s.close();
     const left = await this.connections.drain(deadlineMs);
     if (left > 0) this.logger.warn('drain deadline reached; reset the connections left', { count: left });
-    await Promise.all([...this.proxies.keys()].map((uid) => this.removeProxy(uid)));
+    await Promise.all([...this.proxies.keys()].map((uid) => this.removeProxy(uid, 100)));
     await this.pool.close();
     this.opts.certificates.close();
   }
@@ -194,9 +198,17 @@ export class Ztunnel {
 
   private async startProxy(w: Workload): Promise<void> {
     const identity = identityOf(w);
-    const network = this.opts.network(w);
+    let network: PodNetwork | undefined;
+    try {
+      network = this.opts.network(w);
+    } catch (e: unknown) {
+      this.failures.set(w.uid, `its network is not available yet: ${describeError(e).message}`);
+      this.scheduleRetry();
+      return;
+    }
     if (!network) {
       this.failures.set(w.uid, 'its network is not available yet');
+      this.scheduleRetry();
       return;
     }
     const servers: net.Server[] = [];
@@ -241,7 +253,19 @@ export class Ztunnel {
       const d = describeError(e);
       this.failures.set(w.uid, d.message);
       this.logger.error('cannot serve workload', { workload: `${w.namespace}/${w.name}`, code: d.code, error: d.message });
+      this.scheduleRetry();
     }
+  }
+
+  /** Workloads that could not be served yet (network not there, no certificate) are retried. */
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.closing) return;
+    this.retryTimer = this.opts.clock.setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.closing) return;
+      const missing = this.localWorkloads().filter((x) => !this.proxies.has(x.uid));
+      void Promise.all(missing.map((x) => this.addProxy(x)));
+    }, 500);
   }
 
   private onCaptured(socket: net.Socket, uid: string, kind: 'outbound' | 'inbound'): void {
@@ -258,13 +282,18 @@ export class Ztunnel {
     else this.dataPath.inboundPlaintext(socket, proxy.workload, proxy.network, dst);
   }
 
-  private async removeProxy(uid: string): Promise<void> {
+  /**
+   * Stop accepting for a workload that left (or was un-enrolled). Tunnels already open are
+   * not cut: its HBONE server stops taking connections and lets open streams finish (up to
+   * `drainMs`), as un-enrolment must not break established connections.
+   */
+  private async removeProxy(uid: string, drainMs = UNENROL_DRAIN_MS): Promise<void> {
     const p = this.proxies.get(uid);
     if (!p) return;
     this.proxies.delete(uid);
     for (const s of p.servers) s.close();
-    await p.hbone.close(1000);
-    p.network.close();
+    const drained = p.hbone.close(drainMs).finally(() => p.network.close());
+    if (this.closing) await drained;
     this.logger.info('stopped serving workload', { workload: `${p.workload.namespace}/${p.workload.name}` });
   }
 

@@ -5,11 +5,18 @@ import { validateCommand } from './validate.js';
 import { authzCheckCommand } from './authz.js';
 import { ztunnelCommand } from './ztunnel.js';
 import { controlPlaneCommand } from './control-plane.js';
+import { appEchoCommand } from './app.js';
+import { clusterDaemonCommand, downCommand, execCommand, logsCommand, statusCommand, upCommand } from './cluster.js';
 import { applyCommand, deleteCommand, getCommand, labelCommand, proxyStatusCommand } from './config-api.js';
 import { workloadApiCommand } from './workload-api.js';
 
 export function commands(): Command[] {
   return [
+    upCommand,
+    downCommand,
+    statusCommand,
+    execCommand,
+    logsCommand,
     validateCommand,
     workloadApiCommand,
     authzCheckCommand,
@@ -20,6 +27,8 @@ export function commands(): Command[] {
     proxyStatusCommand,
     controlPlaneCommand,
     ztunnelCommand,
+    appEchoCommand,
+    clusterDaemonCommand,
     caInitCommand,
     caIssueCommand,
   ];

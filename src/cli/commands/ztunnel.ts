@@ -9,6 +9,7 @@ import { localCaFetcher, managedCertificates, type CertificateSource } from '../
 import { HostPodNetwork, NetnsPodNetwork, type PodNetwork } from '../../ztunnel/pod-network.js';
 import { loadStaticState, watchStaticState } from '../../ztunnel/static-source.js';
 import { XdsSource } from '../../ztunnel/xds-source.js';
+import { podNetnsName } from '../../sys/netns-names.js';
 import { CaClient } from '../../xds/ca-client.js';
 import { formatSpiffe } from '../../identity/spiffe.js';
 import { readFile } from 'node:fs/promises';
@@ -32,8 +33,9 @@ Config and certificates (one of):
   --config FILE --ca DIR a workload API file (\`ambit x workload-api -f ... -o yaml\`), watched,
                          and a local CA directory (\`ambit ca init\`) to sign certificates
 Networks:
-  --pod-netns TEMPLATE   capture mode: each workload is the network namespace TEMPLATE names
-                         ({namespace}, {name}); 15001/15006/15008 are opened inside it
+  --pod-netns-prefix P  capture mode (the local cluster): each workload is the network
+                         namespace \`ambit up\` made for it (P-<ns>-<pod>); 15001/15006/15008
+                         are opened inside it and upstream sockets carry mark 0x539
   (default)              workloads are addresses of this host; listeners bind them
   --forward L=NS/POD>DST explicit outbound forwarder standing in for capture: connections to
                          L (ip:port) are NS/POD's connections to DST (ip:port). Repeatable.
@@ -57,7 +59,7 @@ Examples:
       xds: { type: 'string' },
       'token-file': { type: 'string' },
       'root-cert': { type: 'string' },
-      'pod-netns': { type: 'string' },
+      'pod-netns-prefix': { type: 'string' },
       forward: { type: 'string', multiple: true },
       admin: { type: 'string', default: '127.0.0.1:15000' },
       metrics: { type: 'string', default: '127.0.0.1:15020' },
@@ -69,9 +71,9 @@ Examples:
     if (!values.xds === !values.config) throw usageError(this, 'give either --xds ADDR (with --token-file and --root-cert) or --config FILE (with --ca DIR)');
     const logger = new Logger({ component: 'ztunnel' }).child({ node: values.node });
     const metrics = new MetricsRegistry();
-    const template = values['pod-netns'];
+    const template = values['pod-netns-prefix'];
     const network = (w: Workload): PodNetwork => template
-      ? NetnsPodNetwork.open(template.replaceAll('{namespace}', w.namespace).replaceAll('{name}', w.name))
+      ? NetnsPodNetwork.open(podNetnsName(template, w.namespace, w.name))
       : new HostPodNetwork();
     let certificates: CertificateSource;
     let token: string | undefined;

@@ -1,0 +1,309 @@
+// The cluster daemon: started by `ambit up`, it builds the local cluster and keeps it
+// matching the control plane's view of the mesh.
+//
+//   bring-up: control plane -> network (underlay, nodes) -> one ztunnel per node -> pods
+//   then, on every config version: pods added/removed (network namespace, DNS files,
+//   containers), enrolment (capture rules), service routing for non-mesh pods.
+//
+// Invariants:
+// - The control plane's model is the truth (pod IPs, nodes, modes); the daemon only makes
+//   the kernel and the processes agree with it.
+// - Enrolment: capture rules go in only once the node's ztunnel serves the pod (or after a
+//   wait, failing closed); un-enrolment removes the rules first. Established connections
+//   survive both (conntrack keeps their translation).
+// - Everything made is findable again without this process (names carry the prefix, PID
+//   files sit in the state directory), so `ambit down` works after a crash.
+import { mkdir } from 'node:fs/promises';
+import type { Container } from '../config/resources.js';
+import { describeError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { NodeInfo } from '../model/types.js';
+import { podNetnsName } from '../sys/netns-names.js';
+import { installCapture, removeCapture } from './capture-rules.js';
+import { removePodDns, writePodDns, type DnsService } from './dns.js';
+import { containerPlans, processName, type PodInfo } from './pod-processes.js';
+import { syncServiceRules, type ServiceRule } from './service-proxy.js';
+import { statePaths, writeJsonAtomic, ztunnelAdminHost, type ClusterSpec, type ClusterStatusFile, type Phase } from './state-dir.js';
+import { Supervisor } from './supervisor.js';
+import { addPods, createTopology, removePod } from './topology.js';
+
+export interface MeshStatus {
+  version: number;
+  nodes: NodeInfo[];
+  workloads: (PodInfo & { uid: string; mode: string; waypointOf: { namespace: string; name: string } | null; servicePorts: Record<string, { servicePort: number; targetPort: number }[]> })[];
+  services: { namespace: string; name: string; hostname: string; vip: string | null; ports: { port: number; targetPort: number | string }[]; endpoints: string[] }[];
+}
+
+interface PodState {
+  info: MeshStatus['workloads'][number];
+  netns: string;
+  captured: boolean;
+  containersJson: string;
+  problems: string[];
+}
+
+const POLL_MS = 300;
+
+export class ClusterDaemon {
+  private readonly paths;
+  private readonly supervisor: Supervisor;
+  private readonly pods = new Map<string, PodState>();
+  private phase: Phase = 'starting';
+  private message = 'starting';
+  private version = -1;
+  private nodes: NodeInfo[] = [];
+  private stopping = false;
+  private lastError: string | undefined;
+  private servicesKey = '';
+
+  constructor(private readonly spec: ClusterSpec, private readonly logger: Logger) {
+    this.paths = statePaths(spec.stateDir);
+    this.supervisor = new Supervisor({
+      stateDir: spec.stateDir,
+      logger: logger.child({ scope: 'supervisor' }),
+      onEvent: (e) => { if (e.type === 'exit') logger.info('process exited', { ...e }); },
+    });
+  }
+
+  async run(): Promise<void> {
+    await mkdir(`${this.paths.logs}/pods`, { recursive: true });
+    try {
+      await this.setPhase('control-plane', 'starting the control plane');
+      await this.startControlPlane();
+      const first = await this.fetchStatus();
+      this.nodes = first.nodes;
+      await this.setPhase('network', `creating ${this.nodes.length} nodes`);
+      await createTopology({ prefix: this.spec.prefix, nodes: this.nodes });
+      await this.setPhase('ztunnels', 'starting one ztunnel per node');
+      for (const n of this.nodes) await this.startZtunnel(n);
+      await this.setPhase('pods', 'creating pods');
+      await this.reconcile(first);
+      await this.waitHealthy(60_000);
+    } catch (e: unknown) {
+      this.lastError = describeError(e).message;
+      await this.setPhase('failed', this.lastError);
+      this.logger.error('bring-up failed', { error: this.lastError });
+      return;
+    }
+    while (!this.stopping) {
+      try {
+        const s = await this.fetchStatus();
+        if (s.version !== this.version) await this.reconcile(s);
+        await this.refreshHealth();
+      } catch (e: unknown) {
+        this.lastError = describeError(e).message;
+        this.logger.warn('reconcile failed; retrying', { error: this.lastError });
+      }
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.setPhase('stopping', 'stopping processes');
+    await this.supervisor.stopAll(3000);
+  }
+
+  // ---- bring-up ----
+
+  private ambitArgs(...args: string[]): { command: string; args: string[] } {
+    return { command: this.spec.ambit.node, args: [this.spec.ambit.script, ...args] };
+  }
+
+  private async startControlPlane(): Promise<void> {
+    const { command, args } = this.ambitArgs('control-plane', '--ca', this.paths.ca, '--node-tokens', this.paths.tokens,
+      '--nodes', String(this.spec.nodes.length), '--xds', this.spec.xdsAddress, '--admin', this.spec.adminAddress,
+      '--trust-domain', this.spec.trustDomain, ...this.spec.configPaths.flatMap((p) => ['-f', p]));
+    await this.supervisor.spawn({ name: 'control-plane', command, args, logFile: this.paths.log('control-plane'), restart: 'always', backoff: { initialMs: 500, maxMs: 10_000 } });
+    await waitUntil(async () => (await fetchOk(`http://${this.spec.adminAddress}/ready`)), 30_000, 'the control plane did not become ready (see logs/control-plane.log)');
+  }
+
+  private async startZtunnel(n: NodeInfo): Promise<void> {
+    const host = ztunnelAdminHost(n.index);
+    const { command, args } = this.ambitArgs('ztunnel', '--node', n.name, '--xds', this.spec.xdsAddress,
+      '--token-file', this.paths.tokenFile(n.name), '--root-cert', this.paths.root, '--pod-netns-prefix', this.spec.prefix,
+      '--admin', `${host}:15000`, '--metrics', `${host}:15020`, '--readiness', `${host}:15021`, '--trust-domain', this.spec.trustDomain);
+    await this.supervisor.spawn({ name: `ztunnel-${n.name}`, command, args, logFile: this.paths.log(`ztunnel-${n.name}`), restart: 'always', backoff: { initialMs: 200, maxMs: 5_000 } });
+  }
+
+  // ---- reconcile ----
+
+  private async reconcile(s: MeshStatus): Promise<void> {
+    const desired = new Map(s.workloads.map((w) => [w.uid, w]));
+    // Removed or moved pods.
+    for (const [uid, st] of [...this.pods]) {
+      const w = desired.get(uid);
+      if (!w || w.ip !== st.info.ip || w.node !== st.info.node) await this.removePodNow(uid, st);
+    }
+    // New pods: network first (batched), then DNS, processes, capture.
+    const fresh = s.workloads.filter((w) => !this.pods.has(w.uid));
+    if (fresh.length) {
+      await addPods(this.spec.prefix, fresh.map((w) => ({ node: w.node, namespace: w.namespace, name: w.name, ip: w.ip })));
+      for (const w of fresh) {
+        this.pods.set(w.uid, { info: w, netns: podNetnsName(this.spec.prefix, w.namespace, w.name), captured: false, containersJson: '', problems: [] });
+      }
+    }
+    await this.syncDns(s, fresh.length > 0);
+    for (const w of s.workloads) {
+      const st = this.pods.get(w.uid)!;
+      st.info = w;
+      const containersJson = JSON.stringify(w.containers);
+      if (st.containersJson !== containersJson) {
+        if (st.containersJson) for (const c of JSON.parse(st.containersJson) as Container[]) await this.supervisor.stop(processName(w, c.name), 3000);
+        st.containersJson = containersJson;
+        st.problems = [];
+        for (const plan of containerPlans(w, st.netns, this.spec.ambit, (c) => this.paths.podLog(w.namespace, w.name, c))) {
+          if (plan.ok) await this.supervisor.spawn(plan.spec);
+          else {
+            st.problems.push(`${plan.container}: ${plan.reason}`);
+            this.logger.error('container cannot run', { pod: `${w.namespace}/${w.name}`, container: plan.container, reason: plan.reason });
+          }
+        }
+      }
+    }
+    await Promise.all(s.workloads.map((w) => this.syncCapture(this.pods.get(w.uid)!)));
+    const rules = serviceRules(s);
+    await Promise.all(this.nodes.map((n) => syncServiceRules(this.spec.prefix, n.name, rules)));
+    this.version = s.version;
+    this.logger.info('reconciled', { version: s.version, pods: this.pods.size });
+    await this.writeStatus();
+  }
+
+  private async syncCapture(st: PodState): Promise<void> {
+    const want = st.info.mode === 'ambient' && !st.info.waypointOf;
+    if (want === st.captured) return;
+    if (want) {
+      const node = this.nodes.find((n) => n.name === st.info.node)!;
+      const served = await waitUntil(() => ztunnelServes(node.index, st.info.uid), 5000, '').then(() => true, () => false);
+      if (!served) this.logger.warn('ztunnel does not serve the pod yet; capturing anyway (its connections fail closed until it does)', { pod: `${st.info.namespace}/${st.info.name}` });
+      await installCapture(st.netns);
+    } else {
+      await removeCapture(st.netns);
+    }
+    st.captured = want;
+    this.logger.info(want ? 'pod enrolled: traffic captured' : 'pod un-enrolled: capture removed', { pod: `${st.info.namespace}/${st.info.name}` });
+  }
+
+  private async syncDns(s: MeshStatus, force: boolean): Promise<void> {
+    const services: DnsService[] = s.services.filter((x) => x.vip).map((x) => ({ namespace: x.namespace, name: x.name, vip: x.vip! }));
+    const pods = s.workloads.map((w) => ({ namespace: w.namespace, name: w.name, ip: w.ip }));
+    const key = JSON.stringify([services, pods]);
+    if (!force && key === this.servicesKey) return;
+    this.servicesKey = key;
+    await Promise.all([...this.pods.values()].map((st) => writePodDns({
+      prefix: this.spec.prefix, netns: st.netns, namespace: st.info.namespace, name: st.info.name, ip: st.info.ip, services, pods,
+    })));
+  }
+
+  private async removePodNow(uid: string, st: PodState): Promise<void> {
+    for (const c of st.info.containers) await this.supervisor.stop(processName(st.info, c.name), 3000);
+    await removePod({ prefix: this.spec.prefix, namespace: st.info.namespace, name: st.info.name });
+    await removePodDns({ netns: st.netns });
+    this.pods.delete(uid);
+    this.logger.info('pod removed', { pod: `${st.info.namespace}/${st.info.name}` });
+  }
+
+  // ---- health and status ----
+
+  private async waitHealthy(timeoutMs: number): Promise<void> {
+    await waitUntil(async () => {
+      await this.refreshHealth();
+      return this.phase === 'ready';
+    }, timeoutMs, 'the cluster did not become ready').catch(async () => {
+      await this.setPhase('degraded', this.message);
+    });
+  }
+
+  private async refreshHealth(): Promise<void> {
+    const ztunnels = await Promise.all(this.nodes.map(async (n) => fetchOk(`http://${ztunnelAdminHost(n.index)}:15021/healthz/ready`)));
+    const procs = this.supervisor.status();
+    const down = procs.filter((p) => p.state !== 'running').map((p) => p.name);
+    const problems = [...this.pods.values()].flatMap((p) => p.problems);
+    const notReady = this.nodes.filter((_, i) => !ztunnels[i]).map((n) => `ztunnel-${n.name}`);
+    if (down.length === 0 && notReady.length === 0 && problems.length === 0) {
+      await this.setPhase('ready', `${this.nodes.length} nodes, ${this.pods.size} pods`);
+    } else if (this.phase === 'ready' || this.phase === 'degraded') {
+      await this.setPhase('degraded', [...down.map((d) => `${d} not running`), ...notReady.map((z) => `${z} not ready`), ...problems].join('; '));
+    } else {
+      this.message = [...down, ...notReady].join(', ') || this.message;
+      await this.writeStatus();
+    }
+  }
+
+  private async setPhase(phase: Phase, message: string): Promise<void> {
+    const changed = phase !== this.phase || message !== this.message;
+    this.phase = phase;
+    this.message = message;
+    if (changed) this.logger.info('phase', { phase, message });
+    await this.writeStatus();
+  }
+
+  private async writeStatus(): Promise<void> {
+    const procs = new Map(this.supervisor.status().map((p) => [p.name, p]));
+    const status: ClusterStatusFile = {
+      phase: this.phase,
+      message: this.message,
+      updatedAt: new Date().toISOString(),
+      configVersion: this.version,
+      pods: [...this.pods.values()].map((st) => ({
+        namespace: st.info.namespace, name: st.info.name, node: st.info.node, ip: st.info.ip, mode: st.info.waypointOf ? 'waypoint' : st.info.mode, captured: st.captured,
+        processes: st.info.containers.map((c) => {
+          const p = procs.get(processName(st.info, c.name));
+          return { name: c.name, state: p?.state ?? (st.problems.length ? 'cannot-run' : 'pending'), restarts: p?.restarts ?? 0, pid: p?.pid };
+        }),
+      })),
+      components: [...procs.values()].filter((p) => !p.name.startsWith('pod.')).map((p) => ({ name: p.name, state: p.state, restarts: p.restarts, pid: p.pid, log: p.logFile })),
+      error: this.lastError,
+    };
+    await writeJsonAtomic(this.paths.status, status);
+  }
+
+  private async fetchStatus(): Promise<MeshStatus> {
+    const res = await fetch(`http://${this.spec.adminAddress}/api/status`, { signal: AbortSignal.timeout(10_000) });
+    return (await res.json()) as MeshStatus;
+  }
+}
+
+export function serviceRules(s: MeshStatus): ServiceRule[] {
+  const byUid = new Map(s.workloads.map((w) => [w.uid, w]));
+  return s.services.filter((x) => x.vip).map((svc) => ({
+    vip: svc.vip!,
+    name: `${svc.namespace}/${svc.name}`,
+    ports: svc.ports.map((p) => ({
+      port: p.port,
+      endpoints: svc.endpoints.flatMap((uid) => {
+        const w = byUid.get(uid);
+        const target = w?.servicePorts[`${svc.namespace}/${svc.hostname}`]?.find((x) => x.servicePort === p.port)?.targetPort;
+        return w && target ? [{ ip: w.ip, port: target }] : [];
+      }),
+    })),
+  }));
+}
+
+async function fetchOk(url: string): Promise<boolean> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    await r.text();
+    return r.ok;
+  } catch {
+    return false;
+  }
+}
+
+async function ztunnelServes(nodeIndex: number, uid: string): Promise<boolean> {
+  try {
+    const r = await fetch(`http://${ztunnelAdminHost(nodeIndex)}:15000/config_dump`, { signal: AbortSignal.timeout(2000) });
+    const dump = (await r.json()) as { served?: { uid: string }[] };
+    return (dump.served ?? []).some((s) => s.uid === uid);
+  } catch {
+    return false;
+  }
+}
+
+export async function waitUntil(cond: () => Promise<boolean> | boolean, timeoutMs: number, message: string): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > until) throw new Error(message || 'timed out');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -1,0 +1,105 @@
+// Creating and removing a local cluster: what `ambit up` prepares before it starts the
+// daemon, and everything `ambit down` removes — safe to run twice or after a crash.
+import { spawn } from 'node:child_process';
+import { existsSync, openSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { AmbitError } from '../core/errors.js';
+import { sleep } from '../core/clock.js';
+import { MeshCA } from '../identity/ca.js';
+import { issueNodeTokens, saveNodeTokens } from '../controlplane/node-credentials.js';
+import { loadNative } from '../sys/native.js';
+import { runCommand } from '../sys/exec.js';
+import { removeDnsForPrefix } from './dns.js';
+import { statePaths, writeJsonAtomic, type ClusterSpec } from './state-dir.js';
+import { checkPidRecord, killFromPidFiles, readPidRecord, readProcStat, readCmdline, type PidRecord } from './supervisor.js';
+import { destroyTopology } from './topology.js';
+
+/** What the local cluster needs from this machine; a clear error says what to do otherwise. */
+export async function preflight(): Promise<void> {
+  if (process.getuid && process.getuid() !== 0) {
+    throw new AmbitError('AMBIT_ERR_PERMISSION', 'the local cluster needs root (network namespaces, iptables)', { hint: 'run it with sudo' });
+  }
+  loadNative();
+  for (const [cmd, flag, pkg] of [['ip', '-V', 'iproute2'], ['iptables', '--version', 'iptables']] as const) {
+    try {
+      await runCommand(cmd, [flag], { timeoutMs: 5000 });
+    } catch {
+      throw new AmbitError('AMBIT_ERR_CLUSTER', `${cmd} is missing`, { hint: `install it: apt-get install -y ${pkg} (or run \`npm run setup\`)` });
+    }
+  }
+}
+
+export async function prepareState(spec: ClusterSpec): Promise<void> {
+  const p = statePaths(spec.stateDir);
+  if (existsSync(p.spec)) {
+    throw new AmbitError('AMBIT_ERR_CLUSTER', `a cluster already exists in ${spec.stateDir}`, { hint: 'see it with `ambit status`, or remove it with `ambit down`' });
+  }
+  await mkdir(spec.stateDir, { recursive: true, mode: 0o755 });
+  await mkdir(`${p.logs}/pods`, { recursive: true });
+  await mkdir(p.pids, { recursive: true });
+  await mkdir(`${spec.stateDir}/tokens`, { recursive: true, mode: 0o700 });
+  const ca = await MeshCA.create({ trustDomain: spec.trustDomain });
+  await ca.save(p.ca);
+  await writeFile(p.root, ca.rootPem);
+  const tokens = issueNodeTokens(spec.nodes);
+  await saveNodeTokens(p.tokens, tokens);
+  for (const [node, token] of Object.entries(tokens)) await writeFile(p.tokenFile(node), token + '\n', { mode: 0o600 });
+  await writeJsonAtomic(p.spec, spec);
+}
+
+/** Start the daemon in its own session; it outlives this command. */
+export function startDaemon(spec: ClusterSpec): number {
+  const p = statePaths(spec.stateDir);
+  const out = openSync(p.log('daemon'), 'a');
+  const child = spawn(spec.ambit.node, [spec.ambit.script, 'cluster', 'daemon', '--state-dir', spec.stateDir], {
+    detached: true, stdio: ['ignore', out, out], env: { ...process.env },
+  });
+  child.unref();
+  return child.pid ?? -1;
+}
+
+export async function writeDaemonPid(stateDir: string): Promise<void> {
+  const st = readProcStat(process.pid);
+  const record: PidRecord = {
+    name: 'daemon', pid: process.pid, startTime: st?.startTime ?? '', argv: readCmdline(process.pid) ?? process.argv,
+    logFile: statePaths(stateDir).log('daemon'), startedAt: new Date().toISOString(), supervisorPid: process.ppid,
+  };
+  await writeJsonAtomic(`${stateDir}/daemon.json`, record);
+}
+
+export interface DownReport {
+  daemon: 'stopped' | 'not running' | 'killed';
+  processes: number;
+  namespaces: number;
+  refused: string[];
+}
+
+/** Remove everything the cluster made. Idempotent. */
+export async function teardown(stateDir: string, prefix: string): Promise<DownReport> {
+  const report: DownReport = { daemon: 'not running', processes: 0, namespaces: 0, refused: [] };
+  // 1. The daemon first, so it cannot restart what we stop next.
+  const rec = existsSync(`${stateDir}/daemon.json`) ? readPidRecord(`${stateDir}/daemon.json`) : undefined;
+  if (rec && checkPidRecord({ ...rec, pid: rec.pid }).verdict !== 'gone') {
+    try { process.kill(rec.pid, 'SIGTERM'); } catch { /* gone meanwhile */ }
+    report.daemon = 'stopped';
+    for (let i = 0; i < 100 && readProcStat(rec.pid) && readProcStat(rec.pid)!.state !== 'Z'; i++) await sleep(100);
+    if (readProcStat(rec.pid) && readProcStat(rec.pid)!.state !== 'Z') {
+      try { process.kill(rec.pid, 'SIGKILL'); } catch { /* gone */ }
+      report.daemon = 'killed';
+    }
+  }
+  // 2. Every process it started (PID files, verified before killing).
+  if (existsSync(stateDir)) {
+    const k = await killFromPidFiles(stateDir, { graceMs: 3000 });
+    report.processes = k.killed.length;
+    report.refused = k.refused.map((r) => `${r.name} (PID ${r.pid}): ${r.reason}`);
+  }
+  // 3. Kernel objects: namespaces (and with them veths and iptables rules), DNS files.
+  const d = await destroyTopology(prefix);
+  report.namespaces = d.removed.length;
+  report.processes += d.killedPids.length;
+  await removeDnsForPrefix(prefix);
+  // 4. Files.
+  if (report.refused.length === 0) await rm(stateDir, { recursive: true, force: true });
+  return report;
+}
