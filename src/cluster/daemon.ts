@@ -119,7 +119,7 @@ export class ClusterDaemon {
   }
 
   private async startZtunnel(n: NodeInfo): Promise<void> {
-    const host = ztunnelAdminHost(n.index);
+    const host = ztunnelAdminHost(this.spec, n.index);
     const { command, args } = this.ambitArgs('ztunnel', '--node', n.name, '--xds', this.spec.xdsAddress,
       '--token-file', this.paths.tokenFile(n.name), '--root-cert', this.paths.root, '--pod-netns-prefix', this.spec.prefix,
       '--admin', `${host}:15000`, '--metrics', `${host}:15020`, '--readiness', `${host}:15021`, '--trust-domain', this.spec.trustDomain);
@@ -174,7 +174,7 @@ export class ClusterDaemon {
     if (want === st.captured) return;
     if (want) {
       const node = this.nodes.find((n) => n.name === st.info.node)!;
-      const served = await waitUntil(() => ztunnelServes(node.index, st.info.uid), 5000, '').then(() => true, () => false);
+      const served = await waitUntil(() => ztunnelServes(ztunnelAdminHost(this.spec, node.index), st.info.uid), 5000, '').then(() => true, () => false);
       if (!served) this.logger.warn('ztunnel does not serve the pod yet; capturing anyway (its connections fail closed until it does)', { pod: `${st.info.namespace}/${st.info.name}` });
       await installCapture(st.netns);
     } else {
@@ -215,7 +215,7 @@ export class ClusterDaemon {
   }
 
   private async refreshHealth(): Promise<void> {
-    const ztunnels = await Promise.all(this.nodes.map(async (n) => fetchOk(`http://${ztunnelAdminHost(n.index)}:15021/healthz/ready`)));
+    const ztunnels = await Promise.all(this.nodes.map(async (n) => fetchOk(`http://${ztunnelAdminHost(this.spec, n.index)}:15021/healthz/ready`)));
     const procs = this.supervisor.status();
     const down = procs.filter((p) => p.state !== 'running').map((p) => p.name);
     const problems = [...this.pods.values()].flatMap((p) => p.problems);
@@ -290,9 +290,9 @@ async function fetchOk(url: string): Promise<boolean> {
   }
 }
 
-async function ztunnelServes(nodeIndex: number, uid: string): Promise<boolean> {
+async function ztunnelServes(host: string, uid: string): Promise<boolean> {
   try {
-    const r = await fetch(`http://${ztunnelAdminHost(nodeIndex)}:15000/config_dump`, { signal: AbortSignal.timeout(2000) });
+    const r = await fetch(`http://${host}:15000/config_dump`, { signal: AbortSignal.timeout(2000) });
     const dump = (await r.json()) as { served?: { uid: string }[] };
     return (dump.served ?? []).some((s) => s.uid === uid);
   } catch {

@@ -23,6 +23,8 @@ export interface ClusterSpec {
   configPaths: string[];
   xdsAddress: string;
   adminAddress: string;
+  /** ztunnel admin/metrics/readiness listen on <ztunnelAdminNet>.<node index> (default 127.0.1). */
+  ztunnelAdminNet: string;
   /** `node <repo>/bin/ambit.js`: how pods and daemons run `ambit`. */
   ambit: { node: string; script: string };
   createdAt: string;
@@ -84,7 +86,7 @@ export async function readStatus(dir: string): Promise<ClusterStatusFile | undef
   }
 }
 
-/** The admin/metrics/readiness address of a node's ztunnel: 127.0.1.<index>. */
-export function ztunnelAdminHost(nodeIndex: number): string {
-  return `127.0.1.${nodeIndex}`;
+/** The admin/metrics/readiness address of a node's ztunnel: <net>.<index> (127.0.1.<index>). */
+export function ztunnelAdminHost(spec: Pick<ClusterSpec, 'ztunnelAdminNet'>, nodeIndex: number): string {
+  return `${spec.ztunnelAdminNet}.${nodeIndex}`;
 }

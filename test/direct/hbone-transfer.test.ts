@@ -208,7 +208,8 @@ test('an upstream reset (RST) resets the tunnel, and a relay on the client side 
   app.on('error', (e: NodeJS.ErrnoException) => { error = e.code; });
   await new Promise((resolve) => app.once('close', resolve));
   assert.equal(chunks.join(''), 'partial');
-  assert.equal(error, 'ECONNRESET', 'the application sees a reset');
+  const cr = await clientRelay;
+  assert.equal(error, 'ECONNRESET', `the application sees a reset; ended=${ended} client relay: ${cr.closedBy} ${cr.errorSide} ${cr.error?.message}`);
   assert.equal(ended, false, 'a reset is not a clean end');
   const serverResult = await hbone.relays[hbone.relays.length - 1]!;
   assert.equal(serverResult.closedBy, 'error');

@@ -37,12 +37,16 @@ Options:
   -f, --file PATH config files or directories the control plane watches (repeatable)
   --demo          the bundled demo mesh (examples/demo) and a tour of what to try
   --prefix P      name prefix of the namespaces (default ambit)
+  --xds ADDR, --admin ADDR   control plane addresses (default 127.0.0.1:15010, :15014)
+  --ztunnel-admin-net NET    ztunnel admin endpoints on NET.<node index> (default 127.0.1)
 ${STATE_HELP}
 `,
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, {
       nodes: { type: 'string', default: '2' }, file: { type: 'string', short: 'f', multiple: true }, demo: { type: 'boolean' },
       prefix: { type: 'string', default: DEFAULT_PREFIX }, 'trust-domain': { type: 'string', default: 'cluster.local' }, ...stateOption,
+      xds: { type: 'string', default: '127.0.0.1:15010' }, admin: { type: 'string', default: '127.0.0.1:15014' },
+      'ztunnel-admin-net': { type: 'string', default: '127.0.1' },
     });
     const n = Number(values.nodes);
     if (!Number.isInteger(n) || n < 1 || n > 16) throw usageError(this, '--nodes must be 1..16');
@@ -55,7 +59,7 @@ ${STATE_HELP}
     await preflight();
     const spec: ClusterSpec = {
       prefix: values.prefix, nodes: Array.from({ length: n }, (_, i) => `node-${i + 1}`), stateDir, configPaths: files,
-      xdsAddress: '127.0.0.1:15010', adminAddress: '127.0.0.1:15014',
+      xdsAddress: values.xds, adminAddress: values.admin, ztunnelAdminNet: values['ztunnel-admin-net'],
       ambit: { node: process.execPath, script: resolve(repoRoot(), 'bin', 'ambit.js') },
       createdAt: new Date().toISOString(), trustDomain: values['trust-domain'],
     };
@@ -86,7 +90,7 @@ function summary(spec: ClusterSpec, demo: boolean): string {
     '',
     `Ambit is up: ${spec.nodes.length} nodes (${spec.nodes.join(', ')}).`,
     `  control plane   xDS+CA ${spec.xdsAddress}   admin http://${spec.adminAddress}/debug/syncz`,
-    ...spec.nodes.map((nd, i) => `  ztunnel ${nd.padEnd(7)} metrics http://${ztunnelAdminHost(i + 1)}:15020/metrics   config http://${ztunnelAdminHost(i + 1)}:15000/config_dump`),
+    ...spec.nodes.map((nd, i) => `  ztunnel ${nd.padEnd(7)} metrics http://${ztunnelAdminHost(spec, i + 1)}:15020/metrics   config http://${ztunnelAdminHost(spec, i + 1)}:15000/config_dump`),
     `  logs            ${p.logs}  (ambit logs ztunnel node-1 -f)`,
     `  state           ${spec.stateDir}`,
     '',
@@ -98,7 +102,7 @@ function summary(spec: ClusterSpec, demo: boolean): string {
       '       ambit exec demo/client-0 -- curl -s http://echo/',
       '  2. Both identities in the access log and Istio metrics:',
       '       ambit logs ztunnel node-2 | grep "connection complete" | tail -1',
-      `       curl -s http://${ztunnelAdminHost(2)}:15020/metrics | grep istio_tcp_connections_opened_total`,
+      `       curl -s http://${ztunnelAdminHost(spec, 2)}:15020/metrics | grep istio_tcp_connections_opened_total`,
       '  3. Only the demo client may reach echo (policy demo/echo-allow-client): from outside the mesh it is refused:',
       '       ambit exec legacy/outsider -- curl -s --max-time 3 http://echo.demo/   # reset',
       '       ambit authz check -f examples/demo --from legacy/outsider --to demo/echo:80',
