@@ -50,7 +50,13 @@ function resolve(ports: CapturePorts = {}): Required<CapturePorts> {
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 
-/** The rules of Ambit's two chains, as `iptables -t nat -S` prints them (without the jumps). */
+/**
+ * The rules of Ambit's two chains, as `iptables -t nat -S` prints them (without the jumps).
+ * Only a SYN is redirected: nat rules see the first packet of each conntrack entry, and a
+ * connection that was open before the pod was enrolled is picked up by conntrack mid-stream
+ * (its first tracked packet is not a SYN); it must keep flowing as it was, not be sent to a
+ * ztunnel that never saw its handshake.
+ */
 export function captureChainRules(ports?: CapturePorts): { output: string[]; prerouting: string[] } {
   const p = resolve(ports);
   return {
@@ -58,9 +64,9 @@ export function captureChainRules(ports?: CapturePorts): { output: string[]; pre
       '-o lo -j RETURN',
       '-d 127.0.0.0/8 -j RETURN',
       `-m mark --mark ${hex(p.mark)}/${hex(MARK_MASK)} -j RETURN`,
-      `-p tcp -j REDIRECT --to-ports ${p.outbound}`,
+      `-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j REDIRECT --to-ports ${p.outbound}`,
     ],
-    prerouting: [`-p tcp -m tcp --dport ${p.hbone} -j RETURN`, `-p tcp -j REDIRECT --to-ports ${p.inbound}`],
+    prerouting: [`-p tcp -m tcp --dport ${p.hbone} -j RETURN`, `-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j REDIRECT --to-ports ${p.inbound}`],
   };
 }
 

@@ -378,7 +378,7 @@ export class HbonePool {
     }
     c.keepalive = new SessionKeepalive(session, this.clock, this.pingIntervalMs, this.pingTimeoutMs, (silentMs) => {
       this.logger.warn('HBONE peer stopped answering PINGs; dropping the connection', { destination: c.destination, silentMs });
-      this.removeFromPool(c);
+      this.connectionClosed(c);
       session.destroy(new AmbitError('AMBIT_ERR_TIMEOUT', `HBONE connection to ${c.destination} silent for ${silentMs} ms`, {
         hint: 'the destination node or its ztunnel stopped responding',
       }));
@@ -429,6 +429,7 @@ export class HbonePool {
   }
 
   private connectionClosed(c: PooledConnection): void {
+    if (c.state === 'closed') return;
     this.removeFromPool(c);
     c.state = 'closed';
     c.keepalive?.stop();

@@ -12,7 +12,11 @@
 //   net.Socket does not end its write side by itself when it receives a FIN.
 // - An error or reset on either side resets the other promptly: a TCP socket with
 //   resetAndDestroy() (RST), an HTTP/2 stream with RST_STREAM(CONNECT_ERROR) as RFC 9113
-//   section 8.5 asks, anything else with destroy(). A side that closes without having both
+//   section 8.5 asks, anything else with destroy(). Limit: once a FIN has been sent on a TCP
+//   socket, libuv cannot send a RST any more (uv_tcp_close_reset refuses after shutdown), so a
+//   reset arriving after a half-close closes that socket instead; its peer learns of it with
+//   a RST on its next write. (Fixable with SO_LINGER{1,0} via the native addon.)
+//   A side that closes without having both
 //   ended its readable and finished its writable (or an HTTP/2 stream closed with a non-zero
 //   code) counts as reset.
 // - Backpressure: a direction stops reading its source while the destination holds at least

@@ -20,8 +20,12 @@ export interface PodNetwork {
   readonly kind: 'host' | 'netns';
   /** A listening TCP server at ip:port in the workload's network. */
   listen(ip: string, port: number, server?: net.Server): Promise<net.Server>;
-  /** A connecting socket from the workload's network, not captured; 'connect'/'error' as net.connect. */
-  connect(dst: Endpoint, options?: { localAddress?: string }): net.Socket;
+  /**
+   * A connecting socket from the workload's network, not captured; 'connect'/'error' as
+   * net.connect. Half-open by default (relayed application connections keep TCP's
+   * half-close); transport sockets (HBONE) pass allowHalfOpen: false so a peer's FIN closes them.
+   */
+  connect(dst: Endpoint, options?: { localAddress?: string; allowHalfOpen?: boolean }): net.Socket;
   /** The original destination of a captured connection, or undefined when not captured. */
   originalDestination(socket: net.Socket): Endpoint | undefined;
   close(): void;
@@ -42,8 +46,8 @@ export class HostPodNetwork implements PodNetwork {
     return server;
   }
 
-  connect(dst: Endpoint, options: { localAddress?: string } = {}): net.Socket {
-    return net.connect({ host: dst.ip, port: dst.port, localAddress: options.localAddress, allowHalfOpen: true, noDelay: true });
+  connect(dst: Endpoint, options: { localAddress?: string; allowHalfOpen?: boolean } = {}): net.Socket {
+    return net.connect({ host: dst.ip, port: dst.port, localAddress: options.localAddress, allowHalfOpen: options.allowHalfOpen ?? true, noDelay: true });
   }
 
   originalDestination(): Endpoint | undefined {
@@ -71,8 +75,8 @@ export class NetnsPodNetwork implements PodNetwork {
     return listenInNetns(this.ns, { host: ip, port, backlog: 1024, server, transparent: false });
   }
 
-  connect(dst: Endpoint, options: { localAddress?: string } = {}): net.Socket {
-    return startConnectInNetns(this.ns, { host: dst.ip, port: dst.port, mark: ZTUNNEL_MARK, localAddress: options.localAddress, allowHalfOpen: true, noDelay: true });
+  connect(dst: Endpoint, options: { localAddress?: string; allowHalfOpen?: boolean } = {}): net.Socket {
+    return startConnectInNetns(this.ns, { host: dst.ip, port: dst.port, mark: ZTUNNEL_MARK, localAddress: options.localAddress, allowHalfOpen: options.allowHalfOpen ?? true, noDelay: true });
   }
 
   originalDestination(socket: net.Socket): Endpoint | undefined {

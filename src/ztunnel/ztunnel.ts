@@ -300,7 +300,7 @@ export class Ztunnel {
   private createPoolSocket(dst: Endpoint, sourceIp?: string): net.Socket {
     const proxy = sourceIp ? [...this.proxies.values()].find((p) => p.workload.addresses.includes(sourceIp)) : undefined;
     if (!proxy) throw new Error(`no local workload with address ${sourceIp ?? '(none)'}`);
-    return proxy.network.connect(dst, proxy.network.kind === 'host' ? { localAddress: sourceIp } : {});
+    return proxy.network.connect(dst, { localAddress: proxy.network.kind === 'host' ? sourceIp : undefined, allowHalfOpen: false });
   }
 
   private refused!: ReturnType<MetricsRegistry['counter']>;

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { HbonePool } from '../../src/hbone/pool.js';
-import { relay, type RelayResult } from '../../src/hbone/relay.js';
+import { relay, resetHttp2Stream, type RelayResult } from '../../src/hbone/relay.js';
 import {
   CLIENT_ID, Cleanup, SERVER_ID, mbps, patternHash, quietLogger, readAll, startEcho, startHboneServer, startSink, startSource,
   testMesh, waitFor, writePattern, type TestHboneServer, type TestMesh,
@@ -231,7 +231,9 @@ test('a client reset (RST_STREAM) resets the upstream TCP connection', async () 
     upstreamSocket!.on('error', (e: NodeJS.ErrnoException) => { error = e.code; });
     upstreamSocket!.on('close', () => resolve({ error }));
   });
-  (tunnel as unknown as { close(code: number): void }).close(8);
+  // resetHttp2Stream, not stream.close(8): Node's close() would send END_STREAM first, and the
+  // server would pass that on as a FIN before the reset (see relay.ts).
+  resetHttp2Stream(tunnel as Duplex & { close(code?: number): void }, 8);
   assert.equal((await closed).error, 'ECONNRESET', 'the upstream sees a TCP reset, not a FIN');
   const result = await hbone.relays[hbone.relays.length - 1]!;
   assert.equal(result.closedBy, 'error');
