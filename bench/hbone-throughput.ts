@@ -213,6 +213,7 @@ async function main(): Promise<void> {
     }));
     return counts.reduce((x, y) => x + y, 0);
   }, tcp);
+  await new Promise((r) => setTimeout(r, 50));
   console.log(`pool: ${JSON.stringify(pool.stats())}`);
   await pool.close(100);
   if (worker) await worker.terminate();

@@ -12,6 +12,9 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 
 const ALL = ['lint', 'unit', 'direct', 'netns'];
+// Per test; node applies it to each test file as a whole too, so it bounds the longest file.
+const TEST_TIMEOUT_MS = { unit: 60_000, direct: 180_000, netns: 300_000 };
+const TIER_TIMEOUT_MS = { unit: 5 * 60_000, direct: 10 * 60_000, netns: 20 * 60_000 };
 const tiers = process.argv.slice(2).length ? process.argv.slice(2) : ALL;
 const root = new URL('..', import.meta.url).pathname;
 process.chdir(root);
@@ -56,6 +59,32 @@ function netnsPreflight() {
   return null;
 }
 
+/**
+ * Tests remove their own namespaces, even when they fail; this is the safety net for a tier
+ * that was stopped. Test namespaces are named `at<digits>...`: end the processes inside them
+ * (by PID) and delete them. Nothing else is touched.
+ */
+function sweepTestNamespaces() {
+  // Clusters the tests started: `ambit down` stops their processes from their PID files.
+  for (const d of readdirSync(tmpdir()).filter((n) => n.startsWith('ambit-e2e-state-'))) {
+    spawnSync(process.execPath, ['bin/ambit.js', 'down', '--prefix', 'at0sweep'], {
+      stdio: 'ignore', timeout: 60_000, env: { ...process.env, AMBIT_STATE_DIR: join(tmpdir(), d) },
+    });
+  }
+  const list = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
+  const names = list.split('\n').map((l) => l.split(' ')[0]).filter((n) => /^at\d/.test(n));
+  for (const name of names) {
+    const pids = (spawnSync('ip', ['netns', 'pids', name], { encoding: 'utf8' }).stdout ?? '').split(/\s+/).filter(Boolean);
+    for (const pid of pids) { try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ } }
+    spawnSync('ip', ['netns', 'del', name]);
+    const etc = join('/etc/netns', name);
+    if (existsSync(join(etc, 'hosts')) && readFileSync(join(etc, 'hosts'), 'utf8').startsWith('# Ambit cluster ')) {
+      rmSync(etc, { recursive: true, force: true });
+    }
+  }
+  if (names.length > 0) console.log(`swept ${names.length} leftover test namespace(s)`);
+}
+
 function runTier(tier) {
   banner(`${tier} tests`);
   const files = findTests(join('dist', 'test', tier));
@@ -80,8 +109,19 @@ function runTier(tier) {
     '--test-reporter=spec', '--test-reporter-destination=stdout',
     '--test-reporter=tap', `--test-reporter-destination=${tap}`,
   ];
+  // A hung test must fail the run, not stall it: every test has a deadline, a file whose
+  // handles stay open is cancelled at that deadline, and the tier as a whole has a cap.
+  args.push(`--test-timeout=${TEST_TIMEOUT_MS[tier]}`);
   if (tier === 'netns') args.push('--test-concurrency=1');
-  const r = spawnSync(process.execPath, [...args, ...files], { stdio: 'inherit', env: { ...process.env, AMBIT_TEST_TIER: tier } });
+  const r = spawnSync(process.execPath, [...args, ...files], {
+    stdio: 'inherit', env: { ...process.env, AMBIT_TEST_TIER: tier },
+    timeout: TIER_TIMEOUT_MS[tier], killSignal: 'SIGTERM',
+  });
+  if (r.error?.code === 'ETIMEDOUT') {
+    failed++;
+    failures.push(`${tier}: the tier ran past ${TIER_TIMEOUT_MS[tier] / 60000} minutes and was stopped`);
+  }
+  if (tier === 'netns') sweepTestNamespaces();
   const text = existsSync(tap) ? readFileSync(tap, 'utf8') : '';
   rmSync(tap, { force: true });
   const count = (k) => Number((text.match(new RegExp(`^# ${k} (\\d+)$`, 'm')) ?? [])[1] ?? 0);

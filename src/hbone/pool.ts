@@ -200,10 +200,11 @@ export class HbonePool {
       if (c.state === 'connecting') this.failConnection(c, new AmbitError('AMBIT_ERR_HBONE', 'the HBONE pool is closed'));
       else this.drain(c, true);
     }
-    const deadline = this.clock.now() + deadlineMs;
-    while (this.all.size > 0 && this.clock.now() < deadline) {
+    // Real time, not this.clock: a drain deadline is about sockets, not about test time.
+    const deadline = Date.now() + deadlineMs;
+    while (this.all.size > 0 && Date.now() < deadline) {
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(20, Math.max(1, deadline - this.clock.now())));
+        const t = setTimeout(resolve, Math.min(20, Math.max(1, deadline - Date.now())));
         t.unref();
       });
     }

@@ -195,10 +195,11 @@ export class HboneServer {
     for (const session of this.sessions) {
       if (!session.closed) session.close();
     }
-    const deadline = this.clock.now() + deadlineMs;
-    while (this.sessions.size > 0 && this.clock.now() < deadline) {
+    // Real time, not this.clock: a drain deadline is about sockets, not about test time.
+    const deadline = Date.now() + deadlineMs;
+    while (this.sessions.size > 0 && Date.now() < deadline) {
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(20, Math.max(1, deadline - this.clock.now())));
+        const t = setTimeout(resolve, Math.min(20, Math.max(1, deadline - Date.now())));
         t.unref();
       });
     }
@@ -297,11 +298,16 @@ export class HboneServer {
       return;
     }
     const req = new IncomingTunnel(stream, verdict.authority, verdict.target, verdict.headers, info, this.logger);
+    const failed = (e: unknown): void => {
+      this.logger.error('hbone request handler failed', { error: describeError(e), authority: verdict.authority });
+      if (!req.decided) req.reject(500, 'handler failed');
+    };
     try {
-      this.opts.onRequest(req);
+      // An async handler's rejection is caught too, so it cannot become an unhandled rejection.
+      const r = this.opts.onRequest(req) as unknown;
+      if (r instanceof Promise) r.catch(failed);
     } catch (e: unknown) {
-      this.logger.error('hbone request handler threw', { error: describeError(e), authority: verdict.authority });
-      if (!req.decided) req.reject(500, 'handler threw');
+      failed(e);
     }
   }
 

@@ -76,11 +76,18 @@ async function roundTrip(text: string): Promise<string> {
   return Buffer.concat(chunks).toString();
 }
 
+const tmpDirs: string[] = [];
+after(async () => {
+  const { rm } = await import('node:fs/promises');
+  await Promise.all(tmpDirs.map((d) => rm(d, { recursive: true, force: true })));
+});
+
 async function tmpFile(text: string): Promise<string> {
   const { mkdtemp, writeFile } = await import('node:fs/promises');
   const { join } = await import('node:path');
   const { tmpdir } = await import('node:os');
   const dir = await mkdtemp(join(tmpdir(), 'ambit-cp-'));
+  tmpDirs.push(dir);
   const f = join(dir, 'change.yaml');
   await writeFile(f, text);
   return f;

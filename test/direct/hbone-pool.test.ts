@@ -281,3 +281,30 @@ test('a connection that cannot be made rejects with AMBIT_ERR_CONNECT and a hint
   assert.match(e.message, /ECONNREFUSED/);
   assert.equal(pool.stats().connections + pool.stats().connecting, 0);
 });
+
+test('a handler that throws (or rejects) answers 500 and leaves the connection usable', async () => {
+  let mode: 'throw' | 'reject' | 'ok' = 'throw';
+  const hbone = await startHboneServer(cleanup, mesh.server, {
+    onRequest: (req) => {
+      if (mode === 'throw') throw new Error('boom');
+      if (mode === 'reject') return Promise.reject(new Error('async boom')) as unknown as void;
+      const t = req.accept();
+      t.pipe(t);
+      return undefined;
+    },
+  });
+  const pool = newPool();
+  const e1 = await pool.connect(target(hbone.port)).then(() => assert.fail('500'), (e: unknown) => e);
+  assert.ok(e1 instanceof AmbitError);
+  assert.equal(e1.details?.status, 500);
+  mode = 'reject';
+  const e2 = await pool.connect(target(hbone.port)).then(() => assert.fail('500'), (e: unknown) => e);
+  assert.ok(e2 instanceof AmbitError);
+  assert.equal(e2.details?.status, 500);
+  mode = 'ok';
+  const t = await pool.connect(target(hbone.port));
+  assert.equal(await roundTrip(t, 'fine'), 'fine');
+  assert.equal(hbone.server.stats().handshakes, 1);
+  assert.ok(hbone.logLines.some((l) => l.msg === 'hbone request handler failed'));
+  await closeAll([t]);
+});

@@ -2,7 +2,7 @@
 // does (`ambit up` / `ambit down`), with a unique prefix, state directory and ports so tests
 // never meet a user's cluster. Always call `down()` in `after`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { podNetnsName } from '../../src/sys/netns-names.js';
@@ -60,11 +60,19 @@ export function startCluster(yamlText: string, options: { nodes?: number; name?:
       return spawn('ip', ['netns', 'exec', cluster.netns(pod), ...argv], { stdio: ['pipe', 'pipe', 'pipe'] });
     },
     apply(text) {
-      const f = join(mkdtempSync(join(tmpdir(), 'ambit-e2e-apply-')), 'change.yaml');
-      writeFileSync(f, text);
-      return ambit(['apply', '-f', f]);
+      const dir = mkdtempSync(join(tmpdir(), 'ambit-e2e-apply-'));
+      writeFileSync(join(dir, 'change.yaml'), text);
+      try {
+        return ambit(['apply', '-f', join(dir, 'change.yaml')]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
-    down: () => ambit(['down', '--prefix', prefix], { timeoutMs: 60_000 }),
+    down: () => {
+      const r = ambit(['down', '--prefix', prefix], { timeoutMs: 60_000 });
+      rmSync(configDir, { recursive: true, force: true });
+      return r;
+    },
   };
   if (up.code !== 0) {
     const daemonLog = join(stateDir, 'logs', 'daemon.log');
