@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, existsSync, readdirSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -13,6 +13,12 @@ import { yaml } from '../helpers/config.js';
 
 const secret = `TOPSECRET-${randomBytes(8).toString('hex')}`;
 const wwwDir = mkdtempSync(join(tmpdir(), 'ambit-e2e-www-'));
+const tmpDirs = [wwwDir];
+function tmpDir(kind: string): string {
+  const d = mkdtempSync(join(tmpdir(), `ambit-e2e-${kind}-`));
+  tmpDirs.push(d);
+  return d;
+}
 writeFileSync(join(wwwDir, 'secret.txt'), `${secret}\n`);
 
 const mesh = yaml`
@@ -54,7 +60,7 @@ const mesh = yaml`
 
 let c: TestCluster;
 let capture: ChildProcess | undefined;
-const pcap = join(mkdtempSync(join(tmpdir(), 'ambit-e2e-pcap-')), 'underlay.pcap');
+const pcap = join(tmpDir('pcap'), 'underlay.pcap');
 
 before(async () => {
   c = startCluster(mesh, { name: 'e' });
@@ -70,6 +76,7 @@ before(async () => {
 
 after(() => {
   capture?.kill('SIGINT');
+  for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
   if (c) {
     const d = c.down();
     assert.equal(d.code, 0, d.stderr);
@@ -198,7 +205,7 @@ test('a DENY applied with ambit apply blocks new connections and closes live one
     assert.notEqual(curl('shop/client', 'http://web/secret.txt').code, 0, 'new connections are refused');
   } finally {
     await conv.stop();
-    const f = join(mkdtempSync(join(tmpdir(), 'ambit-e2e-del-')), 'deny.yaml');
+    const f = join(tmpDir('del'), 'deny.yaml');
     writeFileSync(f, 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: deny-client, namespace: shop}\n');
     assert.equal(c.ambit(['delete', '-f', f]).code, 0);
   }
