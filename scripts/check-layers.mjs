@@ -16,7 +16,7 @@ const ALLOWED = {
   hbone: ['core', 'identity', 'telemetry', 'sys'],
   controlplane: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds'],
   ztunnel: ['core', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys'],
-  waypoint: ['core', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys'],
+  waypoint: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'ztunnel'],
   cluster: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'ztunnel', 'waypoint'],
   cli: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'ztunnel', 'waypoint', 'cluster'],
 };

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 DEB_PACKAGES="iproute2 iptables tcpdump curl python3 python3-h2 procps"
+# The benchmark suite (`npm run bench`) and its smoke test: the peers and the load tools.
+DEB_PACKAGES="$DEB_PACKAGES stunnel4 haproxy iperf3 wrk hey"
 missing=""
 for p in $DEB_PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

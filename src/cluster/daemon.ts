@@ -23,8 +23,8 @@ import { installCapture, removeCapture } from './capture-rules.js';
 import { removePodDns, writePodDns, type DnsService } from './dns.js';
 import { containerPlans, processName, type PodInfo } from './pod-processes.js';
 import { syncServiceRules, type ServiceRule } from './service-proxy.js';
-import { statePaths, writeJsonAtomic, ztunnelAdminHost, type ClusterSpec, type ClusterStatusFile, type Phase } from './state-dir.js';
-import { Supervisor } from './supervisor.js';
+import { statePaths, waypointAdminHost, writeJsonAtomic, ztunnelAdminHost, type ClusterSpec, type ClusterStatusFile, type Phase } from './state-dir.js';
+import { Supervisor, type ProcessSpec } from './supervisor.js';
 import { addPods, createTopology, removePod } from './topology.js';
 
 export interface MeshStatus {
@@ -48,6 +48,8 @@ export class ClusterDaemon {
   private readonly paths;
   private readonly supervisor: Supervisor;
   private readonly pods = new Map<string, PodState>();
+  /** Waypoint pod uid -> its admin address index. */
+  private readonly waypointAdmin = new Map<string, number>();
   private phase: Phase = 'starting';
   private message = 'starting';
   private version = -1;
@@ -123,7 +125,27 @@ export class ClusterDaemon {
     const { command, args } = this.ambitArgs('ztunnel', '--node', n.name, '--xds', this.spec.xdsAddress,
       '--token-file', this.paths.tokenFile(n.name), '--root-cert', this.paths.root, '--pod-netns-prefix', this.spec.prefix,
       '--admin', `${host}:15000`, '--metrics', `${host}:15020`, '--readiness', `${host}:15021`, '--trust-domain', this.spec.trustDomain);
-    await this.supervisor.spawn({ name: `ztunnel-${n.name}`, command, args, logFile: this.paths.log(`ztunnel-${n.name}`), restart: 'always', backoff: { initialMs: 200, maxMs: 5_000 } });
+    // Profiling hook (bench/README.md): extra node flags for the ztunnels only, e.g. AMBIT_ZTUNNEL_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/p'.
+    const nodeArgs = (process.env.AMBIT_ZTUNNEL_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    await this.supervisor.spawn({ name: `ztunnel-${n.name}`, command, args: [...nodeArgs, ...args], logFile: this.paths.log(`ztunnel-${n.name}`), restart: 'always', backoff: { initialMs: 200, maxMs: 5_000 } });
+  }
+
+  /**
+   * A waypoint replica runs `ambit waypoint` in the node's namespace (it reaches the control
+   * plane there, like the ztunnel) with its listeners and upstream sockets made inside its
+   * pod's namespace; its node credential authenticates it. Admin/metrics on NET.<200+k>:15020.
+   */
+  private waypointSpec(w: MeshStatus['workloads'][number], netns: string, base: ProcessSpec): ProcessSpec {
+    let k = this.waypointAdmin.get(w.uid);
+    if (k === undefined) {
+      k = this.waypointAdmin.size + 1;
+      this.waypointAdmin.set(w.uid, k);
+    }
+    const { command, args } = this.ambitArgs('waypoint', '--gateway', `${w.waypointOf!.namespace}/${w.waypointOf!.name}`,
+      '--netns', netns, '--pod-ip', w.ip, '--node', w.node, '--service-account', w.serviceAccount,
+      '--xds', this.spec.xdsAddress, '--token-file', this.paths.tokenFile(w.node), '--root-cert', this.paths.root,
+      '--admin', `${waypointAdminHost(this.spec, k)}:15020`, '--trust-domain', this.spec.trustDomain);
+    return { ...base, command, args, netns: undefined, backoff: { initialMs: 200, maxMs: 5_000 } };
   }
 
   // ---- reconcile ----
@@ -153,7 +175,8 @@ export class ClusterDaemon {
         st.containersJson = containersJson;
         st.problems = [];
         for (const plan of containerPlans(w, st.netns, this.spec.ambit, (c) => this.paths.podLog(w.namespace, w.name, c))) {
-          if (plan.ok) await this.supervisor.spawn(plan.spec);
+          if (plan.ok && w.waypointOf) await this.supervisor.spawn(this.waypointSpec(w, st.netns, plan.spec));
+          else if (plan.ok) await this.supervisor.spawn(plan.spec);
           else {
             st.problems.push(`${plan.container}: ${plan.reason}`);
             this.logger.error('container cannot run', { pod: `${w.namespace}/${w.name}`, container: plan.container, reason: plan.reason });

@@ -87,6 +87,11 @@ export async function readStatus(dir: string): Promise<ClusterStatusFile | undef
 }
 
 /** The admin/metrics/readiness address of a node's ztunnel: <net>.<index> (127.0.1.<index>). */
+/** The k-th waypoint replica's admin/metrics host (k from 1). */
+export function waypointAdminHost(spec: Pick<ClusterSpec, 'ztunnelAdminNet'>, k: number): string {
+  return `${spec.ztunnelAdminNet}.${200 + (k % 50)}`;
+}
+
 export function ztunnelAdminHost(spec: Pick<ClusterSpec, 'ztunnelAdminNet'>, nodeIndex: number): string {
   return `${spec.ztunnelAdminNet}.${nodeIndex}`;
 }

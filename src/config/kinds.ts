@@ -241,7 +241,7 @@ const httpFilter = obj({
     statusCode: int(),
   }),
   urlRewrite: obj({ hostname: str(), path: pathModifier }),
-  requestMirror: obj({ backendRef: obj(backendRef, ['name']), percent: int(0, 100), fraction: any }, ['backendRef']),
+  requestMirror: obj({ backendRef: obj(backendRef, ['name']), percent: int(0, 100), fraction: obj({ numerator: int(0), denominator: int(1) }, ['numerator']) }, ['backendRef']),
   extensionRef: any,
 }, ['type']);
 
@@ -269,6 +269,72 @@ const httpRouteSpec = obj({
     sessionPersistence: any,
   })),
 });
+
+// ---- networking.istio.io VirtualService (the HTTP part; tcp/tls are accepted and ignored) ----
+const stringMatch = obj({ exact: str(), prefix: str(), regex: str() }, [], 'a string match {exact | prefix | regex}');
+// percentage.value is a double; the schema language has only whole numbers, so the value is
+// checked in validate-virtual-service.ts.
+const percent = obj({ value: any }, [], 'a percentage {value: 0..100}');
+const istioDestination = obj({
+  host: str({ nonEmpty: true }),
+  subset: str(),
+  port: obj({ number: int(1, 65535) }),
+}, ['host'], 'a destination {host, port: {number}}');
+const headerOperations = obj({ set: map(str(), 'header: value'), add: map(str(), 'header: value'), remove: strList });
+const istioHeaders = obj({ request: headerOperations, response: headerOperations });
+
+const virtualServiceHttpRoute = obj({
+  name: str(),
+  match: arr(obj({
+    name: str(),
+    uri: stringMatch,
+    scheme: stringMatch,
+    method: stringMatch,
+    authority: stringMatch,
+    headers: map(stringMatch, 'header: string match'),
+    withoutHeaders: map(stringMatch, 'header: string match'),
+    queryParams: map(stringMatch, 'parameter: string match'),
+    port: int(1, 65535),
+    ignoreUriCase: bool,
+    sourceLabels: labels,
+    sourceNamespace: str(),
+    gateways: strList,
+    statPrefix: str(),
+  })),
+  route: arr(obj({ destination: istioDestination, weight: int(0, 1000000), headers: istioHeaders }, ['destination'])),
+  redirect: obj({
+    uri: str(),
+    authority: str(),
+    port: int(1, 65535),
+    derivePort: str({ enum: ['FROM_PROTOCOL_DEFAULT', 'FROM_REQUEST_PORT'] }),
+    scheme: str(),
+    redirectCode: int(),
+  }),
+  directResponse: any,
+  delegate: any,
+  rewrite: obj({ uri: str(), authority: str(), uriRegexRewrite: obj({ match: str(), rewrite: str() }, ['match', 'rewrite']) }),
+  timeout: str(),
+  retries: obj({ attempts: int(0, 100), perTryTimeout: str(), retryOn: str(), retryRemoteLocalities: bool, backoff: str() }),
+  fault: obj({
+    delay: obj({ fixedDelay: str(), exponentialDelay: str(), percentage: percent, percent: int(0, 100) }),
+    abort: obj({ httpStatus: int(200, 599), grpcStatus: str(), http2Error: str(), percentage: percent }),
+  }),
+  mirror: istioDestination,
+  mirrorPercentage: percent,
+  mirrorPercent: int(0, 100),
+  mirrors: arr(obj({ destination: istioDestination, percentage: percent }, ['destination'])),
+  corsPolicy: any,
+  headers: istioHeaders,
+});
+
+const virtualServiceSpec = obj({
+  hosts: arr(str({ nonEmpty: true }), 1),
+  gateways: strList,
+  http: arr(virtualServiceHttpRoute),
+  tcp: any,
+  tls: any,
+  exportTo: strList,
+}, ['hosts']);
 
 const serviceSpec = obj({
   selector: labels,
@@ -313,6 +379,7 @@ const deploymentSpec = obj({
 
 const ISTIO_SECURITY = ['security.istio.io/v1', 'security.istio.io/v1beta1'];
 const GATEWAY_API = ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'];
+const ISTIO_NETWORKING = ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'];
 
 export const KINDS: readonly KindInfo[] = [
   { kind: 'Namespace', apiVersions: ['v1'], namespaced: false, schema: top(any) },
@@ -325,6 +392,7 @@ export const KINDS: readonly KindInfo[] = [
   { kind: 'RequestAuthentication', apiVersions: ISTIO_SECURITY, namespaced: true, schema: top(requestAuthenticationSpec) },
   { kind: 'Gateway', apiVersions: GATEWAY_API, namespaced: true, schema: top(gatewaySpec, {}, ['spec']) },
   { kind: 'HTTPRoute', apiVersions: GATEWAY_API, namespaced: true, schema: top(httpRouteSpec, {}, ['spec']) },
+  { kind: 'VirtualService', apiVersions: ISTIO_NETWORKING, namespaced: true, schema: top(virtualServiceSpec, {}, ['spec']) },
 ];
 
 export function kindInfo(kind: string): KindInfo | undefined {

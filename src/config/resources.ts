@@ -8,6 +8,8 @@ export interface ObjectMeta {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   uid?: string;
+  /** RFC 3339; orders routes of equal precedence (oldest first), as Gateway API and Istio do. */
+  creationTimestamp?: string;
 }
 
 export interface SourceLocation {
@@ -262,7 +264,7 @@ export interface HTTPRouteFilter {
     statusCode?: number;
   };
   urlRewrite?: { hostname?: string; path?: HTTPPathModifier };
-  requestMirror?: { backendRef: BackendObjectReference; percent?: number };
+  requestMirror?: { backendRef: BackendObjectReference; percent?: number; fraction?: { numerator: number; denominator?: number } };
 }
 
 export interface BackendObjectReference {
@@ -294,6 +296,98 @@ export interface HTTPRouteSpec {
 }
 export type HTTPRouteResource = Base<'HTTPRoute', HTTPRouteSpec>;
 
+// ---- networking.istio.io ----
+
+/** Istio StringMatch: exactly one of exact / prefix / regex (an empty one means "present" in header matches). */
+export interface IstioStringMatch {
+  exact?: string;
+  prefix?: string;
+  regex?: string;
+}
+
+export interface VirtualServiceMatch {
+  name?: string;
+  uri?: IstioStringMatch;
+  scheme?: IstioStringMatch;
+  method?: IstioStringMatch;
+  authority?: IstioStringMatch;
+  headers?: Record<string, IstioStringMatch>;
+  withoutHeaders?: Record<string, IstioStringMatch>;
+  queryParams?: Record<string, IstioStringMatch>;
+  port?: number;
+  ignoreUriCase?: boolean;
+  sourceLabels?: Record<string, string>;
+  sourceNamespace?: string;
+  gateways?: string[];
+  statPrefix?: string;
+}
+
+export interface IstioDestination {
+  host: string;
+  subset?: string;
+  port?: { number?: number };
+}
+
+export interface IstioHeaderOperations {
+  set?: Record<string, string>;
+  add?: Record<string, string>;
+  remove?: string[];
+}
+
+export interface IstioHeaders {
+  request?: IstioHeaderOperations;
+  response?: IstioHeaderOperations;
+}
+
+export interface IstioPercent {
+  value?: number;
+}
+
+export interface VirtualServiceRouteDestination {
+  destination: IstioDestination;
+  weight?: number;
+  headers?: IstioHeaders;
+}
+
+export interface VirtualServiceHTTPRoute {
+  name?: string;
+  match?: VirtualServiceMatch[];
+  route?: VirtualServiceRouteDestination[];
+  redirect?: {
+    uri?: string;
+    authority?: string;
+    port?: number;
+    derivePort?: 'FROM_PROTOCOL_DEFAULT' | 'FROM_REQUEST_PORT';
+    scheme?: string;
+    redirectCode?: number;
+  };
+  directResponse?: unknown;
+  delegate?: unknown;
+  rewrite?: { uri?: string; authority?: string; uriRegexRewrite?: { match: string; rewrite: string } };
+  timeout?: string;
+  retries?: { attempts?: number; perTryTimeout?: string; retryOn?: string; retryRemoteLocalities?: boolean; backoff?: string };
+  fault?: {
+    delay?: { fixedDelay?: string; exponentialDelay?: string; percentage?: IstioPercent; percent?: number };
+    abort?: { httpStatus?: number; grpcStatus?: string; http2Error?: string; percentage?: IstioPercent };
+  };
+  mirror?: IstioDestination;
+  mirrorPercentage?: IstioPercent;
+  mirrorPercent?: number;
+  mirrors?: { destination: IstioDestination; percentage?: IstioPercent }[];
+  corsPolicy?: unknown;
+  headers?: IstioHeaders;
+}
+
+export interface VirtualServiceSpec {
+  hosts: string[];
+  gateways?: string[];
+  http?: VirtualServiceHTTPRoute[];
+  tcp?: unknown[];
+  tls?: unknown[];
+  exportTo?: string[];
+}
+export type VirtualServiceResource = Base<'VirtualService', VirtualServiceSpec>;
+
 export type Resource =
   | NamespaceResource
   | ServiceAccountResource
@@ -304,7 +398,8 @@ export type Resource =
   | PeerAuthenticationResource
   | RequestAuthenticationResource
   | GatewayResource
-  | HTTPRouteResource;
+  | HTTPRouteResource
+  | VirtualServiceResource;
 
 export type ResourceKind = Resource['kind'];
 

@@ -6,6 +6,7 @@ import type {
   AuthorizationPolicyResource, DeploymentResource, GatewayResource, HTTPRouteFilter, HTTPRouteResource,
   PeerAuthenticationResource, PodResource, PodSpec, RequestAuthenticationResource, Resource, ServiceResource,
 } from './resources.js';
+import { checkVirtualService } from './validate-virtual-service.js';
 import { LABEL_DATAPLANE_MODE, LABEL_USE_WAYPOINT, LABEL_WAYPOINT_FOR, WAYPOINT_FOR_VALUES } from './labels.js';
 
 export interface Reporter {
@@ -24,6 +25,7 @@ export function checkResource(r: Resource, rep: Reporter): void {
     case 'RequestAuthentication': checkRequestAuthentication(r, rep); break;
     case 'Gateway': checkGateway(r, rep); break;
     case 'HTTPRoute': checkHTTPRoute(r, rep); break;
+    case 'VirtualService': checkVirtualService(r, rep); break;
     case 'Namespace':
     case 'ServiceAccount':
       break;
@@ -342,6 +344,11 @@ function checkHTTPRoute(r: HTTPRouteResource, rep: Reporter): void {
     if (!['Service', 'Gateway', 'ServiceEntry'].includes(kind)) {
       rep.error(['spec', 'parentRefs', i, 'kind'], 'bad-value', `"${kind}" cannot be a route parent; use Service (GAMMA) or Gateway`);
     }
+    // A parentRef's group defaults to gateway.networking.k8s.io, so {kind: Service} without
+    // group "" names no real kind; Istio ignores such a parent, and so does Ambit.
+    if (kind === 'Service' && ref.group !== '' && ref.group !== 'core') {
+      rep.warn(['spec', 'parentRefs', i], 'parent-group', `a Service parent needs group: "" (core); without it the group defaults to gateway.networking.k8s.io and the route attaches to nothing`);
+    }
   });
   (r.spec.rules ?? []).forEach((rule, ri) => {
     const at: PathSegment[] = ['spec', 'rules', ri];
@@ -359,6 +366,16 @@ function checkHTTPRoute(r: HTTPRouteResource, rep: Reporter): void {
       }
     });
     (rule.filters ?? []).forEach((f, fi) => checkFilter(f, [...at, 'filters', fi], rep));
+    // "ReplacePrefixMatch is only compatible with a PathPrefix HTTPRouteMatch" (Gateway API).
+    (rule.filters ?? []).forEach((f, fi) => {
+      const pm = f.urlRewrite?.path ?? f.requestRedirect?.path;
+      if (pm?.type !== 'ReplacePrefixMatch') return;
+      const bad = (rule.matches ?? []).findIndex((m) => (m.path?.type ?? 'PathPrefix') !== 'PathPrefix');
+      if (bad >= 0) rep.error([...at, 'filters', fi], 'conflict', `ReplacePrefixMatch needs PathPrefix matches, but matches[${bad}] is ${rule.matches![bad]!.path!.type}`);
+    });
+    if ((rule.filters ?? []).some((f) => f.type === 'RequestRedirect') && rule.backendRefs?.length) {
+      rep.warn([...at, 'backendRefs'], 'ignored', 'a rule with a RequestRedirect filter redirects; its backendRefs are not used');
+    }
     (rule.backendRefs ?? []).forEach((b, bi) => {
       if ((b.kind ?? 'Service') !== 'Service') rep.error([...at, 'backendRefs', bi, 'kind'], 'bad-value', `backends must be Services, not ${b.kind}`);
       if (b.port === undefined) rep.error([...at, 'backendRefs', bi], 'missing-field', 'a Service backend needs a port');

@@ -12,6 +12,7 @@ import { resourceRef, type Located, type Resource } from './resources.js';
 import { checkSchema, isPlainObject } from './schema.js';
 import { parseSource, readSources, type RawDocument, type SourceText } from './source.js';
 import { checkResource } from './validate-resource.js';
+import { checkVirtualServiceSet } from './validate-virtual-service-set.js';
 
 export interface ValidationResult {
   /** The resources that passed their own checks (set-wide errors may still exist). */
@@ -147,6 +148,8 @@ export function validateSet(set: ConfigSet, added: readonly Located[] = []): Dia
       }));
     }
   }
+
+  out.push(...checkVirtualServiceSet(set));
 
   // Pods made from Deployments must not collide with Pods of the same name.
   const podNames = new Map<string, Located>();

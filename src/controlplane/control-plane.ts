@@ -25,7 +25,7 @@ import { authorizeCertificate } from './ca-authorizer.js';
 import { ConfigStore } from './config-store.js';
 import { nodeForToken, type NodeTokens } from './node-credentials.js';
 import { watchPaths } from './watch.js';
-import { XdsPusher } from './xds-push.js';
+import { waypointConfigObjects, XdsPusher } from './xds-push.js';
 
 export interface ControlPlaneOptions {
   logger: Logger;
@@ -160,11 +160,12 @@ export class ControlPlane {
     const snap = this.store.current();
     if (snap.version === this.pushedVersion) return;
     try {
-      const r = this.pusher.push(snap.api);
+      const r = this.pusher.push(snap.api, waypointConfigObjects(snap.set));
       this.pushedVersion = snap.version;
       if (r.addresses) this.m.pushes.labels({ type: 'address' }).inc();
       if (r.authorizations) this.m.pushes.labels({ type: 'authorization' }).inc();
-      this.opts.logger.info('pushed config', { version: snap.version, addresses: r.addresses, authorizations: r.authorizations, proxies: this.ads.clients().length });
+      if (r.config) this.m.pushes.labels({ type: 'config' }).inc();
+      this.opts.logger.info('pushed config', { version: snap.version, addresses: r.addresses, authorizations: r.authorizations, l7Config: r.config, proxies: this.ads.clients().length });
     } catch (e: unknown) {
       this.opts.logger.error('push failed', { error: describeError(e).message });
     }
@@ -184,7 +185,7 @@ function bearerTokenOf(md: grpc.Metadata): string | undefined {
 }
 
 function shortType(typeUrl: string): string {
-  return typeUrl.endsWith('Authorization') ? 'authorization' : 'address';
+  return typeUrl.endsWith('Authorization') ? 'authorization' : typeUrl.endsWith('ConfigResource') ? 'config' : 'address';
 }
 
 export function splitHostPort(addr: string): [string, number] {

@@ -7,7 +7,19 @@ import {
   ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, serviceResourceName, workloadResourceName,
   type Address, type Authorization,
 } from '../xds/workload-api.js';
+import { CONFIG_RESOURCE_TYPE_URL, configResource, configResourceName, type ConfigObject } from '../xds/config-resource.js';
+import type { ConfigSet } from '../config/config-set.js';
 import type { WorkloadApi } from './translate.js';
+
+/** The kinds a waypoint compiles itself (sent as Ambit's ConfigResource type). */
+export const WAYPOINT_CONFIG_KINDS: ReadonlySet<string> = new Set(['HTTPRoute', 'VirtualService', 'AuthorizationPolicy', 'RequestAuthentication']);
+
+/** The L7 config objects of a snapshot: what waypoints need beyond the workload API. */
+export function waypointConfigObjects(set: ConfigSet): ConfigObject[] {
+  return set.all()
+    .filter((l) => WAYPOINT_CONFIG_KINDS.has(l.resource.kind))
+    .map((l) => l.resource as unknown as ConfigObject);
+}
 
 interface Cached {
   json: string;
@@ -20,7 +32,7 @@ export class XdsPusher {
   constructor(private readonly ads: AdsServer) {}
 
   /** Push a whole snapshot; returns how many resources changed per type. */
-  push(api: WorkloadApi): { addresses: number; authorizations: number } {
+  push(api: WorkloadApi, config: ConfigObject[] = []): { addresses: number; authorizations: number; config: number } {
     const addresses: Address[] = [
       ...api.workloads.map((workload) => ({ workload })),
       ...api.services.map((service) => ({ service })),
@@ -29,11 +41,13 @@ export class XdsPusher {
       `a/${a.workload ? workloadResourceName(a.workload) : serviceResourceName(a.service!)}`, a, () => addressResource(a))));
     const authz = this.ads.setResources(AUTHORIZATION_TYPE_URL, api.authorizations.map((a: Authorization) => this.encode(
       `z/${a.namespace}/${a.name}`, a, () => authorizationResource(a))));
+    const cfg = this.ads.setResources(CONFIG_RESOURCE_TYPE_URL, config.map((o) => this.encode(`c/${configResourceName(o)}`, o, () => configResource(o))));
     this.prune(new Set([
       ...addresses.map((a) => `a/${a.workload ? workloadResourceName(a.workload) : serviceResourceName(a.service!)}`),
       ...api.authorizations.map((a) => `z/${a.namespace}/${a.name}`),
+      ...config.map((o) => `c/${configResourceName(o)}`),
     ]));
-    return { addresses: addr.changed, authorizations: authz.changed };
+    return { addresses: addr.changed, authorizations: authz.changed, config: cfg.changed };
   }
 
   private encode(key: string, value: unknown, make: () => { name: string; body: Uint8Array }): { name: string; body: Uint8Array } {

@@ -39,7 +39,9 @@ export type DecisionCode =
   | 'ALLOWED_BY_POLICY'
   | 'DENIED_BY_POLICY'
   | 'DENIED_NO_ALLOW_MATCH'
-  | 'DENIED_NO_EXT_AUTHZ_PROVIDER';
+  | 'DENIED_NO_EXT_AUTHZ_PROVIDER'
+  /** Waypoint only: a presented JWT failed RequestAuthentication (decided before any policy). */
+  | 'DENIED_INVALID_TOKEN';
 
 export interface DryRunResult {
   /** `ns/name` */

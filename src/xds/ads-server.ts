@@ -8,7 +8,7 @@
 //   a refusal ends it with UNAUTHENTICATED (or PERMISSION_DENIED). After that the server
 //   sends response headers, so a client can tell "accepted" from "still connecting".
 // - The first request must name the node (Node.id), or the authenticator must; when both do
-//   they must agree (else PERMISSION_DENIED). A stream without a node id is ended with
+//   they must agree: equal, or `<node>~<proxy>` for another proxy of that node (else PERMISSION_DENIED). A stream without a node id is ended with
 //   INVALID_ARGUMENT.
 // - Subscriptions: the first request of a type with no names, or with "*", is a wildcard
 //   subscription; other names subscribe to those resources only; unsubscribing "*" ends the
@@ -377,7 +377,9 @@ export class AdsServer {
   private identify(c: Conn, req: DeltaRequest): boolean {
     const claimed = req.node?.id ?? '';
     const authNode = c.info.caller.nodeId;
-    if (authNode && claimed && claimed !== authNode) {
+    // A node's credential also serves the other proxies of that node (a waypoint replica
+    // scheduled there): they claim `<node>~<their name>`.
+    if (authNode && claimed && claimed !== authNode && !claimed.startsWith(`${authNode}~`)) {
       this.stats.streamsRejected++;
       c.log.warn('ADS stream refused: node id mismatch', { claimed, authenticated: authNode });
       this.endStream(c, grpc.status.PERMISSION_DENIED, `node id '${claimed}' does not match the authenticated node '${authNode}'`);

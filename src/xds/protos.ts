@@ -28,7 +28,7 @@ export const CA_SERVICE = 'istio.v1.auth.IstioCertificateService';
 export const CA_CREATE_PATH = `/${CA_SERVICE}/CreateCertificate`;
 
 const GRPC_FILES = ['envoy/service/discovery/v3/ads.proto', 'istio/ca.proto'];
-const WORKLOAD_FILES = ['istio/workload.proto', 'istio/authorization.proto'];
+const WORKLOAD_FILES = ['istio/workload.proto', 'istio/authorization.proto', 'ambit/config.proto'];
 
 export const LOADER_OPTIONS: protoLoader.Options = {
   keepCase: false,

@@ -16,6 +16,8 @@ export interface TestCluster {
   configDir: string;
   adminUrl: string;
   ztunnelHost(node: number): string;
+  /** The k-th waypoint replica's admin/metrics address (k from 1, in the order they started). */
+  waypointAdmin(k: number): string;
   ambit(args: string[], opts?: { timeoutMs?: number; input?: string }): { code: number; stdout: string; stderr: string };
   /** Run a command inside a pod (like `ambit exec`). */
   exec(pod: string, argv: string[], timeoutMs?: number): { code: number; stdout: string; stderr: string };
@@ -47,6 +49,7 @@ export function startCluster(yamlText: string, options: { nodes?: number; name?:
   const cluster: TestCluster = {
     prefix, stateDir, configDir, adminUrl: `http://${admin}`,
     ztunnelHost: (node) => `${net}.${node}`,
+    waypointAdmin: (k) => `${net}.${200 + k}:15020`,
     ambit,
     netns: (pod) => {
       const [ns, name] = pod.split('/') as [string, string];

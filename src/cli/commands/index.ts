@@ -9,6 +9,7 @@ import { appEchoCommand } from './app.js';
 import { clusterDaemonCommand, downCommand, execCommand, logsCommand, statusCommand, upCommand } from './cluster.js';
 import { applyCommand, deleteCommand, getCommand, labelCommand, proxyStatusCommand } from './config-api.js';
 import { workloadApiCommand } from './workload-api.js';
+import { waypointApplyCommand, waypointCommand, waypointDeleteCommand } from './waypoint.js';
 
 export function commands(): Command[] {
   return [
@@ -27,6 +28,9 @@ export function commands(): Command[] {
     proxyStatusCommand,
     controlPlaneCommand,
     ztunnelCommand,
+    waypointCommand,
+    waypointApplyCommand,
+    waypointDeleteCommand,
     appEchoCommand,
     clusterDaemonCommand,
     caInitCommand,

@@ -1,0 +1,43 @@
+// `npm run bench`: the macro suite of issue 7 (bench/suite, documented in bench/README.md).
+//
+//   node dist/bench/run.js [--quick | --smoke] [--out FILE] [--paths direct,ambitL4,...]
+//                          [--rounds N] [--seconds S] [--hold N] [--prefix P] [--profile DIR]
+//
+// The older focused benchmarks run on their own: node dist/bench/{hbone-throughput,
+// control-plane-scale,xds-fanout}.js, node dist/bench/micro/{authz,route}.js.
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runSuite, type SuiteMode } from './suite/suite.js';
+
+const ROOT = resolve(new URL('../..', import.meta.url).pathname);
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean' }, smoke: { type: 'boolean' }, out: { type: 'string' }, paths: { type: 'string' },
+      rounds: { type: 'string' }, seconds: { type: 'string' }, hold: { type: 'string' }, prefix: { type: 'string' },
+      profile: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write('usage: npm run bench -- [--quick|--smoke] [--out FILE] [--paths direct,ambitL4,ambitL7,stunnel,haproxyL4,haproxyL7] [--rounds N] [--seconds S] [--hold N] [--prefix P] [--profile DIR]\nSee bench/README.md.\n');
+    return 0;
+  }
+  const mode: SuiteMode = values.smoke ? 'smoke' : values.quick ? 'quick' : 'full';
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  await runSuite({
+    mode,
+    out: resolve(values.out ?? join(ROOT, 'bench', 'results', `suite-${mode}-${stamp}.json`)),
+    paths: values.paths?.split(',').map((s) => s.trim()).filter(Boolean),
+    rounds: num(values.rounds), seconds: num(values.seconds), holdConnections: num(values.hold),
+    prefix: values.prefix,
+    profileDir: values.profile ? resolve(values.profile) : undefined,
+  });
+  return 0;
+}
+
+main().then((code) => { process.exitCode = code; }, (e: unknown) => {
+  process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,247 @@
+// The macro benchmark suite (issue 7): every path of paths.ts measured in one run, in rounds
+// whose path order rotates, with the same client tools (iperf3, wrk, hey) and the same server
+// program (http-server.ts, iperf3 -s). Every load is bounded in time (tool duration + a hard
+// kill) and count (fixed connection counts); all traffic stays inside the cluster's namespaces.
+// The cluster and every process the suite started are removed on success, error and signals.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { BenchCluster, DIST_SUITE, setNetnsSysctls, waitFor } from './bench-cluster.js';
+import { ALL_PATHS, HTTP_PORT, IPERF_PORT, type BenchPath, type PathTarget, type SuiteContext } from './paths.js';
+import { issueCerts } from './peers.js';
+import { cpuOf, rssOf, sampleProc } from './proc-stats.js';
+import { computeFigures, evaluateTargets, renderText, type PathReport, type Sample, type SuiteRecord, type Workload } from './report.js';
+import { hey, iperf3, wrk } from './tools.js';
+import { summarizeProfiles } from './cpu-profile.js';
+
+export type SuiteMode = 'full' | 'quick' | 'smoke';
+
+export interface SuiteOptions {
+  mode: SuiteMode;
+  /** Output JSON path. */
+  out: string;
+  prefix?: string;
+  /** Only these path ids (default: all). */
+  paths?: string[];
+  /** Write ztunnel CPU profiles (node --cpu-prof) to this directory and summarize them. */
+  profileDir?: string;
+  rounds?: number;
+  seconds?: number;
+  holdConnections?: number;
+  log?: (line: string) => void;
+}
+
+const SETTINGS: Record<SuiteMode, { rounds: number; seconds: number; hold: number; warmupSeconds: number }> = {
+  full: { rounds: 3, seconds: 5, hold: 1000, warmupSeconds: 1 },
+  quick: { rounds: 3, seconds: 1, hold: 1000, warmupSeconds: 0 },
+  smoke: { rounds: 1, seconds: 0.5, hold: 50, warmupSeconds: 0 },
+};
+
+const TOOLS = ['stunnel', 'haproxy', 'iperf3', 'wrk', 'hey', 'curl', 'ip'];
+
+export const BENCH_YAML = ['plain', 'mesh', 'l7'].map((ns) => {
+  const labels = ns === 'plain' ? '{}' : ns === 'mesh' ? '{istio.io/dataplane-mode: ambient}' : '{istio.io/dataplane-mode: ambient, istio.io/use-waypoint: waypoint}';
+  const pod = (name: string, node: string) => `apiVersion: v1
+kind: Pod
+metadata: {name: ${name}, namespace: ${ns}, labels: {app: ${name}}}
+spec: {nodeName: ${node}, serviceAccountName: ${name}, containers: [{name: main, command: [sleep, infinity]}]}`;
+  return [`apiVersion: v1
+kind: Namespace
+metadata: {name: ${ns}, labels: ${labels}}`, pod('client', 'node-1'), pod('server', 'node-2'), `apiVersion: v1
+kind: Service
+metadata: {name: server, namespace: ${ns}}
+spec: {selector: {app: server}, ports: [{name: http, port: 80, targetPort: ${HTTP_PORT}}, {name: iperf, port: ${IPERF_PORT}, targetPort: ${IPERF_PORT}}]}`].join('\n---\n');
+}).join('\n---\n') + `
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: waypoint, namespace: l7, labels: {istio.io/waypoint-for: service}}
+spec:
+  gatewayClassName: istio-waypoint
+  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
+`;
+
+function preflight(): string | undefined {
+  if (process.getuid && process.getuid() !== 0) return 'the suite needs root (network namespaces); run it with sudo';
+  const missing = TOOLS.filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
+  if (missing.length) return `missing tools: ${missing.join(', ')}; run \`npm run setup\` (scripts/setup.sh installs stunnel4 haproxy iperf3 wrk hey)`;
+  return undefined;
+}
+
+async function measure(target: PathTarget, workload: Workload, seconds: number): Promise<Sample | string> {
+  const pids = Object.values(target.proxies());
+  const cpu0 = cpuOf(pids);
+  const url = `http://${target.http.host}:${target.http.port}/`;
+  const started = Date.now();
+  let r;
+  switch (workload) {
+    case 'throughput':
+      if (!target.iperf) return 'no iperf target (HTTP-only path)';
+      r = await iperf3(target.clientNetns, target.iperf.host, target.iperf.port, seconds);
+      if (typeof r === 'string') return r;
+      return { value: r.gbitPerSecond, errors: 0, proxyCpuSeconds: cpuOf(pids) - cpu0, seconds: Math.max(1, Math.round(seconds)) };
+    case 'keepalive':
+    case 'newconns':
+      r = await wrk(target.clientNetns, url, { connections: 16, seconds, close: workload === 'newconns' });
+      if (typeof r === 'string') return r;
+      return { value: r.rps, p50Ms: r.p50Ms, p90Ms: r.p90Ms, p99Ms: r.p99Ms, errors: r.errors, proxyCpuSeconds: cpuOf(pids) - cpu0, seconds: Math.max(1, Math.round(seconds)) };
+    case 'fixed1k':
+      r = await hey(target.clientNetns, url, { rps: 1000, seconds });
+      if (typeof r === 'string') return r;
+      return { value: r.rps, p50Ms: r.p50Ms, p90Ms: r.p90Ms, p99Ms: r.p99Ms, errors: r.errors, proxyCpuSeconds: cpuOf(pids) - cpu0, seconds: (Date.now() - started) / 1000 };
+  }
+}
+
+const WORKLOADS: Workload[] = ['throughput', 'keepalive', 'newconns', 'fixed1k'];
+
+function rssByName(target: PathTarget): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, pid] of Object.entries(target.proxies())) {
+    const s = sampleProc(pid);
+    if (s) out[name] = s.rssMiB;
+  }
+  return out;
+}
+
+/** Holds `count` keep-alive connections through the path; returns each proxy's largest RSS meanwhile. */
+async function holdConnections(ctx: SuiteContext, target: PathTarget, count: number): Promise<{ rss: Record<string, number>; held: number; failed: number }> {
+  const child = ctx.cluster.spawnIn(target.clientNetns, [process.execPath, join(DIST_SUITE, 'hold-conns.js'), '--host', target.http.host, '--port', String(target.http.port), '--count', String(count), '--max-ms', '60000'], 'hold-conns');
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+  const peak: Record<string, number> = {};
+  const sample = () => { for (const [k, v] of Object.entries(rssByName(target))) peak[k] = Math.max(peak[k] ?? 0, v); };
+  await waitFor(() => { sample(); return /held \d+/.test(out) || child.exitCode !== null; }, 40_000, 100);
+  // Carry them for a moment (let allocation settle), sampling.
+  const until = Date.now() + 1000;
+  while (Date.now() < until) { sample(); await new Promise((r) => setTimeout(r, 100)); }
+  const m = /held (\d+) failed (\d+)/.exec(out);
+  child.stdin?.end();
+  await waitFor(() => child.exitCode !== null || child.signalCode !== null, 5000, 50);
+  if (child.exitCode === null && child.pid) { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } }
+  return { rss: peak, held: Number(m?.[1] ?? 0), failed: m ? Number(m[2]) : count };
+}
+
+export async function runSuite(opts: SuiteOptions): Promise<SuiteRecord> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const why = preflight();
+  if (why) throw new Error(why);
+  const base = SETTINGS[opts.mode];
+  const rounds = opts.rounds ?? base.rounds;
+  const seconds = opts.seconds ?? base.seconds;
+  const holdCount = opts.holdConnections ?? base.hold;
+  const started = Date.now();
+  const selected: BenchPath[] = ALL_PATHS.filter((p) => !opts.paths || opts.paths.includes(p.id));
+  const prefix = opts.prefix ?? `ab${process.pid % 100000}`;
+  const upEnv = opts.profileDir ? { AMBIT_ZTUNNEL_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${opts.profileDir}` } : undefined;
+  if (opts.profileDir) mkdirSync(opts.profileDir, { recursive: true });
+  const cluster = new BenchCluster({ prefix, yaml: BENCH_YAML, upEnv, log });
+  const workDir = mkdtempSync(join(tmpdir(), 'ambit-bench-work-'));
+  const onSignal = (sig: NodeJS.Signals) => {
+    log(`${sig}: removing the cluster`);
+    cluster.close();
+    rmSync(workDir, { recursive: true, force: true });
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const reports: PathReport[] = selected.map((p) => ({ id: p.id, label: p.label, available: false, samples: {}, figures: {}, peakRssMiB: {}, errors: [] }));
+  const notes: string[] = [];
+  let ztunnelPidsForProfile: number[] = [];
+  try {
+    log(`starting a 2-node cluster (prefix ${prefix})`);
+    cluster.up();
+    log(`cluster up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    for (const ns of ['plain', 'mesh', 'l7']) for (const pod of ['client', 'server']) setNetnsSysctls(cluster.netns(ns, pod));
+    const certs = issueCerts((a) => cluster.ambit(a), join(workDir, 'certs'), 'plain');
+    for (const ns of ['plain', 'mesh', 'l7']) {
+      const netns = cluster.netns(ns, 'server');
+      const http = cluster.spawnIn(netns, [process.execPath, join(DIST_SUITE, 'http-server.js'), '--port', String(HTTP_PORT)], `${ns}/server http-server`);
+      let listening = false;
+      http.stdout?.on('data', (d: Buffer) => { if (d.toString().includes('listening')) listening = true; });
+      cluster.spawnIn(netns, ['iperf3', '-s', '-p', String(IPERF_PORT)], `${ns}/server iperf3`);
+      if (!(await waitFor(() => listening, 10_000))) throw new Error(`the http server in ${ns}/server did not start`);
+    }
+    const ctx: SuiteContext = { cluster, certs, workDir, log };
+    const targets = new Map<string, PathTarget>();
+    for (const [i, p] of selected.entries()) {
+      const st = await p.prepare(ctx);
+      const rep = reports[i]!;
+      if (st.available) {
+        rep.available = true;
+        targets.set(p.id, st.target);
+        rep.idleRssMiB = rssByName(st.target);
+      } else {
+        rep.reason = st.reason;
+        log(`${p.id}: not available — ${st.reason}`);
+      }
+    }
+    ztunnelPidsForProfile = Object.values(cluster.ztunnelPids());
+    if (base.warmupSeconds > 0) {
+      for (const [id, t] of targets) { log(`warm-up ${id}`); await wrk(t.clientNetns, `http://${t.http.host}:${t.http.port}/`, { connections: 16, seconds: base.warmupSeconds }); }
+    }
+    const live = selected.filter((p) => targets.has(p.id));
+    for (let round = 0; round < rounds; round++) {
+      // Rotate the order each round so no path always runs first (or right after another).
+      const order = live.map((_, k) => live[(k + round) % live.length]!);
+      for (const p of order) {
+        const t = targets.get(p.id)!;
+        const rep = reports.find((r) => r.id === p.id)!;
+        for (const w of WORKLOADS) {
+          if (w === 'throughput' && !t.iperf) continue;
+          const s = await measure(t, w, seconds);
+          if (typeof s === 'string') { rep.errors.push(`round ${round + 1} ${w}: ${s}`); log(`  ${p.id} ${w}: ${s}`); continue; }
+          (rep.samples[w] ??= []).push(s);
+          log(`  round ${round + 1}/${rounds} ${p.id.padEnd(9)} ${w.padEnd(10)} ${s.value.toFixed(w === 'throughput' ? 2 : 0)}${s.p99Ms !== undefined ? ` p99 ${s.p99Ms.toFixed(2)} ms` : ''} cpu ${s.proxyCpuSeconds.toFixed(2)} s${s.errors ? ` errors ${s.errors}` : ''}`);
+        }
+      }
+    }
+    for (const p of live) {
+      const t = targets.get(p.id)!;
+      const rep = reports.find((r) => r.id === p.id)!;
+      if (holdCount > 0) {
+        const h = await holdConnections(ctx, t, holdCount);
+        rep.holdRssMiB = h.rss;
+        rep.holdConnections = { requested: holdCount, held: h.held, failed: h.failed };
+        log(`  hold ${holdCount} ${p.id}: held ${h.held}, failed ${h.failed}, RSS ${JSON.stringify(Object.fromEntries(Object.entries(h.rss).map(([k, v]) => [k, Number(v.toFixed(1))])))}`);
+      }
+      const pids = t.proxies();
+      const rss = rssOf(Object.values(pids));
+      void rss;
+      for (const [name, pid] of Object.entries(pids)) {
+        const s = sampleProc(pid);
+        if (s) rep.peakRssMiB[name] = s.hwmMiB;
+      }
+    }
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    const down = cluster.close();
+    if (down && down.code !== 0) notes.push(`ambit down failed: ${down.stderr.trim().slice(0, 300)}`);
+    rmSync(workDir, { recursive: true, force: true });
+  }
+  computeFigures(reports);
+  const cpuList = cpus();
+  const rec: SuiteRecord = {
+    kind: 'ambit-bench-suite',
+    date: new Date().toISOString(),
+    mode: opts.mode,
+    node: process.version,
+    machine: { cpus: cpuList.length, model: cpuList[0]?.model ?? 'unknown', memoryGiB: Number((totalmem() / 2 ** 30).toFixed(1)), kernel: release() },
+    settings: { rounds, secondsPerTool: seconds, wrkConnections: 16, fixedRate: 1000, holdConnections: holdCount, pathOrder: 'rotated each round' },
+    durationSeconds: (Date.now() - started) / 1000,
+    paths: reports,
+    targets: evaluateTargets(reports),
+    notes,
+  };
+  if (opts.profileDir) {
+    const files = readdirSync(opts.profileDir).filter((f) => f.endsWith('.cpuprofile') && ztunnelPidsForProfile.some((pid) => f.includes(`.${pid}.`)));
+    const summary = summarizeProfiles(files.map((f) => join(opts.profileDir!, f)), 20);
+    (rec as SuiteRecord & { profile?: unknown }).profile = { files, top: summary };
+  }
+  mkdirSync(dirname(opts.out), { recursive: true });
+  writeFileSync(opts.out, JSON.stringify(rec, null, 2) + '\n');
+  process.stdout.write(renderText(rec));
+  process.stdout.write(`results: ${opts.out}\n`);
+  return rec;
+}

@@ -1,0 +1,428 @@
+// One HTTP request through the waypoint: authenticate (JWT), authorize (L7 policy), route
+// (HTTPRoute / VirtualService), inject faults, pick an endpoint, forward over HBONE with
+// retries and timeouts, mirror, and record it (one telemetry record per request).
+//
+// Invariants:
+// - Decisions come from pure functions (authenticateRequest, authorizeRequest, decideRoute,
+//   EndpointPicker); this file does only the I/O around them.
+// - A request body of at most MAX_REPLAY_BYTES is buffered so a retry or a mirror can send it
+//   again; a larger one is streamed once (no retry, no mirror) and that is logged.
+// - The upstream speaks what the client spoke: HTTP/1.1 in, HTTP/1.1 out; HTTP/2 (h2c, gRPC)
+//   in, HTTP/2 out. Hop-by-hop headers never cross.
+// - Every request ends in exactly one telemetry record, whatever happens to it.
+import http from 'node:http';
+import type http2 from 'node:http2';
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { Logger } from '../core/logger.js';
+import { describeError } from '../core/errors.js';
+import { normalizeIp, type ZtunnelState } from '../ztunnel/state.js';
+import { peerInfo, serviceInfo } from '../ztunnel/peer-info.js';
+import type { RequestRecord, RequestTelemetry } from '../telemetry/request-record.js';
+import type { ResponseFlag } from '../telemetry/istio-labels.js';
+import type { Service, Workload } from '../xds/workload-api.js';
+import { stripSpiffe } from '../rbac/index.js';
+import type { RequestAttributes } from '../rbac/attributes.js';
+import { decideRoute, noEdits, type BackendTarget, type HeaderEdits, type RouteDecision } from './routing.js';
+import { authenticateRequest } from './request-authn.js';
+import { authorizeRequest, selectWaypointPolicies } from './l7-authz.js';
+import type { EndpointPicker } from './endpoint-picker.js';
+import type { UpstreamTarget, Upstreams } from './upstream.js';
+import type { WaypointConfig, WaypointIdentity } from './waypoint-config.js';
+
+export const MAX_REPLAY_BYTES = 1024 * 1024;
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host', 'http2-settings']);
+
+/** What the waypoint knows about the tunnel a request arrived on. */
+export interface TunnelContext {
+  peerIdentity: string;
+  peerAddress: { ip: string; port: number };
+  /** The original destination from `:authority`. */
+  target: { ip: string; port: number };
+  service?: Service;
+  workload?: Workload;
+}
+
+export interface HttpProxyDeps {
+  waypoint: WaypointIdentity;
+  rootNamespace: string;
+  config(): WaypointConfig;
+  state(): ZtunnelState;
+  upstreams: Upstreams;
+  picker: EndpointPicker;
+  telemetry: RequestTelemetry;
+  logger: Logger;
+  now(): number;
+  random(): number;
+  nextId(): string;
+}
+
+type DownReq = http.IncomingMessage | http2.Http2ServerRequest;
+type DownRes = http.ServerResponse | http2.Http2ServerResponse;
+
+interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable;
+  trailers: Promise<Record<string, string | string[] | undefined> | undefined>;
+}
+
+type Attempt =
+  | { kind: 'response'; res: UpstreamResponse; endpoint: Workload }
+  | { kind: 'connect-failed' | 'reset' | 'timeout'; message: string; endpoint?: Workload };
+
+class RequestFailure {
+  constructor(readonly status: number, readonly flag: ResponseFlag, readonly code: string, readonly message: string) {}
+}
+
+export class HttpProxy {
+  constructor(private readonly d: HttpProxyDeps) {}
+
+  handle(req: DownReq, res: DownRes, ctx: TunnelContext): void {
+    void this.serve(req, res, ctx);
+  }
+
+  private async serve(req: DownReq, res: DownRes, ctx: TunnelContext): Promise<void> {
+    const { d } = this;
+    const h2 = req.httpVersionMajor === 2;
+    const headers = req.headers as Record<string, string | string[] | undefined>;
+    const authority = String((h2 ? headers[':authority'] : headers.host) ?? `${ctx.target.ip}:${ctx.target.port}`);
+    const path = req.url ?? '/';
+    const method = req.method ?? 'GET';
+    const state = d.state();
+    const traceparent = childTraceparent(first(headers.traceparent));
+    const record: RequestRecord = {
+      id: d.nextId(), reporter: 'waypoint', startMs: d.now(), durationMs: 0,
+      source: { ip: normalizeIp(ctx.peerAddress.ip), port: ctx.peerAddress.port, workload: peerInfo(state.workloadByIp(ctx.peerAddress.ip)), identity: ctx.peerIdentity },
+      service: serviceInfo(ctx.service),
+      protocol: /^application\/grpc/.test(first(headers['content-type']) ?? '') ? 'grpc' : 'http',
+      httpVersion: h2 ? 'HTTP/2' : `HTTP/${req.httpVersion}`,
+      method, path, authority, responseCode: 0, requestBytes: 0, responseBytes: 0,
+      responseFlags: '-', securityPolicy: 'mutual_tls', traceparent,
+      requestId: first(headers['x-request-id']) ?? randomBytes(16).toString('hex'),
+      userAgent: first(headers['user-agent']),
+    };
+    let finished = false;
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      record.durationMs = d.now() - record.startMs;
+      d.telemetry.completed(record);
+    };
+    res.once('close', finish);
+    try {
+      const cfg = d.config();
+      // 1. Authentication and authorization.
+      const target = { waypoint: d.waypoint, service: ctx.service ? { namespace: ctx.service.namespace, name: ctx.service.name } : undefined };
+      const providers = cfg.providersForRequest(target);
+      const authn = authenticateRequest(providers, { headers, path }, Math.floor(d.now() / 1000));
+      if (authn.kind === 'rejected') {
+        record.reason = { kind: 'denied', policy: null, rule: null, message: `JWT rejected: ${authn.reason}` };
+        record.responseFlags = 'UAEX' as ResponseFlag;
+        return this.local(res, record, 401, 'Jwt verification fails', { 'www-authenticate': authn.wwwAuthenticate });
+      }
+      const policies = selectWaypointPolicies(cfg.policies, target, d.rootNamespace);
+      // A token the provider does not forward is removed before the request goes upstream.
+      if (authn.kind === 'authenticated') for (const h of authn.stripHeaders) delete headers[h.toLowerCase()];
+      const attrs: RequestAttributes = {
+        sourceIp: normalizeIp(ctx.peerAddress.ip), sourcePrincipal: stripSpiffe(ctx.peerIdentity),
+        destinationIp: ctx.target.ip, destinationPort: ctx.target.port, destinationNamespace: ctx.service?.namespace ?? ctx.workload?.namespace,
+        http: { method, path, host: authority, headers: headers as Record<string, string | string[]>, auth: authn.kind === 'authenticated' ? authn.auth : undefined },
+      };
+      const verdict = authorizeRequest(policies, attrs, authn);
+      if (!verdict.allow) {
+        record.reason = { kind: 'denied', policy: verdict.decision.policy, rule: verdict.decision.ruleIndex, message: verdict.decision.reason };
+        record.responseFlags = 'DENY' as ResponseFlag;
+        return this.local(res, record, verdict.status, verdict.body, verdict.wwwAuthenticate ? { 'www-authenticate': verdict.wwwAuthenticate } : {});
+      }
+      // 2. Route.
+      const decision: RouteDecision = ctx.service
+        ? decideRoute(cfg.routes, { hostname: ctx.service.hostname, port: ctx.target.port }, { method, path, host: authority, headers }, d.random)
+        : { kind: 'forward', route: 'workload', backend: { namespace: '', name: '', port: ctx.target.port }, requestHeaders: noEdits(), responseHeaders: noEdits(), mirrors: [], timeouts: {} };
+      record.route = decision.route;
+      if (decision.kind === 'redirect') return this.local(res, record, decision.status, '', { location: decision.location });
+      if (decision.kind === 'not-found') {
+        record.responseFlags = 'NR';
+        return this.local(res, record, decision.status, decision.reason === 'no-backends' ? 'no backend for the matched route' : 'no matching route');
+      }
+      // 3. Faults.
+      if (decision.fault?.delayMs) {
+        record.responseFlags = 'DI';
+        await sleep(decision.fault.delayMs);
+      }
+      if (decision.fault?.abortStatus) {
+        record.responseFlags = 'FI';
+        return this.local(res, record, decision.fault.abortStatus, 'fault filter abort');
+      }
+      // 4. Forward.
+      await this.forward(req, res, ctx, decision, record, authority, traceparent);
+    } catch (e: unknown) {
+      if (e instanceof RequestFailure) {
+        record.responseFlags = e.flag;
+        record.reason = { kind: 'upstream', code: e.code, message: e.message };
+        this.local(res, record, e.status, e.message);
+      } else {
+        record.reason = { kind: 'local', code: describeError(e).code, message: describeError(e).message };
+        d.logger.error('request failed', { id: record.id, error: describeError(e) });
+        this.local(res, record, 500, 'internal error');
+      }
+    } finally {
+      if (res.writableEnded || res.destroyed) finish();
+    }
+  }
+
+  private async forward(req: DownReq, res: DownRes, ctx: TunnelContext, decision: Extract<RouteDecision, { kind: 'forward' }>, record: RequestRecord, authority: string, traceparent: string): Promise<void> {
+    const { d } = this;
+    const h2 = req.httpVersionMajor === 2;
+    const state = d.state();
+    const backend = ctx.service && !decision.backendMissing ? resolveBackend(state, decision.backend) : undefined;
+    if (ctx.service && !backend) throw new RequestFailure(500, 'NR', 'BACKEND_NOT_FOUND', `backend ${decision.backend.name}.${decision.backend.namespace}:${decision.backend.port} does not exist`);
+    if (backend) record.service = serviceInfo(backend.service);
+    const upstreamPath = decision.path ?? req.url ?? '/';
+    const upstreamHost = decision.host ?? authority;
+    const headers = upstreamHeaders(req.headers as Record<string, string | string[] | undefined>, decision.requestHeaders, traceparent, record.requestId!);
+    const declared = Number(first(req.headers['content-length']) ?? NaN);
+    const hasBody = !['GET', 'HEAD', 'DELETE', 'OPTIONS'].includes(req.method ?? 'GET') || declared > 0 || req.headers['transfer-encoding'] !== undefined;
+    let body: Buffer | Readable | undefined;
+    if (hasBody) {
+      if (declared > MAX_REPLAY_BYTES) body = req;
+      else {
+        body = await readBody(req, MAX_REPLAY_BYTES);
+        record.requestBytes = body.length;
+      }
+    }
+    const replayable = body === undefined || Buffer.isBuffer(body);
+    // Mirrors: a copy, fire and forget; the answer is dropped.
+    if (replayable && backend) {
+      for (const m of decision.mirrors) {
+        if (d.random() * 100 >= m.percent) continue;
+        const mb = resolveBackend(state, m.backend);
+        if (mb) void this.attempt(mb, h2, req.method ?? 'GET', upstreamPath, `${hostOnly(upstreamHost)}-shadow`, headers, body as Buffer | undefined, new Set(), decision.timeouts.backendRequestMs ?? 10_000)
+          .then((a) => { if (a.kind === 'response') a.res.body.resume(); }, () => {});
+      }
+    }
+    const retry = replayable ? decision.retry : undefined;
+    const attempts = 1 + (retry?.attempts ?? 0);
+    const deadline = decision.timeouts.requestMs ? d.now() + decision.timeouts.requestMs : Infinity;
+    const tried = new Set<string>();
+    let last: Attempt | undefined;
+    for (let i = 0; i < attempts; i++) {
+      if (i > 0) await sleep(Math.min(retry!.backoffMs * 2 ** (i - 1), 1000));
+      const left = deadline - d.now();
+      if (left <= 0) break;
+      const perTry = Math.min(left, decision.timeouts.backendRequestMs ?? retry?.perTryTimeoutMs ?? Infinity);
+      const target = backend ?? { service: undefined, workloads: ctx.workload ? [ctx.workload] : [], port: ctx.target.port };
+      last = await this.attempt(target, h2, req.method ?? 'GET', upstreamPath, upstreamHost, headers, body, tried, perTry);
+      const canRetry = i + 1 < attempts && retry !== undefined;
+      if (last.kind === 'response') {
+        if (canRetry && retry.codes.includes(last.res.status)) {
+          last.res.body.resume();
+          continue;
+        }
+        record.destination = { ip: last.endpoint.addresses[0]!, port: targetPortOf(last.endpoint, target), workload: peerInfo(last.endpoint), identity: `spiffe://${last.endpoint.trustDomain}/ns/${last.endpoint.namespace}/sa/${last.endpoint.serviceAccount}` };
+        if (i > 0) record.route = `${record.route ?? ''} (attempt ${i + 1})`;
+        await this.respond(res, record, last.res, decision.responseHeaders);
+        return;
+      }
+      if (!canRetry || last.kind === 'reset') break;
+      if (last.kind === 'connect-failed' && !retry.retryOnConnectFailure) break;
+    }
+    if (!last || last.kind === 'timeout') throw new RequestFailure(504, 'UT', 'UPSTREAM_TIMEOUT', 'upstream request timeout');
+    if (last.kind === 'connect-failed') throw new RequestFailure(503, last.endpoint ? 'UF' : 'UH', last.endpoint ? 'UPSTREAM_CONNECT' : 'NO_HEALTHY_UPSTREAM', last.message);
+    if (last.kind === 'reset') throw new RequestFailure(503, 'UC', 'UPSTREAM_RESET', last.message);
+    throw new RequestFailure(503, 'URX', 'RETRIES_EXHAUSTED', 'retries exhausted');
+  }
+
+  /** One try against one endpoint. */
+  private async attempt(target: ResolvedBackend, h2: boolean, method: string, path: string, host: string, headers: Record<string, string | string[]>, body: Buffer | Readable | undefined, tried: Set<string>, timeoutMs: number): Promise<Attempt> {
+    const { d } = this;
+    const key = target.service ? `${target.service.namespace}/${target.service.hostname}` : 'workload';
+    const candidates = target.workloads.map((w) => ({ uid: w.uid, healthy: w.status !== 'UNHEALTHY', w }));
+    let pick = d.picker.pick(key, candidates, tried);
+    if (!pick && tried.size > 0) pick = d.picker.pick(key, candidates);
+    if (!pick) return { kind: 'connect-failed', message: `no healthy endpoint for ${target.service?.hostname ?? 'the workload'}` };
+    const w = pick.w;
+    tried.add(w.uid);
+    const up: UpstreamTarget = { uid: w.uid, ip: w.addresses[0]!, port: targetPortOf(w, target), identity: `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}` };
+    d.picker.started(w.uid);
+    try {
+      const sent = h2 ? this.send2(up, method, path, host, headers, body) : this.send1(up, method, path, host, headers, body);
+      const r = await withTimeout(sent, timeoutMs);
+      if (r === 'timeout') {
+        // The late answer, if any, is dropped and its stream closed.
+        void sent.then((late) => { if (late.kind === 'response') late.res.body.destroy(); });
+        return { kind: 'timeout', message: `no response within ${timeoutMs} ms`, endpoint: w };
+      }
+      if (r.kind === 'connect-failed') d.picker.connectFailed(w.uid);
+      else d.picker.connected(w.uid);
+      return r.kind === 'response' ? { kind: 'response', res: r.res, endpoint: w } : { ...r, endpoint: w };
+    } finally {
+      d.picker.finished(w.uid);
+    }
+  }
+
+  private send1(up: UpstreamTarget, method: string, path: string, host: string, headers: Record<string, string | string[]>, body: Buffer | Readable | undefined): Promise<{ kind: 'response'; res: UpstreamResponse } | { kind: 'connect-failed' | 'reset'; message: string }> {
+    return new Promise((resolve) => {
+      let connected = false;
+      const r = http.request({ agent: this.d.upstreams.http1Agent(up), method, path, headers: { ...headers, host }, setHost: false });
+      r.once('socket', () => { connected = true; });
+      r.once('response', (m) => resolve({ kind: 'response', res: { status: m.statusCode ?? 502, headers: m.headers, body: m, trailers: new Promise((t) => m.once('end', () => t(m.trailers))) } }));
+      r.once('error', (e) => resolve({ kind: connected ? 'reset' : 'connect-failed', message: describeError(e).message }));
+      if (body === undefined) r.end();
+      else if (Buffer.isBuffer(body)) r.end(body);
+      else body.pipe(r);
+    });
+  }
+
+  private async send2(up: UpstreamTarget, method: string, path: string, host: string, headers: Record<string, string | string[]>, body: Buffer | Readable | undefined): Promise<{ kind: 'response'; res: UpstreamResponse } | { kind: 'connect-failed' | 'reset'; message: string }> {
+    let session: http2.ClientHttp2Session;
+    try {
+      session = await this.d.upstreams.h2Session(up);
+    } catch (e: unknown) {
+      return { kind: 'connect-failed', message: describeError(e).message };
+    }
+    return new Promise((resolve) => {
+      const s = session.request({ ...headers, ':method': method, ':path': path, ':authority': host }, { endStream: !body });
+      const trailers = new Promise<Record<string, string | string[] | undefined> | undefined>((t) => {
+        s.once('trailers', (tr) => t(tr as Record<string, string>));
+        s.once('close', () => t(undefined));
+      });
+      s.once('response', (h) => resolve({ kind: 'response', res: { status: Number(h[':status'] ?? 502), headers: h as Record<string, string>, body: s, trailers } }));
+      s.once('error', (e) => resolve({ kind: 'reset', message: describeError(e).message }));
+      if (Buffer.isBuffer(body)) s.end(body);
+      else if (body) body.pipe(s);
+    });
+  }
+
+  private async respond(res: DownRes, record: RequestRecord, up: UpstreamResponse, edits: HeaderEdits): Promise<void> {
+    record.responseCode = up.status;
+    const out: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(up.headers)) {
+      if (v === undefined || k.startsWith(':') || HOP_BY_HOP.has(k)) continue;
+      out[k] = v;
+    }
+    applyEdits(out, edits);
+    if (record.protocol === 'grpc') {
+      const g = first(up.headers['grpc-status']);
+      if (g !== undefined) record.grpcStatus = Number(g);
+    }
+    res.writeHead(up.status, out as http.OutgoingHttpHeaders);
+    await new Promise<void>((resolve) => {
+      up.body.once('end', () => {
+        void up.trailers.then((t) => {
+          if (t && Object.keys(t).length) {
+            if (record.protocol === 'grpc' && t['grpc-status'] !== undefined) record.grpcStatus = Number(first(t['grpc-status']));
+            (res as http.ServerResponse).addTrailers(Object.fromEntries(Object.entries(t).filter(([k]) => !k.startsWith(':'))) as Record<string, string>);
+          }
+          res.end();
+          resolve();
+        });
+      });
+      up.body.once('error', () => {
+        record.responseFlags = 'UC';
+        res.destroy();
+        resolve();
+      });
+      up.body.on('data', (c: Buffer) => {
+        record.responseBytes += c.length;
+        if (!(res as http.ServerResponse).write(c)) { up.body.pause(); res.once('drain', () => up.body.resume()); }
+      });
+    });
+  }
+
+  private local(res: DownRes, record: RequestRecord, status: number, body: string, headers: Record<string, string> = {}): void {
+    record.responseCode = status;
+    if (res.headersSent) { res.destroy(); return; }
+    const text = body ? Buffer.from(body) : Buffer.alloc(0);
+    record.responseBytes = text.length;
+    res.writeHead(status, { 'content-type': 'text/plain', 'content-length': String(text.length), ...headers });
+    res.end(text);
+  }
+}
+
+interface ResolvedBackend {
+  service: Service | undefined;
+  workloads: Workload[];
+  port: number;
+}
+
+function resolveBackend(state: ZtunnelState, b: BackendTarget): ResolvedBackend | undefined {
+  const service = state.serviceByKey(`${b.namespace}/${b.name}.${b.namespace}.svc.cluster.local`);
+  if (!service) return undefined;
+  return { service, workloads: state.endpointsOf(service), port: b.port };
+}
+
+/** The pod port a service port maps to on this endpoint. */
+function targetPortOf(w: Workload, b: ResolvedBackend): number {
+  if (!b.service) return b.port;
+  const key = `${b.service.namespace}/${b.service.hostname}`;
+  const fromWorkload = w.services[key]?.ports?.find((p) => p.servicePort === b.port)?.targetPort;
+  if (fromWorkload) return fromWorkload;
+  const p = b.service.ports.find((x) => x.servicePort === b.port);
+  return p?.targetPort || b.port;
+}
+
+/** In place, in Envoy's order: remove, set, add. */
+function applyEdits(h: Record<string, string | string[]>, e: HeaderEdits): void {
+  for (const k of e.remove) delete h[k.toLowerCase()];
+  for (const [k, v] of e.set) h[k.toLowerCase()] = v;
+  for (const [k, v] of e.add) {
+    const key = k.toLowerCase();
+    const cur = h[key];
+    h[key] = cur === undefined ? v : [...(Array.isArray(cur) ? cur : [cur]), v];
+  }
+}
+
+function upstreamHeaders(inbound: Record<string, string | string[] | undefined>, edits: HeaderEdits, traceparent: string, requestId: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(inbound)) {
+    if (v === undefined || k.startsWith(':') || HOP_BY_HOP.has(k)) continue;
+    out[k] = v;
+  }
+  if (first(inbound.te) === 'trailers') out.te = 'trailers';
+  out.traceparent = traceparent;
+  out['x-request-id'] = requestId;
+  out['x-forwarded-proto'] ??= 'http';
+  applyEdits(out, edits);
+  return out;
+}
+
+function first(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function hostOnly(authority: string): string {
+  return authority.replace(/:\d+$/, '');
+}
+
+/** Keeps the trace id of a valid W3C traceparent with a new span id; starts a trace otherwise. */
+export function childTraceparent(incoming: string | undefined): string {
+  const m = incoming ? /^00-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})$/.exec(incoming) : null;
+  const span = randomBytes(8).toString('hex');
+  if (m && !/^0+$/.test(m[1]!)) return `00-${m[1]}-${span}-${m[2]}`;
+  return `00-${randomBytes(16).toString('hex')}-${span}-01`;
+}
+
+function readBody(req: Readable, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > limit) { req.destroy(); reject(new RequestFailure(413, '-' as ResponseFlag, 'BODY_TOO_LARGE', 'request body too large to buffer')); return; }
+      chunks.push(c);
+    });
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  if (!Number.isFinite(ms)) return p;
+  let t: NodeJS.Timeout;
+  return Promise.race([p, new Promise<'timeout'>((r) => { t = setTimeout(() => r('timeout'), ms); })]).finally(() => clearTimeout(t));
+}

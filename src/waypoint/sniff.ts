@@ -1,0 +1,24 @@
+// What a tunnel to the waypoint carries, from its first bytes (pure).
+//
+// Invariants:
+// - `h2` only for the exact HTTP/2 client preface (h2c with prior knowledge, gRPC);
+// - `http1` for `<METHOD> <target> HTTP/1.x` where METHOD is an RFC 9110 token of capitals;
+// - `tcp` for anything else, and for a client that sends nothing within the sniff deadline
+//   (server-first protocols); `need-more` while the bytes so far are a prefix of either.
+export type SniffResult = 'http1' | 'h2' | 'tcp' | 'need-more';
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+const HTTP1_REQUEST_LINE = /^[A-Z]{1,20} [^ \r\n]+ HTTP\/1\.[01]\r?\n/;
+const HTTP1_PREFIX = /^[A-Z]{1,20}( [^ \r\n]*( (H(T(T(P(\/(1(\.([01](\r)?)?)?)?)?)?)?)?)?)?)?$/;
+/** Longest request line we wait for before calling it TCP. */
+const MAX_SNIFF_BYTES = 8192;
+
+export function sniffProtocol(head: Buffer): SniffResult {
+  const n = Math.min(head.length, H2_PREFACE.length);
+  if (head.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) return head.length >= H2_PREFACE.length ? 'h2' : 'need-more';
+  const text = head.subarray(0, MAX_SNIFF_BYTES).toString('latin1');
+  if (HTTP1_REQUEST_LINE.test(text)) return 'http1';
+  const line = text.split('\n')[0]!;
+  if (!text.includes('\n') && head.length < MAX_SNIFF_BYTES && HTTP1_PREFIX.test(line)) return 'need-more';
+  return 'tcp';
+}

@@ -1,0 +1,77 @@
+// What a waypoint enforces, compiled from what it received (pure): the services it can see
+// (workload API) and the L7 config objects (HTTPRoute, VirtualService, AuthorizationPolicy,
+// RequestAuthentication) sent on Ambit's ConfigResource type. Compiled with the same code
+// `ambit validate` and `ambit authz check` use, so the CLI explains what the proxy does.
+//
+// Invariants:
+// - A config that cannot be compiled is reported (warnings) and the part that failed is left
+//   out; the rest applies. The control plane validated it already, so this is a safety net.
+// - Policies are compiled once per config; selection per request is by target (the waypoint
+//   Gateway, the destination Service).
+import type { ConfigObject } from '../xds/config-resource.js';
+import type { AuthorizationPolicyResource, HTTPRouteResource, RequestAuthenticationResource, VirtualServiceResource } from '../config/resources.js';
+import { compilePolicy, type CompiledPolicy } from '../rbac/index.js';
+import type { ZtunnelState } from '../ztunnel/state.js';
+import { compileRoutes, type RouteService, type RouteTable } from './routing.js';
+import { compileRequestAuthn, type JwtProvider } from './request-authn.js';
+import type { WaypointTarget } from './waypoint-target.js';
+
+export interface WaypointIdentity {
+  namespace: string;
+  name: string;
+}
+
+export interface WaypointConfig {
+  readonly version: string;
+  readonly routes: RouteTable;
+  readonly policies: CompiledPolicy[];
+  providersForRequest(target: WaypointTarget): JwtProvider[];
+  readonly warnings: string[];
+}
+
+export interface CompileWaypointInput {
+  version: string;
+  state: ZtunnelState;
+  objects: ConfigObject[];
+  rootNamespace: string;
+  trustDomain: string;
+  readFile: (path: string) => string;
+}
+
+export function routeServices(state: ZtunnelState): RouteService[] {
+  return [...state.services.values()].map((s) => ({
+    namespace: s.namespace,
+    name: s.name,
+    hostname: s.hostname,
+    vips: s.addresses.map((a) => a.address),
+    ports: s.ports.map((p) => ({ port: p.servicePort, targetPort: p.targetPort, appProtocol: p.appProtocol })),
+  }));
+}
+
+export function compileWaypointConfig(input: CompileWaypointInput): WaypointConfig {
+  const warnings: string[] = [];
+  const of = <T>(kind: string): T[] => input.objects.filter((o) => o.kind === kind) as unknown as T[];
+  const routes = compileRoutes({
+    httpRoutes: of<HTTPRouteResource>('HTTPRoute'),
+    virtualServices: of<VirtualServiceResource>('VirtualService'),
+    services: routeServices(input.state),
+  });
+  warnings.push(...routes.warnings);
+  const policies: CompiledPolicy[] = [];
+  for (const p of of<AuthorizationPolicyResource>('AuthorizationPolicy')) {
+    try {
+      policies.push(compilePolicy(p, { rootNamespace: input.rootNamespace, trustDomain: input.trustDomain }));
+    } catch (e: unknown) {
+      warnings.push(`AuthorizationPolicy ${p.metadata.namespace ?? 'default'}/${p.metadata.name}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  const authn = compileRequestAuthn(of<RequestAuthenticationResource>('RequestAuthentication'), input.readFile, { rootNamespace: input.rootNamespace });
+  warnings.push(...authn.errors, ...authn.warnings);
+  return {
+    version: input.version,
+    routes: routes.table,
+    policies,
+    providersForRequest: (t) => authn.providersForRequest(t),
+    warnings,
+  };
+}

@@ -1,0 +1,217 @@
+// One waypoint replica: terminates HBONE on its pod's 15008 with the waypoint's identity,
+// reads the original destination from `:authority`, sniffs the protocol, and hands HTTP/1.1
+// and HTTP/2 (h2c, gRPC) to the L7 pipeline (http-proxy.ts); anything else is relayed as TCP
+// to an endpoint, with the waypoint's L4 policy applied.
+//
+// Lifecycle: start() -> setConfig()* -> close(deadlineMs): stop accepting, let in-flight
+// requests finish, then reset what is left. A new config applies to new requests; requests in
+// flight keep the config they started with.
+import http from 'node:http';
+import http2 from 'node:http2';
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Clock } from '../core/clock.js';
+import { describeError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { HbonePool, HboneServer, relay, type HboneRequest } from '../hbone/index.js';
+import type { MetricsRegistry } from '../telemetry/metrics.js';
+import { RequestTelemetry } from '../telemetry/request-record.js';
+import type { ConfigObject } from '../xds/config-resource.js';
+import type { CertificateSource } from '../ztunnel/certificates.js';
+import type { PodNetwork } from '../ztunnel/pod-network.js';
+import { ZtunnelState } from '../ztunnel/state.js';
+import { EndpointPicker } from './endpoint-picker.js';
+import { HttpProxy, type TunnelContext } from './http-proxy.js';
+import { sniffProtocol, type SniffResult } from './sniff.js';
+import { Upstreams } from './upstream.js';
+import { compileWaypointConfig, type WaypointConfig, type WaypointIdentity } from './waypoint-config.js';
+import { authorizeRequest, selectWaypointPolicies } from './l7-authz.js';
+import { stripSpiffe } from '../rbac/index.js';
+
+export const WAYPOINT_HBONE_PORT = 15008;
+/** A client that sends nothing for this long is taken to speak a server-first TCP protocol. */
+const SNIFF_TIMEOUT_MS = 300;
+
+export interface WaypointOptions {
+  waypoint: WaypointIdentity;
+  /** spiffe://<td>/ns/<ns>/sa/<gateway> */
+  identity: string;
+  trustDomain: string;
+  rootNamespace: string;
+  podIp: string;
+  network: PodNetwork;
+  bindAddress: string;
+  certificates: CertificateSource;
+  logger: Logger;
+  metrics: MetricsRegistry;
+  clock: Clock;
+  readFile: (path: string) => string;
+  connectTimeoutMs?: number;
+}
+
+export class Waypoint {
+  private state = ZtunnelState.empty();
+  private config: WaypointConfig;
+  private readonly pool: HbonePool;
+  private readonly upstreams: Upstreams;
+  private readonly proxy: HttpProxy;
+  private hbone: HboneServer | undefined;
+  private server: net.Server | undefined;
+  private seq = 0;
+  private readonly m;
+
+  constructor(private readonly opts: WaypointOptions) {
+    this.config = this.compile(ZtunnelState.empty(), [], '0');
+    this.pool = new HbonePool({
+      logger: opts.logger, clock: opts.clock,
+      createSocket: (dst) => opts.network.connect(dst, { allowHalfOpen: false }),
+    });
+    const certificate = () => {
+      const c = opts.certificates.current(opts.identity);
+      if (!c) throw new Error(`no valid certificate for ${opts.identity}`);
+      return c;
+    };
+    this.upstreams = new Upstreams({ pool: this.pool, sourceIdentity: opts.identity, certificate, sourceIp: undefined, connectTimeoutMs: opts.connectTimeoutMs ?? 5_000 });
+    const picker = new EndpointPicker({ now: () => opts.clock.now() });
+    this.proxy = new HttpProxy({
+      waypoint: opts.waypoint, rootNamespace: opts.rootNamespace,
+      config: () => this.config, state: () => this.state,
+      upstreams: this.upstreams, picker,
+      telemetry: new RequestTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }) }),
+      logger: opts.logger, now: () => opts.clock.now(), random: Math.random,
+      nextId: () => `${opts.waypoint.name}-${++this.seq}`,
+    });
+    this.m = {
+      tunnels: opts.metrics.counter({ name: 'ambit_waypoint_tunnels_total', help: 'HBONE tunnels accepted by the waypoint, by detected protocol.', labelNames: ['protocol'] }),
+      refused: opts.metrics.counter({ name: 'ambit_waypoint_tunnels_refused_total', help: 'HBONE tunnels the waypoint refused, by reason.', labelNames: ['reason'] }),
+      warnings: opts.metrics.gauge({ name: 'ambit_waypoint_config_warnings', help: 'Warnings from compiling the current L7 config.' }),
+    };
+  }
+
+  current(): { state: ZtunnelState; config: WaypointConfig } {
+    return { state: this.state, config: this.config };
+  }
+
+  /** A new view of the mesh and of the L7 config: applies to new requests. */
+  setConfig(state: ZtunnelState, objects: ConfigObject[], version: string): void {
+    this.state = state;
+    this.config = this.compile(state, objects, version);
+    this.m.warnings.labels({}).set(this.config.warnings.length);
+    for (const w of this.config.warnings) this.opts.logger.warn('L7 config warning', { version, warning: w });
+    this.opts.logger.info('config applied', { version, services: state.services.size, routes: objects.filter((o) => o.kind === 'HTTPRoute' || o.kind === 'VirtualService').length, policies: this.config.policies.length });
+  }
+
+  async start(): Promise<void> {
+    await this.opts.certificates.get(this.opts.identity);
+    this.hbone = new HboneServer({
+      certificate: () => {
+        const c = this.opts.certificates.current(this.opts.identity);
+        if (!c) throw new Error(`no valid certificate for ${this.opts.identity}`);
+        return c;
+      },
+      trustDomain: this.opts.trustDomain,
+      logger: this.opts.logger,
+      onRequest: (req) => this.onTunnel(req),
+      onRefused: (e) => {
+        this.m.refused.labels({ reason: 'handshake' }).inc();
+        this.opts.logger.warn('HBONE connection refused', { ...e });
+      },
+    });
+    this.server = await this.opts.network.listen(this.opts.bindAddress, WAYPOINT_HBONE_PORT);
+    this.hbone.attach(this.server);
+    this.opts.logger.info('waypoint listening', { address: `${this.opts.podIp}:${WAYPOINT_HBONE_PORT}`, identity: this.opts.identity });
+  }
+
+  private compile(state: ZtunnelState, objects: ConfigObject[], version: string): WaypointConfig {
+    return compileWaypointConfig({ version, state, objects, rootNamespace: this.opts.rootNamespace, trustDomain: this.opts.trustDomain, readFile: this.opts.readFile });
+  }
+
+  private onTunnel(req: HboneRequest): void {
+    const service = this.state.serviceByVip(req.target.ip);
+    const workload = service ? undefined : this.state.workloadByIp(req.target.ip);
+    if (!service && !workload) {
+      this.m.refused.labels({ reason: 'unknown_destination' }).inc();
+      req.reject(503, `no service or workload has address ${req.target.ip}`);
+      return;
+    }
+    const ctx: TunnelContext = { peerIdentity: req.peerIdentity, peerAddress: req.peerAddress, target: req.target, service, workload };
+    const stream = req.accept();
+    stream.on('error', () => {});
+    void sniff(stream, SNIFF_TIMEOUT_MS).then((kind) => {
+      this.m.tunnels.labels({ protocol: kind === 'h2' ? 'http2' : kind === 'http1' ? 'http1' : 'tcp' }).inc();
+      if (kind === 'http1') {
+        const server = http.createServer({ keepAlive: true }, (rq, rs) => this.proxy.handle(rq, rs, ctx));
+        server.emit('connection', stream);
+        stream.resume();
+      } else if (kind === 'h2') {
+        const server = http2.createServer({}, (rq, rs) => this.proxy.handle(rq, rs, ctx));
+        server.on('sessionError', () => {});
+        server.emit('connection', stream);
+        stream.resume();
+      } else {
+        this.tcp(stream, ctx);
+      }
+    }, (e: unknown) => {
+      this.opts.logger.debug('tunnel closed while sniffing', { error: describeError(e).message });
+      stream.destroy();
+    });
+  }
+
+  /** Not HTTP: L4 policy, then a relay to an endpoint of the destination. */
+  private tcp(stream: Duplex, ctx: TunnelContext): void {
+    const policies = selectWaypointPolicies(this.config.policies, { waypoint: this.opts.waypoint, service: ctx.service ? { namespace: ctx.service.namespace, name: ctx.service.name } : undefined }, this.opts.rootNamespace);
+    const verdict = authorizeRequest(policies, { sourceIp: ctx.peerAddress.ip, sourcePrincipal: stripSpiffe(ctx.peerIdentity), destinationIp: ctx.target.ip, destinationPort: ctx.target.port }, { kind: 'anonymous', tokenPresent: false });
+    if (!verdict.allow) {
+      this.opts.logger.info('TCP tunnel denied', { src: ctx.peerIdentity, dst: `${ctx.target.ip}:${ctx.target.port}`, policy: verdict.decision.policy });
+      stream.destroy();
+      return;
+    }
+    const endpoints = ctx.service ? this.state.endpointsOf(ctx.service).filter((w) => w.status !== 'UNHEALTHY') : ctx.workload ? [ctx.workload] : [];
+    const w = endpoints[this.seq++ % Math.max(1, endpoints.length)];
+    if (!w) { stream.destroy(); return; }
+    const port = ctx.service ? (ctx.service.ports.find((p) => p.servicePort === ctx.target.port)?.targetPort || w.services[`${ctx.service.namespace}/${ctx.service.hostname}`]?.ports?.find((p) => p.servicePort === ctx.target.port)?.targetPort || ctx.target.port) : ctx.target.port;
+    void this.upstreams.tunnel({ uid: w.uid, ip: w.addresses[0]!, port, identity: `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}` }).then((up) => {
+      void relay(stream, up).done;
+    }, (e: unknown) => {
+      this.opts.logger.warn('TCP tunnel upstream failed', { dst: `${w.addresses[0]}:${port}`, error: describeError(e).message });
+      stream.destroy();
+    });
+  }
+
+  async close(deadlineMs = 5_000): Promise<void> {
+    this.server?.close();
+    await this.hbone?.close(deadlineMs);
+    this.upstreams.close();
+    await this.pool.close(1_000);
+    this.opts.certificates.close();
+  }
+}
+
+/** Reads until the protocol is known, then puts the bytes back. */
+function sniff(stream: Duplex, timeoutMs: number): Promise<Exclude<SniffResult, 'need-more'>> {
+  return new Promise((resolve, reject) => {
+    let head = Buffer.alloc(0);
+    const done = (r: Exclude<SniffResult, 'need-more'>): void => {
+      clearTimeout(timer);
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('close', onEnd);
+      stream.pause();
+      if (head.length) stream.unshift(head);
+      resolve(r);
+    };
+    const onData = (c: Buffer): void => {
+      head = Buffer.concat([head, c]);
+      const r = sniffProtocol(head);
+      if (r !== 'need-more') done(r);
+    };
+    const onEnd = (): void => {
+      if (head.length) done('tcp');
+      else { clearTimeout(timer); reject(new Error('the tunnel ended before any byte')); }
+    };
+    const timer = setTimeout(() => done('tcp'), timeoutMs);
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+    stream.once('close', onEnd);
+  });
+}

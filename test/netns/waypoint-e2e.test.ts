@@ -1,0 +1,286 @@
+// Waypoints on the local cluster, end to end: a namespace that uses a waypoint gets HTTP
+// routing, L7 authorization, JWT and request telemetry from `ambit waypoint` pods, with
+// unmodified clients (python3 http.client, curl) and servers (ambit app echo) in the pods.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSign, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { startCluster, eventually, type TestCluster } from '../helpers/cluster.js';
+import { yaml } from '../helpers/config.js';
+
+const LOAD = resolve('test/fixtures/http-load.py');
+const ISSUER = 'https://issuer.ambit.test';
+const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const jwk = { ...(publicKey.export({ format: 'jwk' }) as Record<string, unknown>), kid: 'k1', alg: 'RS256', use: 'sig' };
+
+function signJwt(claims: Record<string, unknown>, key: KeyObject = privateKey): string {
+  const enc = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const input = `${enc({ alg: 'RS256', kid: 'k1', typ: 'JWT' })}.${enc(claims)}`;
+  return `${input}.${createSign('RSA-SHA256').update(input).sign(key).toString('base64url')}`;
+}
+
+function echoDeployment(version: string, replicas = 1): string {
+  return yaml`
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: echo-${version}, namespace: shop}
+    spec:
+      replicas: ${replicas}
+      selector: {matchLabels: {app: echo, version: ${version}}}
+      template:
+        metadata: {labels: {app: echo, version: ${version}}}
+        spec: {serviceAccountName: echo, containers: [{name: echo, command: [ambit, app, echo, --port, "8080"]}]}
+  `;
+}
+
+function service(name: string, selector: string): string {
+  return yaml`
+    apiVersion: v1
+    kind: Service
+    metadata: {name: ${name}, namespace: shop}
+    spec: {selector: ${selector}, ports: [{name: http, port: 80, targetPort: 8080}]}
+  `;
+}
+
+const mesh = [
+  yaml`
+    apiVersion: v1
+    kind: Namespace
+    metadata: {name: shop, labels: {istio.io/dataplane-mode: ambient, istio.io/use-waypoint: waypoint}}
+    ---
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: Gateway
+    metadata: {name: waypoint, namespace: shop, labels: {istio.io/waypoint-for: service}}
+    spec: {gatewayClassName: istio-waypoint, listeners: [{name: mesh, port: 15008, protocol: HBONE}]}
+    ---
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: client, namespace: shop, labels: {app: client}}
+    spec: {nodeName: node-1, serviceAccountName: client, containers: [{name: main, command: [sleep, infinity]}]}
+    ---
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: other, namespace: shop, labels: {app: other}}
+    spec: {nodeName: node-1, serviceAccountName: other, containers: [{name: main, command: [sleep, infinity]}]}
+  `,
+  echoDeployment('v1', 2),
+  echoDeployment('v2'),
+  service('echo', '{app: echo}'),
+  service('echo-v1', '{app: echo, version: v1}'),
+  service('echo-v2', '{app: echo, version: v2}'),
+  service('secure', '{app: echo}'),
+  service('tokens', '{app: echo}'),
+  service('faulty', '{app: echo}'),
+  yaml`
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: HTTPRoute
+    metadata: {name: echo, namespace: shop}
+    spec:
+      parentRefs: [{group: "", kind: Service, name: echo, port: 80}]
+      rules:
+      - matches: [{headers: [{name: x-version, value: v2}]}]
+        backendRefs: [{name: echo-v2, port: 80}]
+      - matches: [{path: {type: PathPrefix, value: /old}}]
+        filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}, statusCode: 301}}]
+      - matches: [{path: {type: PathPrefix, value: /api}}]
+        filters:
+        - {type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /v1/api}}}
+        - {type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-routed, value: api}]}}
+        backendRefs: [{name: echo-v1, port: 80}]
+      - matches: [{path: {type: PathPrefix, value: /flaky}}]
+        backendRefs: [{name: echo-v1, port: 80}]
+        retry: {attempts: 3, codes: [503], backoff: 10ms}
+      - matches: [{path: {type: PathPrefix, value: /delay}}]
+        backendRefs: [{name: echo-v1, port: 80}]
+        timeouts: {request: 500ms}
+      - backendRefs: [{name: echo-v1, port: 80, weight: 90}, {name: echo-v2, port: 80, weight: 10}]
+    ---
+    apiVersion: security.istio.io/v1
+    kind: AuthorizationPolicy
+    metadata: {name: secure-get-only, namespace: shop}
+    spec:
+      targetRefs: [{kind: Service, group: "", name: secure}]
+      action: ALLOW
+      rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/client]}}], to: [{operation: {methods: [GET]}}]}]
+    ---
+    apiVersion: security.istio.io/v1
+    kind: RequestAuthentication
+    metadata: {name: tokens, namespace: shop}
+    spec:
+      targetRefs: [{kind: Service, group: "", name: tokens}]
+      jwtRules: [{issuer: "${ISSUER}", audiences: [shop], jwks: '${JSON.stringify({ keys: [jwk] })}'}]
+    ---
+    apiVersion: security.istio.io/v1
+    kind: AuthorizationPolicy
+    metadata: {name: tokens-admins, namespace: shop}
+    spec:
+      targetRefs: [{kind: Service, group: "", name: tokens}]
+      action: ALLOW
+      rules: [{from: [{source: {requestPrincipals: ["${ISSUER}/*"]}}], when: [{key: "request.auth.claims[group]", values: [admin]}]}]
+    ---
+    apiVersion: networking.istio.io/v1
+    kind: VirtualService
+    metadata: {name: faulty, namespace: shop}
+    spec:
+      hosts: [faulty]
+      http:
+      - match: [{uri: {prefix: /abort}}]
+        fault: {abort: {httpStatus: 418, percentage: {value: 100}}}
+        route: [{destination: {host: faulty}}]
+      - match: [{uri: {prefix: /slow}}]
+        fault: {delay: {fixedDelay: 400ms, percentage: {value: 100}}}
+        route: [{destination: {host: faulty}}]
+      - route: [{destination: {host: faulty}}]
+  `,
+].join('\n---\n');
+
+let c: TestCluster;
+
+before(async () => {
+  c = startCluster(mesh, { name: 'w' });
+  await eventually(() => curl('shop/client', 'http://echo/').stdout.includes('"pod"'), 30_000, 'first request through the waypoint');
+});
+
+after(() => {
+  if (c) {
+    const d = c.down();
+    assert.equal(d.code, 0, d.stderr);
+  }
+});
+
+function curl(pod: string, url: string, extra: string[] = []) {
+  return c.exec(pod, ['curl', '-sS', '--max-time', '5', ...extra, url]);
+}
+
+function code(pod: string, url: string, extra: string[] = []): string {
+  return curl(pod, url, ['-o', '/dev/null', '-w', '%{http_code}', ...extra]).stdout.trim();
+}
+
+interface LoadResult { requests: number; codes: Record<string, number>; versions: Record<string, number>; pods: Record<string, number>; errors: string[]; errorCount: number }
+
+function load(pod: string, host: string, path: string, n: number, extra: string[] = []): LoadResult {
+  const r = c.exec(pod, ['python3', LOAD, host, '80', path, String(n), ...extra], 120_000);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as LoadResult;
+}
+
+function waypointLogs(): Record<string, unknown>[] {
+  const dir = join(c.stateDir, 'logs');
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.includes('waypoint'))
+    .flatMap((f) => { try { return readFileSync(join(dir, f), 'utf8').split('\n'); } catch { return []; } })
+    .flatMap((l) => { try { return [JSON.parse(l) as Record<string, unknown>]; } catch { return []; } });
+}
+
+test('requests go through the waypoint: one access-log line per request with both identities', async () => {
+  const r = curl('shop/client', 'http://echo-v2/hello', ['-H', 'traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01']);
+  assert.equal(r.code, 0, r.stderr);
+  const body = JSON.parse(r.stdout) as { headers: Record<string, string> };
+  // The waypoint keeps the trace id and starts its own span.
+  assert.match(body.headers.traceparent ?? '', /^00-0af7651916cd43dd8448eb211c80319c-(?!b7ad6b7169203331)[0-9a-f]{16}-01$/);
+  await eventually(() => waypointLogs().some((l) => l.msg === 'request complete' && l.path === '/hello' && l.reporter === 'waypoint'), 5000, 'access log line');
+  const line = waypointLogs().find((l) => l.msg === 'request complete' && l.path === '/hello')!;
+  assert.equal(line.method, 'GET');
+  assert.equal(line.response_code, 200);
+  assert.equal(line['src.identity'], 'spiffe://cluster.local/ns/shop/sa/client');
+  assert.equal(line['dst.identity'], 'spiffe://cluster.local/ns/shop/sa/echo');
+  assert.equal(line['dst.service'], 'echo-v2.shop.svc.cluster.local');
+});
+
+test('a 90/10 split over 1,000 requests, and a header match goes to v2', () => {
+  const r = load('shop/client', 'echo', '/', 1000);
+  assert.equal(r.errorCount, 0, JSON.stringify(r.errors));
+  assert.equal(r.codes['200'], 1000);
+  const v2 = r.versions.v2 ?? 0;
+  // Binomial(1000, 0.1): mean 100, sd 9.5; 60..140 is > 4 sd.
+  assert.ok(v2 >= 60 && v2 <= 140, `v2 got ${v2} of 1000`);
+  const h = load('shop/client', 'echo', '/', 50, ['GET', 'x-version:v2']);
+  assert.deepEqual(h.versions, { v2: 50 });
+});
+
+test('a redirect and a rewrite with a header set', () => {
+  const red = curl('shop/client', 'http://echo/old/page', ['-D', '-', '-o', '/dev/null']);
+  assert.match(red.stdout, /^HTTP\/1\.1 301/m);
+  assert.match(red.stdout, /^location: http:\/\/echo(:80)?\/new\/page/im);
+  const rw = JSON.parse(curl('shop/client', 'http://echo/api/items').stdout) as { path: string; headers: Record<string, string> };
+  assert.equal(rw.path, '/v1/api/items');
+  assert.equal(rw.headers['x-routed'], 'api');
+});
+
+test('L7 policy: GET allowed, DELETE denied with 403 RBAC, another identity denied', () => {
+  assert.equal(code('shop/client', 'http://secure/'), '200');
+  const del = curl('shop/client', 'http://secure/', ['-X', 'DELETE', '-w', ' %{http_code}']);
+  assert.equal(del.stdout.trim(), 'RBAC: access denied 403');
+  assert.equal(code('shop/other', 'http://secure/'), '403');
+});
+
+test('JWT: the right claim is allowed, a wrong one denied, none 401, a bad signature 401', () => {
+  const now = Math.floor(Date.now() / 1000);
+  const good = signJwt({ iss: ISSUER, sub: 'alice', aud: 'shop', group: 'admin', exp: now + 600 });
+  const user = signJwt({ iss: ISSUER, sub: 'bob', aud: 'shop', group: 'user', exp: now + 600 });
+  const forged = signJwt({ iss: ISSUER, sub: 'mallory', aud: 'shop', group: 'admin', exp: now + 600 }, generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey);
+  assert.equal(code('shop/client', 'http://tokens/', ['-H', `authorization: Bearer ${good}`]), '200');
+  assert.equal(code('shop/client', 'http://tokens/', ['-H', `authorization: Bearer ${user}`]), '403');
+  assert.equal(code('shop/client', 'http://tokens/'), '401');
+  assert.equal(code('shop/client', 'http://tokens/', ['-H', `authorization: Bearer ${forged}`]), '401');
+});
+
+test('retries turn a backend failing every other request into all successes; a timeout gives 504', () => {
+  const r = load('shop/client', 'echo', '/flaky', 40);
+  assert.deepEqual(r.codes, { 200: 40 }, JSON.stringify(r));
+  const t0 = Date.now();
+  assert.equal(code('shop/client', 'http://echo/delay/3000'), '504');
+  assert.ok(Date.now() - t0 < 2500, 'the timeout cut the request short');
+});
+
+test('fault injection (VirtualService): abort with the status, delay by the fixed delay', () => {
+  assert.equal(code('shop/client', 'http://faulty/abort'), '418');
+  const t0 = Date.now();
+  assert.equal(code('shop/client', 'http://faulty/slow'), '200');
+  assert.ok(Date.now() - t0 >= 400, 'delayed');
+  assert.equal(code('shop/client', 'http://faulty/other'), '200');
+});
+
+test('metrics: istio_requests_total with reporter waypoint, method-independent labels, response codes', async () => {
+  const status = JSON.parse(c.ambit(['status', '-o', 'json']).stdout) as { status: { components: { name: string }[] } };
+  assert.ok(status.status);
+  const text = await (await fetch(`http://${c.waypointAdmin(1)}/metrics`)).text();
+  assert.match(text, /istio_requests_total\{[^}]*reporter="waypoint"[^}]*source_principal="spiffe:\/\/cluster.local\/ns\/shop\/sa\/client"[^}]*response_code="403"/);
+  assert.match(text, /istio_request_duration_milliseconds_bucket\{[^}]*reporter="waypoint"/);
+});
+
+test('scaling the waypoint 1 -> 3 -> 1 under steady traffic loses no request', async () => {
+  const running = c.spawnIn('shop/client', ['python3', LOAD, 'echo', '80', '/', '0', '--for', '12', '--gap', '5']);
+  let out = '';
+  running.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+  await new Promise((r) => setTimeout(r, 1500));
+  const gw = (n: number) => yaml`
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: Gateway
+    metadata: {name: waypoint, namespace: shop, labels: {istio.io/waypoint-for: service}, annotations: {ambit.dev/replicas: "${n}"}}
+    spec: {gatewayClassName: istio-waypoint, listeners: [{name: mesh, port: 15008, protocol: HBONE}]}
+  `;
+  assert.equal(c.apply(gw(3)).code, 0);
+  await new Promise((r) => setTimeout(r, 4000));
+  assert.equal(c.apply(gw(1)).code, 0);
+  await new Promise<void>((r) => running.once('close', () => r()));
+  const res = JSON.parse(out) as LoadResult;
+  assert.ok(res.requests > 100, `made ${res.requests} requests`);
+  assert.equal(res.errorCount, 0, JSON.stringify(res.errors));
+  assert.deepEqual(Object.keys(res.codes), ['200'], JSON.stringify(res.codes));
+});
+
+test('removing the namespace from its waypoint under steady traffic loses no request', async () => {
+  const running = c.spawnIn('shop/client', ['python3', LOAD, 'echo-v1', '80', '/', '0', '--for', '6', '--gap', '5']);
+  let out = '';
+  running.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(c.ambit(['label', 'namespace', 'shop', 'istio.io/use-waypoint-']).code, 0);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(c.ambit(['label', 'namespace', 'shop', 'istio.io/use-waypoint=waypoint']).code, 0);
+  await new Promise<void>((r) => running.once('close', () => r()));
+  const res = JSON.parse(out) as LoadResult;
+  assert.equal(res.errorCount, 0, JSON.stringify(res.errors));
+  assert.deepEqual(Object.keys(res.codes), ['200'], JSON.stringify(res.codes));
+});

@@ -1,0 +1,47 @@
+// The waypoint's protocol sniffing and endpoint picking (pure).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { sniffProtocol } from '../../src/waypoint/sniff.js';
+import { EndpointPicker } from '../../src/waypoint/endpoint-picker.js';
+
+test('sniff: HTTP/2 preface, HTTP/1 request lines, partial input, TCP', () => {
+  assert.equal(sniffProtocol(Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')), 'h2');
+  assert.equal(sniffProtocol(Buffer.from('PRI * HTTP/2')), 'need-more');
+  assert.equal(sniffProtocol(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')), 'http1');
+  assert.equal(sniffProtocol(Buffer.from('DELETE /a?b=c HTTP/1.0\n')), 'http1');
+  assert.equal(sniffProtocol(Buffer.from('GET /a')), 'need-more');
+  assert.equal(sniffProtocol(Buffer.from('POST /x HTTP/1.')), 'need-more');
+  assert.equal(sniffProtocol(Buffer.from('get / HTTP/1.1\r\n')), 'tcp');
+  assert.equal(sniffProtocol(Buffer.from('SSH-2.0-OpenSSH_9.2\r\n')), 'tcp');
+  assert.equal(sniffProtocol(Buffer.from([0x16, 0x03, 0x01, 0x00])), 'tcp');
+  assert.equal(sniffProtocol(Buffer.from('GET / HTTP/2.0\r\n')), 'tcp');
+  assert.equal(sniffProtocol(Buffer.from(`GET /${'a'.repeat(9000)}`)), 'tcp');
+});
+
+const eps = ['a', 'b', 'c'].map((uid) => ({ uid, healthy: true }));
+
+test('picker: round robin when idle, least request under load, unhealthy never', () => {
+  const p = new EndpointPicker({ now: () => 0 });
+  assert.deepEqual([1, 2, 3, 4, 5, 6].map(() => p.pick('s', eps)!.uid), ['a', 'b', 'c', 'a', 'b', 'c']);
+  p.started('a');
+  p.started('b');
+  assert.equal(p.pick('s', eps)!.uid, 'c');
+  p.started('c');
+  p.started('c');
+  const next = p.pick('s', eps)!.uid;
+  assert.ok(next === 'a' || next === 'b');
+  assert.equal(p.pick('t', [{ uid: 'x', healthy: false }]), undefined);
+  assert.equal(p.pick('t', eps, new Set(['a', 'b', 'c'])), undefined);
+});
+
+test('picker: a failed endpoint cools down, and comes back when every one has failed', () => {
+  let now = 0;
+  const p = new EndpointPicker({ now: () => now, failureCooldownMs: 1000 });
+  p.connectFailed('a');
+  assert.ok([1, 2, 3, 4].every(() => p.pick('s', eps)!.uid !== 'a'));
+  p.connectFailed('b');
+  p.connectFailed('c');
+  assert.ok(p.pick('s', eps), 'all cooling down: still try one');
+  now = 1500;
+  assert.deepEqual(new Set([1, 2, 3].map(() => p.pick('s', eps)!.uid)), new Set(['a', 'b', 'c']));
+});
