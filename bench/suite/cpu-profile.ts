@@ -1,11 +1,13 @@
 // Summarizes V8 .cpuprofile files (node --cpu-prof): self time per function (name, file:line),
-// summed over the files, largest first. Enough to find hot spots without a flame-graph viewer.
+// summed over the files, largest first, as a share of busy time (idle and (program) left out). Enough to find hot spots without a flame-graph viewer.
 import { readFileSync } from 'node:fs';
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
 interface CpuProfile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number }
 
 export interface HotSpot { fn: string; where: string; selfMs: number; selfPct: number }
+
+const NOT_WORK = new Set(['(idle)', '(program)']);
 
 export function summarizeProfiles(files: string[], top: number): HotSpot[] {
   const self = new Map<string, { fn: string; where: string; us: number }>();
@@ -20,6 +22,7 @@ export function summarizeProfiles(files: string[], top: number): HotSpot[] {
       const fn = n.callFrame.functionName || '(anonymous)';
       const url = n.callFrame.url.replace(/^file:\/\/.*?\/(dist|node_modules)\//, '$1/');
       const where = url ? `${url}:${n.callFrame.lineNumber + 1}` : '';
+      if (NOT_WORK.has(fn)) return;
       const key = `${fn} ${where}`;
       const e = self.get(key) ?? { fn, where, us: 0 };
       e.us += dt;
@@ -29,4 +32,17 @@ export function summarizeProfiles(files: string[], top: number): HotSpot[] {
   }
   return [...self.values()].sort((a, b) => b.us - a.us).slice(0, top)
     .map((e) => ({ fn: e.fn, where: e.where, selfMs: Math.round(e.us / 1000), selfPct: total ? Number(((e.us / total) * 100).toFixed(1)) : 0 }));
+}
+
+/** Self time per source file (node:internal/..., dist/src/...), as a share of busy time. */
+export function summarizeByFile(files: string[], top: number): { file: string; selfMs: number; selfPct: number }[] {
+  const spots = summarizeProfiles(files, Number.MAX_SAFE_INTEGER);
+  const total = spots.reduce((t, s) => t + s.selfMs, 0);
+  const by = new Map<string, number>();
+  for (const s of spots) {
+    const file = s.where.replace(/:\d+$/, '') || `(native) ${s.fn}`;
+    by.set(file, (by.get(file) ?? 0) + s.selfMs);
+  }
+  return [...by.entries()].sort((a, b) => b[1] - a[1]).slice(0, top)
+    .map(([file, ms]) => ({ file, selfMs: ms, selfPct: total ? Number(((ms / total) * 100).toFixed(1)) : 0 }));
 }

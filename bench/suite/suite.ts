@@ -13,7 +13,7 @@ import { issueCerts } from './peers.js';
 import { cpuOf, rssOf, sampleProc } from './proc-stats.js';
 import { computeFigures, evaluateTargets, renderText, type PathReport, type Sample, type SuiteRecord, type Workload } from './report.js';
 import { hey, iperf3, wrk } from './tools.js';
-import { summarizeProfiles } from './cpu-profile.js';
+import { summarizeByFile, summarizeProfiles } from './cpu-profile.js';
 
 export type SuiteMode = 'full' | 'quick' | 'smoke';
 
@@ -213,6 +213,13 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteRecord> {
         if (s) rep.peakRssMiB[name] = s.hwmMiB;
       }
     }
+    if (opts.profileDir) {
+      // A ztunnel writes its profile when it exits normally; its drain (up to 5 s with pooled
+      // HBONE connections) can outlast `ambit down`'s grace, so stop them first and wait.
+      for (const pid of ztunnelPidsForProfile) { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }
+      const dir = opts.profileDir;
+      await waitFor(() => ztunnelPidsForProfile.every((pid) => readdirSync(dir).some((f) => f.includes(`.${pid}.`) && f.endsWith('.cpuprofile'))), 15_000, 200);
+    }
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
@@ -236,8 +243,14 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteRecord> {
   };
   if (opts.profileDir) {
     const files = readdirSync(opts.profileDir).filter((f) => f.endsWith('.cpuprofile') && ztunnelPidsForProfile.some((pid) => f.includes(`.${pid}.`)));
-    const summary = summarizeProfiles(files.map((f) => join(opts.profileDir!, f)), 20);
-    (rec as SuiteRecord & { profile?: unknown }).profile = { files, top: summary };
+    const paths = files.map((f) => join(opts.profileDir!, f));
+    const top = summarizeProfiles(paths, 25);
+    const byFile = summarizeByFile(paths, 15);
+    (rec as SuiteRecord & { profile?: unknown }).profile = { files, top, byFile };
+    process.stdout.write(`\nztunnel CPU profile (${files.length} files, share of busy time):\n`);
+    for (const h of top) process.stdout.write(`  ${String(h.selfPct).padStart(5)}%  ${h.fn}  ${h.where}\n`);
+    process.stdout.write('by file:\n');
+    for (const h of byFile) process.stdout.write(`  ${String(h.selfPct).padStart(5)}%  ${h.file}\n`);
   }
   mkdirSync(dirname(opts.out), { recursive: true });
   writeFileSync(opts.out, JSON.stringify(rec, null, 2) + '\n');

@@ -267,7 +267,8 @@ export class HttpProxy {
       const r = http.request({ agent: this.d.upstreams.http1Agent(up), method, path, headers: { ...headers, host }, setHost: false });
       r.once('socket', () => { connected = true; });
       r.once('response', (m) => resolve({ kind: 'response', res: { status: m.statusCode ?? 502, headers: m.headers, body: m, trailers: new Promise((t) => m.once('end', () => t(m.trailers))) } }));
-      r.once('error', (e) => resolve({ kind: connected ? 'reset' : 'connect-failed', message: describeError(e).message }));
+      // A reused keep-alive connection the server closed meanwhile fails like a connect: retried.
+      r.once('error', (e) => resolve({ kind: connected && !r.reusedSocket ? 'reset' : 'connect-failed', message: describeError(e).message }));
       if (body === undefined) r.end();
       else if (Buffer.isBuffer(body)) r.end(body);
       else body.pipe(r);

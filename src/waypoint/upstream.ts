@@ -9,6 +9,7 @@ import http2 from 'node:http2';
 import type { HbonePool } from '../hbone/index.js';
 import type { WorkloadCertificate } from '../identity/workload-certificate.js';
 import { formatAuthority } from '../core/ip.js';
+import { asHttpTransport } from './http-transport.js';
 
 export interface UpstreamTarget {
   uid: string;
@@ -30,14 +31,6 @@ export interface UpstreamsOptions {
 
 const HBONE_PORT = 15008;
 
-/** What an HTTP/1.1 client needs of a socket that a tunnel stream does not have. */
-function asSocket(stream: Duplex): Duplex {
-  const s = stream as Duplex & Record<string, unknown>;
-  for (const m of ['setKeepAlive', 'setNoDelay', 'ref', 'unref']) {
-    if (typeof s[m] !== 'function') s[m] = function (this: unknown) { return this; };
-  }
-  return stream;
-}
 
 export class Upstreams {
   private readonly agents = new Map<string, http.Agent>();
@@ -65,9 +58,10 @@ export class Upstreams {
     const key = `${target.uid}|${target.ip}:${target.port}|${target.identity}`;
     let agent = this.agents.get(key);
     if (!agent) {
-      agent = new http.Agent({ keepAlive: true, maxFreeSockets: this.opts.maxFreeSockets ?? 64, scheduling: 'lifo' });
+      // Idle upstream connections are dropped before a typical server's keep-alive timeout (5 s).
+      agent = new http.Agent({ keepAlive: true, maxFreeSockets: this.opts.maxFreeSockets ?? 64, scheduling: 'lifo', timeout: 4_000 });
       const tunnel = (cb: (err: Error | null, s?: Duplex) => void): void => {
-        this.tunnel(target).then((s) => cb(null, asSocket(s)), (e: unknown) => cb(e instanceof Error ? e : new Error(String(e))));
+        this.tunnel(target).then((s) => cb(null, asHttpTransport(s)), (e: unknown) => cb(e instanceof Error ? e : new Error(String(e))));
       };
       // Node's Agent accepts an asynchronous createConnection (callback form).
       (agent as unknown as { createConnection: (o: unknown, cb: (err: Error | null, s?: Duplex) => void) => undefined }).createConnection = (_o, cb) => {
@@ -85,7 +79,7 @@ export class Upstreams {
     let p = this.sessions.get(key);
     if (!p) {
       p = this.tunnel(target).then((stream) => {
-        const session = http2.connect(`http://${formatAuthority(target.ip, target.port)}`, { createConnection: () => stream as never });
+        const session = http2.connect(`http://${formatAuthority(target.ip, target.port)}`, { createConnection: () => asHttpTransport(stream) as never });
         const forget = (): void => { if (this.sessions.get(key) === p) this.sessions.delete(key); };
         session.once('close', forget);
         session.once('error', forget);

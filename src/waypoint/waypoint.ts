@@ -24,6 +24,7 @@ import { EndpointPicker } from './endpoint-picker.js';
 import { HttpProxy, type TunnelContext } from './http-proxy.js';
 import { sniffProtocol, type SniffResult } from './sniff.js';
 import { Upstreams } from './upstream.js';
+import { asHttpTransport } from './http-transport.js';
 import { compileWaypointConfig, type WaypointConfig, type WaypointIdentity } from './waypoint-config.js';
 import { authorizeRequest, selectWaypointPolicies } from './l7-authz.js';
 import { stripSpiffe } from '../rbac/index.js';
@@ -135,7 +136,7 @@ export class Waypoint {
       return;
     }
     const ctx: TunnelContext = { peerIdentity: req.peerIdentity, peerAddress: req.peerAddress, target: req.target, service, workload };
-    const stream = req.accept();
+    const stream = asHttpTransport(req.accept());
     stream.on('error', () => {});
     void sniff(stream, SNIFF_TIMEOUT_MS).then((kind) => {
       this.m.tunnels.labels({ protocol: kind === 'h2' ? 'http2' : kind === 'http1' ? 'http1' : 'tcp' }).inc();
@@ -178,7 +179,12 @@ export class Waypoint {
     });
   }
 
-  async close(deadlineMs = 5_000): Promise<void> {
+  /**
+   * Keeps accepting for `lingerMs` (while the ztunnels learn this replica is gone), then stops
+   * accepting, lets open tunnels finish until the deadline, and resets what is left.
+   */
+  async close(deadlineMs = 5_000, lingerMs = 0): Promise<void> {
+    if (lingerMs > 0) await new Promise((r) => setTimeout(r, lingerMs));
     this.server?.close();
     await this.hbone?.close(deadlineMs);
     this.upstreams.close();

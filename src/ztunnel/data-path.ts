@@ -11,6 +11,7 @@
 // - Every accepted inbound connection is registered with the ConnectionManager until its
 //   relay is done, so policy changes can close it.
 import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { describeError, errnoCode } from '../core/errors.js';
 import { formatAuthority } from '../core/ip.js';
 import type { Logger, Tracer } from '../core/logger.js';
@@ -24,7 +25,10 @@ import type { ConnectionManager } from './connection-manager.js';
 import { decideInbound } from './inbound-decision.js';
 import { baggageOf, newTraceparent, peerInfo, serviceInfo } from './peer-info.js';
 import type { Endpoint, PodNetwork } from './pod-network.js';
-import { decideOutbound, type Picker } from './route.js';
+import { decideOutbound, type OutboundRoute, type Picker } from './route.js';
+
+/** Tries of an outbound HBONE connection that gets no answer at all (see connectHbone). */
+const MAX_CONNECT_ATTEMPTS = 3;
 import { identityOf, normalizeIp, type ZtunnelState } from './state.js';
 
 export interface DataPathDeps {
@@ -78,27 +82,10 @@ export class DataPath {
       });
       return;
     }
-    record.destination.hboneAddr = route.authority;
-    record.destination.identity = route.via === 'direct' ? route.expectedIdentities[0] : undefined;
-    const sourceIdentity = identityOf(source);
     const abort = new AbortController();
     const onEarlyClose = () => abort.abort();
     client.once('close', onEarlyClose);
-    d.pool.connect({
-      sourceIdentity,
-      certificate: () => this.certificateFor(sourceIdentity),
-      destination: route.connectTo,
-      expectedIdentities: route.expectedIdentities,
-      authority: route.authority,
-      headers: {
-        baggage: baggageOf(source),
-        forwarded: `for="${formatAuthority(record.source.ip, record.source.port)}"${route.service ? `;host=${route.service.hostname}` : ''}`,
-        traceparent: newTraceparent(),
-      },
-      sourceIp: source.addresses[0],
-      connectTimeoutMs: d.upstreamConnectTimeoutMs,
-      signal: abort.signal,
-    }).then((stream) => {
+    this.connectHbone(client, source, route, record, dst, abort.signal, MAX_CONNECT_ATTEMPTS).then((stream) => {
       client.off('close', onEarlyClose);
       if (client.destroyed) {
         stream.destroy();
@@ -118,6 +105,46 @@ export class DataPath {
       }
       this.finishFailed(client, record);
     });
+  }
+
+  /**
+   * HBONE to the route's destination. A connection that cannot be made (refused, unreachable,
+   * TLS, timeout: no tunnel answer at all) is tried again on a fresh route decision while the
+   * client waits, so a waypoint replica or endpoint that just went away or is not listening
+   * yet costs a retry, not the client's connection. An HTTP answer (401, 503...) is final.
+   */
+  private async connectHbone(client: net.Socket, source: Workload, first: Extract<OutboundRoute, { kind: 'hbone' }>, record: ConnectionRecord, dst: Endpoint, signal: AbortSignal, attempts: number): Promise<Duplex> {
+    const { d } = this;
+    const sourceIdentity = identityOf(source);
+    let route = first;
+    for (let i = 1; ; i++) {
+      record.destination.hboneAddr = route.authority;
+      record.destination.identity = route.via === 'direct' ? route.expectedIdentities[0] : undefined;
+      try {
+        return await d.pool.connect({
+          sourceIdentity,
+          certificate: () => this.certificateFor(sourceIdentity),
+          destination: route.connectTo,
+          expectedIdentities: route.expectedIdentities,
+          authority: route.authority,
+          headers: {
+            baggage: baggageOf(source),
+            forwarded: `for="${formatAuthority(record.source.ip, record.source.port)}"${route.service ? `;host=${route.service.hostname}` : ''}`,
+            traceparent: newTraceparent(),
+          },
+          sourceIp: source.addresses[0],
+          connectTimeoutMs: d.upstreamConnectTimeoutMs,
+          signal,
+        });
+      } catch (e: unknown) {
+        const answered = (e as { details?: { status?: number } }).details?.status !== undefined;
+        if (answered || signal.aborted || client.destroyed || i >= attempts) throw e;
+        const next = decideOutbound(d.state(), source, dst, d.pick);
+        if (next.kind !== 'hbone') throw e;
+        if (this.trace.enabled) this.trace.log('connect retry', { id: record.id, failed: formatAuthority(route.connectTo.ip, route.connectTo.port), next: formatAuthority(next.connectTo.ip, next.connectTo.port), error: describeError(e).message });
+        route = next;
+      }
+    }
   }
 
   /** An HBONE CONNECT on a local workload's 15008. */

@@ -251,7 +251,8 @@ test('metrics: istio_requests_total with reporter waypoint, method-independent l
 });
 
 test('scaling the waypoint 1 -> 3 -> 1 under steady traffic loses no request', async () => {
-  const running = c.spawnIn('shop/client', ['python3', LOAD, 'echo', '80', '/', '0', '--for', '12', '--gap', '5']);
+  // A new connection per request, so requests spread over the replicas as they come and go.
+  const running = c.spawnIn('shop/client', ['python3', LOAD, 'echo', '80', '/', '0', 'GET', 'Connection:close', '--for', '12', '--gap', '5']);
   let out = '';
   running.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
   await new Promise((r) => setTimeout(r, 1500));
@@ -267,6 +268,8 @@ test('scaling the waypoint 1 -> 3 -> 1 under steady traffic loses no request', a
   await new Promise<void>((r) => running.once('close', () => r()));
   const res = JSON.parse(out) as LoadResult;
   assert.ok(res.requests > 100, `made ${res.requests} requests`);
+  const servedBy = new Set(waypointLogs().filter((l) => l.msg === 'request complete').map((l) => l.pod));
+  assert.ok(servedBy.size >= 2, `requests were spread over the replicas: ${[...servedBy].join(', ')}`);
   assert.equal(res.errorCount, 0, JSON.stringify(res.errors));
   assert.deepEqual(Object.keys(res.codes), ['200'], JSON.stringify(res.codes));
 });

@@ -45,6 +45,7 @@ Options:
   --admin ADDR          /metrics, /stats/prometheus, /healthz/ready, /config_dump
   --trust-domain TD     default cluster.local
   --root-namespace NS   default istio-system
+  --drain-ms N          on SIGTERM: keep accepting 1.2 s, then let tunnels finish N ms (default 1500)
 
 Declaring a waypoint (through the control plane, like istioctl waypoint apply):
   ambit waypoint apply -n NS [--name waypoint] [--for service|workload|all] [--replicas N] [--enroll-namespace]
@@ -63,7 +64,7 @@ Declaring a waypoint (through the control plane, like istioctl waypoint apply):
       admin: { type: 'string' },
       'trust-domain': { type: 'string', default: 'cluster.local' },
       'root-namespace': { type: 'string', default: 'istio-system' },
-      'drain-ms': { type: 'string', default: '5000' },
+      'drain-ms': { type: 'string', default: '1500' },
     });
     const gw = /^([a-z0-9-]+)\/([a-z0-9.-]+)$/.exec(values.gateway ?? '');
     if (!gw) throw usageError(this, '--gateway NS/NAME is required');
@@ -111,7 +112,8 @@ Declaring a waypoint (through the control plane, like istioctl waypoint apply):
         logger.info('shutting down', { signal: sig });
         xds.close();
         ca.close();
-        void waypoint.close(Number(values['drain-ms'])).then(() => admin?.close()).then(() => resolve());
+        // Scale-down: keep serving for a moment while the ztunnels stop picking this replica.
+        void waypoint.close(Number(values['drain-ms']), sig === 'SIGTERM' ? 1_200 : 0).then(() => admin?.close()).then(() => resolve());
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
