@@ -136,18 +136,18 @@ export class Waypoint {
       return;
     }
     const ctx: TunnelContext = { peerIdentity: req.peerIdentity, peerAddress: req.peerAddress, target: req.target, service, workload };
-    const stream = asHttpTransport(req.accept());
+    const stream = req.accept();
     stream.on('error', () => {});
     void sniff(stream, SNIFF_TIMEOUT_MS).then((kind) => {
       this.m.tunnels.labels({ protocol: kind === 'h2' ? 'http2' : kind === 'http1' ? 'http1' : 'tcp' }).inc();
       if (kind === 'http1') {
         const server = http.createServer({ keepAlive: true }, (rq, rs) => this.proxy.handle(rq, rs, ctx));
-        server.emit('connection', stream);
+        server.emit('connection', asHttpTransport(stream));
         stream.resume();
       } else if (kind === 'h2') {
         const server = http2.createServer({}, (rq, rs) => this.proxy.handle(rq, rs, ctx));
         server.on('sessionError', () => {});
-        server.emit('connection', stream);
+        server.emit('connection', asHttpTransport(stream));
         stream.resume();
       } else {
         this.tcp(stream, ctx);
@@ -172,7 +172,11 @@ export class Waypoint {
     if (!w) { stream.destroy(); return; }
     const port = ctx.service ? (ctx.service.ports.find((p) => p.servicePort === ctx.target.port)?.targetPort || w.services[`${ctx.service.namespace}/${ctx.service.hostname}`]?.ports?.find((p) => p.servicePort === ctx.target.port)?.targetPort || ctx.target.port) : ctx.target.port;
     void this.upstreams.tunnel({ uid: w.uid, ip: w.addresses[0]!, port, identity: `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}` }).then((up) => {
-      void relay(stream, up).done;
+      const started = this.opts.clock.now();
+      void relay(stream, up).done.then((r) => {
+        this.opts.logger.info('TCP tunnel complete', { src: ctx.peerIdentity, dst: `${ctx.target.ip}:${ctx.target.port}`, upstream: `${w.addresses[0]}:${port}`, sent: r.bytesOutbound, received: r.bytesInbound, durationMs: this.opts.clock.now() - started, error: r.error?.message });
+      });
+      stream.resume(); // paused by the sniffer
     }, (e: unknown) => {
       this.opts.logger.warn('TCP tunnel upstream failed', { dst: `${w.addresses[0]}:${port}`, error: describeError(e).message });
       stream.destroy();

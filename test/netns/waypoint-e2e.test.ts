@@ -88,6 +88,9 @@ const mesh = [
         - {type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /v1/api}}}
         - {type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-routed, value: api}]}}
         backendRefs: [{name: echo-v1, port: 80}]
+      - matches: [{path: {type: PathPrefix, value: /mirror}}]
+        filters: [{type: RequestMirror, requestMirror: {backendRef: {name: echo-v2, port: 80}}}]
+        backendRefs: [{name: echo-v1, port: 80}]
       - matches: [{path: {type: PathPrefix, value: /flaky}}]
         backendRefs: [{name: echo-v1, port: 80}]
         retry: {attempts: 3, codes: [503], backoff: 10ms}
@@ -206,6 +209,34 @@ test('a redirect and a rewrite with a header set', () => {
   const rw = JSON.parse(curl('shop/client', 'http://echo/api/items').stdout) as { path: string; headers: Record<string, string> };
   assert.equal(rw.path, '/v1/api/items');
   assert.equal(rw.headers['x-routed'], 'api');
+});
+
+test('a mirror receives a copy of each request; the client sees only the primary answer', async () => {
+  const id = `/mirror/${Date.now()}`;
+  const r = JSON.parse(curl('shop/client', `http://echo${id}`).stdout) as { version: string };
+  assert.equal(r.version, 'v1');
+  const log = join(c.stateDir, 'logs', 'pods', 'shop_echo-v2-0_echo.log');
+  await eventually(() => readFileSync(log, 'utf8').split('\n').some((l) => l.includes(id) && l.includes('echo-shadow')), 5000, 'the mirror got the copy');
+});
+
+test('HTTP/2 (h2c) is routed at L7 too, and a non-HTTP protocol is relayed as TCP', () => {
+  const r = curl('shop/client', 'http://echo-v2/h2', ['--http2-prior-knowledge']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((JSON.parse(r.stdout) as { protocol: string }).protocol, 'HTTP/2');
+  assert.match(curl('shop/client', 'http://secure/', ['--http2-prior-knowledge', '-X', 'DELETE']).stdout, /RBAC: access denied/);
+  const py = 'import socket;s=socket.create_connection(("echo-v1",80));s.sendall(b"hello raw tcp\\n");s.shutdown(socket.SHUT_WR);print(s.makefile().read(),end="")';
+  const tcp = c.exec('shop/client', ['python3', '-c', py]);
+  assert.equal(tcp.stdout, 'hello raw tcp\n', tcp.stderr);
+});
+
+test('ambit waypoint apply / delete declare and remove a waypoint through the control plane', async () => {
+  const a = c.ambit(['waypoint', 'apply', '-n', 'shop', '--name', 'wp2', '--for', 'workload']);
+  assert.equal(a.code, 0, a.stderr);
+  assert.match(c.ambit(['get', 'gateway', '-n', 'shop']).stdout, /wp2/);
+  await eventually(() => (JSON.parse(c.ambit(['status', '-o', 'json']).stdout) as { status: { pods: { name: string }[] } }).status.pods.some((p) => p.name === 'wp2-0'), 10_000, 'the replica pod runs');
+  const d = c.ambit(['waypoint', 'delete', '-n', 'shop', '--name', 'wp2']);
+  assert.equal(d.code, 0, d.stderr);
+  assert.doesNotMatch(c.ambit(['get', 'gateway', '-n', 'shop']).stdout, /wp2/);
 });
 
 test('L7 policy: GET allowed, DELETE denied with 403 RBAC, another identity denied', () => {

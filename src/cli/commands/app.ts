@@ -16,7 +16,10 @@ Paths for testing: /status/<code>, /delay/<ms>, /flaky (503 every other request)
 `,
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, { port: { type: 'string', default: '8080' }, host: { type: 'string', default: '0.0.0.0' } });
-    const server = await startEcho({ port: Number(values.port), host: values.host });
+    const server = await startEcho({
+      port: Number(values.port), host: values.host,
+      onRequest: (r) => io.err(`${JSON.stringify({ time: new Date().toISOString(), msg: 'request', ...r })}\n`),
+    });
     io.err(`echo listening on ${values.host}:${values.port}\n`);
     await new Promise<void>((resolve) => {
       const stop = () => server.close(() => resolve());

@@ -8,11 +8,14 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import { Duplex } from 'node:stream';
 
 export interface EchoOptions {
   port: number;
   host?: string;
   env?: NodeJS.ProcessEnv;
+  /** Called for every HTTP request (the command logs it: one JSON line on stderr). */
+  onRequest?(r: { method: string; path: string; host: string; protocol: string }): void;
 }
 
 const HTTP_METHOD = /^(GET|HEAD|POST|PUT|DELETE|CONNECT|OPTIONS|TRACE|PATCH) /;
@@ -33,6 +36,7 @@ export async function startEcho(opts: EchoOptions): Promise<net.Server> {
   const handle = (method: string, path: string, headers: Record<string, unknown>, protocol: string, remote: string | undefined,
     respond: (status: number, body: string, headers?: Record<string, string>) => void) => {
     const url = new URL(path, 'http://x');
+    opts.onRequest?.({ method, path, host: String(headers[':authority'] ?? headers.host ?? ''), protocol });
     let status = 200;
     const m = /^\/status\/(\d{3})$/.exec(url.pathname);
     if (m) status = Number(m[1]);
@@ -65,7 +69,9 @@ export async function startEcho(opts: EchoOptions): Promise<net.Server> {
       socket.pause();
       socket.unshift(first);
       const head = first.subarray(0, 16).toString('latin1');
-      if (head.startsWith(H2_PREFACE)) h2.emit('connection', socket);
+      // Node's http2 reads a net.Socket's handle directly and would miss the unshifted
+      // preface; a JS duplex over the socket makes it read through the stream instead.
+      if (head.startsWith(H2_PREFACE)) h2.emit('connection', Object.assign(Duplex.from({ readable: socket, writable: socket }), { remoteAddress: socket.remoteAddress }));
       else if (HTTP_METHOD.test(head)) h1.emit('connection', socket);
       else {
         // Raw TCP: echo back, half-close preserved.
