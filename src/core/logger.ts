@@ -122,12 +122,19 @@ function parseTraceList(s: string): Set<string> {
   return new Set(s.split(',').map((x) => x.trim()).filter(Boolean));
 }
 
+function replacer(_k: string, v: unknown): unknown {
+  if (typeof v === 'bigint') return v.toString();
+  if (v instanceof Error) return { message: v.message, code: (v as NodeJS.ErrnoException).code };
+  return v;
+}
+
+/** JSON of a record; the replacer (slow) only when a value is an object or a bigint. */
 function safeStringify(o: LogFields): string {
-  return JSON.stringify(o, (_k, v: unknown) => {
-    if (typeof v === 'bigint') return v.toString();
-    if (v instanceof Error) return { message: v.message, code: (v as NodeJS.ErrnoException).code };
-    return v;
-  });
+  for (const k in o) {
+    const v = o[k];
+    if ((typeof v === 'object' && v !== null) || typeof v === 'bigint') return JSON.stringify(o, replacer);
+  }
+  return JSON.stringify(o);
 }
 
 /** A logger that keeps lines in memory; for tests. */

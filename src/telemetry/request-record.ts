@@ -80,6 +80,8 @@ export interface RequestRecord {
   userAgent?: string;
   /** Name of the matched route (HTTPRoute `ns/name` and rule). */
   route?: string;
+  /** Milliseconds from sending the request upstream to the upstream's response headers (Envoy's upstream service time). */
+  upstreamServiceTimeMs?: number;
   reason?: RequestReason;
 }
 
@@ -130,6 +132,7 @@ export function requestAccessLogFields(r: RequestRecord): LogFields {
     bytes_received: r.requestBytes,
     bytes_sent: r.responseBytes,
     duration: Math.round(r.durationMs),
+    upstream_service_time: r.upstreamServiceTimeMs === undefined ? undefined : Math.round(r.upstreamServiceTimeMs),
     upstream_host: upstreamHostOf(r),
     route_name: r.route,
     request_id: r.requestId,

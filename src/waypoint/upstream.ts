@@ -34,6 +34,8 @@ const HBONE_PORT = 15008;
 
 export class Upstreams {
   private readonly agents = new Map<string, http.Agent>();
+  /** HTTP/1.1 upstream connections (tunnels) opened so far. */
+  tunnelsMade = 0;
   private readonly sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
 
   constructor(private readonly opts: UpstreamsOptions) {}
@@ -61,6 +63,7 @@ export class Upstreams {
       // Idle upstream connections are dropped before a typical server's keep-alive timeout (5 s).
       agent = new http.Agent({ keepAlive: true, maxFreeSockets: this.opts.maxFreeSockets ?? 64, scheduling: 'lifo', timeout: 4_000 });
       const tunnel = (cb: (err: Error | null, s?: Duplex) => void): void => {
+        this.tunnelsMade++;
         this.tunnel(target).then((s) => cb(null, asHttpTransport(s)), (e: unknown) => cb(e instanceof Error ? e : new Error(String(e))));
       };
       // Node's Agent accepts an asynchronous createConnection (callback form).

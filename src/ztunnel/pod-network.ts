@@ -35,7 +35,7 @@ export interface PodNetwork {
 export class HostPodNetwork implements PodNetwork {
   readonly kind = 'host' as const;
 
-  async listen(ip: string, port: number, server: net.Server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false })): Promise<net.Server> {
+  async listen(ip: string, port: number, server: net.Server = net.createServer({ allowHalfOpen: true, noDelay: true })): Promise<net.Server> {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host: ip, port, backlog: 1024 }, () => {
@@ -70,7 +70,7 @@ export class NetnsPodNetwork implements PodNetwork {
     return this.ns.name;
   }
 
-  listen(ip: string, port: number, server: net.Server = net.createServer({ allowHalfOpen: true })): Promise<net.Server> {
+  listen(ip: string, port: number, server: net.Server = net.createServer({ allowHalfOpen: true, noDelay: true })): Promise<net.Server> {
     // Bind the wildcard: captured connections arrive for any destination address.
     return listenInNetns(this.ns, { host: ip, port, backlog: 1024, server, transparent: false });
   }
