@@ -108,6 +108,10 @@ function summary(spec: ClusterSpec, demo: boolean): string {
       '       ambit authz check -f examples/demo --from legacy/outsider --to demo/echo:80',
       '  4. Enrol the other namespace live, without restarting its pod:',
       '       ambit label namespace legacy istio.io/dataplane-mode=ambient',
+      '  5. L7 for the demo namespace: a waypoint, then one access-log line per HTTP request:',
+      '       ambit waypoint apply -n demo --enroll-namespace',
+      '       ambit exec demo/client-0 -- curl -s http://echo/',
+      '       ambit logs demo/waypoint-0 | grep "request complete" | tail -1',
     );
   }
   return lines.join('\n') + '\n';
