@@ -2,6 +2,7 @@
 //
 //   node dist/bench/run.js [--quick | --smoke] [--out FILE] [--paths direct,ambitL4,...]
 //                          [--rounds N] [--seconds S] [--hold N] [--prefix P] [--profile DIR]
+//                          [--state-prefix NAME] [--pid-file FILE]
 //
 // The older focused benchmarks run on their own: node dist/bench/{hbone-throughput,
 // control-plane-scale,xds-fanout}.js, node dist/bench/micro/{authz,route}.js.
@@ -16,11 +17,11 @@ async function main(): Promise<number> {
     options: {
       quick: { type: 'boolean' }, smoke: { type: 'boolean' }, out: { type: 'string' }, paths: { type: 'string' },
       rounds: { type: 'string' }, seconds: { type: 'string' }, hold: { type: 'string' }, prefix: { type: 'string' },
-      profile: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      profile: { type: 'string' }, 'state-prefix': { type: 'string' }, 'pid-file': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
-    process.stdout.write('usage: npm run bench -- [--quick|--smoke] [--out FILE] [--paths direct,ambitL4,ambitL7,stunnel,haproxyL4,haproxyL7] [--rounds N] [--seconds S] [--hold N] [--prefix P] [--profile DIR]\nSee bench/README.md.\n');
+    process.stdout.write('usage: npm run bench -- [--quick|--smoke] [--out FILE] [--paths direct,ambitL4,ambitL7,stunnel,haproxyL4,haproxyL7] [--rounds N] [--seconds S] [--hold N] [--prefix P] [--profile DIR] [--state-prefix NAME] [--pid-file FILE]\n  --state-prefix NAME  mkdtemp prefix of the cluster state dir (default ambit-bench-state-)\n  --pid-file FILE      append "<pid> <starttime> <name>" of every process the run started\nSee bench/README.md.\n');
     return 0;
   }
   const mode: SuiteMode = values.smoke ? 'smoke' : values.quick ? 'quick' : 'full';
@@ -33,6 +34,8 @@ async function main(): Promise<number> {
     rounds: num(values.rounds), seconds: num(values.seconds), holdConnections: num(values.hold),
     prefix: values.prefix,
     profileDir: values.profile ? resolve(values.profile) : undefined,
+    stateDirPrefix: values['state-prefix'],
+    pidFile: values['pid-file'] ? resolve(values['pid-file']) : undefined,
   });
   return 0;
 }

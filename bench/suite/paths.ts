@@ -16,7 +16,7 @@ import {
   checkHaproxyConfig, haproxyClientConfig, haproxyServerConfig, stunnelClientConfig, stunnelServerConfig,
   type PairService, type PeerCerts,
 } from './peers.js';
-import { runIn } from './tools.js';
+import { runIn, type TrackChild } from './tools.js';
 
 export const HTTP_PORT = 8080;
 export const IPERF_PORT = 5201;
@@ -36,6 +36,8 @@ export type PathState = { available: true; target: PathTarget } | { available: f
 
 export interface SuiteContext {
   cluster: BenchCluster;
+  /** Registers a spawned child with the cluster (killed by PID on cleanup). */
+  track: TrackChild;
   certs: PeerCerts;
   workDir: string;
   log: (line: string) => void;
@@ -48,8 +50,8 @@ export interface BenchPath {
 }
 
 /** A first request must answer 200 within timeoutMs (curl from the client's namespace). */
-async function reachable(netns: string, url: string, timeoutMs: number): Promise<boolean> {
-  return waitFor(async () => (await runIn(netns, ['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', url], 5000)).stdout === '200', timeoutMs, 300);
+async function reachable(netns: string, url: string, timeoutMs: number, track?: TrackChild): Promise<boolean> {
+  return waitFor(async () => (await runIn(netns, ['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', url], 5000, track)).stdout === '200', timeoutMs, 300);
 }
 
 function unavailable(reason: string): PathState {
@@ -60,10 +62,10 @@ const url = (h: { host: string; port: number }) => `http://${h.host}:${h.port}/`
 
 export const directPath: BenchPath = {
   id: 'direct', label: 'direct (no mesh)',
-  async prepare({ cluster }) {
+  async prepare({ cluster, track }) {
     const host = cluster.podIp('plain', 'server');
     const target: PathTarget = { clientNetns: cluster.netns('plain', 'client'), http: { host, port: HTTP_PORT }, iperf: { host, port: IPERF_PORT }, proxies: () => ({}) };
-    return (await reachable(target.clientNetns, url(target.http), 15_000)) ? { available: true, target } : unavailable(`plain/server ${host}:${HTTP_PORT} did not answer`);
+    return (await reachable(target.clientNetns, url(target.http), 15_000, track)) ? { available: true, target } : unavailable(`plain/server ${host}:${HTTP_PORT} did not answer`);
   },
 };
 
@@ -78,18 +80,19 @@ function ztunnelProxies(cluster: BenchCluster): () => Record<string, number> {
 
 export const ambitL4Path: BenchPath = {
   id: 'ambitL4', label: 'ambit L4 (ztunnel HBONE ztunnel)',
-  async prepare({ cluster }) {
+  async prepare({ cluster, track }) {
     const host = cluster.podIp('mesh', 'server');
     const target: PathTarget = { clientNetns: cluster.netns('mesh', 'client'), http: { host, port: HTTP_PORT }, iperf: { host, port: IPERF_PORT }, proxies: ztunnelProxies(cluster) };
     if (Object.keys(target.proxies()).length < 2) return unavailable('fewer than two ztunnels are running');
-    return (await reachable(target.clientNetns, url(target.http), 20_000)) ? { available: true, target } : unavailable(`mesh/server ${host}:${HTTP_PORT} did not answer through the ztunnels`);
+    return (await reachable(target.clientNetns, url(target.http), 20_000, track)) ? { available: true, target } : unavailable(`mesh/server ${host}:${HTTP_PORT} did not answer through the ztunnels`);
   },
 };
 
 /** The waypoint's processes: components or pods whose name says waypoint. */
 function waypointProcesses(cluster: BenchCluster): Record<string, number> {
-  const s = cluster.status();
+  const s = cluster.tryStatus();
   const out: Record<string, number> = {};
+  if (!s) return out;
   for (const c of s.components) if (/waypoint/.test(c.name) && c.pid !== undefined) out[c.name] = c.pid;
   for (const p of s.pods) {
     if (!/waypoint/.test(p.name)) continue;
@@ -119,7 +122,7 @@ export const L7_SERVICE_HOST = 'server.l7.svc.cluster.local';
 
 export const ambitL7Path: BenchPath = {
   id: 'ambitL7', label: 'ambit L7 (ztunnel HBONE waypoint HBONE ztunnel)',
-  async prepare({ cluster, log }) {
+  async prepare({ cluster, log, track }) {
     const target: PathTarget = {
       clientNetns: cluster.netns('l7', 'client'), http: { host: L7_SERVICE_HOST, port: 80 },
       proxies: () => ({ ...ztunnelProxies(cluster)(), ...waypointProcesses(cluster) }),
@@ -130,7 +133,7 @@ export const ambitL7Path: BenchPath = {
     const procs = waypointProcesses(cluster);
     if (Object.keys(procs).length === 0) return unavailable(`${L7_SERVICE_HOST} names waypoint ${wp}, but no waypoint process is running`);
     log(`ambitL7: waypoint ${wp}, processes ${JSON.stringify(procs)}`);
-    return (await reachable(target.clientNetns, url(target.http), 20_000)) ? { available: true, target } : unavailable(`the waypoint ${wp} did not carry a request to ${L7_SERVICE_HOST} within 20 s`);
+    return (await reachable(target.clientNetns, url(target.http), 20_000, track)) ? { available: true, target } : unavailable(`the waypoint ${wp} did not carry a request to ${L7_SERVICE_HOST} within 20 s`);
   },
 };
 
@@ -163,7 +166,7 @@ async function pair(ctx: SuiteContext, id: string, files: { client: string; serv
     iperf: iperf ? { host: '127.0.0.1', port: iperf.localPort } : undefined,
     proxies: () => ({ [`${id}-client`]: client.pid!, [`${id}-server`]: server.pid! }),
   };
-  if (!(await reachable(target.clientNetns, url(target.http), 15_000))) return unavailable(`${id}: no answer through the pair (client ${cfgClient}, server ${cfgServer})`);
+  if (!(await reachable(target.clientNetns, url(target.http), 15_000, ctx.track))) return unavailable(`${id}: no answer through the pair (client ${cfgClient}, server ${cfgServer})`);
   return { available: true, target };
 }
 

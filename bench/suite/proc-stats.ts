@@ -25,6 +25,18 @@ export function sampleProc(pid: number): ProcSample | undefined {
   }
 }
 
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or undefined when the process is gone (or a zombie). */
+export function startTimeOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state); field 22 is fields[19].
+    return fields[0] === 'Z' ? undefined : fields[19];
+  } catch {
+    return undefined;
+  }
+}
+
 /** Sum of CPU seconds over pids (missing processes count 0). */
 export function cpuOf(pids: readonly number[]): number {
   return pids.reduce((t, p) => t + (sampleProc(p)?.cpuSeconds ?? 0), 0);

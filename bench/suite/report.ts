@@ -65,6 +65,11 @@ export interface PathReport {
   /** RSS of each proxy process before any load, MiB. */
   idleRssMiB?: Record<string, number>;
   errors: string[];
+  /**
+   * Each measurement of an available path that produced no sample at all, with why
+   * (`not measured: ...`): a workload id, or `hold` for the held-connections memory figure.
+   */
+  notMeasured: Partial<Record<Workload | 'hold', string>>;
 }
 
 export interface Target { name: string; value?: number; threshold: string; met?: boolean; note?: string }
@@ -80,6 +85,24 @@ export interface SuiteRecord {
   paths: PathReport[];
   targets: Target[];
   notes: string[];
+}
+
+/** The workloads a path is measured with: throughput only where there is an iperf3 target. */
+export function workloadsFor(hasIperf: boolean): Workload[] {
+  return hasIperf ? ['throughput', 'keepalive', 'newconns', 'fixed1k'] : ['keepalive', 'newconns', 'fixed1k'];
+}
+
+/**
+ * Fills `notMeasured` for every expected workload of an available path without a sample: the
+ * last error recorded for it, or a generic reason. Pure over the report.
+ */
+export function markUnmeasured(p: PathReport, expected: readonly Workload[]): void {
+  if (!p.available) return;
+  for (const w of expected) {
+    if ((p.samples[w]?.length ?? 0) > 0) continue;
+    const last = [...p.errors].reverse().find((e) => e.includes(` ${w}: `));
+    p.notMeasured[w] = last ? last.slice(last.indexOf(` ${w}: `) + w.length + 3) : 'not measured: no run completed';
+  }
 }
 
 export function computeFigures(paths: PathReport[]): void {
@@ -146,6 +169,7 @@ export function renderText(rec: SuiteRecord): string {
   const out: string[] = [];
   out.push(`Ambit benchmark suite (${rec.mode}) — ${rec.date}, node ${rec.node}, ${rec.machine.cpus} x ${rec.machine.model}, ${rec.durationSeconds.toFixed(0)} s`);
   for (const p of rec.paths) if (!p.available) out.push(`  ${p.id}: not available — ${p.reason}`);
+  for (const p of rec.paths) for (const [w, why] of Object.entries(p.notMeasured)) out.push(`  ${p.id} ${w}: ${why}`);
   for (const f of FIGURES) {
     const rows = [[f.title + ` [${f.unit}]`, 'median', 'min–max', '×direct', '×stunnel', 'n']];
     for (const p of rec.paths) {

@@ -3,16 +3,26 @@
 // program (http-server.ts, iperf3 -s). Every load is bounded in time (tool duration + a hard
 // kill) and count (fixed connection counts); all traffic stays inside the cluster's namespaces.
 // The cluster and every process the suite started are removed on success, error and signals.
-import { spawnSync } from 'node:child_process';
+//
+// Invariants:
+// - A measurement never crashes the suite: a tool (or hold-conns) that fails, is killed or
+//   prints nothing, or any exception while preparing or measuring one path, becomes that
+//   path's recorded error (`not measured: <reason>`, in `errors` and `notMeasured`) and the
+//   suite goes on with the next measurement. Only a failure of the cluster itself (`ambit up`,
+//   the certificates, the servers) ends the run, with an exception, after cleanup.
+// - `cluster.close()` (ambit down with the state dir, then checks) runs exactly once on every
+//   exit: success, exception (finally), SIGINT/SIGTERM/SIGHUP and uncaught errors (handlers
+//   installed before the cluster exists and removed only after close()).
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { BenchCluster, DIST_SUITE, setNetnsSysctls, waitFor } from './bench-cluster.js';
 import { ALL_PATHS, HTTP_PORT, IPERF_PORT, type BenchPath, type PathTarget, type SuiteContext } from './paths.js';
 import { issueCerts } from './peers.js';
-import { cpuOf, rssOf, sampleProc } from './proc-stats.js';
-import { computeFigures, evaluateTargets, renderText, type PathReport, type Sample, type SuiteRecord, type Workload } from './report.js';
-import { hey, iperf3, wrk } from './tools.js';
+import { cpuOf, sampleProc } from './proc-stats.js';
+import { computeFigures, evaluateTargets, markUnmeasured, renderText, workloadsFor, type PathReport, type Sample, type SuiteRecord, type Workload } from './report.js';
+import { hey, iperf3, wrk, type TrackChild } from './tools.js';
 import { summarizeByFile, summarizeProfiles } from './cpu-profile.js';
 
 export type SuiteMode = 'full' | 'quick' | 'smoke';
@@ -29,13 +39,28 @@ export interface SuiteOptions {
   rounds?: number;
   seconds?: number;
   holdConnections?: number;
+  /** mkdtemp prefix of the cluster's state directory (tests: `ambit-e2e-state-`, which the test runner sweeps). */
+  stateDirPrefix?: string;
+  /** Append `<pid> <starttime> <name>` of every process started, for a no-leftover check. */
+  pidFile?: string;
   log?: (line: string) => void;
 }
 
-const SETTINGS: Record<SuiteMode, { rounds: number; seconds: number; hold: number; warmupSeconds: number }> = {
-  full: { rounds: 3, seconds: 5, hold: 1000, warmupSeconds: 1 },
-  quick: { rounds: 3, seconds: 1, hold: 1000, warmupSeconds: 0 },
-  smoke: { rounds: 1, seconds: 0.5, hold: 50, warmupSeconds: 0 },
+interface ModeSettings {
+  rounds: number;
+  seconds: number;
+  hold: number;
+  warmupSeconds: number;
+  /** How long hold-conns may take to open its connections, and how long they are carried while sampling RSS. */
+  holdOpenMs: number;
+  holdCarryMs: number;
+}
+
+const SETTINGS: Record<SuiteMode, ModeSettings> = {
+  full: { rounds: 3, seconds: 5, hold: 1000, warmupSeconds: 1, holdOpenMs: 40_000, holdCarryMs: 1000 },
+  quick: { rounds: 3, seconds: 1, hold: 1000, warmupSeconds: 0, holdOpenMs: 40_000, holdCarryMs: 1000 },
+  // wrk counts whole seconds (1 s each); iperf3 sends a fixed 64 MiB; hey runs 0.5 s.
+  smoke: { rounds: 1, seconds: 0.5, hold: 20, warmupSeconds: 0, holdOpenMs: 15_000, holdCarryMs: 200 },
 };
 
 const TOOLS = ['stunnel', 'haproxy', 'iperf3', 'wrk', 'hey', 'curl', 'ip'];
@@ -69,7 +94,7 @@ function preflight(): string | undefined {
   return undefined;
 }
 
-async function measure(target: PathTarget, workload: Workload, seconds: number): Promise<Sample | string> {
+async function measure(target: PathTarget, workload: Workload, seconds: number, track: TrackChild): Promise<Sample | string> {
   const pids = Object.values(target.proxies());
   const cpu0 = cpuOf(pids);
   const url = `http://${target.http.host}:${target.http.port}/`;
@@ -77,23 +102,21 @@ async function measure(target: PathTarget, workload: Workload, seconds: number):
   let r;
   switch (workload) {
     case 'throughput':
-      if (!target.iperf) return 'no iperf target (HTTP-only path)';
-      r = await iperf3(target.clientNetns, target.iperf.host, target.iperf.port, seconds);
+      if (!target.iperf) return 'not measured: no iperf target (HTTP-only path)';
+      r = await iperf3(target.clientNetns, target.iperf.host, target.iperf.port, seconds, track);
       if (typeof r === 'string') return r;
-      return { value: r.gbitPerSecond, errors: 0, proxyCpuSeconds: cpuOf(pids) - cpu0, seconds: Math.max(1, Math.round(seconds)) };
+      return { value: r.gbitPerSecond, errors: 0, proxyCpuSeconds: cpuOf(pids) - cpu0, seconds: seconds < 1 ? (Date.now() - started) / 1000 : Math.round(seconds) };
     case 'keepalive':
     case 'newconns':
-      r = await wrk(target.clientNetns, url, { connections: 16, seconds, close: workload === 'newconns' });
+      r = await wrk(target.clientNetns, url, { connections: 16, seconds, close: workload === 'newconns', track });
       if (typeof r === 'string') return r;
       return { value: r.rps, p50Ms: r.p50Ms, p90Ms: r.p90Ms, p99Ms: r.p99Ms, errors: r.errors, proxyCpuSeconds: cpuOf(pids) - cpu0, seconds: Math.max(1, Math.round(seconds)) };
     case 'fixed1k':
-      r = await hey(target.clientNetns, url, { rps: 1000, seconds });
+      r = await hey(target.clientNetns, url, { rps: 1000, seconds, track });
       if (typeof r === 'string') return r;
       return { value: r.rps, p50Ms: r.p50Ms, p90Ms: r.p90Ms, p99Ms: r.p99Ms, errors: r.errors, proxyCpuSeconds: cpuOf(pids) - cpu0, seconds: (Date.now() - started) / 1000 };
   }
 }
-
-const WORKLOADS: Workload[] = ['throughput', 'keepalive', 'newconns', 'fixed1k'];
 
 function rssByName(target: PathTarget): Record<string, number> {
   const out: Record<string, number> = {};
@@ -104,22 +127,46 @@ function rssByName(target: PathTarget): Record<string, number> {
   return out;
 }
 
-/** Holds `count` keep-alive connections through the path; returns each proxy's largest RSS meanwhile. */
-async function holdConnections(ctx: SuiteContext, target: PathTarget, count: number): Promise<{ rss: Record<string, number>; held: number; failed: number }> {
-  const child = ctx.cluster.spawnIn(target.clientNetns, [process.execPath, join(DIST_SUITE, 'hold-conns.js'), '--host', target.http.host, '--port', String(target.http.port), '--count', String(count), '--max-ms', '60000'], 'hold-conns');
+/** What a hold run gave: figures, or why not. */
+type HoldResult = { rss: Record<string, number>; held: number; failed: number } | string;
+
+/** Holds `count` keep-alive connections through the path; returns each proxy's largest RSS meanwhile, or why it could not. */
+async function holdConnections(ctx: SuiteContext, target: PathTarget, count: number, settings: ModeSettings): Promise<HoldResult> {
+  const maxMs = settings.holdOpenMs + settings.holdCarryMs + 10_000;
+  const child: ChildProcess = ctx.cluster.spawnIn(target.clientNetns, [process.execPath, join(DIST_SUITE, 'hold-conns.js'), '--host', target.http.host, '--port', String(target.http.port), '--count', String(count), '--max-ms', String(maxMs)], 'hold-conns');
   let out = '';
+  let errOut = '';
   child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr?.on('data', (d: Buffer) => { errOut += d.toString(); });
+  const ended = () => child.exitCode !== null || child.signalCode !== null;
   const peak: Record<string, number> = {};
   const sample = () => { for (const [k, v] of Object.entries(rssByName(target))) peak[k] = Math.max(peak[k] ?? 0, v); };
-  await waitFor(() => { sample(); return /held \d+/.test(out) || child.exitCode !== null; }, 40_000, 100);
-  // Carry them for a moment (let allocation settle), sampling.
-  const until = Date.now() + 1000;
-  while (Date.now() < until) { sample(); await new Promise((r) => setTimeout(r, 100)); }
-  const m = /held (\d+) failed (\d+)/.exec(out);
-  child.stdin?.end();
-  await waitFor(() => child.exitCode !== null || child.signalCode !== null, 5000, 50);
-  if (child.exitCode === null && child.pid) { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } }
-  return { rss: peak, held: Number(m?.[1] ?? 0), failed: m ? Number(m[2]) : count };
+  try {
+    await waitFor(() => { sample(); return /held \d+/.test(out) || ended(); }, settings.holdOpenMs, 100);
+    const m = /held (\d+) failed (\d+)/.exec(out);
+    if (!m) {
+      const how = ended() ? `exited (${child.exitCode ?? child.signalCode})` : `did not open its connections within ${settings.holdOpenMs / 1000} s`;
+      const said = (errOut || out).trim().replace(/\s+/g, ' ').slice(0, 300);
+      return `not measured: hold-conns ${how} ${said ? `saying: ${said}` : 'and printed nothing'}`;
+    }
+    // Carry them for a moment (let allocation settle), sampling.
+    const until = Date.now() + settings.holdCarryMs;
+    while (Date.now() < until && !ended()) { sample(); await new Promise((r) => setTimeout(r, 100)); }
+    const held = Number(m[1]);
+    const failed = Number(m[2]);
+    if (held === 0) return `not measured: hold-conns held 0 of ${count} connections (${failed} failed)`;
+    return { rss: peak, held, failed };
+  } finally {
+    // Done with it either way: close its stdin (it exits), then kill it by PID if it lingers.
+    try { child.stdin?.end(); } catch { /* gone */ }
+    await waitFor(ended, 3000, 50);
+    if (!ended() && child.pid) { try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } }
+  }
+}
+
+/** An exception while working on one path, as that path's error text. */
+function reasonOf(e: unknown): string {
+  return `not measured: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`;
 }
 
 export async function runSuite(opts: SuiteOptions): Promise<SuiteRecord> {
@@ -131,42 +178,65 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteRecord> {
   const seconds = opts.seconds ?? base.seconds;
   const holdCount = opts.holdConnections ?? base.hold;
   const started = Date.now();
+  const at = () => `${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s`;
   const selected: BenchPath[] = ALL_PATHS.filter((p) => !opts.paths || opts.paths.includes(p.id));
   const prefix = opts.prefix ?? `ab${process.pid % 100000}`;
   const upEnv = opts.profileDir ? { AMBIT_ZTUNNEL_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${opts.profileDir}` } : undefined;
   if (opts.profileDir) mkdirSync(opts.profileDir, { recursive: true });
-  const cluster = new BenchCluster({ prefix, yaml: BENCH_YAML, upEnv, log });
-  const workDir = mkdtempSync(join(tmpdir(), 'ambit-bench-work-'));
-  const onSignal = (sig: NodeJS.Signals) => {
-    log(`${sig}: removing the cluster`);
-    cluster.close();
-    rmSync(workDir, { recursive: true, force: true });
-    process.exit(130);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const reports: PathReport[] = selected.map((p) => ({ id: p.id, label: p.label, available: false, samples: {}, figures: {}, peakRssMiB: {}, errors: [] }));
   const notes: string[] = [];
+  const workDir = mkdtempSync(join(tmpdir(), 'ambit-bench-work-'));
+  const cluster = new BenchCluster({ prefix, yaml: BENCH_YAML, upEnv, log, stateDirPrefix: opts.stateDirPrefix, pidFile: opts.pidFile });
+  const cleanup = () => {
+    const down = cluster.close();
+    if (down) {
+      for (const n of down.notes) { notes.push(n); log(`cleanup: ${n}`); }
+    }
+    rmSync(workDir, { recursive: true, force: true });
+  };
+  // Installed before anything runs, removed only after cleanup: a signal or an uncaught error
+  // at any point still removes the cluster.
+  const onSignal = (sig: NodeJS.Signals) => {
+    log(`${sig}: removing the cluster (prefix ${prefix})`);
+    cleanup();
+    process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15));
+  };
+  const onFatal = (e: unknown) => {
+    log(`bench: uncaught ${e instanceof Error ? e.stack ?? e.message : String(e)}; removing the cluster (prefix ${prefix})`);
+    cleanup();
+    process.exit(1);
+  };
+  const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const sig of SIGNALS) process.on(sig, onSignal);
+  process.on('uncaughtException', onFatal);
+  process.on('unhandledRejection', onFatal);
+  const reports: PathReport[] = selected.map((p) => ({ id: p.id, label: p.label, available: false, samples: {}, figures: {}, peakRssMiB: {}, errors: [], notMeasured: {} }));
   let ztunnelPidsForProfile: number[] = [];
   try {
-    log(`starting a 2-node cluster (prefix ${prefix})`);
-    cluster.up();
-    log(`cluster up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    log(`starting a 2-node cluster (prefix ${prefix}, state ${cluster.stateDir})`);
+    const up = cluster.up();
+    // The peers' certificates need no cluster (`ambit ca` is offline): made while it comes up.
+    let certs: ReturnType<typeof issueCerts>;
+    try { certs = issueCerts((a) => cluster.ambit(a), join(workDir, 'certs'), 'plain'); } finally { await up; }
+    log(`${at()} cluster up`);
     for (const ns of ['plain', 'mesh', 'l7']) for (const pod of ['client', 'server']) setNetnsSysctls(cluster.netns(ns, pod));
-    const certs = issueCerts((a) => cluster.ambit(a), join(workDir, 'certs'), 'plain');
+    const track: TrackChild = (c, name) => cluster.track(c, name);
+    const servers: { ns: string; ready: () => boolean }[] = [];
     for (const ns of ['plain', 'mesh', 'l7']) {
       const netns = cluster.netns(ns, 'server');
       const http = cluster.spawnIn(netns, [process.execPath, join(DIST_SUITE, 'http-server.js'), '--port', String(HTTP_PORT)], `${ns}/server http-server`);
       let listening = false;
       http.stdout?.on('data', (d: Buffer) => { if (d.toString().includes('listening')) listening = true; });
       cluster.spawnIn(netns, ['iperf3', '-s', '-p', String(IPERF_PORT)], `${ns}/server iperf3`);
-      if (!(await waitFor(() => listening, 10_000))) throw new Error(`the http server in ${ns}/server did not start`);
+      servers.push({ ns, ready: () => listening });
     }
-    const ctx: SuiteContext = { cluster, certs, workDir, log };
+    for (const sv of servers) if (!(await waitFor(sv.ready, 10_000, 50))) throw new Error(`the http server in ${sv.ns}/server did not start`);
+    log(`${at()} servers up`);
+    const ctx: SuiteContext = { cluster, track, certs, workDir, log };
     const targets = new Map<string, PathTarget>();
     for (const [i, p] of selected.entries()) {
-      const st = await p.prepare(ctx);
       const rep = reports[i]!;
+      let st;
+      try { st = await p.prepare(ctx); } catch (e: unknown) { st = { available: false as const, reason: reasonOf(e).replace(/^not measured: /, '') }; }
       if (st.available) {
         rep.available = true;
         targets.set(p.id, st.target);
@@ -176,9 +246,11 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteRecord> {
         log(`${p.id}: not available — ${st.reason}`);
       }
     }
+    cluster.recordClusterPids();
+    log(`${at()} paths prepared`);
     ztunnelPidsForProfile = Object.values(cluster.ztunnelPids());
     if (base.warmupSeconds > 0) {
-      for (const [id, t] of targets) { log(`warm-up ${id}`); await wrk(t.clientNetns, `http://${t.http.host}:${t.http.port}/`, { connections: 16, seconds: base.warmupSeconds }); }
+      for (const [id, t] of targets) { log(`warm-up ${id}`); await wrk(t.clientNetns, `http://${t.http.host}:${t.http.port}/`, { connections: 16, seconds: base.warmupSeconds, track }); }
     }
     const live = selected.filter((p) => targets.has(p.id));
     for (let round = 0; round < rounds; round++) {
@@ -187,12 +259,12 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteRecord> {
       for (const p of order) {
         const t = targets.get(p.id)!;
         const rep = reports.find((r) => r.id === p.id)!;
-        for (const w of WORKLOADS) {
-          if (w === 'throughput' && !t.iperf) continue;
-          const s = await measure(t, w, seconds);
-          if (typeof s === 'string') { rep.errors.push(`round ${round + 1} ${w}: ${s}`); log(`  ${p.id} ${w}: ${s}`); continue; }
+        for (const w of workloadsFor(t.iperf !== undefined)) {
+          let s: Sample | string;
+          try { s = await measure(t, w, seconds, track); } catch (e: unknown) { s = reasonOf(e); }
+          if (typeof s === 'string') { rep.errors.push(`round ${round + 1} ${w}: ${s}`); log(`${at()}   ${p.id} ${w}: ${s}`); continue; }
           (rep.samples[w] ??= []).push(s);
-          log(`  round ${round + 1}/${rounds} ${p.id.padEnd(9)} ${w.padEnd(10)} ${s.value.toFixed(w === 'throughput' ? 2 : 0)}${s.p99Ms !== undefined ? ` p99 ${s.p99Ms.toFixed(2)} ms` : ''} cpu ${s.proxyCpuSeconds.toFixed(2)} s${s.errors ? ` errors ${s.errors}` : ''}`);
+          log(`${at()}   round ${round + 1}/${rounds} ${p.id.padEnd(9)} ${w.padEnd(10)} ${s.value.toFixed(w === 'throughput' ? 2 : 0)}${s.p99Ms !== undefined ? ` p99 ${s.p99Ms.toFixed(2)} ms` : ''} cpu ${s.proxyCpuSeconds.toFixed(2)} s${s.errors ? ` errors ${s.errors}` : ''}`);
         }
       }
     }
@@ -200,18 +272,30 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteRecord> {
       const t = targets.get(p.id)!;
       const rep = reports.find((r) => r.id === p.id)!;
       if (holdCount > 0) {
-        const h = await holdConnections(ctx, t, holdCount);
-        rep.holdRssMiB = h.rss;
-        rep.holdConnections = { requested: holdCount, held: h.held, failed: h.failed };
-        log(`  hold ${holdCount} ${p.id}: held ${h.held}, failed ${h.failed}, RSS ${JSON.stringify(Object.fromEntries(Object.entries(h.rss).map(([k, v]) => [k, Number(v.toFixed(1))])))}`);
+        let h: HoldResult;
+        try { h = await holdConnections(ctx, t, holdCount, base); } catch (e: unknown) { h = reasonOf(e); }
+        if (typeof h === 'string') {
+          rep.errors.push(`hold: ${h}`);
+          rep.notMeasured.hold = h;
+          log(`${at()}   hold ${holdCount} ${p.id}: ${h}`);
+        } else {
+          rep.holdRssMiB = h.rss;
+          rep.holdConnections = { requested: holdCount, held: h.held, failed: h.failed };
+          log(`${at()}   hold ${holdCount} ${p.id}: held ${h.held}, failed ${h.failed}, RSS ${JSON.stringify(Object.fromEntries(Object.entries(h.rss).map(([k, v]) => [k, Number(v.toFixed(1))])))}`);
+        }
       }
-      const pids = t.proxies();
-      const rss = rssOf(Object.values(pids));
-      void rss;
-      for (const [name, pid] of Object.entries(pids)) {
-        const s = sampleProc(pid);
-        if (s) rep.peakRssMiB[name] = s.hwmMiB;
+      try {
+        for (const [name, pid] of Object.entries(t.proxies())) {
+          const s = sampleProc(pid);
+          if (s) rep.peakRssMiB[name] = s.hwmMiB;
+        }
+      } catch (e: unknown) {
+        rep.errors.push(`peak RSS: ${reasonOf(e)}`);
       }
+    }
+    for (const [i, p] of selected.entries()) {
+      const t = targets.get(p.id);
+      if (t) markUnmeasured(reports[i]!, workloadsFor(t.iperf !== undefined));
     }
     if (opts.profileDir) {
       // A ztunnel writes its profile when it exits normally; its drain (up to 5 s with pooled
@@ -221,11 +305,11 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteRecord> {
       await waitFor(() => ztunnelPidsForProfile.every((pid) => readdirSync(dir).some((f) => f.includes(`.${pid}.`) && f.endsWith('.cpuprofile'))), 15_000, 200);
     }
   } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
-    const down = cluster.close();
-    if (down && down.code !== 0) notes.push(`ambit down failed: ${down.stderr.trim().slice(0, 300)}`);
-    rmSync(workDir, { recursive: true, force: true });
+    cleanup();
+    for (const sig of SIGNALS) process.removeListener(sig, onSignal);
+    process.removeListener('uncaughtException', onFatal);
+    process.removeListener('unhandledRejection', onFatal);
+    log(`${at()} cluster removed`);
   }
   computeFigures(reports);
   const cpuList = cpus();
