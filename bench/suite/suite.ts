@@ -181,7 +181,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteRecord> {
   const at = () => `${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s`;
   const selected: BenchPath[] = ALL_PATHS.filter((p) => !opts.paths || opts.paths.includes(p.id));
   const prefix = opts.prefix ?? `ab${process.pid % 100000}`;
-  const upEnv = opts.profileDir ? { AMBIT_ZTUNNEL_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${opts.profileDir}` } : undefined;
+  const upEnv = opts.profileDir ? { AMBIT_ZTUNNEL_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${opts.profileDir}`, AMBIT_WAYPOINT_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${opts.profileDir}` } : undefined;
   if (opts.profileDir) mkdirSync(opts.profileDir, { recursive: true });
   const notes: string[] = [];
   const workDir = mkdtempSync(join(tmpdir(), 'ambit-bench-work-'));
