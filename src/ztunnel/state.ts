@@ -24,6 +24,7 @@ export class ZtunnelState {
   private readonly byIp = new Map<string, Workload>();
   private readonly svcByVip = new Map<string, Service>();
   private readonly compiled: CompiledPolicy[];
+  private readonly applicable = new Map<string, CompiledPolicy[]>();
   /** service key -> endpoint workloads (those listing the service), sorted by uid. */
   private readonly endpoints = new Map<string, Workload[]>();
 
@@ -73,9 +74,19 @@ export class ZtunnelState {
     return [...this.workloads.values()].filter((w) => w.node === node);
   }
 
-  /** The compiled policies the ztunnel enforces for connections to this workload. */
+  /**
+   * The compiled policies the ztunnel enforces for connections to this workload. Memoized per
+   * (namespace, named policies): the state is immutable, and a scan of every policy per
+   * connection costs ~1 ms at 10k policies (bench/micro/authz.ts).
+   */
   policiesFor(workload: Workload): CompiledPolicy[] {
-    return policiesForZtunnel(this.compiled, workload);
+    const key = `${workload.namespace}\u0000${workload.authorizationPolicies.join('\u0000')}`;
+    let hit = this.applicable.get(key);
+    if (!hit) {
+      hit = policiesForZtunnel(this.compiled, workload);
+      this.applicable.set(key, hit);
+    }
+    return hit;
   }
 }
 
