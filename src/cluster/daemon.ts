@@ -3,7 +3,8 @@
 //
 //   bring-up: control plane -> network (underlay, nodes) -> one ztunnel per node -> pods
 //   then, on every config version: pods added/removed (network namespace, DNS files,
-//   containers), enrolment (capture rules), service routing for non-mesh pods.
+//   containers), sidecars (`ambit sidecar` for sidecar-mode pods), enrolment (capture rules),
+//   service routing for non-mesh pods.
 //
 // Invariants:
 // - The control plane's model is the truth (pod IPs, nodes, modes); the daemon only makes
@@ -38,6 +39,8 @@ interface PodState {
   info: MeshStatus['workloads'][number];
   netns: string;
   captured: boolean;
+  /** Its sidecar process runs (mode sidecar). */
+  sidecar: boolean;
   containersJson: string;
   problems: string[];
 }
@@ -136,16 +139,14 @@ export class ClusterDaemon {
    * pod's namespace; its node credential authenticates it. Admin/metrics on NET.<200+k>:15020.
    */
   private waypointSpec(w: MeshStatus['workloads'][number], netns: string, base: ProcessSpec): ProcessSpec {
-    let k = this.waypointAdmin.get(w.uid);
-    if (k === undefined) {
-      k = this.waypointAdmin.size + 1;
-      this.waypointAdmin.set(w.uid, k);
-    }
+    const k = this.adminIndex(w.uid);
     const { command, args } = this.ambitArgs('waypoint', '--gateway', `${w.waypointOf!.namespace}/${w.waypointOf!.name}`,
       '--netns', netns, '--pod-ip', w.ip, '--node', w.node, '--service-account', w.serviceAccount,
       '--xds', this.spec.xdsAddress, '--token-file', this.paths.tokenFile(w.node), '--root-cert', this.paths.root,
       '--admin', `${waypointAdminHost(this.spec, k)}:15020`, '--trust-domain', this.spec.trustDomain);
-    return { ...base, command, args, netns: undefined, backoff: { initialMs: 200, maxMs: 5_000 } };
+    // Profiling hook, as for the ztunnels: AMBIT_WAYPOINT_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/p'.
+    const nodeArgs = (process.env.AMBIT_WAYPOINT_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    return { ...base, command, args: [...nodeArgs, ...args], netns: undefined, backoff: { initialMs: 200, maxMs: 5_000 } };
   }
 
   // ---- reconcile ----
@@ -162,13 +163,14 @@ export class ClusterDaemon {
     if (fresh.length) {
       await addPods(this.spec.prefix, fresh.map((w) => ({ node: w.node, namespace: w.namespace, name: w.name, ip: w.ip })));
       for (const w of fresh) {
-        this.pods.set(w.uid, { info: w, netns: podNetnsName(this.spec.prefix, w.namespace, w.name), captured: false, containersJson: '', problems: [] });
+        this.pods.set(w.uid, { info: w, netns: podNetnsName(this.spec.prefix, w.namespace, w.name), captured: false, sidecar: false, containersJson: '', problems: [] });
       }
     }
     await this.syncDns(s, fresh.length > 0);
     for (const w of s.workloads) {
       const st = this.pods.get(w.uid)!;
       st.info = w;
+      await this.syncSidecar(st);
       const containersJson = JSON.stringify(w.containers);
       if (st.containersJson !== containersJson) {
         if (st.containersJson) for (const c of JSON.parse(st.containersJson) as Container[]) await this.supervisor.stop(processName(w, c.name), 3000);
@@ -192,17 +194,67 @@ export class ClusterDaemon {
     await this.writeStatus();
   }
 
+  /**
+   * Adding or removing a pod's sidecar restarts that pod, as injection does in Istio: its
+   * containers stop, the capture rules go, the sidecar starts (or stops), and the containers
+   * start again (the caller's loop, seeing no containers) with capture installed once the new
+   * proxy serves the pod. No other pod is touched.
+   */
+  private async syncSidecar(st: PodState): Promise<void> {
+    const w = st.info;
+    const want = w.mode === 'sidecar' && !w.waypointOf;
+    if (want === st.sidecar) return;
+    if (st.containersJson) {
+      for (const c of JSON.parse(st.containersJson) as Container[]) await this.supervisor.stop(processName(w, c.name), 3000);
+      st.containersJson = '';
+    }
+    if (st.captured) {
+      await removeCapture(st.netns);
+      st.captured = false;
+    }
+    if (st.sidecar) await this.supervisor.stop(sidecarProcessName(w), 3000);
+    if (want) await this.supervisor.spawn(this.sidecarSpec(w, st.netns));
+    st.sidecar = want;
+    this.logger.info(want ? 'pod restarted with a sidecar' : 'pod restarted without its sidecar', { pod: `${w.namespace}/${w.name}`, mode: w.mode });
+  }
+
+  /** `ambit sidecar` for a sidecar-mode pod: like a waypoint replica, in the node's namespace. */
+  private sidecarSpec(w: MeshStatus['workloads'][number], netns: string): ProcessSpec {
+    const k = this.adminIndex(w.uid);
+    const { command, args } = this.ambitArgs('sidecar', '--pod', `${w.namespace}/${w.name}`,
+      '--netns', netns, '--pod-ip', w.ip, '--node', w.node, '--service-account', w.serviceAccount,
+      '--xds', this.spec.xdsAddress, '--token-file', this.paths.tokenFile(w.node), '--root-cert', this.paths.root,
+      '--admin', `${waypointAdminHost(this.spec, k)}:15020`, '--trust-domain', this.spec.trustDomain);
+    const nodeArgs = (process.env.AMBIT_SIDECAR_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    return {
+      name: sidecarProcessName(w), command, args: [...nodeArgs, ...args], logFile: this.paths.podLog(w.namespace, w.name, 'istio-proxy'),
+      restart: 'always', backoff: { initialMs: 200, maxMs: 5_000 },
+    };
+  }
+
+  private adminIndex(uid: string): number {
+    let k = this.waypointAdmin.get(uid);
+    if (k === undefined) {
+      k = this.waypointAdmin.size + 1;
+      this.waypointAdmin.set(uid, k);
+    }
+    return k;
+  }
+
   private async syncCapture(st: PodState): Promise<void> {
-    const want = st.info.mode === 'ambient' && !st.info.waypointOf;
+    const want = (st.info.mode === 'ambient' || st.info.mode === 'sidecar') && !st.info.waypointOf;
     if (want === st.captured) return;
-    if (want) {
+    if (want && st.info.mode === 'sidecar') {
+      const host = waypointAdminHost(this.spec, this.adminIndex(st.info.uid));
+      const ready = await waitUntil(() => fetchOk(`http://${host}:15020/healthz/ready`), 10_000, '').then(() => true, () => false);
+      if (!ready) this.logger.warn('the sidecar is not ready yet; capturing anyway (its connections fail closed until it is)', { pod: `${st.info.namespace}/${st.info.name}` });
+    } else if (want) {
       const node = this.nodes.find((n) => n.name === st.info.node)!;
       const served = await waitUntil(() => ztunnelServes(ztunnelAdminHost(this.spec, node.index), st.info.uid), 5000, '').then(() => true, () => false);
       if (!served) this.logger.warn('ztunnel does not serve the pod yet; capturing anyway (its connections fail closed until it does)', { pod: `${st.info.namespace}/${st.info.name}` });
-      await installCapture(st.netns);
-    } else {
-      await removeCapture(st.netns);
     }
+    if (want) await installCapture(st.netns);
+    else await removeCapture(st.netns);
     st.captured = want;
     this.logger.info(want ? 'pod enrolled: traffic captured' : 'pod un-enrolled: capture removed', { pod: `${st.info.namespace}/${st.info.name}` });
   }
@@ -220,6 +272,7 @@ export class ClusterDaemon {
 
   private async removePodNow(uid: string, st: PodState): Promise<void> {
     for (const c of st.info.containers) await this.supervisor.stop(processName(st.info, c.name), 3000);
+    if (st.sidecar) await this.supervisor.stop(sidecarProcessName(st.info), 3000);
     await removePod({ prefix: this.spec.prefix, namespace: st.info.namespace, name: st.info.name });
     await removePodDns({ netns: st.netns });
     this.pods.delete(uid);
@@ -285,6 +338,10 @@ export class ClusterDaemon {
     const res = await fetch(`http://${this.spec.adminAddress}/api/status`, { signal: AbortSignal.timeout(10_000) });
     return (await res.json()) as MeshStatus;
   }
+}
+
+export function sidecarProcessName(pod: { namespace: string; name: string }): string {
+  return `sidecar.${pod.namespace}.${pod.name}`.replace(/[^a-zA-Z0-9._-]/g, '_');
 }
 
 export function serviceRules(s: MeshStatus): ServiceRule[] {

@@ -6,11 +6,13 @@
 //   to the destination Service, with the HTTP attributes given.
 // With a waypoint on the path there are two steps: the waypoint (original source identity,
 // L7) and then the destination's ztunnel, which sees the waypoint's identity.
+// A sidecar-mode destination is enforced by its sidecar (enforcedBy 'sidecar'), which applies
+// the policies selecting the pod with HTTP attributes (L7 rules hold, nothing fails closed).
 import { AmbitError } from '../core/errors.js';
 import type { MeshModel } from '../model/mesh-model.js';
 import type { WaypointRef, WorkloadInfo } from '../model/types.js';
 import {
-  compilePolicy, evaluate, fromAuthorization, policiesForTarget, policiesForZtunnel, stripSpiffe,
+  compilePolicy, evaluate, fromAuthorization, policiesForTarget, policiesForZtunnel, STATIC_STRICT_POLICY_NAME, stripSpiffe,
   type CompiledPolicy, type Decision, type HttpAttributes, type RequestAttributes,
 } from '../rbac/index.js';
 import type { WorkloadApi } from './translate.js';
@@ -119,15 +121,26 @@ export function explainAuthz(model: MeshModel, api: WorkloadApi, q: AuthzQuery):
     if (!q.http) warnings.push('no --method/--path given: the waypoint step was evaluated as plain TCP (rules with HTTP attributes fail closed)');
   }
 
-  // The destination ztunnel (or sidecar), with exactly what the control plane pushes.
+  // The destination's ztunnel, with exactly what the control plane pushes; or the destination's
+  // sidecar: the same selection of policies (by the workload's authorization_policies), but the
+  // full AuthorizationPolicies with HTTP attributes (it speaks L7), plus PeerAuthentication's
+  // converted policies, as sidecar-policy.ts does.
   const apiWorkload = api.workloads.find((w) => w.uid === dst.uid)!;
-  const ztunnelPolicies = policiesForZtunnel(api.authorizations.map(fromAuthorization), apiWorkload);
-  const decision = evaluate(ztunnelPolicies, {
+  const pushed = policiesForZtunnel(api.authorizations.map(fromAuthorization), apiWorkload);
+  const l4 = {
     sourceIp: ztunnelSource.ip, sourcePrincipal: ztunnelSource.identity ? stripSpiffe(ztunnelSource.identity) : undefined,
     destinationIp: dst.ip, destinationPort: targetPort, destinationNamespace: dst.namespace,
-  }, { enforcer: 'ztunnel' });
-  const enforcer: Enforcer = dst.mode === 'sidecar' ? 'sidecar' : 'ztunnel';
-  steps.push(step(enforcer, `${enforcer} on ${dst.node} (${dst.namespace}/${dst.name})`, ztunnelPolicies, decision, ztunnelSource.identity, sourceRuleIndex(api, decision)));
+  };
+  if (dst.mode === 'sidecar') {
+    const compiled = model.policies.authorization.map((l) => compilePolicy(l.resource, { rootNamespace: settings.rootNamespace, trustDomain: settings.trustDomain }));
+    const policies = [...policiesForZtunnel(compiled, apiWorkload), ...pushed.filter((p) => isPeerAuthenticationPolicy(p.name))];
+    const attrs: RequestAttributes = { ...l4, http: q.http ? httpAttrs(q.http, svc ? `${svc.hostname}:${q.to.port}` : `${dst.ip}:${targetPort}`) : undefined };
+    steps.push(step('sidecar', `sidecar of ${dst.namespace}/${dst.name} on ${dst.node}`, policies, evaluate(policies, attrs, { enforcer: 'waypoint' }), ztunnelSource.identity));
+    if (!q.http && !wp) warnings.push('no --method/--path given: the sidecar step was evaluated as plain TCP (rules with HTTP attributes fail closed)');
+  } else {
+    const decision = evaluate(pushed, l4, { enforcer: 'ztunnel' });
+    steps.push(step('ztunnel', `ztunnel on ${dst.node} (${dst.namespace}/${dst.name})`, pushed, decision, ztunnelSource.identity, sourceRuleIndex(api, decision)));
+  }
 
   const deciding = steps.find((s) => s.decision === 'DENY') ?? steps[0]!;
   return {
@@ -148,6 +161,10 @@ function step(enforcedBy: Enforcer, at: string, policies: CompiledPolicy[], d: D
 function sourceRuleIndex(api: WorkloadApi, d: Decision): number | null {
   if (d.ruleIndex === null || d.policy === null) return d.ruleIndex;
   return api.ruleSources[d.policy]?.[d.ruleIndex] ?? d.ruleIndex;
+}
+
+function isPeerAuthenticationPolicy(name: string): boolean {
+  return name === STATIC_STRICT_POLICY_NAME || name.startsWith('converted_peer_authentication_');
 }
 
 function dedupe(ps: CompiledPolicy[]): CompiledPolicy[] {

@@ -2,6 +2,8 @@
 // built as Istio's control plane builds them for ztunnels:
 // - every pod is a Workload (uid `Kubernetes//Pod/<ns>/<name>`); ambient and sidecar pods
 //   speak HBONE, the rest (and waypoint replicas, which terminate HBONE themselves) NONE;
+// - a sidecar pod also carries native_tunnel: it terminates HBONE on its own 15008, so the
+//   node's ztunnel leaves it alone while every peer still tunnels to it;
 // - a workload or service carries a waypoint address only when its waypoint serves that kind
 //   of traffic (waypoint-for);
 // - AuthorizationPolicies become the ztunnel's L4 view (L7 parts fail closed, with warnings);
@@ -85,6 +87,7 @@ export function translate(model: MeshModel): WorkloadApi {
       status: 'HEALTHY',
       clusterId: settings.clusterId,
       services: Object.fromEntries(Object.entries(w.servicePorts).map(([k, ports]) => [k, { ports: ports.map((p) => ({ servicePort: p.servicePort, targetPort: p.targetPort })) }])),
+      ...(w.mode === 'sidecar' && !w.waypointOf ? { nativeTunnel: true } : {}),
     });
   }
   if (needStatic) authorizations.push(staticStrictAuthorization(settings.rootNamespace));

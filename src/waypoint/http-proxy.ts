@@ -12,7 +12,6 @@
 // - Every request ends in exactly one telemetry record, whatever happens to it.
 import http from 'node:http';
 import type http2 from 'node:http2';
-import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../core/logger.js';
 import { describeError } from '../core/errors.js';
@@ -29,12 +28,16 @@ import { authorizeRequest, selectWaypointPolicies } from './l7-authz.js';
 import type { EndpointPicker } from './endpoint-picker.js';
 import type { UpstreamTarget, Upstreams } from './upstream.js';
 import type { WaypointConfig, WaypointIdentity } from './waypoint-config.js';
+import { RandomIds } from './random-ids.js';
+import type { CompiledPolicy } from '../rbac/compiled-policy.js';
+import type { JwtProvider } from './request-authn.js';
 
 export const MAX_REPLAY_BYTES = 1024 * 1024;
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host', 'http2-settings']);
 
 /** What the waypoint knows about the tunnel a request arrived on. */
 export interface TunnelContext {
+  /** spiffe://... of the peer; '' for plaintext (a sidecar's 15006): no principal, security policy unknown. */
   peerIdentity: string;
   peerAddress: { ip: string; port: number };
   /** The original destination from `:authority`. */
@@ -55,6 +58,12 @@ export interface HttpProxyDeps {
   now(): number;
   random(): number;
   nextId(): string;
+  /** Telemetry reporter (default 'waypoint'); a sidecar reports 'source' outbound, 'destination' inbound. */
+  reporter?: 'source' | 'destination' | 'waypoint';
+  /** The policies a request must pass (default: the waypoint's targetRefs selection). A sidecar passes its own. */
+  selectPolicies?(cfg: WaypointConfig, ctx: TunnelContext): CompiledPolicy[];
+  /** The JWT providers of a request (default: the waypoint's selection by target). */
+  selectProviders?(cfg: WaypointConfig, ctx: TunnelContext): JwtProvider[];
 }
 
 type DownReq = http.IncomingMessage | http2.Http2ServerRequest;
@@ -76,6 +85,8 @@ class RequestFailure {
 }
 
 export class HttpProxy {
+  private readonly ids = new RandomIds();
+
   constructor(private readonly d: HttpProxyDeps) {}
 
   handle(req: DownReq, res: DownRes, ctx: TunnelContext): void {
@@ -90,16 +101,16 @@ export class HttpProxy {
     const path = req.url ?? '/';
     const method = req.method ?? 'GET';
     const state = d.state();
-    const traceparent = childTraceparent(first(headers.traceparent));
+    const traceparent = childTraceparent(first(headers.traceparent), this.ids);
     const record: RequestRecord = {
-      id: d.nextId(), reporter: 'waypoint', startMs: d.now(), durationMs: 0,
+      id: d.nextId(), reporter: d.reporter ?? 'waypoint', startMs: d.now(), durationMs: 0,
       source: { ip: normalizeIp(ctx.peerAddress.ip), port: ctx.peerAddress.port, workload: peerInfo(state.workloadByIp(ctx.peerAddress.ip)), identity: ctx.peerIdentity },
       service: serviceInfo(ctx.service),
       protocol: /^application\/grpc/.test(first(headers['content-type']) ?? '') ? 'grpc' : 'http',
       httpVersion: h2 ? 'HTTP/2' : `HTTP/${req.httpVersion}`,
       method, path, authority, responseCode: 0, requestBytes: 0, responseBytes: 0,
-      responseFlags: '-', securityPolicy: 'mutual_tls', traceparent,
-      requestId: first(headers['x-request-id']) ?? randomBytes(16).toString('hex'),
+      responseFlags: '-', securityPolicy: ctx.peerIdentity ? 'mutual_tls' : 'unknown', traceparent,
+      requestId: first(headers['x-request-id']) ?? this.ids.hex(16),
       userAgent: first(headers['user-agent']),
     };
     let finished = false;
@@ -114,18 +125,18 @@ export class HttpProxy {
       const cfg = d.config();
       // 1. Authentication and authorization.
       const target = { waypoint: d.waypoint, service: ctx.service ? { namespace: ctx.service.namespace, name: ctx.service.name } : undefined };
-      const providers = cfg.providersForRequest(target);
+      const providers = d.selectProviders ? d.selectProviders(cfg, ctx) : cfg.providersForRequest(target);
       const authn = authenticateRequest(providers, { headers, path }, Math.floor(d.now() / 1000));
       if (authn.kind === 'rejected') {
         record.reason = { kind: 'denied', policy: null, rule: null, message: `JWT rejected: ${authn.reason}` };
         record.responseFlags = 'UAEX' as ResponseFlag;
         return this.local(res, record, 401, 'Jwt verification fails', { 'www-authenticate': authn.wwwAuthenticate });
       }
-      const policies = selectWaypointPolicies(cfg.policies, target, d.rootNamespace);
+      const policies = d.selectPolicies ? d.selectPolicies(cfg, ctx) : selectWaypointPolicies(cfg.policies, target, d.rootNamespace);
       // A token the provider does not forward is removed before the request goes upstream.
       if (authn.kind === 'authenticated') for (const h of authn.stripHeaders) delete headers[h.toLowerCase()];
       const attrs: RequestAttributes = {
-        sourceIp: normalizeIp(ctx.peerAddress.ip), sourcePrincipal: stripSpiffe(ctx.peerIdentity),
+        sourceIp: normalizeIp(ctx.peerAddress.ip), sourcePrincipal: ctx.peerIdentity ? stripSpiffe(ctx.peerIdentity) : undefined,
         destinationIp: ctx.target.ip, destinationPort: ctx.target.port, destinationNamespace: ctx.service?.namespace ?? ctx.workload?.namespace,
         http: { method, path, host: authority, headers: headers as Record<string, string | string[]>, auth: authn.kind === 'authenticated' ? authn.auth : undefined },
       };
@@ -212,7 +223,9 @@ export class HttpProxy {
       if (left <= 0) break;
       const perTry = Math.min(left, decision.timeouts.backendRequestMs ?? retry?.perTryTimeoutMs ?? Infinity);
       const target = backend ?? { service: undefined, workloads: ctx.workload ? [ctx.workload] : [], port: ctx.target.port };
+      const sentAt = d.now();
       last = await this.attempt(target, h2, req.method ?? 'GET', upstreamPath, upstreamHost, headers, body, tried, perTry);
+      record.upstreamServiceTimeMs = d.now() - sentAt;
       const canRetry = i + 1 < attempts && retry !== undefined;
       if (last.kind === 'response') {
         if (canRetry && retry.codes.includes(last.res.status)) {
@@ -397,11 +410,11 @@ function hostOnly(authority: string): string {
 }
 
 /** Keeps the trace id of a valid W3C traceparent with a new span id; starts a trace otherwise. */
-export function childTraceparent(incoming: string | undefined): string {
+export function childTraceparent(incoming: string | undefined, ids: RandomIds): string {
   const m = incoming ? /^00-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})$/.exec(incoming) : null;
-  const span = randomBytes(8).toString('hex');
+  const span = ids.hex(8);
   if (m && !/^0+$/.test(m[1]!)) return `00-${m[1]}-${span}-${m[2]}`;
-  return `00-${randomBytes(16).toString('hex')}-${span}-01`;
+  return `00-${ids.hex(16)}-${span}-01`;
 }
 
 function readBody(req: Readable, limit: number): Promise<Buffer> {

@@ -197,8 +197,8 @@ export class Waypoint {
   }
 }
 
-/** Reads until the protocol is known, then puts the bytes back. */
-function sniff(stream: Duplex, timeoutMs: number): Promise<Exclude<SniffResult, 'need-more'>> {
+/** Reads until the protocol is known, then puts the bytes back (the sidecar uses it too). */
+export function sniff(stream: Duplex, timeoutMs: number): Promise<Exclude<SniffResult, 'need-more'>> {
   return new Promise((resolve, reject) => {
     let head = Buffer.alloc(0);
     const done = (r: Exclude<SniffResult, 'need-more'>): void => {

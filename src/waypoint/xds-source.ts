@@ -3,10 +3,10 @@
 // (state, objects) pair; while the control plane is away the last good config keeps serving.
 import type { Logger } from '../core/logger.js';
 import { AdsClient } from '../xds/ads-client.js';
-import { addressResourceType } from '../xds/codec.js';
+import { addressResourceType, authorizationResourceType } from '../xds/codec.js';
 import { configResourceType, type ConfigObject } from '../xds/config-resource.js';
 import type { TokenSource } from '../xds/credentials.js';
-import type { Address } from '../xds/workload-api.js';
+import type { Address, Authorization } from '../xds/workload-api.js';
 import { ZtunnelState } from '../ztunnel/state.js';
 
 export interface WaypointXdsOptions {
@@ -15,6 +15,10 @@ export interface WaypointXdsOptions {
   nodeId: string;
   token?: TokenSource;
   logger: Logger;
+  /** Also subscribe to istio.security.Authorization (a sidecar needs PeerAuthentication's converted policies). */
+  authorizations?: boolean;
+  /** ADS user agent (default ambit-waypoint). */
+  userAgent?: string;
   onConfig(state: ZtunnelState, objects: ConfigObject[], version: string): void;
 }
 
@@ -25,8 +29,8 @@ export class WaypointXdsSource {
   constructor(private readonly opts: WaypointXdsOptions) {
     this.client = new AdsClient({
       address: opts.address,
-      node: { id: opts.nodeId, userAgentName: 'ambit-waypoint' },
-      types: [addressResourceType, configResourceType],
+      node: { id: opts.nodeId, userAgentName: opts.userAgent ?? 'ambit-waypoint' },
+      types: opts.authorizations ? [addressResourceType, configResourceType, authorizationResourceType] : [addressResourceType, configResourceType],
       token: opts.token,
       logger: opts.logger.child({ scope: 'xds' }),
     });
@@ -61,7 +65,7 @@ export class WaypointXdsSource {
     this.opts.onConfig(new ZtunnelState({
       workloads: addresses.flatMap((a) => (a.workload ? [a.workload] : [])),
       services: addresses.flatMap((a) => (a.service ? [a.service] : [])),
-      authorizations: [],
+      authorizations: this.opts.authorizations ? [...this.client.resources(authorizationResourceType).values()].map((r) => r.value as Authorization) : [],
     }, version), objects, version);
   }
 }

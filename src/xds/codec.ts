@@ -9,7 +9,7 @@
 //   `FD00::1` comes back as `fd00::1`.
 // - Encoding is canonical proto3: default values (empty strings and lists, 0, false, the first
 //   enum value) are not written, so equal values give equal bytes (versions may hash them).
-// - Optional TypeScript fields (`hostname`, `waypoint`, `locality`, `appProtocol`,
+// - Optional TypeScript fields (`hostname`, `waypoint`, `locality`, `nativeTunnel`, `appProtocol`,
 //   `loadBalancing`) are absent after decoding when the wire has the default, never present
 //   with `undefined`.
 // - Decoding rejects a malformed resource with an XdsDecodeError whose message starts with the
@@ -21,7 +21,7 @@
 // - Encoding throws AmbitError AMBIT_ERR_XDS on a value the wire cannot carry (an IP string
 //   that does not parse, an unknown enum name, a port out of range): that is a bug upstream of
 //   the codec, found before anything is sent.
-// - Fields the .proto has but workload-api.ts does not (network_gateway, native_tunnel,
+// - Fields the .proto has but workload-api.ts does not (network_gateway,
 //   application_tunnel, network_mode, ip_families, canonical, health_policy) are ignored when
 //   decoding and never written.
 import type protobuf from 'protobufjs';
@@ -111,7 +111,7 @@ interface PbWorkload {
   tunnelProtocol: number; trustDomain: string; serviceAccount: string; waypoint: PbGatewayAddress | null; node: string;
   canonicalName: string; canonicalRevision: string; workloadType: number; workloadName: string;
   services: Record<string, PbPortList>; authorizationPolicies: string[]; status: number; clusterId: string;
-  locality: PbLocality | null;
+  locality: PbLocality | null; nativeTunnel: boolean;
 }
 interface PbService {
   name: string; namespace: string; hostname: string; addresses: PbNetworkAddress[]; ports: PbPort[];
@@ -343,6 +343,7 @@ function workloadToPb(s: Schema, w: Workload): Obj {
   setStr(o, 'canonicalRevision', w.canonicalRevision);
   setNum(o, 'workloadType', enumToPb(s.workloadType, w.workloadType, `${path}.workload_type`));
   setStr(o, 'workloadName', w.workloadName);
+  if (w.nativeTunnel) o.nativeTunnel = true;
   // Sorted, so that equal maps encode to equal bytes whatever their insertion order.
   const services = Object.entries(w.services).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   if (services.length) {
@@ -397,6 +398,7 @@ function workloadFromPb(s: Schema, m: PbWorkload, path: string): Workload {
   if (m.hostname) w.hostname = m.hostname;
   if (m.waypoint) w.waypoint = gatewayFromPb(m.waypoint, `${path}.waypoint`);
   if (m.locality) w.locality = { region: m.locality.region, zone: m.locality.zone, subzone: m.locality.subzone };
+  if (m.nativeTunnel) w.nativeTunnel = true;
   return w;
 }
 

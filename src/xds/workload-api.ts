@@ -66,6 +66,12 @@ export interface Workload {
   /** "ns/hostname" -> ports this workload serves for that service. */
   services: Record<string, PortList>;
   locality?: Locality;
+  /**
+   * native_tunnel (14): the workload receives tunnel traffic itself (Istio: "a workload expects
+   * to directly receive tunnel traffic"). Ambit sets it for sidecar pods: peers send HBONE to the
+   * pod's own 15008 and the node's ztunnel does not serve it. Absent when false.
+   */
+  nativeTunnel?: boolean;
 }
 
 export interface LoadBalancing {

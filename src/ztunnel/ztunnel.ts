@@ -118,9 +118,12 @@ export class Ztunnel {
     }
   }
 
-  /** Workloads on this node that this ztunnel serves (waypoints speak HBONE themselves: NONE here). */
+  /**
+   * Workloads on this node that this ztunnel serves (waypoints speak HBONE themselves: NONE
+   * here; sidecar pods terminate their own tunnels: native_tunnel).
+   */
   localWorkloads(state = this.state): Workload[] {
-    return state.workloadsOnNode(this.opts.node).filter((w) => w.tunnelProtocol === 'HBONE');
+    return state.workloadsOnNode(this.opts.node).filter((w) => w.tunnelProtocol === 'HBONE' && !w.nativeTunnel);
   }
 
   /** Route a connection made by a local workload (explicit forwarders use this). */

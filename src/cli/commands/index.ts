@@ -10,6 +10,7 @@ import { clusterDaemonCommand, downCommand, execCommand, logsCommand, statusComm
 import { applyCommand, deleteCommand, getCommand, labelCommand, proxyStatusCommand } from './config-api.js';
 import { workloadApiCommand } from './workload-api.js';
 import { waypointApplyCommand, waypointCommand, waypointDeleteCommand } from './waypoint.js';
+import { sidecarCommand } from './sidecar.js';
 
 export function commands(): Command[] {
   return [
@@ -31,6 +32,7 @@ export function commands(): Command[] {
     waypointCommand,
     waypointApplyCommand,
     waypointDeleteCommand,
+    sidecarCommand,
     appEchoCommand,
     clusterDaemonCommand,
     caInitCommand,

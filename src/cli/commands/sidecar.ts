@@ -1,0 +1,111 @@
+// `ambit sidecar`: run the dedicated proxy of one sidecar-mode pod.
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { systemClock } from '../../core/clock.js';
+import { parseAuthority } from '../../core/ip.js';
+import { Logger } from '../../core/logger.js';
+import { formatSpiffe } from '../../identity/spiffe.js';
+import { AdminServer } from '../../telemetry/admin-server.js';
+import { MetricsRegistry } from '../../telemetry/metrics.js';
+import { CaClient } from '../../xds/ca-client.js';
+import { managedCertificates } from '../../ztunnel/certificates.js';
+import { NetnsPodNetwork } from '../../ztunnel/pod-network.js';
+import { Sidecar } from '../../waypoint/sidecar.js';
+import { WaypointXdsSource } from '../../waypoint/xds-source.js';
+import { parseCommandArgs, usageError, type Command } from '../command.js';
+
+export const sidecarCommand: Command = {
+  path: ['sidecar'],
+  summary: "run a pod's sidecar proxy (L7 for one pod, HBONE with the pod's identity)",
+  help: `Usage: ambit sidecar --pod NS/NAME --netns NAME --pod-ip IP --node NODE --service-account SA
+                     --xds ADDR --token-file FILE --root-cert FILE [options]
+
+Runs the proxy of one pod in sidecar mode (label or annotation sidecar.istio.io/inject: "true",
+or namespace label istio-injection=enabled). Its listeners live in the pod's network
+namespace, where the pod's capture rules send its traffic (the node's ztunnel leaves the
+pod alone: its workload has native_tunnel):
+  15008  HBONE inbound with the pod's identity, inbound AuthorizationPolicy with HTTP attributes
+  15006  plaintext inbound, refused when PeerAuthentication is STRICT
+  15001  outbound: to a waypoint when the destination uses one (so its L7 policy applies),
+         else HTTPRoute/VirtualService routing here and HBONE to the endpoint's 15008
+Request metrics with reporter source/destination; one access-log line per request (stderr).
+
+Options:
+  --pod NS/NAME          the pod
+  --netns NAME           the pod's network namespace
+  --pod-ip IP            the pod's address
+  --node NODE            its node (the node credential authenticates the sidecar)
+  --service-account SA   identity spiffe://<trust domain>/ns/<NS>/sa/<SA> (default: default)
+  --xds ADDR, --token-file FILE, --root-cert FILE
+  --admin ADDR           /metrics, /stats/prometheus, /healthz/ready, /config_dump
+  --trust-domain TD      default cluster.local
+  --root-namespace NS    default istio-system
+  --drain-ms N           on SIGTERM: let open requests finish N ms (default 1500)
+`,
+  async run(argv, io) {
+    const { values } = parseCommandArgs(this, argv, {
+      pod: { type: 'string' },
+      netns: { type: 'string' },
+      'pod-ip': { type: 'string', default: process.env.POD_IP },
+      node: { type: 'string', default: process.env.NODE_NAME },
+      'service-account': { type: 'string', default: process.env.SERVICE_ACCOUNT ?? 'default' },
+      xds: { type: 'string' },
+      'token-file': { type: 'string' },
+      'root-cert': { type: 'string' },
+      admin: { type: 'string' },
+      'trust-domain': { type: 'string', default: 'cluster.local' },
+      'root-namespace': { type: 'string', default: 'istio-system' },
+      'drain-ms': { type: 'string', default: '1500' },
+    });
+    const pod = /^([a-z0-9-]+)\/([a-z0-9.-]+)$/.exec(values.pod ?? '');
+    if (!pod) throw usageError(this, '--pod NS/NAME is required');
+    for (const k of ['netns', 'pod-ip', 'node', 'xds', 'token-file', 'root-cert'] as const) {
+      if (!values[k]) throw usageError(this, `--${k} is required`);
+    }
+    const [, namespace, name] = pod as unknown as [string, string, string];
+    const logger = new Logger({ component: 'sidecar' }).child({ pod: `${namespace}/${name}` });
+    const metrics = new MetricsRegistry();
+    const token = (await readFile(values['token-file']!, 'utf8')).trim();
+    const rootPem = await readFile(values['root-cert']!, 'utf8');
+    const ca = new CaClient({ address: values.xds!, token });
+    const certificates = managedCertificates({
+      fetch: (csrPem, identity) => ca.createCertificate({ csrPem, ttlSeconds: 24 * 3600, impersonatedIdentity: formatSpiffe(identity) }),
+      rootPem, clock: systemClock, logger,
+    });
+    const identity = `spiffe://${values['trust-domain']}/ns/${namespace}/sa/${values['service-account']}`;
+    const sidecar = new Sidecar({
+      pod: { namespace, name }, identity, trustDomain: values['trust-domain'], rootNamespace: values['root-namespace'],
+      podIp: values['pod-ip']!, network: NetnsPodNetwork.open(values.netns!), bindAddress: '0.0.0.0',
+      certificates, logger, metrics, clock: systemClock, readFile: (p) => readFileSync(p, 'utf8'),
+    });
+    const xds = new WaypointXdsSource({
+      address: values.xds!, nodeId: `${values.node}~${name}.${namespace}`, token, logger, authorizations: true, userAgent: 'ambit-sidecar',
+      onConfig: (state, objects, version) => sidecar.setConfig(state, objects, version),
+    });
+    xds.start();
+    await sidecar.start();
+    let admin: AdminServer | undefined;
+    if (values.admin) {
+      const a = parseAuthority(values.admin);
+      if (!a) throw usageError(this, `--admin "${values.admin}" is not ip:port`);
+      admin = new AdminServer({
+        logger, metrics,
+        ready: () => sidecar.ready(),
+        routes: { '/config_dump': () => ({ json: { xds: xds.status(), self: sidecar.self() ?? null, warnings: sidecar.current().config.warnings } }) },
+      });
+      await admin.listen(a.ip, a.port);
+    }
+    io.err(`sidecar ${namespace}/${name}: HBONE on ${values['pod-ip']}:15008 as ${identity}${values.admin ? `; metrics http://${values.admin}/metrics` : ''}\n`);
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string): void => {
+        logger.info('shutting down', { signal: sig });
+        xds.close();
+        ca.close();
+        void sidecar.close(Number(values['drain-ms'])).then(() => admin?.close()).then(() => resolve());
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    return 0;
+  },
+};

@@ -1,0 +1,315 @@
+// A sidecar: the waypoint's L7 engine dedicated to one pod, with the pod's own identity,
+// listening inside the pod's network namespace (the node's ztunnel does not serve a pod whose
+// workload carries native_tunnel; the sidecar takes its place on the same ports):
+//
+//   15008  HBONE inbound: mTLS with the pod's identity; the authority must be the pod itself.
+//   15006  plaintext inbound (captured): PeerAuthentication decides first (STRICT refuses).
+//          Both inbound paths then sniff the protocol: HTTP goes through HttpProxy with the
+//          policies that apply to the pod (sidecar-policy.ts) and HTTP attributes, and is
+//          delivered to the application at <pod ip>:<port> inside the pod (not captured: the
+//          sidecar's sockets carry mark 0x539); other TCP passes the L4 view of the same
+//          policies and is relayed.
+//   15001  captured outbound, decided by the ztunnel's own route decision (route.ts):
+//          - the destination (service or workload) uses a waypoint -> HBONE to the waypoint,
+//            relayed as TCP with :authority = the original destination, so the destination's
+//            L7 policy is applied there (Istio issue #51445: sidecars skip waypoints);
+//          - HBONE straight to a pod -> HTTP is routed here (HTTPRoute / VirtualService) and
+//            forwarded over HBONE to the chosen endpoint's 15008 (an ambient pod's ztunnel or
+//            another sidecar); other TCP is tunnelled as is;
+//          - outside the mesh / a pod that does not speak HBONE -> passthrough.
+//
+// Telemetry: request records with reporter `source` (outbound HTTP) and `destination`
+// (inbound HTTP); TCP records (ztunnel's) for outbound L4 paths.
+//
+// Lifecycle: start() -> setConfig()* -> close(deadlineMs).
+import http from 'node:http';
+import http2 from 'node:http2';
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Clock } from '../core/clock.js';
+import { describeError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { HbonePool, HboneServer, relay, type HboneRequest } from '../hbone/index.js';
+import { stripSpiffe } from '../rbac/index.js';
+import { TcpTelemetry } from '../telemetry/connection-record.js';
+import type { MetricsRegistry } from '../telemetry/metrics.js';
+import { RequestTelemetry } from '../telemetry/request-record.js';
+import type { ConfigObject } from '../xds/config-resource.js';
+import type { Workload } from '../xds/workload-api.js';
+import type { CertificateSource } from '../ztunnel/certificates.js';
+import { ConnectionManager } from '../ztunnel/connection-manager.js';
+import { DataPath } from '../ztunnel/data-path.js';
+import { baggageOf } from '../ztunnel/peer-info.js';
+import type { Endpoint, PodNetwork } from '../ztunnel/pod-network.js';
+import { CAPTURE_PORTS, decideOutbound, roundRobin } from '../ztunnel/route.js';
+import { normalizeIp, ZtunnelState } from '../ztunnel/state.js';
+import { EndpointPicker } from './endpoint-picker.js';
+import { HttpProxy, type TunnelContext } from './http-proxy.js';
+import { asHttpTransport } from './http-transport.js';
+import { authorizeRequest } from './l7-authz.js';
+import { decidePlaintext, sidecarInboundPolicies } from './sidecar-policy.js';
+import { Upstreams, type UpstreamTarget } from './upstream.js';
+import { sniff } from './waypoint.js';
+import { compileWaypointConfig, type WaypointConfig } from './waypoint-config.js';
+
+export const SIDECAR_OUTBOUND_PORT = 15001;
+export const SIDECAR_INBOUND_PLAINTEXT_PORT = 15006;
+export const SIDECAR_HBONE_PORT = 15008;
+const SNIFF_TIMEOUT_MS = 300;
+
+export interface SidecarOptions {
+  pod: { namespace: string; name: string };
+  /** spiffe://<td>/ns/<ns>/sa/<service account> */
+  identity: string;
+  trustDomain: string;
+  rootNamespace: string;
+  podIp: string;
+  network: PodNetwork;
+  bindAddress: string;
+  certificates: CertificateSource;
+  logger: Logger;
+  metrics: MetricsRegistry;
+  clock: Clock;
+  readFile: (path: string) => string;
+  connectTimeoutMs?: number;
+}
+
+/** Upstreams that reach the local application: plain TCP to <pod ip>:<port> inside the pod. */
+class LocalUpstreams extends Upstreams {
+  constructor(private readonly network: PodNetwork, private readonly timeoutMs: number, pool: HbonePool) {
+    super({ pool, sourceIdentity: '', certificate: () => { throw new Error('not used'); }, connectTimeoutMs: timeoutMs });
+  }
+
+  override tunnel(target: UpstreamTarget): Promise<Duplex> {
+    return new Promise((resolve, reject) => {
+      const s = this.network.connect({ ip: target.ip, port: target.port }, { allowHalfOpen: false });
+      const timer = setTimeout(() => { s.destroy(); reject(new Error(`connect to the application at ${target.ip}:${target.port} timed out`)); }, this.timeoutMs);
+      s.once('connect', () => { clearTimeout(timer); s.removeAllListeners('error'); s.on('error', () => {}); resolve(s); });
+      s.once('error', (e) => { clearTimeout(timer); reject(e); });
+    });
+  }
+}
+
+export class Sidecar {
+  private state = ZtunnelState.empty();
+  private config: WaypointConfig;
+  private readonly pool: HbonePool;
+  private readonly upstreams: Upstreams;
+  private readonly local: LocalUpstreams;
+  private readonly outboundProxy: HttpProxy;
+  private readonly inboundProxy: HttpProxy;
+  private readonly dataPath: DataPath;
+  private readonly connections = new ConnectionManager();
+  private hbone: HboneServer | undefined;
+  private readonly servers: net.Server[] = [];
+  private seq = 0;
+  private configured = false;
+
+  constructor(private readonly opts: SidecarOptions) {
+    this.config = this.compile(ZtunnelState.empty(), [], '0');
+    const timeoutMs = opts.connectTimeoutMs ?? 5_000;
+    this.pool = new HbonePool({
+      logger: opts.logger, clock: opts.clock,
+      createSocket: (dst) => opts.network.connect(dst, { allowHalfOpen: false }),
+    });
+    const certificate = () => {
+      const c = opts.certificates.current(opts.identity);
+      if (!c) throw new Error(`no valid certificate for ${opts.identity}`);
+      return c;
+    };
+    this.upstreams = new Upstreams({ pool: this.pool, sourceIdentity: opts.identity, certificate, sourceIp: opts.podIp, connectTimeoutMs: timeoutMs });
+    this.local = new LocalUpstreams(opts.network, timeoutMs, this.pool);
+    const telemetry = new RequestTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }) });
+    const common = {
+      waypoint: opts.pod, rootNamespace: opts.rootNamespace,
+      config: () => this.config, state: () => this.state,
+      telemetry, logger: opts.logger, now: () => opts.clock.now(), random: Math.random,
+      nextId: () => `${opts.pod.name}-${++this.seq}`,
+      selectProviders: () => [],
+    };
+    this.outboundProxy = new HttpProxy({
+      ...common, upstreams: this.upstreams, picker: new EndpointPicker({ now: () => opts.clock.now() }),
+      reporter: 'source', selectPolicies: () => [],
+    });
+    this.inboundProxy = new HttpProxy({
+      ...common, upstreams: this.local, picker: new EndpointPicker({ now: () => opts.clock.now() }),
+      reporter: 'destination',
+      selectPolicies: (cfg, ctx) => (ctx.workload ? sidecarInboundPolicies(cfg.policies, ctx.workload) : []),
+    });
+    this.dataPath = new DataPath({
+      state: () => this.state, pool: this.pool, certificates: opts.certificates,
+      telemetry: new TcpTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }), clock: opts.clock }),
+      connections: this.connections, pick: roundRobin(), logger: opts.logger,
+      nextId: () => `${opts.pod.name}-tcp-${++this.seq}`, now: () => opts.clock.now(), upstreamConnectTimeoutMs: timeoutMs,
+    });
+  }
+
+  /** This pod as the control plane describes it (undefined until the first config names it). */
+  self(): Workload | undefined {
+    return this.state.workloadByIp(this.opts.podIp);
+  }
+
+  current(): { state: ZtunnelState; config: WaypointConfig } {
+    return { state: this.state, config: this.config };
+  }
+
+  ready(): { ready: boolean; reason?: string } {
+    if (!this.configured) return { ready: false, reason: 'no config from the control plane yet' };
+    if (!this.self()) return { ready: false, reason: `the control plane does not know a workload at ${this.opts.podIp}` };
+    if (this.servers.length < 3) return { ready: false, reason: 'listeners not open yet' };
+    return { ready: true };
+  }
+
+  setConfig(state: ZtunnelState, objects: ConfigObject[], version: string): void {
+    this.state = state;
+    this.config = this.compile(state, objects, version);
+    this.configured = true;
+    const recheck = this.connections.recheck(state);
+    if (recheck.closed > 0) this.opts.logger.info('closed connections that the new policy denies', { count: recheck.closed });
+    for (const w of this.config.warnings) this.opts.logger.warn('L7 config warning', { version, warning: w });
+    const self = this.self();
+    this.opts.logger.info('config applied', { version, services: state.services.size, self: self ? `${self.namespace}/${self.name}` : null, nativeTunnel: self?.nativeTunnel ?? false });
+  }
+
+  async start(): Promise<void> {
+    await this.opts.certificates.get(this.opts.identity);
+    this.hbone = new HboneServer({
+      certificate: () => {
+        const c = this.opts.certificates.current(this.opts.identity);
+        if (!c) throw new Error(`no valid certificate for ${this.opts.identity}`);
+        return c;
+      },
+      trustDomain: this.opts.trustDomain,
+      logger: this.opts.logger,
+      onRequest: (req) => this.onHbone(req),
+      onRefused: (e) => this.opts.logger.warn('HBONE connection refused', { ...e }),
+    });
+    const { network, bindAddress } = this.opts;
+    const hbone = await network.listen(bindAddress, SIDECAR_HBONE_PORT);
+    this.hbone.attach(hbone);
+    this.servers.push(hbone);
+    const outbound = await network.listen(bindAddress, SIDECAR_OUTBOUND_PORT);
+    outbound.on('connection', (s: net.Socket) => this.onOutbound(s));
+    this.servers.push(outbound);
+    const plaintext = await network.listen(bindAddress, SIDECAR_INBOUND_PLAINTEXT_PORT);
+    plaintext.on('connection', (s: net.Socket) => this.onPlaintext(s));
+    this.servers.push(plaintext);
+    this.opts.logger.info('sidecar listening', { pod: `${this.opts.pod.namespace}/${this.opts.pod.name}`, address: this.opts.podIp, identity: this.opts.identity });
+  }
+
+  async close(deadlineMs = 5_000): Promise<void> {
+    for (const s of this.servers) s.close();
+    await this.hbone?.close(deadlineMs);
+    await this.connections.drain(Math.min(deadlineMs, 1_000));
+    this.upstreams.close();
+    this.local.close();
+    await this.pool.close(1_000);
+    this.opts.certificates.close();
+  }
+
+  private compile(state: ZtunnelState, objects: ConfigObject[], version: string): WaypointConfig {
+    return compileWaypointConfig({ version, state, objects, rootNamespace: this.opts.rootNamespace, trustDomain: this.opts.trustDomain, readFile: this.opts.readFile });
+  }
+
+  // ---- inbound ----
+
+  private onHbone(req: HboneRequest): void {
+    const self = this.self();
+    if (!self) { req.reject(503, 'the sidecar has no config for its pod yet'); return; }
+    if (normalizeIp(req.target.ip) !== this.opts.podIp) { req.reject(400, `${req.target.ip} is not this pod (${self.namespace}/${self.name})`); return; }
+    if (CAPTURE_PORTS.has(req.target.port)) { req.reject(400, `port ${req.target.port} is a mesh capture port; refusing a loop`); return; }
+    const stream = req.accept({ baggage: baggageOf(self) });
+    stream.on('error', () => {});
+    this.serveInbound(stream, { peerIdentity: req.peerIdentity, peerAddress: req.peerAddress, target: req.target, workload: self });
+  }
+
+  private onPlaintext(socket: net.Socket): void {
+    socket.on('error', () => {});
+    const self = this.self();
+    let dst: Endpoint | undefined;
+    try {
+      dst = this.opts.network.originalDestination(socket);
+    } catch (e: unknown) {
+      this.opts.logger.warn('no original destination for a captured connection', { error: describeError(e).message });
+    }
+    if (!self || !dst) { socket.resetAndDestroy(); return; }
+    const sourceIp = normalizeIp(socket.remoteAddress ?? '');
+    const decision = decidePlaintext(this.state, self, sourceIp, dst);
+    if (decision.decision === 'DENY') {
+      this.opts.logger.info('plaintext connection refused', { src: sourceIp, dst: `${dst.ip}:${dst.port}`, policy: decision.policy, reason: decision.reason });
+      socket.resetAndDestroy();
+      return;
+    }
+    this.serveInbound(socket, { peerIdentity: '', peerAddress: { ip: sourceIp, port: socket.remotePort ?? 0 }, target: dst, workload: self });
+  }
+
+  /** HTTP through the inbound L7 pipeline to the application; anything else relayed after L4 policy. */
+  private serveInbound(stream: Duplex, ctx: TunnelContext): void {
+    void sniff(stream, SNIFF_TIMEOUT_MS).then((kind) => {
+      if (kind === 'http1' || kind === 'h2') this.serveHttp(stream, kind, this.inboundProxy, ctx);
+      else this.inboundTcp(stream, ctx);
+    }, () => stream.destroy());
+  }
+
+  private inboundTcp(stream: Duplex, ctx: TunnelContext): void {
+    const self = ctx.workload!;
+    const policies = sidecarInboundPolicies(this.config.policies, self);
+    const verdict = authorizeRequest(policies, { sourceIp: normalizeIp(ctx.peerAddress.ip), sourcePrincipal: ctx.peerIdentity ? stripSpiffe(ctx.peerIdentity) : undefined, destinationIp: ctx.target.ip, destinationPort: ctx.target.port, destinationNamespace: self.namespace }, { kind: 'anonymous', tokenPresent: false });
+    if (!verdict.allow) {
+      this.opts.logger.info('TCP connection denied', { src: ctx.peerIdentity || ctx.peerAddress.ip, dst: `${ctx.target.ip}:${ctx.target.port}`, policy: verdict.decision.policy });
+      stream.destroy();
+      return;
+    }
+    void this.local.tunnel({ uid: self.uid, ip: this.opts.podIp, port: ctx.target.port, identity: '' }).then((app) => {
+      void relay(stream, app).done.then((r) => this.opts.logger.info('TCP connection complete', { reporter: 'destination', src: ctx.peerIdentity || ctx.peerAddress.ip, dst: `${ctx.target.ip}:${ctx.target.port}`, sent: r.bytesOutbound, received: r.bytesInbound }));
+      stream.resume();
+    }, (e: unknown) => {
+      this.opts.logger.warn('the application refused a connection', { port: ctx.target.port, error: describeError(e).message });
+      stream.destroy();
+    });
+  }
+
+  // ---- outbound ----
+
+  private onOutbound(socket: net.Socket): void {
+    socket.on('error', () => {});
+    const self = this.self();
+    let dst: Endpoint | undefined;
+    try {
+      dst = this.opts.network.originalDestination(socket);
+    } catch (e: unknown) {
+      this.opts.logger.warn('no original destination for a captured connection', { error: describeError(e).message });
+    }
+    if (!self || !dst) { socket.resetAndDestroy(); return; }
+    const target = dst;
+    const route = decideOutbound(this.state, self, target, roundRobin());
+    // Waypoints, passthrough and refusals are L4 decisions, carried out as the ztunnel does.
+    if (route.kind !== 'hbone' || route.via !== 'direct') {
+      this.dataPath.outbound(socket, self, this.opts.network, target);
+      return;
+    }
+    void sniff(socket, SNIFF_TIMEOUT_MS).then((kind) => {
+      if (kind === 'http1' || kind === 'h2') {
+        const service = this.state.serviceByVip(target.ip);
+        this.serveHttp(socket, kind, this.outboundProxy, {
+          peerIdentity: this.opts.identity, peerAddress: { ip: normalizeIp(socket.remoteAddress ?? this.opts.podIp), port: socket.remotePort ?? 0 },
+          target, service, workload: service ? undefined : route.workload,
+        });
+      } else {
+        this.dataPath.outbound(socket, self, this.opts.network, target);
+      }
+    }, () => socket.destroy());
+  }
+
+  private serveHttp(stream: Duplex, kind: 'http1' | 'h2', proxy: HttpProxy, ctx: TunnelContext): void {
+    if (kind === 'http1') {
+      const server = http.createServer({ keepAlive: true }, (rq, rs) => proxy.handle(rq, rs, ctx));
+      server.emit('connection', asHttpTransport(stream));
+    } else {
+      const server = http2.createServer({}, (rq, rs) => proxy.handle(rq, rs, ctx));
+      server.on('sessionError', () => {});
+      server.emit('connection', asHttpTransport(stream));
+    }
+    stream.resume();
+  }
+}
