@@ -29,11 +29,12 @@ import type { EndpointPicker } from './endpoint-picker.js';
 import type { UpstreamTarget, Upstreams } from './upstream.js';
 import type { WaypointConfig, WaypointIdentity } from './waypoint-config.js';
 import { RandomIds } from './random-ids.js';
+import { applyEdits, childTraceparent, first, HOP_BY_HOP, hostOnly, upstreamHeaders } from './http-headers.js';
+import { sendHttp1, sendHttp2, type UpstreamResponse } from './upstream-exchange.js';
 import type { CompiledPolicy } from '../rbac/compiled-policy.js';
 import type { JwtProvider } from './request-authn.js';
 
 export const MAX_REPLAY_BYTES = 1024 * 1024;
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host', 'http2-settings']);
 
 /** What the waypoint knows about the tunnel a request arrived on. */
 export interface TunnelContext {
@@ -69,12 +70,6 @@ export interface HttpProxyDeps {
 type DownReq = http.IncomingMessage | http2.Http2ServerRequest;
 type DownRes = http.ServerResponse | http2.Http2ServerResponse;
 
-interface UpstreamResponse {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Readable;
-  trailers: Promise<Record<string, string | string[] | undefined> | undefined>;
-}
 
 type Attempt =
   | { kind: 'response'; res: UpstreamResponse; endpoint: Workload }
@@ -259,7 +254,7 @@ export class HttpProxy {
     const up: UpstreamTarget = { uid: w.uid, ip: w.addresses[0]!, port: targetPortOf(w, target), identity: `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}` };
     d.picker.started(w.uid);
     try {
-      const sent = h2 ? this.send2(up, method, path, host, headers, body) : this.send1(up, method, path, host, headers, body);
+      const sent = h2 ? sendHttp2(d.upstreams, up, method, path, host, headers, body) : sendHttp1(d.upstreams, up, method, path, host, headers, body);
       const r = await withTimeout(sent, timeoutMs);
       if (r === 'timeout') {
         // The late answer, if any, is dropped and its stream closed.
@@ -272,40 +267,6 @@ export class HttpProxy {
     } finally {
       d.picker.finished(w.uid);
     }
-  }
-
-  private send1(up: UpstreamTarget, method: string, path: string, host: string, headers: Record<string, string | string[]>, body: Buffer | Readable | undefined): Promise<{ kind: 'response'; res: UpstreamResponse } | { kind: 'connect-failed' | 'reset'; message: string }> {
-    return new Promise((resolve) => {
-      let connected = false;
-      const r = http.request({ agent: this.d.upstreams.http1Agent(up), method, path, headers: { ...headers, host }, setHost: false });
-      r.once('socket', () => { connected = true; });
-      r.once('response', (m) => resolve({ kind: 'response', res: { status: m.statusCode ?? 502, headers: m.headers, body: m, trailers: new Promise((t) => m.once('end', () => t(m.trailers))) } }));
-      // A reused keep-alive connection the server closed meanwhile fails like a connect: retried.
-      r.once('error', (e) => resolve({ kind: connected && !r.reusedSocket ? 'reset' : 'connect-failed', message: describeError(e).message }));
-      if (body === undefined) r.end();
-      else if (Buffer.isBuffer(body)) r.end(body);
-      else body.pipe(r);
-    });
-  }
-
-  private async send2(up: UpstreamTarget, method: string, path: string, host: string, headers: Record<string, string | string[]>, body: Buffer | Readable | undefined): Promise<{ kind: 'response'; res: UpstreamResponse } | { kind: 'connect-failed' | 'reset'; message: string }> {
-    let session: http2.ClientHttp2Session;
-    try {
-      session = await this.d.upstreams.h2Session(up);
-    } catch (e: unknown) {
-      return { kind: 'connect-failed', message: describeError(e).message };
-    }
-    return new Promise((resolve) => {
-      const s = session.request({ ...headers, ':method': method, ':path': path, ':authority': host }, { endStream: !body });
-      const trailers = new Promise<Record<string, string | string[] | undefined> | undefined>((t) => {
-        s.once('trailers', (tr) => t(tr as Record<string, string>));
-        s.once('close', () => t(undefined));
-      });
-      s.once('response', (h) => resolve({ kind: 'response', res: { status: Number(h[':status'] ?? 502), headers: h as Record<string, string>, body: s, trailers } }));
-      s.once('error', (e) => resolve({ kind: 'reset', message: describeError(e).message }));
-      if (Buffer.isBuffer(body)) s.end(body);
-      else if (body) body.pipe(s);
-    });
   }
 
   private async respond(res: DownRes, record: RequestRecord, up: UpstreamResponse, edits: HeaderEdits): Promise<void> {
@@ -374,47 +335,6 @@ function targetPortOf(w: Workload, b: ResolvedBackend): number {
   if (fromWorkload) return fromWorkload;
   const p = b.service.ports.find((x) => x.servicePort === b.port);
   return p?.targetPort || b.port;
-}
-
-/** In place, in Envoy's order: remove, set, add. */
-function applyEdits(h: Record<string, string | string[]>, e: HeaderEdits): void {
-  for (const k of e.remove) delete h[k.toLowerCase()];
-  for (const [k, v] of e.set) h[k.toLowerCase()] = v;
-  for (const [k, v] of e.add) {
-    const key = k.toLowerCase();
-    const cur = h[key];
-    h[key] = cur === undefined ? v : [...(Array.isArray(cur) ? cur : [cur]), v];
-  }
-}
-
-function upstreamHeaders(inbound: Record<string, string | string[] | undefined>, edits: HeaderEdits, traceparent: string, requestId: string): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(inbound)) {
-    if (v === undefined || k.startsWith(':') || HOP_BY_HOP.has(k)) continue;
-    out[k] = v;
-  }
-  if (first(inbound.te) === 'trailers') out.te = 'trailers';
-  out.traceparent = traceparent;
-  out['x-request-id'] = requestId;
-  out['x-forwarded-proto'] ??= 'http';
-  applyEdits(out, edits);
-  return out;
-}
-
-function first(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
-
-function hostOnly(authority: string): string {
-  return authority.replace(/:\d+$/, '');
-}
-
-/** Keeps the trace id of a valid W3C traceparent with a new span id; starts a trace otherwise. */
-export function childTraceparent(incoming: string | undefined, ids: RandomIds): string {
-  const m = incoming ? /^00-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})$/.exec(incoming) : null;
-  const span = ids.hex(8);
-  if (m && !/^0+$/.test(m[1]!)) return `00-${m[1]}-${span}-${m[2]}`;
-  return `00-${ids.hex(16)}-${span}-01`;
 }
 
 function readBody(req: Readable, limit: number): Promise<Buffer> {
