@@ -12,11 +12,22 @@ export interface CliIO {
 
 export interface Command {
   /** Words that select it, e.g. ['ca', 'issue']. */
-  path: string[];
+  path: readonly string[];
   summary: string;
   /** Full --help text (usage, options, examples). */
   help: string;
   run(argv: string[], io: CliIO): Promise<number>;
+}
+
+/**
+ * A command as the registry lists it: enough for `ambit --help` and suggestions, and a
+ * load() that imports the command's module only when the command runs or its --help is asked
+ * (so `ambit ztunnel` never loads the control plane, the cluster or the config validator).
+ */
+export interface CommandEntry {
+  path: readonly string[];
+  summary: string;
+  load(): Promise<Command>;
 }
 
 type Options = NonNullable<ParseArgsConfig['options']>;

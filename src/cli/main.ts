@@ -1,10 +1,11 @@
 // `ambit`: the one command a person uses. Subcommands live in ./commands, one file each,
-// and are listed in COMMANDS below (explicit wiring, no discovery magic).
+// and are listed in ./commands/index.ts (explicit wiring, no discovery magic). A command's
+// module is imported only once it is selected (to run it or print its --help).
 import { AmbitError, describeError } from '../core/errors.js';
-import type { CliIO, Command } from './command.js';
+import type { CliIO, CommandEntry } from './command.js';
 import { commands } from './commands/index.js';
 
-function topHelp(all: Command[]): string {
+function topHelp(all: CommandEntry[]): string {
   const rows = all.map((c) => `  ${c.path.join(' ').padEnd(22)} ${c.summary}`);
   return [
     'ambit — a sidecar-less service mesh (Istio ambient mode, in TypeScript)',
@@ -18,8 +19,8 @@ function topHelp(all: Command[]): string {
   ].join('\n');
 }
 
-export function findCommand(all: Command[], argv: string[]): { cmd: Command; rest: string[] } | undefined {
-  let best: { cmd: Command; rest: string[] } | undefined;
+export function findCommand<C extends { path: readonly string[] }>(all: C[], argv: string[]): { cmd: C; rest: string[] } | undefined {
+  let best: { cmd: C; rest: string[] } | undefined;
   for (const cmd of all) {
     if (cmd.path.every((w, i) => argv[i] === w) && (!best || cmd.path.length > best.cmd.path.length)) {
       best = { cmd, rest: argv.slice(cmd.path.length) };
@@ -44,12 +45,13 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     }
     return 2;
   }
-  if (found.rest.includes('--help') || found.rest.includes('-h')) {
-    io.out(found.cmd.help.trimEnd() + '\n');
-    return 0;
-  }
   try {
-    return await found.cmd.run(found.rest, io);
+    const cmd = await found.cmd.load();
+    if (found.rest.includes('--help') || found.rest.includes('-h')) {
+      io.out(cmd.help.trimEnd() + '\n');
+      return 0;
+    }
+    return await cmd.run(found.rest, io);
   } catch (e: unknown) {
     if (e instanceof AmbitError) {
       io.err(`ambit ${found.cmd.path.join(' ')}: ${e.explain()}\n`);

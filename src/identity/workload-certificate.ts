@@ -11,7 +11,7 @@ import { X509Certificate as NodeX509Certificate } from 'node:crypto';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { AmbitError, err, ok, type Result } from '../core/errors.js';
 import { formatSpiffe, parseSpiffe, type Identity } from './spiffe.js';
-import { issuedBy, normalizePem, publicKeyDerOfCert, publicKeyDerOfPrivateKey, splitCertificates, x509 } from './x509.js';
+import { issuedBy, normalizePem, publicKeyDerOfCert, publicKeyDerOfPrivateKey, splitCertificates, validityOf } from './pem.js';
 
 export interface WorkloadCertificate {
   identity: Identity;
@@ -44,8 +44,10 @@ export function workloadCertificateFromChain(input: WorkloadCertificateInput): R
   const roots = splitCertificates(input.rootPem).map(normalizePem);
   if (roots.length === 0) return certError('the trust bundle (root certificate) is empty');
   let leaf: NodeX509Certificate;
+  let validity: { notBefore: Date; notAfter: Date };
   try {
     leaf = new NodeX509Certificate(chain[0] as string);
+    validity = validityOf(leaf);
     for (const p of chain.slice(1)) new NodeX509Certificate(p);
   } catch (e: unknown) {
     return certError(`the certificate chain for ${who} cannot be decoded: ${e instanceof Error ? e.message : String(e)}`);
@@ -70,7 +72,6 @@ export function workloadCertificateFromChain(input: WorkloadCertificateInput): R
   if (!roots.includes(top) && !roots.some((r) => issuedBy(top, r))) {
     return certError(`the chain for ${who} does not lead to the mesh root`, 'the CA and this node disagree about the root certificate; check the trust bundle');
   }
-  const validity = new x509.X509Certificate(chain[0] as string);
   return ok({
     identity: input.identity,
     keyPem: input.keyPem,

@@ -189,6 +189,8 @@ test('requests go through the waypoint: one access-log line per request with bot
   assert.equal(line['src.identity'], 'spiffe://cluster.local/ns/shop/sa/client');
   assert.equal(line['dst.identity'], 'spiffe://cluster.local/ns/shop/sa/echo');
   assert.equal(line['dst.service'], 'echo-v2.shop.svc.cluster.local');
+  // The replica is a proxy of its node, synced on the workload API and on its L7 config.
+  assert.match(c.ambit(['proxy-status']).stdout, /node-\d~waypoint-0\.shop\s+SYNCED\s+SYNCED\s+-\s+SYNCED/);
 });
 
 test('a 90/10 split over 1,000 requests, and a header match goes to v2', () => {

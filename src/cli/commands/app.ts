@@ -1,9 +1,9 @@
 import { startEcho } from '../../cluster/apps/echo.js';
 import { parseCommandArgs, type Command } from '../command.js';
+import { APP_ECHO } from './specs.js';
 
 export const appEchoCommand: Command = {
-  path: ['app', 'echo'],
-  summary: 'built-in echo server (HTTP/1.1, h2c and raw TCP on one port)',
+  ...APP_ECHO,
   help: `Usage: ambit app echo [--port 8080] [--host 0.0.0.0]
 
 Answers HTTP/1.1 and HTTP/2 cleartext requests with JSON saying which pod, namespace, node

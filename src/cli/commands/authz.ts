@@ -4,10 +4,10 @@ import { loadMesh } from '../../controlplane/check-mesh.js';
 import { explainAuthz, type AuthzExplanation, type AuthzQuery } from '../../controlplane/explain-authz.js';
 import { list, parseCommandArgs, usageError, type Command } from '../command.js';
 import { buildOptionsFrom, clusterOptions } from './shared-options.js';
+import { AUTHZ_CHECK } from './specs.js';
 
 export const authzCheckCommand: Command = {
-  path: ['authz', 'check'],
-  summary: 'explain whether a connection or request is allowed, and why',
+  ...AUTHZ_CHECK,
   help: `Usage: ambit authz check -f PATH (--from NS/POD | --from-ip IP) --to NS/NAME:PORT
                          [--method M --path P --header K=V ...] [-o text|json]
 

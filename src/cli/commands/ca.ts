@@ -8,6 +8,7 @@ import { CACERTS_FILES, DEFAULT_ROOT_TTL_DAYS, MAX_WORKLOAD_TTL_SECONDS, MeshCA 
 import { generateKeyAndCsr } from '../../identity/csr.js';
 import { DEFAULT_TRUST_DOMAIN, formatSpiffe, parseSpiffe } from '../../identity/spiffe.js';
 import { parseCommandArgs, usageError, type CliIO, type Command } from '../command.js';
+import { CA_INIT, CA_ISSUE } from './specs.js';
 
 export const DEFAULT_CA_DIR = '.ambit-ca';
 
@@ -38,8 +39,7 @@ function write(io: CliIO, lines: string[]): void {
 }
 
 export const caInitCommand: Command = {
-  path: ['ca', 'init'],
-  summary: 'create a mesh root CA (Istio cacerts files)',
+  ...CA_INIT,
   help: `Usage: ambit ca init --out DIR [--trust-domain TD] [--root-ttl DURATION] [--force]
 
 Creates a self-signed ECDSA P-256 root CA for the mesh and writes it in Istio's
@@ -98,8 +98,7 @@ Examples:
 };
 
 export const caIssueCommand: Command = {
-  path: ['ca', 'issue'],
-  summary: 'issue a workload certificate for a SPIFFE identity',
+  ...CA_ISSUE,
   help: `Usage: ambit ca issue --identity SPIFFE_ID --out DIR [--ca DIR] [--ttl DURATION]
 
 Generates a fresh ECDSA P-256 key, signs a certificate for the identity with the

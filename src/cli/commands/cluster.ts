@@ -12,6 +12,7 @@ import { DEFAULT_PREFIX, readSpec, readStatus, stateDirFrom, statePaths, ztunnel
 import { podNetnsName } from '../../sys/netns-names.js';
 import { list, parseCommandArgs, usageError, type CliIO, type Command } from '../command.js';
 import { table } from './config-api.js';
+import { CLUSTER_DAEMON, DOWN, EXEC, LOGS, STATUS, UP } from './specs.js';
 
 const stateOption = { 'state-dir': { type: 'string' as const } };
 const STATE_HELP = '  --state-dir DIR   where the cluster keeps its state (default $AMBIT_STATE_DIR or /var/run/ambit)';
@@ -22,8 +23,7 @@ function repoRoot(): string {
 }
 
 export const upCommand: Command = {
-  path: ['up'],
-  summary: 'create a local multi-node mesh (network namespaces, real processes)',
+  ...UP,
   help: `Usage: ambit up [--nodes N] [-f PATH...] [--demo]
 
 Creates a cluster on this machine with no Kubernetes: every node and every pod is a Linux
@@ -118,8 +118,7 @@ function summary(spec: ClusterSpec, demo: boolean): string {
 }
 
 export const downCommand: Command = {
-  path: ['down'],
-  summary: 'remove the local cluster: processes, namespaces, rules, files',
+  ...DOWN,
   help: `Usage: ambit down [--prefix P]
 
 Stops the cluster's daemon and every process it started (by PID, verified), removes every
@@ -142,8 +141,7 @@ ${STATE_HELP}
 };
 
 export const statusCommand: Command = {
-  path: ['status'],
-  summary: 'nodes, pods (IP, node, enrolled), ztunnel and control-plane health',
+  ...STATUS,
   help: `Usage: ambit status [-o table|json]
 
 ${STATE_HELP}
@@ -169,8 +167,7 @@ ${STATE_HELP}
 };
 
 export const execCommand: Command = {
-  path: ['exec'],
-  summary: 'run a command inside a pod (like kubectl exec)',
+  ...EXEC,
   help: `Usage: ambit exec NS/POD -- COMMAND [ARGS...]
 
 Runs COMMAND in the pod's network namespace with the pod's environment, as the pod's own
@@ -207,8 +204,7 @@ ${STATE_HELP}
 };
 
 export const logsCommand: Command = {
-  path: ['logs'],
-  summary: 'logs of a pod, a ztunnel, the control plane or the daemon',
+  ...LOGS,
   help: `Usage: ambit logs NS/POD [-c CONTAINER] [-f]
        ambit logs ztunnel NODE [-f]
        ambit logs control-plane [-f]
@@ -256,8 +252,7 @@ async function follow(file: string, io: CliIO): Promise<void> {
 }
 
 export const clusterDaemonCommand: Command = {
-  path: ['cluster', 'daemon'],
-  summary: '(internal) the process `ambit up` starts to run the cluster',
+  ...CLUSTER_DAEMON,
   help: `Usage: ambit cluster daemon --state-dir DIR
 
 Started by \`ambit up\`; builds the cluster described in DIR/cluster.json and keeps it in

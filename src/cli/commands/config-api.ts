@@ -6,6 +6,7 @@ import type { ChangeResult } from '../../controlplane/config-store.js';
 import type { ProxySync } from '../../controlplane/admin-api.js';
 import { callControlPlane, controlPlaneUrl } from '../admin-client.js';
 import { list, parseCommandArgs, usageError, type CliIO, type Command } from '../command.js';
+import { APPLY, DELETE, GET, LABEL, PROXY_STATUS } from './specs.js';
 
 const cpOption = { 'control-plane': { type: 'string' as const } };
 const CP_HELP = '  --control-plane URL    the control plane admin API (default $AMBIT_CONTROL_PLANE or http://127.0.0.1:15014)';
@@ -38,8 +39,7 @@ async function sendFiles(cmd: Command, argv: string[], io: CliIO, path: '/api/ap
 }
 
 export const applyCommand: Command = {
-  path: ['apply'],
-  summary: 'add or change config in the running mesh (validated as a whole)',
+  ...APPLY,
   help: `Usage: ambit apply -f PATH [-f PATH...]
 
 Sends the resources to the control plane, which validates the resulting config as a whole
@@ -52,8 +52,7 @@ ${CP_HELP}
 };
 
 export const deleteCommand: Command = {
-  path: ['delete'],
-  summary: 'remove config from the running mesh',
+  ...DELETE,
   help: `Usage: ambit delete -f PATH [-f PATH...]
 
 Removes the resources named in the files (kind, namespace and name) from the control plane.
@@ -66,8 +65,7 @@ ${CP_HELP}
 };
 
 export const getCommand: Command = {
-  path: ['get'],
-  summary: 'list config resources in the running mesh',
+  ...GET,
   help: `Usage: ambit get [KIND] [-n NAMESPACE] [-o table|yaml|json]
 
 Examples:
@@ -96,8 +94,7 @@ ${CP_HELP}
 };
 
 export const labelCommand: Command = {
-  path: ['label'],
-  summary: 'set or remove labels (e.g. enrol a namespace in the mesh)',
+  ...LABEL,
   help: `Usage: ambit label KIND NAME [-n NAMESPACE] KEY=VALUE... KEY-...
 
 Like kubectl label: KEY=VALUE sets a label, KEY- removes it. The change is validated and
@@ -130,8 +127,7 @@ ${CP_HELP}
 };
 
 export const proxyStatusCommand: Command = {
-  path: ['proxy-status'],
-  summary: 'which proxy has the latest config (SYNCED / STALE / NACKED)',
+  ...PROXY_STATUS,
   help: `Usage: ambit proxy-status [-o table|json]
 
 Like istioctl proxy-status: for each connected proxy and each config type, whether it has
@@ -148,8 +144,9 @@ ${CP_HELP}
       io.out(JSON.stringify(json.proxies, null, 2) + '\n');
       return 0;
     }
-    const rows = json.proxies.map((p) => [p.proxy, p.state, ...['Address', 'Authorization'].map((t) => p.types.find((x) => x.type === t)?.state ?? '-'), p.connectedSince]);
-    io.out(table([['PROXY', 'STATE', 'ADDRESS', 'AUTHORIZATION', 'CONNECTED SINCE'], ...rows]));
+    // ConfigResource: the L7 config a waypoint or sidecar subscribes to ('-' for ztunnels).
+    const rows = json.proxies.map((p) => [p.proxy, p.state, ...['Address', 'Authorization', 'ConfigResource'].map((t) => p.types.find((x) => x.type === t)?.state ?? '-'), p.connectedSince]);
+    io.out(table([['PROXY', 'STATE', 'ADDRESS', 'AUTHORIZATION', 'L7 CONFIG', 'CONNECTED SINCE'], ...rows]));
     for (const p of json.proxies) for (const t of p.types) if (t.nack) io.out(`  ${p.proxy} ${t.type}: NACK: ${t.nack}\n`);
     if (!json.proxies.length) io.out('(no proxy connected)\n');
     return 0;

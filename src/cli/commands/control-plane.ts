@@ -6,10 +6,10 @@ import { loadNodeTokens } from '../../controlplane/node-credentials.js';
 import { MetricsRegistry } from '../../telemetry/metrics.js';
 import { list, parseCommandArgs, usageError, type Command } from '../command.js';
 import { buildOptionsFrom } from './shared-options.js';
+import { CONTROL_PLANE } from './specs.js';
 
 export const controlPlaneCommand: Command = {
-  path: ['control-plane'],
-  summary: 'serve mesh config over delta xDS and run the mesh CA',
+  ...CONTROL_PLANE,
   help: `Usage: ambit control-plane --ca DIR --node-tokens FILE [-f PATH...] [options]
 
 Reads Kubernetes/Istio YAML (watched files/directories, plus what \`ambit apply\` sends),

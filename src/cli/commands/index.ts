@@ -1,41 +1,37 @@
-// Every `ambit` subcommand, in the order `ambit --help` lists them.
-import type { Command } from '../command.js';
-import { caInitCommand, caIssueCommand } from './ca.js';
-import { validateCommand } from './validate.js';
-import { authzCheckCommand } from './authz.js';
-import { ztunnelCommand } from './ztunnel.js';
-import { controlPlaneCommand } from './control-plane.js';
-import { appEchoCommand } from './app.js';
-import { clusterDaemonCommand, downCommand, execCommand, logsCommand, statusCommand, upCommand } from './cluster.js';
-import { applyCommand, deleteCommand, getCommand, labelCommand, proxyStatusCommand } from './config-api.js';
-import { workloadApiCommand } from './workload-api.js';
-import { waypointApplyCommand, waypointCommand, waypointDeleteCommand } from './waypoint.js';
-import { sidecarCommand } from './sidecar.js';
+// Every `ambit` subcommand, in the order `ambit --help` lists them. Each entry carries its
+// path and summary (from ./specs.ts) and loads its module on demand, so one command's run
+// pays only for its own imports (the ztunnel's resident memory is the reason: issue 7).
+import type { Command, CommandEntry } from '../command.js';
+import * as S from './specs.js';
 
-export function commands(): Command[] {
+function entry(spec: S.CommandSpec, load: () => Promise<Command>): CommandEntry {
+  return { path: spec.path, summary: spec.summary, load };
+}
+
+export function commands(): CommandEntry[] {
   return [
-    upCommand,
-    downCommand,
-    statusCommand,
-    execCommand,
-    logsCommand,
-    validateCommand,
-    workloadApiCommand,
-    authzCheckCommand,
-    applyCommand,
-    deleteCommand,
-    getCommand,
-    labelCommand,
-    proxyStatusCommand,
-    controlPlaneCommand,
-    ztunnelCommand,
-    waypointCommand,
-    waypointApplyCommand,
-    waypointDeleteCommand,
-    sidecarCommand,
-    appEchoCommand,
-    clusterDaemonCommand,
-    caInitCommand,
-    caIssueCommand,
+    entry(S.UP, async () => (await import('./cluster.js')).upCommand),
+    entry(S.DOWN, async () => (await import('./cluster.js')).downCommand),
+    entry(S.STATUS, async () => (await import('./cluster.js')).statusCommand),
+    entry(S.EXEC, async () => (await import('./cluster.js')).execCommand),
+    entry(S.LOGS, async () => (await import('./cluster.js')).logsCommand),
+    entry(S.VALIDATE, async () => (await import('./validate.js')).validateCommand),
+    entry(S.WORKLOAD_API, async () => (await import('./workload-api.js')).workloadApiCommand),
+    entry(S.AUTHZ_CHECK, async () => (await import('./authz.js')).authzCheckCommand),
+    entry(S.APPLY, async () => (await import('./config-api.js')).applyCommand),
+    entry(S.DELETE, async () => (await import('./config-api.js')).deleteCommand),
+    entry(S.GET, async () => (await import('./config-api.js')).getCommand),
+    entry(S.LABEL, async () => (await import('./config-api.js')).labelCommand),
+    entry(S.PROXY_STATUS, async () => (await import('./config-api.js')).proxyStatusCommand),
+    entry(S.CONTROL_PLANE, async () => (await import('./control-plane.js')).controlPlaneCommand),
+    entry(S.ZTUNNEL, async () => (await import('./ztunnel.js')).ztunnelCommand),
+    entry(S.WAYPOINT, async () => (await import('./waypoint.js')).waypointCommand),
+    entry(S.WAYPOINT_APPLY, async () => (await import('./waypoint.js')).waypointApplyCommand),
+    entry(S.WAYPOINT_DELETE, async () => (await import('./waypoint.js')).waypointDeleteCommand),
+    entry(S.SIDECAR, async () => (await import('./sidecar.js')).sidecarCommand),
+    entry(S.APP_ECHO, async () => (await import('./app.js')).appEchoCommand),
+    entry(S.CLUSTER_DAEMON, async () => (await import('./cluster.js')).clusterDaemonCommand),
+    entry(S.CA_INIT, async () => (await import('./ca.js')).caInitCommand),
+    entry(S.CA_ISSUE, async () => (await import('./ca.js')).caIssueCommand),
   ];
 }

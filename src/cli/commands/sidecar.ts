@@ -13,10 +13,10 @@ import { NetnsPodNetwork } from '../../ztunnel/pod-network.js';
 import { Sidecar } from '../../waypoint/sidecar.js';
 import { WaypointXdsSource } from '../../waypoint/xds-source.js';
 import { parseCommandArgs, usageError, type Command } from '../command.js';
+import { SIDECAR } from './specs.js';
 
 export const sidecarCommand: Command = {
-  path: ['sidecar'],
-  summary: "run a pod's sidecar proxy (L7 for one pod, HBONE with the pod's identity)",
+  ...SIDECAR,
   help: `Usage: ambit sidecar --pod NS/NAME --netns NAME --pod-ip IP --node NODE --service-account SA
                      --xds ADDR --token-file FILE --root-cert FILE [options]
 

@@ -2,10 +2,10 @@ import { errorsOf, formatDiagnostic, warningsOf } from '../../config/diagnostics
 import { loadMesh } from '../../controlplane/check-mesh.js';
 import { list, parseCommandArgs, usageError, type Command } from '../command.js';
 import { buildOptionsFrom, clusterOptions } from './shared-options.js';
+import { VALIDATE } from './specs.js';
 
 export const validateCommand: Command = {
-  path: ['validate'],
-  summary: 'check mesh config files and explain every problem',
+  ...VALIDATE,
   help: `Usage: ambit validate -f PATH [-f PATH...] [-o text|json] [--nodes N]
 
 Reads files and directories of Kubernetes/Istio YAML (or JSON) and reports every error at

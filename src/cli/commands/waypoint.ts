@@ -15,10 +15,10 @@ import { WaypointXdsSource } from '../../waypoint/xds-source.js';
 import { callControlPlane, controlPlaneUrl } from '../admin-client.js';
 import type { CliIO } from '../command.js';
 import { parseCommandArgs, usageError, type Command } from '../command.js';
+import { WAYPOINT, WAYPOINT_APPLY, WAYPOINT_DELETE } from './specs.js';
 
 export const waypointCommand: Command = {
-  path: ['waypoint'],
-  summary: 'run a waypoint replica (L7: HTTP routing, L7 authorization, request telemetry)',
+  ...WAYPOINT,
   help: `Usage: ambit waypoint --gateway NS/NAME --netns NAME --pod-ip IP --node NODE
                       --xds ADDR --token-file FILE --root-cert FILE [options]
 
@@ -140,8 +140,7 @@ export function waypointGatewayYaml(o: { namespace: string; name: string; waypoi
 }
 
 export const waypointApplyCommand: Command = {
-  path: ['waypoint', 'apply'],
-  summary: 'declare a waypoint for a namespace (like istioctl waypoint apply)',
+  ...WAYPOINT_APPLY,
   help: `Usage: ambit waypoint apply -n NS [--name waypoint] [--for service|workload|all] [--replicas N] [--enroll-namespace]
 
 Applies a Gateway of class istio-waypoint through the control plane. With
@@ -175,8 +174,7 @@ Applies a Gateway of class istio-waypoint through the control plane. With
 };
 
 export const waypointDeleteCommand: Command = {
-  path: ['waypoint', 'delete'],
-  summary: 'remove a waypoint',
+  ...WAYPOINT_DELETE,
   help: `Usage: ambit waypoint delete -n NS [--name waypoint]
 `,
   async run(argv, io) {

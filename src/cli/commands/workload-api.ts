@@ -3,10 +3,10 @@ import { errorsOf, formatDiagnostic } from '../../config/diagnostics.js';
 import { loadMesh } from '../../controlplane/check-mesh.js';
 import { list, parseCommandArgs, usageError, type Command } from '../command.js';
 import { buildOptionsFrom, clusterOptions } from './shared-options.js';
+import { WORKLOAD_API } from './specs.js';
 
 export const workloadApiCommand: Command = {
-  path: ['x', 'workload-api'],
-  summary: 'show the workload API objects the control plane would push',
+  ...WORKLOAD_API,
   help: `Usage: ambit x workload-api -f PATH [-f PATH...] [-o yaml|json] [--nodes N]
 
 Translates the config into the objects ztunnels receive over xDS — istio.workload.Workload,

@@ -2,24 +2,25 @@ import net from 'node:net';
 import { systemClock } from '../../core/clock.js';
 import { parseAuthority } from '../../core/ip.js';
 import { Logger } from '../../core/logger.js';
-import { MeshCA } from '../../identity/ca.js';
 import { AdminServer } from '../../telemetry/admin-server.js';
 import { MetricsRegistry } from '../../telemetry/metrics.js';
 import { localCaFetcher, managedCertificates, type CertificateSource } from '../../ztunnel/certificates.js';
 import { HostPodNetwork, NetnsPodNetwork, type PodNetwork } from '../../ztunnel/pod-network.js';
-import { loadStaticState, watchStaticState } from '../../ztunnel/static-source.js';
-import { XdsSource } from '../../ztunnel/xds-source.js';
+import type { XdsSource } from '../../ztunnel/xds-source.js';
 import { podNetnsName } from '../../sys/netns-names.js';
-import { CaClient } from '../../xds/ca-client.js';
+import type { CaClient } from '../../xds/ca-client.js';
 import { formatSpiffe } from '../../identity/spiffe.js';
 import { readFile } from 'node:fs/promises';
 import { Ztunnel } from '../../ztunnel/ztunnel.js';
 import type { Workload } from '../../xds/workload-api.js';
 import { list, parseCommandArgs, usageError, type Command } from '../command.js';
+import { ZTUNNEL } from './specs.js';
+
+// Each config mode imports only what it uses (issue 7, resident memory): --xds loads gRPC and
+// the protos, --config loads yaml and the local CA.
 
 export const ztunnelCommand: Command = {
-  path: ['ztunnel'],
-  summary: 'run the node proxy for the enrolled workloads of one node',
+  ...ZTUNNEL,
   help: `Usage: ambit ztunnel --node NAME --config FILE --ca DIR [options]
 
 Runs a ztunnel: for each workload of NODE that speaks HBONE it serves 15008 (HBONE, mTLS,
@@ -82,6 +83,7 @@ Examples:
       if (!values['token-file'] || !values['root-cert']) throw usageError(this, '--xds needs --token-file and --root-cert');
       token = (await readFile(values['token-file'], 'utf8')).trim();
       const rootPem = await readFile(values['root-cert'], 'utf8');
+      const { CaClient } = await import('../../xds/ca-client.js');
       const client = new CaClient({ address: values.xds, token });
       caClient = client;
       certificates = managedCertificates({
@@ -90,6 +92,7 @@ Examples:
       });
     } else {
       if (!values.ca) throw usageError(this, '--config needs --ca DIR');
+      const { MeshCA } = await import('../../identity/ca.js');
       const ca = await MeshCA.load(values.ca, { trustDomain: values['trust-domain'] });
       certificates = managedCertificates({ fetch: localCaFetcher(ca), rootPem: ca.rootPem, clock: systemClock, logger });
     }
@@ -100,10 +103,12 @@ Examples:
     let stopSource: () => void;
     let xds: XdsSource | undefined;
     if (values.xds) {
+      const { XdsSource } = await import('../../ztunnel/xds-source.js');
       xds = new XdsSource({ address: values.xds, node: values.node, token, logger, onState: (s) => void ztunnel.setState(s) });
       xds.start();
       stopSource = () => xds!.close();
     } else {
+      const { loadStaticState, watchStaticState } = await import('../../ztunnel/static-source.js');
       await ztunnel.setState(await loadStaticState(values.config!, '1'));
       stopSource = watchStaticState(values.config!, logger, (s) => void ztunnel.setState(s));
     }
