@@ -1,7 +1,7 @@
 // Header handling of the L7 pipeline (pure): what crosses to the upstream, edits in Envoy's
 // order, W3C trace context.
 import type { HeaderEdits } from './routing.js';
-import type { RandomIds } from './random-ids.js';
+import type { RandomIds } from '../core/random-ids.js';
 
 export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host', 'http2-settings']);
 

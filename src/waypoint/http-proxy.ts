@@ -28,7 +28,7 @@ import { authorizeRequest, selectWaypointPolicies } from './l7-authz.js';
 import type { EndpointPicker } from './endpoint-picker.js';
 import type { UpstreamTarget, Upstreams } from './upstream.js';
 import type { WaypointConfig, WaypointIdentity } from './waypoint-config.js';
-import { RandomIds } from './random-ids.js';
+import { RandomIds } from '../core/random-ids.js';
 import { applyEdits, childTraceparent, first, HOP_BY_HOP, hostOnly, upstreamHeaders } from './http-headers.js';
 import { sendHttp1, sendHttp2, type UpstreamResponse } from './upstream-exchange.js';
 import type { CompiledPolicy } from '../rbac/compiled-policy.js';

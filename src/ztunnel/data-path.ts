@@ -15,6 +15,7 @@ import type { Duplex } from 'node:stream';
 import { describeError, errnoCode } from '../core/errors.js';
 import { formatAuthority } from '../core/ip.js';
 import type { Logger, Tracer } from '../core/logger.js';
+import { RandomIds } from '../core/random-ids.js';
 import { relay, type HbonePool, type HboneRequest, type RelayResult } from '../hbone/index.js';
 import {
   denyConnection, failConnection, newConnectionRecord, type ConnectionRecord, type TcpTelemetry,
@@ -46,6 +47,9 @@ export interface DataPathDeps {
 
 export class DataPath {
   private readonly trace: Tracer;
+  private readonly ids = new RandomIds();
+  /** Workload objects are immutable (a new state brings new ones): baggage is built once per object. */
+  private readonly baggage = new WeakMap<Workload, string>();
 
   constructor(private readonly d: DataPathDeps) {
     this.trace = d.logger.tracer('conn');
@@ -128,9 +132,9 @@ export class DataPath {
           expectedIdentities: route.expectedIdentities,
           authority: route.authority,
           headers: {
-            baggage: baggageOf(source),
+            baggage: this.baggageOf(source),
             forwarded: `for="${formatAuthority(record.source.ip, record.source.port)}"${route.service ? `;host=${route.service.hostname}` : ''}`,
-            traceparent: newTraceparent(),
+            traceparent: newTraceparent(this.ids),
           },
           sourceIp: source.addresses[0],
           connectTimeoutMs: d.upstreamConnectTimeoutMs,
@@ -145,6 +149,15 @@ export class DataPath {
         route = next;
       }
     }
+  }
+
+  private baggageOf(w: Workload): string {
+    let b = this.baggage.get(w);
+    if (b === undefined) {
+      b = baggageOf(w);
+      this.baggage.set(w, b);
+    }
+    return b;
   }
 
   /** An HBONE CONNECT on a local workload's 15008. */
@@ -178,7 +191,7 @@ export class DataPath {
         d.telemetry.closed(record);
         return;
       }
-      const stream = req.accept({ baggage: baggageOf(workload) });
+      const stream = req.accept({ baggage: this.baggageOf(workload) });
       this.relayAndRecord(stream, upstream, record, 'inbound', { workloadUid: workload.uid, request });
     }, (e) => {
       const err = describeError(e);

@@ -1,5 +1,5 @@
 // How a workload appears in telemetry labels and in HBONE request headers.
-import { randomBytes } from 'node:crypto';
+import type { RandomIds } from '../core/random-ids.js';
 import type { PeerInfo, ServiceInfo } from '../telemetry/istio-labels.js';
 import type { Service, Workload } from '../xds/workload-api.js';
 import { identityOf } from './state.js';
@@ -38,7 +38,6 @@ export function baggageOf(w: Workload): string {
 }
 
 /** A new W3C traceparent: version 00, random trace and span ids, not sampled. */
-export function newTraceparent(): string {
-  const b = randomBytes(24).toString('hex');
-  return `00-${b.slice(0, 32)}-${b.slice(32, 48)}-00`;
+export function newTraceparent(ids: RandomIds): string {
+  return `00-${ids.hex(16)}-${ids.hex(8)}-00`;
 }

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { applyEdits, childTraceparent, upstreamHeaders } from '../../src/waypoint/http-headers.js';
-import { RandomIds } from '../../src/waypoint/random-ids.js';
+import { RandomIds } from '../../src/core/random-ids.js';
 
 const none = { set: [], add: [], remove: [] };
 
