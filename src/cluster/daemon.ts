@@ -224,7 +224,7 @@ export class ClusterDaemon {
     const { command, args } = this.ambitArgs('sidecar', '--pod', `${w.namespace}/${w.name}`,
       '--netns', netns, '--pod-ip', w.ip, '--node', w.node, '--service-account', w.serviceAccount,
       '--xds', this.spec.xdsAddress, '--token-file', this.paths.tokenFile(w.node), '--root-cert', this.paths.root,
-      '--admin', `${waypointAdminHost(this.spec, k)}:15020`, '--trust-domain', this.spec.trustDomain);
+      '--admin', `${waypointAdminHost(this.spec, k)}:15020`, '--trust-domain', this.spec.trustDomain, '--labels', JSON.stringify(w.labels));
     const nodeArgs = (process.env.AMBIT_SIDECAR_NODE_ARGS ?? '').split(' ').filter(Boolean);
     return {
       name: sidecarProcessName(w), command, args: [...nodeArgs, ...args], logFile: this.paths.podLog(w.namespace, w.name, 'istio-proxy'),

@@ -26,7 +26,7 @@
 
 import type { JwtRule, RequestAuthenticationResource } from '../config/resources.js';
 import type { PolicyTarget, RequestAuthAttributes } from '../rbac/index.js';
-import { policiesForTarget } from '../rbac/index.js';
+import { policiesForTarget, policiesForWorkload } from '../rbac/index.js';
 import { audiencesOf, decodeJwt, verifyJwt, type Jwks, type JsonWebKey } from './jwt.js';
 import { policyTargetsOf, WAYPOINT_GATEWAY_CLASS, type WaypointTarget } from './waypoint-target.js';
 
@@ -48,9 +48,15 @@ export interface RequestAuthnSet {
   providersFor(target: PolicyTarget): JwtProvider[];
   /** Providers for a request through a waypoint: the waypoint's, then its service's (no duplicates). */
   providersForRequest(target: WaypointTarget): JwtProvider[];
+  /**
+   * Providers a sidecar applies to requests to its own pod: resources without targetRefs — in
+   * the root namespace without selector (mesh-wide), in the pod's namespace without selector,
+   * or with a selector matching the pod's labels — as Istio applies them to sidecars.
+   */
+  providersForWorkload(workload: { namespace: string; labels: Record<string, string> }): JwtProvider[];
   /** Rules left out (bad JWKS, network jwksUri...), each `ns/name rule i: message (hint)`. */
   errors: string[];
-  /** Resources that cannot apply at a waypoint (selector-based / no targetRefs). */
+  /** Resources that apply to sidecars only, not at a waypoint (selector-based / no targetRefs). */
   warnings: string[];
 }
 
@@ -65,7 +71,9 @@ export const DEFAULT_JWT_PARAM = 'access_token';
 interface Bound {
   key: string;
   namespace: string;
-  scope: { kind: 'TARGET_REFS'; targetRefs: { group?: string; kind: string; name: string; namespace: string }[] };
+  scope:
+    | { kind: 'TARGET_REFS'; targetRefs: { group?: string; kind: string; name: string; namespace: string }[] }
+    | { kind: 'GLOBAL' } | { kind: 'NAMESPACE' } | { kind: 'WORKLOAD_SELECTOR'; matchLabels: Record<string, string> };
   providers: JwtProvider[];
 }
 
@@ -146,10 +154,9 @@ export function compileRequestAuthn(
     const refs = spec.targetRefs?.length ? spec.targetRefs : spec.targetRef ? [spec.targetRef] : [];
     if (refs.length === 0) {
       warnings.push(
-        `${key}: RequestAuthentication ${spec.selector ? 'with a selector' : 'without targetRefs'} does not apply at a waypoint ` +
+        `${key}: RequestAuthentication ${spec.selector ? 'with a selector' : 'without targetRefs'} applies to sidecars only, not at a waypoint ` +
           '(hint: add targetRefs to the waypoint Gateway or to a Service to have the waypoint validate JWTs)',
       );
-      continue;
     }
     const providers: JwtProvider[] = [];
     (spec.jwtRules ?? []).forEach((rule, i) => {
@@ -165,7 +172,11 @@ export function compileRequestAuthn(
       }
       providers.push(providerOf(rule, jwks, source));
     });
-    bound.push({ key, namespace, scope: { kind: 'TARGET_REFS', targetRefs: refs.map((t) => ({ ...t, namespace: t.namespace ?? namespace })) }, providers });
+    const scope: Bound['scope'] = refs.length > 0
+      ? { kind: 'TARGET_REFS', targetRefs: refs.map((t) => ({ ...t, namespace: t.namespace ?? namespace })) }
+      : spec.selector?.matchLabels ? { kind: 'WORKLOAD_SELECTOR', matchLabels: spec.selector.matchLabels }
+        : namespace === rootNamespace ? { kind: 'GLOBAL' } : { kind: 'NAMESPACE' };
+    bound.push({ key, namespace, scope, providers });
   }
   const providersFor = (target: PolicyTarget): JwtProvider[] => {
     const t: PolicyTarget = target.kind === 'Gateway' && target.gatewayClassName === undefined ? { ...target, gatewayClassName: WAYPOINT_GATEWAY_CLASS } : target;
@@ -177,6 +188,9 @@ export function compileRequestAuthn(
     providersFor,
     providersForRequest(target: WaypointTarget): JwtProvider[] {
       return [...new Set(policyTargetsOf(target).flatMap(providersFor))];
+    },
+    providersForWorkload(workload): JwtProvider[] {
+      return policiesForWorkload(bound, workload, rootNamespace).flatMap((b) => b.providers);
     },
   };
 }

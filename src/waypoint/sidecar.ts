@@ -59,6 +59,8 @@ const SNIFF_TIMEOUT_MS = 300;
 
 export interface SidecarOptions {
   pod: { namespace: string; name: string };
+  /** The pod's labels: which selector-based RequestAuthentications apply to it. */
+  labels: Record<string, string>;
   /** spiffe://<td>/ns/<ns>/sa/<service account> */
   identity: string;
   trustDomain: string;
@@ -135,6 +137,8 @@ export class Sidecar {
       ...common, upstreams: this.local, picker: new EndpointPicker({ now: () => opts.clock.now() }),
       reporter: 'destination',
       selectPolicies: (cfg, ctx) => (ctx.workload ? sidecarInboundPolicies(cfg.policies, ctx.workload) : []),
+      // JWTs are validated where they are received, as Istio's sidecars do.
+      selectProviders: (cfg) => cfg.providersForWorkload({ namespace: opts.pod.namespace, labels: opts.labels }),
     });
     this.dataPath = new DataPath({
       state: () => this.state, pool: this.pool, certificates: opts.certificates,

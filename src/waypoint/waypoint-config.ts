@@ -26,6 +26,8 @@ export interface WaypointConfig {
   readonly routes: RouteTable;
   readonly policies: CompiledPolicy[];
   providersForRequest(target: WaypointTarget): JwtProvider[];
+  /** Providers a sidecar applies to its own pod (selector / namespace / mesh-wide resources). */
+  providersForWorkload(workload: { namespace: string; labels: Record<string, string> }): JwtProvider[];
   readonly warnings: string[];
 }
 
@@ -72,6 +74,7 @@ export function compileWaypointConfig(input: CompileWaypointInput): WaypointConf
     routes: routes.table,
     policies,
     providersForRequest: (t) => authn.providersForRequest(t),
+    providersForWorkload: (w) => authn.providersForWorkload(w),
     warnings,
   };
 }

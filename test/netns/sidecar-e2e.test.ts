@@ -8,9 +8,12 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCluster, eventually, type TestCluster } from '../helpers/cluster.js';
+import { makeKey, signJws } from '../helpers/jwt-signer.js';
 import { yaml } from '../helpers/config.js';
 
 const ID = (sa: string) => `spiffe://cluster.local/ns/mix/sa/${sa}`;
+const ISSUER = 'https://issuer.sidecar.test';
+const KEY = makeKey('ES256', 'k1');
 
 function pod(name: string, node: number, opts: { echo?: boolean; sidecar?: 'label' | 'annotation'; ns?: string } = {}): string {
   const labels = [`app: ${name}`, ...(opts.sidecar === 'label' ? ['sidecar.istio.io/inject: "true"'] : [])].join(', ');
@@ -63,6 +66,21 @@ const mesh = [
       selector: {matchLabels: {app: sc-echo}}
       action: DENY
       rules: [{to: [{operation: {paths: ["/private*"]}}]}]
+    ---
+    apiVersion: security.istio.io/v1
+    kind: RequestAuthentication
+    metadata: {name: sc-echo-jwt, namespace: mix}
+    spec:
+      selector: {matchLabels: {app: sc-echo}}
+      jwtRules: [{issuer: "${ISSUER}", jwks: '${JSON.stringify({ keys: [KEY.jwk] })}'}]
+    ---
+    apiVersion: security.istio.io/v1
+    kind: AuthorizationPolicy
+    metadata: {name: sc-echo-jwt-required, namespace: mix}
+    spec:
+      selector: {matchLabels: {app: sc-echo}}
+      action: DENY
+      rules: [{from: [{source: {notRequestPrincipals: ["*"]}}], to: [{operation: {paths: ["/jwt*"]}}]}]
     ---
     apiVersion: security.istio.io/v1
     kind: PeerAuthentication
@@ -207,4 +225,16 @@ test("removing a pod's sidecar restarts only that pod and makes it an ambient po
   await logged('ztunnel-node-2', { msg: 'connection complete', 'src.identity': ID('sc-client'), 'dst.identity': ID('toggle') }, 'now the ztunnel terminates its tunnels');
   assert.deepEqual(pids(status(), 'amb-echo'), otherPids, 'no other pod was restarted');
   assert.ok(!status().status.components.some((p) => p.name === 'sidecar.mix.toggle' && p.state === 'running'), 'its sidecar process is gone');
+});
+
+test('JWT at a sidecar (selector RequestAuthentication): a valid token passes, none gets 401, a forged one 401', () => {
+  const now = Math.floor(Date.now() / 1000);
+  const good = signJws(KEY, { iss: ISSUER, sub: 'alice', exp: now + 600 });
+  const forged = signJws(makeKey('ES256', 'k1'), { iss: ISSUER, sub: 'mallory', exp: now + 600 });
+  for (const from of ['mix/amb-client', 'mix/sc-client']) {
+    assert.equal(code(from, 'http://sc-echo/jwt/x', ['-H', `authorization: Bearer ${good}`]), '200', from);
+    assert.equal(code(from, 'http://sc-echo/jwt/x'), '401', from);
+    assert.equal(code(from, 'http://sc-echo/jwt/x', ['-H', `authorization: Bearer ${forged}`]), '401', from);
+    assert.equal(code(from, 'http://sc-echo/open'), '200', `${from}: no token needed elsewhere`);
+  }
 });

@@ -203,7 +203,7 @@ test('compileRequestAuthn binds by targetRefs, reads file:// JWKS, warns on sele
     ['shop/jwt-waypoint rule 0', 'shop/jwt-svc rule 0'],
   );
   assert.equal(set.warnings.length, 1);
-  assert.match(set.warnings[0]!, /shop\/by-selector: .*selector.*does not apply at a waypoint/);
+  assert.match(set.warnings[0]!, /shop\/by-selector: .*selector.*not at a waypoint/);
   assert.equal(set.errors.length, 1);
   assert.match(set.errors[0]!, /istio-system\/all-waypoints rule 0: .*cannot read \/etc\/ambit\/missing.json/);
 });
@@ -308,4 +308,24 @@ test('two tokens, one invalid -> 401 (fail closed)', () => {
   const r = authenticateRequest([wp], { headers: { authorization: `Bearer ${good}` }, path: `/?access_token=${signJws(rsa, claims({ exp: NOW - 3600 }))}` }, NOW);
   assert.equal(r.kind, 'rejected');
   assert.match(r.kind === 'rejected' ? r.reason : '', /expired \(token in query parameter access_token\)/);
+});
+
+test('selector, namespace-wide and mesh-wide RequestAuthentications apply to sidecars by workload, never at a waypoint', () => {
+  const key = makeKey('ES256', 'k9');
+  const jwks = JSON.stringify({ keys: [key.jwk] });
+  const ra = (ns: string, name: string, spec: Record<string, unknown>) => ({
+    apiVersion: 'security.istio.io/v1', kind: 'RequestAuthentication' as const, metadata: { name, namespace: ns },
+    spec: { ...spec, jwtRules: [{ issuer: `https://${ns}-${name}`, jwks }] },
+  });
+  const set = compileRequestAuthn([
+    ra('shop', 'by-selector', { selector: { matchLabels: { app: 'cart' } } }),
+    ra('shop', 'namespace-wide', {}),
+    ra('istio-system', 'mesh-wide', {}),
+    ra('other', 'elsewhere', {}),
+  ], () => '', { rootNamespace: 'istio-system' });
+  const issuers = (w: { namespace: string; labels: Record<string, string> }) => set.providersForWorkload(w).map((p) => p.issuer).sort();
+  assert.deepEqual(issuers({ namespace: 'shop', labels: { app: 'cart' } }), ['https://istio-system-mesh-wide', 'https://shop-by-selector', 'https://shop-namespace-wide']);
+  assert.deepEqual(issuers({ namespace: 'shop', labels: { app: 'web' } }), ['https://istio-system-mesh-wide', 'https://shop-namespace-wide']);
+  assert.deepEqual(set.providersForRequest({ waypoint: { namespace: 'shop', name: 'waypoint' }, service: { namespace: 'shop', name: 'cart' } }), []);
+  assert.equal(set.warnings.length, 4);
 });

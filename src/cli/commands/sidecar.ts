@@ -41,6 +41,8 @@ Options:
   --trust-domain TD      default cluster.local
   --root-namespace NS    default istio-system
   --drain-ms N           on SIGTERM: let open requests finish N ms (default 1500)
+  --labels JSON          the pod's labels (default: $POD_LABELS), for selector-based
+                         RequestAuthentication
 `,
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, {
@@ -56,6 +58,7 @@ Options:
       'trust-domain': { type: 'string', default: 'cluster.local' },
       'root-namespace': { type: 'string', default: 'istio-system' },
       'drain-ms': { type: 'string', default: '1500' },
+      labels: { type: 'string', default: process.env.POD_LABELS ?? '{}' },
     });
     const pod = /^([a-z0-9-]+)\/([a-z0-9.-]+)$/.exec(values.pod ?? '');
     if (!pod) throw usageError(this, '--pod NS/NAME is required');
@@ -63,6 +66,12 @@ Options:
       if (!values[k]) throw usageError(this, `--${k} is required`);
     }
     const [, namespace, name] = pod as unknown as [string, string, string];
+    let labels: Record<string, string>;
+    try {
+      labels = JSON.parse(values.labels) as Record<string, string>;
+    } catch {
+      throw usageError(this, '--labels must be a JSON object of the pod\'s labels');
+    }
     const logger = new Logger({ component: 'sidecar' }).child({ pod: `${namespace}/${name}` });
     const metrics = new MetricsRegistry();
     const token = (await readFile(values['token-file']!, 'utf8')).trim();
@@ -74,7 +83,7 @@ Options:
     });
     const identity = `spiffe://${values['trust-domain']}/ns/${namespace}/sa/${values['service-account']}`;
     const sidecar = new Sidecar({
-      pod: { namespace, name }, identity, trustDomain: values['trust-domain'], rootNamespace: values['root-namespace'],
+      pod: { namespace, name }, labels, identity, trustDomain: values['trust-domain'], rootNamespace: values['root-namespace'],
       podIp: values['pod-ip']!, network: NetnsPodNetwork.open(values.netns!), bindAddress: '0.0.0.0',
       certificates, logger, metrics, clock: systemClock, readFile: (p) => readFileSync(p, 'utf8'),
     });
