@@ -1,7 +1,8 @@
 // Creating and removing a local cluster: what `ambit up` prepares before it starts the
 // daemon, and everything `ambit down` removes — safe to run twice or after a crash.
 import { spawn } from 'node:child_process';
-import { existsSync, openSync } from 'node:fs';
+import { existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { AmbitError } from '../core/errors.js';
 import { sleep } from '../core/clock.js';
@@ -88,6 +89,15 @@ export async function teardown(stateDir: string, prefix: string): Promise<DownRe
       report.daemon = 'killed';
     }
   }
+  // 1b. The same cluster's daemon started from another state dir (`ambit up` and `ambit down`
+  //     run with different AMBIT_STATE_DIRs): found by its exact argv, checked against its spec.
+  for (const other of daemonsForPrefix(prefix, stateDir)) {
+    await stopPid(other.pid);
+    report.daemon = 'stopped';
+    const k = await killFromPidFiles(other.stateDir, { graceMs: 3000 });
+    report.processes += k.killed.length;
+    if (k.refused.length === 0) await rm(other.stateDir, { recursive: true, force: true });
+  }
   // 2. Every process it started (PID files, verified before killing).
   if (existsSync(stateDir)) {
     const k = await killFromPidFiles(stateDir, { graceMs: 3000 });
@@ -102,4 +112,34 @@ export async function teardown(stateDir: string, prefix: string): Promise<DownRe
   // 4. Files.
   if (report.refused.length === 0) await rm(stateDir, { recursive: true, force: true });
   return report;
+}
+
+/** Running `ambit cluster daemon --state-dir DIR` processes whose cluster spec (DIR/cluster.json) names `prefix`. */
+export function daemonsForPrefix(prefix: string, exceptStateDir: string): { pid: number; stateDir: string }[] {
+  const found: { pid: number; stateDir: string }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid === process.pid) continue;
+    const argv = readCmdline(pid);
+    const i = argv ? argv.indexOf('daemon') : -1;
+    if (!argv || i < 1 || argv[i - 1] !== 'cluster' || argv[i + 1] !== '--state-dir' || !argv[i + 2]) continue;
+    const dir = argv[i + 2]!;
+    if (resolve(dir) === resolve(exceptStateDir)) continue;
+    try {
+      const spec = JSON.parse(readFileSync(statePaths(dir).spec, 'utf8')) as { prefix?: string };
+      if (spec.prefix === prefix) found.push({ pid, stateDir: dir });
+    } catch {
+      // not a cluster we can read: leave it alone
+    }
+  }
+  return found;
+}
+
+async function stopPid(pid: number): Promise<void> {
+  try { process.kill(pid, 'SIGTERM'); } catch { return; }
+  for (let i = 0; i < 100 && readProcStat(pid) && readProcStat(pid)!.state !== 'Z'; i++) await sleep(100);
+  if (readProcStat(pid) && readProcStat(pid)!.state !== 'Z') {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  }
 }
