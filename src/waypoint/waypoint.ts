@@ -59,6 +59,7 @@ export class Waypoint {
   private hbone: HboneServer | undefined;
   private server: net.Server | undefined;
   private seq = 0;
+  private loggedWarnings = new Set<string>();
   private readonly m;
 
   constructor(private readonly opts: WaypointOptions) {
@@ -98,7 +99,10 @@ export class Waypoint {
     this.state = state;
     this.config = this.compile(state, objects, version);
     this.m.warnings.labels({}).set(this.config.warnings.length);
-    for (const w of this.config.warnings) this.opts.logger.warn('L7 config warning', { version, warning: w });
+    // Each warning is logged when it appears, not again on every update.
+    const seen = this.loggedWarnings;
+    this.loggedWarnings = new Set(this.config.warnings);
+    for (const w of this.config.warnings) if (!seen.has(w)) this.opts.logger.warn('L7 config warning', { version, warning: w });
     this.opts.logger.info('config applied', { version, services: state.services.size, routes: objects.filter((o) => o.kind === 'HTTPRoute' || o.kind === 'VirtualService').length, policies: this.config.policies.length });
   }
 
