@@ -50,7 +50,7 @@ import { authorizeRequest } from './l7-authz.js';
 import { decidePlaintext, sidecarInboundPolicies } from './sidecar-policy.js';
 import { Upstreams, type UpstreamTarget } from './upstream.js';
 import { sniff } from './waypoint.js';
-import { compileWaypointConfig, type WaypointConfig } from './waypoint-config.js';
+import { compileWaypointConfig, WarningLatch, type WaypointConfig } from './waypoint-config.js';
 
 export const SIDECAR_OUTBOUND_PORT = 15001;
 export const SIDECAR_INBOUND_PLAINTEXT_PORT = 15006;
@@ -93,6 +93,7 @@ class LocalUpstreams extends Upstreams {
 }
 
 export class Sidecar {
+  private readonly warnings = new WarningLatch();
   private state = ZtunnelState.empty();
   private config: WaypointConfig;
   private readonly pool: HbonePool;
@@ -170,7 +171,7 @@ export class Sidecar {
     this.configured = true;
     const recheck = this.connections.recheck(state);
     if (recheck.closed > 0) this.opts.logger.info('closed connections that the new policy denies', { count: recheck.closed });
-    for (const w of this.config.warnings) this.opts.logger.warn('L7 config warning', { version, warning: w });
+    for (const w of this.warnings.fresh(this.config.warnings)) this.opts.logger.warn('L7 config warning', { version, warning: w });
     const self = this.self();
     this.opts.logger.info('config applied', { version, services: state.services.size, self: self ? `${self.namespace}/${self.name}` : null, nativeTunnel: self?.nativeTunnel ?? false });
   }

@@ -78,3 +78,15 @@ export function compileWaypointConfig(input: CompileWaypointInput): WaypointConf
     warnings,
   };
 }
+
+/** Remembers the warnings of the last config, so each one is reported when it appears, once. */
+export class WarningLatch {
+  private last = new Set<string>();
+
+  /** The warnings of `list` that the previous call did not have. */
+  fresh(list: readonly string[]): string[] {
+    const before = this.last;
+    this.last = new Set(list);
+    return list.filter((w) => !before.has(w));
+  }
+}

@@ -25,7 +25,7 @@ import { HttpProxy, type TunnelContext } from './http-proxy.js';
 import { sniffProtocol, type SniffResult } from './sniff.js';
 import { Upstreams } from './upstream.js';
 import { asHttpTransport } from './http-transport.js';
-import { compileWaypointConfig, type WaypointConfig, type WaypointIdentity } from './waypoint-config.js';
+import { compileWaypointConfig, WarningLatch, type WaypointConfig, type WaypointIdentity } from './waypoint-config.js';
 import { authorizeRequest, selectWaypointPolicies } from './l7-authz.js';
 import { stripSpiffe } from '../rbac/index.js';
 
@@ -59,7 +59,7 @@ export class Waypoint {
   private hbone: HboneServer | undefined;
   private server: net.Server | undefined;
   private seq = 0;
-  private loggedWarnings = new Set<string>();
+  private readonly warnings = new WarningLatch();
   private readonly m;
 
   constructor(private readonly opts: WaypointOptions) {
@@ -99,10 +99,7 @@ export class Waypoint {
     this.state = state;
     this.config = this.compile(state, objects, version);
     this.m.warnings.labels({}).set(this.config.warnings.length);
-    // Each warning is logged when it appears, not again on every update.
-    const seen = this.loggedWarnings;
-    this.loggedWarnings = new Set(this.config.warnings);
-    for (const w of this.config.warnings) if (!seen.has(w)) this.opts.logger.warn('L7 config warning', { version, warning: w });
+    for (const w of this.warnings.fresh(this.config.warnings)) this.opts.logger.warn('L7 config warning', { version, warning: w });
     this.opts.logger.info('config applied', { version, services: state.services.size, routes: objects.filter((o) => o.kind === 'HTTPRoute' || o.kind === 'VirtualService').length, policies: this.config.policies.length });
   }
 

@@ -45,3 +45,12 @@ test('picker: a failed endpoint cools down, and comes back when every one has fa
   now = 1500;
   assert.deepEqual(new Set([1, 2, 3].map(() => p.pick('s', eps)!.uid)), new Set(['a', 'b', 'c']));
 });
+
+test('config warnings are reported once, when they appear', async () => {
+  const { WarningLatch } = await import('../../src/waypoint/waypoint-config.js');
+  const w = new WarningLatch();
+  assert.deepEqual(w.fresh(['a', 'b']), ['a', 'b']);
+  assert.deepEqual(w.fresh(['a', 'b']), []);
+  assert.deepEqual(w.fresh(['b', 'c']), ['c']);
+  assert.deepEqual(w.fresh(['a']), ['a'], 'a warning that went away and came back is new again');
+});
