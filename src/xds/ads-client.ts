@@ -13,19 +13,21 @@
 //   A resource is dropped only when a response lists it in removed_resources.
 // - Reconnect delay after the n-th consecutive failure: d = min(maxMs, initialMs * 2^(n-1)),
 //   waited as d/2 + random * d/2 (equal jitter). The count resets once a stream delivered a
-//   response. Each attempt opens a fresh channel (local subchannel pool): the delay is ours,
-//   not grpc-js's hidden reconnect backoff.
+//   response. Each attempt opens a fresh channel (grpc-lite.ts, one HTTP/2 session): the delay
+//   is ours alone; there is no hidden transport-level reconnect backoff.
+// - The proxies load no grpc-js and no proto-loader: the stream is a grpc-lite call and its
+//   messages are (de)serialized by protobufjs into the same shapes proto-loader gives.
 // - State: idle -> connecting -> connected (the server accepted the stream: response headers)
 //   -> disconnected (waiting to retry) -> connecting ... ; closed after close(). Listeners of
 //   `update` and `state` that throw are logged and do not break the client.
 import { EventEmitter } from 'node:events';
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import type { Logger, Tracer } from '../core/logger.js';
 import type { DeltaRequestOut, DeltaResponse } from './ads-types.js';
-import { statusName } from './call-auth.js';
-import { callMetadata, channelCredentials, channelOptions, type ClientTlsOptions, type TokenSource } from './credentials.js';
-import { ADS_DELTA_PATH, ADS_SERVICE, grpcDefinitions } from './protos.js';
+import type { ClientTlsOptions, TokenSource } from './credentials.js';
+import { bearerMetadata, GrpcCode, grpcStatusName, GrpcLiteChannel, type GrpcCallError, type GrpcLiteStream, type GrpcStatus } from './grpc-lite.js';
+import { ADS_DELTA_PATH, serviceMessageCodec, type MessageCodec } from './protos.js';
 import { toStruct, type JsonObject } from './struct.js';
 
 /** How to decode one type URL's resources; decode throws (with a reason) to reject a resource. */
@@ -79,6 +81,7 @@ export interface AdsClientOptions {
   /** Jitter source in [0, 1); default Math.random. */
   random?: () => number;
   backoff?: { initialMs?: number; maxMs?: number };
+  /** Honoured: grpc.max_receive_message_length, grpc.default_authority; the rest is ignored. */
   channelOptions?: grpc.ChannelOptions;
 }
 
@@ -113,8 +116,8 @@ interface TypeState {
 }
 
 interface Stream {
-  client: grpc.Client;
-  call: grpc.ClientDuplexStream<DeltaRequestOut, DeltaResponse>;
+  client: GrpcLiteChannel;
+  call: GrpcLiteStream;
   gotResponse: boolean;
   ended: boolean;
 }
@@ -144,6 +147,7 @@ export class AdsClient {
   private lastError: { code: string; message: string; atMs: number } | undefined;
   private closed = false;
   private readonly syncWaiters: (() => void)[] = [];
+  private codecs: { request: MessageCodec<DeltaRequestOut, unknown>; response: MessageCodec<unknown, DeltaResponse> } | undefined;
 
   constructor(options: AdsClientOptions) {
     this.options = options;
@@ -235,18 +239,29 @@ export class AdsClient {
     this.timer = undefined;
     if (this.closed) return;
     this.setState({ state: 'connecting', attempt: this.attempt });
-    let metadata: grpc.Metadata;
+    let metadata: Record<string, string>;
     try {
-      metadata = await callMetadata(this.options.token);
+      metadata = await bearerMetadata(this.options.token);
     } catch (e: unknown) {
       this.retry({ code: 'TOKEN', message: `cannot get a token: ${e instanceof Error ? e.message : String(e)}` }, false);
       return;
     }
     if (this.closed) return;
-    const method = (grpcDefinitions()[ADS_SERVICE] as unknown as grpc.ServiceDefinition)
-      .DeltaAggregatedResources as grpc.MethodDefinition<DeltaRequestOut, DeltaResponse>;
-    const client = new grpc.Client(this.options.address, channelCredentials(this.options.tls), channelOptions(this.options.tls, this.options.channelOptions));
-    const call = client.makeBidiStreamRequest(ADS_DELTA_PATH, method.requestSerialize, method.responseDeserialize, metadata);
+    this.codecs ??= {
+      request: serviceMessageCodec<DeltaRequestOut, unknown>('envoy.service.discovery.v3.DeltaDiscoveryRequest'),
+      response: serviceMessageCodec<unknown, DeltaResponse>('envoy.service.discovery.v3.DeltaDiscoveryResponse'),
+    };
+    const codecs = this.codecs;
+    const extra = this.options.channelOptions ?? {};
+    const maxReceive = extra['grpc.max_receive_message_length'];
+    const authority = extra['grpc.default_authority'];
+    const client = new GrpcLiteChannel({
+      address: this.options.address,
+      ...(this.options.tls ? { tls: this.options.tls } : {}),
+      ...(typeof maxReceive === 'number' && maxReceive >= 0 ? { maxReceiveMessageBytes: maxReceive } : {}),
+      ...(typeof authority === 'string' ? { authority } : {}),
+    });
+    const call = client.call(ADS_DELTA_PATH, metadata);
     const stream: Stream = { client, call, gotResponse: false, ended: false };
     this.stream = stream;
     call.on('metadata', () => {
@@ -255,9 +270,21 @@ export class AdsClient {
       this.log.info('connected to the control plane', { address: this.options.address });
       this.setState({ state: 'connected', attempt: this.attempt });
     });
-    call.on('data', (resp: DeltaResponse) => this.onResponse(stream, resp));
-    call.on('error', (e: grpc.ServiceError) => this.onStreamEnd(stream, e.code, e.details || e.message));
-    call.on('status', (s: grpc.StatusObject) => this.onStreamEnd(stream, s.code, s.details));
+    call.on('data', (bytes: Buffer) => {
+      if (stream.ended) return;
+      let resp: DeltaResponse;
+      try {
+        resp = codecs.response.deserialize(bytes);
+      } catch (e: unknown) {
+        // Ended first, so the cancellation's own status (CANCELLED) is not the one reported.
+        this.onStreamEnd(stream, GrpcCode.INTERNAL, `Response message parsing error: ${e instanceof Error ? e.message : String(e)}`);
+        call.cancel();
+        return;
+      }
+      this.onResponse(stream, resp);
+    });
+    call.on('error', (e: GrpcCallError) => this.onStreamEnd(stream, e.code, e.details || e.message));
+    call.on('status', (s: GrpcStatus) => this.onStreamEnd(stream, s.code, s.details));
 
     const node = this.options.node;
     let first = true;
@@ -276,7 +303,7 @@ export class AdsClient {
         };
         first = false;
       }
-      call.write(req);
+      call.write(codecs.request.serialize(req));
     }
   }
 
@@ -287,7 +314,7 @@ export class AdsClient {
     if (this.stream === stream) this.stream = undefined;
     if (this.closed) return;
     this.connectedSinceMs = undefined;
-    this.retry({ code: statusName(code), message: details }, stream.gotResponse);
+    this.retry({ code: grpcStatusName(code), message: details }, stream.gotResponse);
   }
 
   private retry(error: { code: string; message: string }, healthy: boolean): void {
@@ -309,7 +336,7 @@ export class AdsClient {
   // ------------------------------------------------------------ responses
 
   private send(stream: Stream, req: DeltaRequestOut): void {
-    if (!stream.ended) stream.call.write(req);
+    if (!stream.ended && this.codecs) stream.call.write(this.codecs.request.serialize(req));
   }
 
   private onResponse(stream: Stream, resp: DeltaResponse): void {

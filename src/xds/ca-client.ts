@@ -9,11 +9,14 @@
 // - Failures reject with AmbitError AMBIT_ERR_CA whose message names the gRPC status and the
 //   server's words; details.grpcStatus carries the status name (PERMISSION_DENIED, ...). An
 //   empty chain is a failure too.
-import * as grpc from '@grpc/grpc-js';
+// - The proxies load no grpc-js and no proto-loader: the call goes over grpc-lite.ts (one
+//   HTTP/2 session, reopened on the next call after it closed) and the messages are
+//   (de)serialized by protobufjs into the same shapes proto-loader gives.
+import type * as grpc from '@grpc/grpc-js';
 import { AmbitError } from '../core/errors.js';
-import { statusName } from './call-auth.js';
-import { callMetadata, channelCredentials, channelOptions, type ClientTlsOptions, type TokenSource } from './credentials.js';
-import { CA_CREATE_PATH, CA_SERVICE, grpcDefinitions } from './protos.js';
+import type { ClientTlsOptions, TokenSource } from './credentials.js';
+import { bearerMetadata, GrpcCallError, GrpcCode, grpcStatusName, GrpcLiteChannel } from './grpc-lite.js';
+import { CA_CREATE_PATH, serviceMessageCodec, type MessageCodec } from './protos.js';
 import { toStruct, type PbStruct } from './struct.js';
 
 export const IMPERSONATED_IDENTITY_KEY = 'ImpersonatedIdentity';
@@ -25,6 +28,7 @@ export interface CaClientOptions {
   token?: TokenSource;
   /** Deadline of each request; default 10 s. */
   timeoutMs?: number;
+  /** Honoured: grpc.max_receive_message_length, grpc.default_authority; the rest is ignored. */
   channelOptions?: grpc.ChannelOptions;
 }
 
@@ -47,47 +51,56 @@ interface PbCertResponse {
 
 export class CaClient {
   private readonly options: CaClientOptions;
-  private readonly client: grpc.Client;
-  private readonly method: grpc.MethodDefinition<PbCertRequest, PbCertResponse>;
+  private readonly client: GrpcLiteChannel;
+  private readonly request: MessageCodec<PbCertRequest, unknown>;
+  private readonly response: MessageCodec<unknown, PbCertResponse>;
 
   constructor(options: CaClientOptions) {
     this.options = options;
-    this.client = new grpc.Client(options.address, channelCredentials(options.tls), channelOptions(options.tls, options.channelOptions));
-    this.method = (grpcDefinitions()[CA_SERVICE] as unknown as grpc.ServiceDefinition)
-      .CreateCertificate as grpc.MethodDefinition<PbCertRequest, PbCertResponse>;
+    const extra = options.channelOptions ?? {};
+    const maxReceive = extra['grpc.max_receive_message_length'];
+    const authority = extra['grpc.default_authority'];
+    this.client = new GrpcLiteChannel({
+      address: options.address,
+      ...(options.tls ? { tls: options.tls } : {}),
+      ...(typeof maxReceive === 'number' && maxReceive >= 0 ? { maxReceiveMessageBytes: maxReceive } : {}),
+      ...(typeof authority === 'string' ? { authority } : {}),
+    });
+    this.request = serviceMessageCodec<PbCertRequest, unknown>('istio.v1.auth.IstioCertificateRequest');
+    this.response = serviceMessageCodec<unknown, PbCertResponse>('istio.v1.auth.IstioCertificateResponse');
   }
 
   /** Resolves to the PEM chain, leaf first, root last. */
   async createCertificate(req: CreateCertificateRequest): Promise<string[]> {
     const body: PbCertRequest = { csr: req.csrPem, validityDuration: req.ttlSeconds };
     if (req.impersonatedIdentity) body.metadata = toStruct({ [IMPERSONATED_IDENTITY_KEY]: req.impersonatedIdentity });
-    let metadata: grpc.Metadata;
+    let metadata: Record<string, string>;
     try {
-      metadata = await callMetadata(this.options.token);
+      metadata = await bearerMetadata(this.options.token);
     } catch (e: unknown) {
       throw new AmbitError('AMBIT_ERR_CA', `cannot get a token for the CA request: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
     const who = req.impersonatedIdentity ? ` for ${req.impersonatedIdentity}` : '';
-    const resp = await new Promise<PbCertResponse>((resolve, reject) => {
-      this.client.makeUnaryRequest(
-        CA_CREATE_PATH, this.method.requestSerialize, this.method.responseDeserialize, body, metadata,
-        { deadline: Date.now() + (this.options.timeoutMs ?? 10_000) },
-        (e: grpc.ServiceError | null, value?: PbCertResponse) => {
-          if (e) {
-            const status = statusName(e.code);
-            reject(new AmbitError('AMBIT_ERR_CA', `the CA at ${this.options.address} refused the certificate request${who}: ${status}: ${e.details || e.message}`, {
-              cause: e,
-              hint: status === 'UNAVAILABLE' ? 'is the control plane running and reachable on this address?'
-                : status === 'PERMISSION_DENIED' ? 'a node may only ask for the identities of workloads scheduled on it'
-                  : undefined,
-              details: { grpcStatus: status, grpcCode: e.code },
-            }));
-          } else {
-            resolve(value ?? { certChain: [] });
-          }
-        },
-      );
-    });
+    let resp: PbCertResponse;
+    try {
+      const bytes = await this.client.unary(CA_CREATE_PATH, this.request.serialize(body), metadata, this.options.timeoutMs ?? 10_000);
+      try {
+        resp = this.response.deserialize(bytes);
+      } catch (e: unknown) {
+        throw new GrpcCallError({ code: GrpcCode.INTERNAL, details: `Response message parsing error: ${e instanceof Error ? e.message : String(e)}`, metadata: {} });
+      }
+    } catch (e: unknown) {
+      const code = e instanceof GrpcCallError ? e.code : GrpcCode.INTERNAL;
+      const message = e instanceof GrpcCallError ? e.details || e.message : e instanceof Error ? e.message : String(e);
+      const status = grpcStatusName(code);
+      throw new AmbitError('AMBIT_ERR_CA', `the CA at ${this.options.address} refused the certificate request${who}: ${status}: ${message}`, {
+        cause: e,
+        hint: status === 'UNAVAILABLE' ? 'is the control plane running and reachable on this address?'
+          : status === 'PERMISSION_DENIED' ? 'a node may only ask for the identities of workloads scheduled on it'
+            : undefined,
+        details: { grpcStatus: status, grpcCode: code },
+      });
+    }
     if (resp.certChain.length === 0) {
       throw new AmbitError('AMBIT_ERR_CA', `the CA at ${this.options.address} returned an empty certificate chain${who}`, { details: { grpcStatus: 'OK' } });
     }

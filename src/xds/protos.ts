@@ -1,13 +1,17 @@
 // Loads the control plane's .proto files (proto/ at the package root) at run time.
 //
-// Two views of the same files:
-// - grpcDefinitions(): proto-loader's package definition, used for the gRPC services (ADS, CA).
-//   Options: keepCase false (fields are camelCase in JS: `typeUrl`, `responseNonce`), longs as
-//   Number, enums as names, defaults filled in, oneofs named. One exception, because
-//   protobufjs defines the well-known types from bundled JSON rather than by parsing:
-//   google.protobuf.Any keeps its snake_case field `type_url` (and `value`).
+// Three views of the same files:
+// - grpcDefinitions(): proto-loader's package definition, used for the gRPC services (ADS, CA)
+//   by the server side (grpc-js). Options: keepCase false (fields are camelCase in JS:
+//   `typeUrl`, `responseNonce`), longs as Number, enums as names, defaults filled in, oneofs
+//   named. One exception, because protobufjs defines the well-known types from bundled JSON
+//   rather than by parsing: google.protobuf.Any keeps its snake_case field `type_url` (and
+//   `value`). proto-loader is loaded on first use only, so the proxies never load it.
+// - serviceMessageCodec(): the same messages (de)serialized the same way (same object shapes)
+//   with protobufjs directly, for the clients on grpc-lite.ts.
 // - workloadRoot(): a protobufjs Root with istio.workload and istio.security, used by the codec
-//   to encode and decode Any.value bytes.
+//   to encode and decode Any.value bytes. It is the same Root as serviceRoot() (all files
+//   loaded once, the shared well-known types defined once).
 //
 // Invariants:
 // - The proto directory is found by walking up from this file to the first directory holding
@@ -15,11 +19,17 @@
 // - The directory and both loads are cached: they are immutable schema, found and parsed once.
 // - google/protobuf/{any,struct,empty,duration}.proto come from protobufjs's bundled copies;
 //   nothing is fetched.
+// - protobufjs is loaded on first use, without long.js when this file loads it first: long.js
+//   instantiates a WebAssembly module when it loads, which costs a proxy about 7 MB of resident
+//   memory for nothing (every 64-bit field here is read as a Number, as LOADER_OPTIONS asks;
+//   protobufjs without Long decodes 64-bit integers to Numbers itself). If something else
+//   loaded protobufjs first, its Long stays.
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import * as protoLoader from '@grpc/proto-loader';
-import protobuf from 'protobufjs';
+import type * as protoLoader from '@grpc/proto-loader';
+import type protobuf from 'protobufjs';
 import { AmbitError } from '../core/errors.js';
 
 export const ADS_SERVICE = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
@@ -65,6 +75,44 @@ function findProtoDir(start: string): string {
   }
 }
 
+const requireHere = createRequire(import.meta.url);
+let protobufjsModule: typeof protobuf | undefined;
+
+/** The protobufjs module, loaded (once) without long.js if nothing loaded it before. */
+function protobufjs(): typeof protobuf {
+  if (protobufjsModule) return protobufjsModule;
+  // protobufjs takes globalThis.Long instead of require('long') when one is set: a placeholder
+  // during the load keeps long.js out, then protobufjs is told there is no Long.
+  const g = globalThis as { Long?: unknown };
+  const placeholder = { noLong: true };
+  const hadLong = Object.prototype.hasOwnProperty.call(g, 'Long');
+  const previous = g.Long;
+  if (!previous) g.Long = placeholder;
+  let pb: typeof protobuf;
+  try {
+    pb = requireHere('protobufjs') as typeof protobuf;
+  } finally {
+    if (hadLong) g.Long = previous;
+    else delete g.Long;
+  }
+  if ((pb.util.Long as unknown) === placeholder) {
+    (pb.util as { Long: unknown }).Long = null;
+    pb.configure();
+  }
+  protobufjsModule = pb;
+  return pb;
+}
+
+/** protobufjs toObject options giving the objects proto-loader gives with LOADER_OPTIONS. */
+const TO_OBJECT_OPTIONS: protobuf.IConversionOptions = {
+  longs: Number,
+  enums: String,
+  defaults: true,
+  arrays: true,
+  objects: true,
+  oneofs: true,
+};
+
 const grpcCache = new Map<string, protoLoader.PackageDefinition>();
 const rootCache = new Map<string, protobuf.Root>();
 
@@ -73,7 +121,10 @@ export function grpcDefinitions(dir: string = protoDir()): protoLoader.PackageDe
   let def = grpcCache.get(dir);
   if (!def) {
     try {
-      def = protoLoader.loadSync(GRPC_FILES, { ...LOADER_OPTIONS, includeDirs: [dir] });
+      // Loaded here, not at the top: only the control plane (the gRPC server side) needs it.
+      protobufjs();
+      const loader = requireHere('@grpc/proto-loader') as typeof protoLoader;
+      def = loader.loadSync(GRPC_FILES, { ...LOADER_OPTIONS, includeDirs: [dir] });
     } catch (e: unknown) {
       throw new AmbitError('AMBIT_ERR_XDS', `cannot load the xDS/CA protos from ${dir}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
@@ -82,21 +133,53 @@ export function grpcDefinitions(dir: string = protoDir()): protoLoader.PackageDe
   return def;
 }
 
-/** protobufjs types of the workload API (istio.workload, istio.security). */
+/** protobufjs types of the workload API (istio.workload, istio.security). Same Root as serviceRoot(). */
 export function workloadRoot(dir: string = protoDir()): protobuf.Root {
+  return messageRoot(dir);
+}
+
+/** protobufjs types of the ADS and CA services' messages (the files grpcDefinitions() loads). */
+export function serviceRoot(dir: string = protoDir()): protobuf.Root {
+  return messageRoot(dir);
+}
+
+/** One Root for every file: the well-known types they share are defined once. */
+function messageRoot(dir: string): protobuf.Root {
   let root = rootCache.get(dir);
   if (!root) {
-    root = new protobuf.Root();
-    // Bundled well-known types keep their short names; our files resolve under dir.
-    root.resolvePath = (_origin: string, target: string): string =>
-      target.startsWith('google/protobuf/') ? target : join(dir, target);
-    try {
-      root.loadSync(WORKLOAD_FILES, { keepCase: false });
-      root.resolveAll();
-    } catch (e: unknown) {
-      throw new AmbitError('AMBIT_ERR_XDS', `cannot load the workload API protos from ${dir}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-    }
+    root = loadRoot(dir, [...WORKLOAD_FILES, ...GRPC_FILES], 'workload API, xDS and CA');
     rootCache.set(dir, root);
+  }
+  return root;
+}
+
+export interface MessageCodec<Out, In> {
+  serialize(value: Out): Buffer;
+  deserialize(bytes: Uint8Array): In;
+}
+
+/**
+ * Serializes and deserializes one message of serviceRoot() exactly as proto-loader's method
+ * definitions do (fromObject + encode; decode + toObject with LOADER_OPTIONS' conversions).
+ */
+export function serviceMessageCodec<Out, In>(typeName: string, dir: string = protoDir()): MessageCodec<Out, In> {
+  const type = serviceRoot(dir).lookupType(typeName);
+  return {
+    serialize: (value: Out): Buffer => Buffer.from(type.encode(type.fromObject(value as Record<string, unknown>)).finish()),
+    deserialize: (bytes: Uint8Array): In => type.toObject(type.decode(bytes), TO_OBJECT_OPTIONS) as In,
+  };
+}
+
+function loadRoot(dir: string, files: string[], what: string): protobuf.Root {
+  const root = new (protobufjs().Root)();
+  // Bundled well-known types keep their short names; our files resolve under dir.
+  root.resolvePath = (_origin: string, target: string): string =>
+    target.startsWith('google/protobuf/') ? target : join(dir, target);
+  try {
+    root.loadSync(files, { keepCase: false });
+    root.resolveAll();
+  } catch (e: unknown) {
+    throw new AmbitError('AMBIT_ERR_XDS', `cannot load the ${what} protos from ${dir}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
   return root;
 }
