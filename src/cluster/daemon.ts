@@ -21,6 +21,7 @@ import type { Logger } from '../core/logger.js';
 import type { NodeInfo } from '../model/types.js';
 import { podNetnsName } from '../sys/netns-names.js';
 import { installCapture, removeCapture } from './capture-rules.js';
+import { installSourceRouting } from './source-routing.js';
 import { removePodDns, writePodDns, type DnsService } from './dns.js';
 import { containerPlans, processName, type PodInfo } from './pod-processes.js';
 import { syncServiceRules, type ServiceRule } from './service-proxy.js';
@@ -162,6 +163,8 @@ export class ClusterDaemon {
     const fresh = s.workloads.filter((w) => !this.pods.has(w.uid));
     if (fresh.length) {
       await addPods(this.spec.prefix, fresh.map((w) => ({ node: w.node, namespace: w.namespace, name: w.name, ip: w.ip })));
+      // Before any proxy serves them: proxies connect to apps with the client's address.
+      await Promise.all(fresh.map((w) => installSourceRouting(podNetnsName(this.spec.prefix, w.namespace, w.name))));
       for (const w of fresh) {
         this.pods.set(w.uid, { info: w, netns: podNetnsName(this.spec.prefix, w.namespace, w.name), captured: false, sidecar: false, containersJson: '', problems: [] });
       }

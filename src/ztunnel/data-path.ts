@@ -183,7 +183,8 @@ export class DataPath {
       d.telemetry.closed(record);
       return;
     }
-    const upstream = network.connect({ ip: req.target.ip, port: req.target.port });
+    // The application sees the client's address, not the pod's own (as with Istio's ztunnel).
+    const upstream = network.connect({ ip: req.target.ip, port: req.target.port }, { spoofSource: normalizeIp(req.peerAddress.ip) });
     this.whenConnected(upstream, () => {
       if (req.signal.aborted) {
         upstream.destroy();
@@ -223,7 +224,7 @@ export class DataPath {
       this.finishFailed(client, record);
       return;
     }
-    const upstream = network.connect(target);
+    const upstream = network.connect(target, { spoofSource: srcIp });
     this.whenConnected(upstream, () => this.relayAndRecord(client, upstream, record, 'inbound', { workloadUid: workload.uid, request }), (e) => {
       failConnection(record, { code: describeError(e).code, message: describeError(e).message });
       this.finishFailed(client, record);

@@ -24,8 +24,11 @@ export interface PodNetwork {
    * A connecting socket from the workload's network, not captured; 'connect'/'error' as
    * net.connect. Half-open by default (relayed application connections keep TCP's
    * half-close); transport sockets (HBONE) pass allowHalfOpen: false so a peer's FIN closes them.
+   * `spoofSource`: connect to a local application as that (client) address — in a pod's
+   * namespace with IP_TRANSPARENT and the pod's source routing (cluster/source-routing.ts);
+   * ignored on the host network, where workloads are this host's own addresses.
    */
-  connect(dst: Endpoint, options?: { localAddress?: string; allowHalfOpen?: boolean }): net.Socket;
+  connect(dst: Endpoint, options?: { localAddress?: string; allowHalfOpen?: boolean; spoofSource?: string }): net.Socket;
   /** The original destination of a captured connection, or undefined when not captured. */
   originalDestination(socket: net.Socket): Endpoint | undefined;
   close(): void;
@@ -46,7 +49,7 @@ export class HostPodNetwork implements PodNetwork {
     return server;
   }
 
-  connect(dst: Endpoint, options: { localAddress?: string; allowHalfOpen?: boolean } = {}): net.Socket {
+  connect(dst: Endpoint, options: { localAddress?: string; allowHalfOpen?: boolean; spoofSource?: string } = {}): net.Socket {
     return net.connect({ host: dst.ip, port: dst.port, localAddress: options.localAddress, allowHalfOpen: options.allowHalfOpen ?? true, noDelay: true });
   }
 
@@ -75,8 +78,12 @@ export class NetnsPodNetwork implements PodNetwork {
     return listenInNetns(this.ns, { host: ip, port, backlog: 1024, server, transparent: false });
   }
 
-  connect(dst: Endpoint, options: { localAddress?: string; allowHalfOpen?: boolean } = {}): net.Socket {
-    return startConnectInNetns(this.ns, { host: dst.ip, port: dst.port, mark: ZTUNNEL_MARK, localAddress: options.localAddress, allowHalfOpen: options.allowHalfOpen ?? true, noDelay: true });
+  connect(dst: Endpoint, options: { localAddress?: string; allowHalfOpen?: boolean; spoofSource?: string } = {}): net.Socket {
+    const spoof = options.spoofSource !== undefined && options.spoofSource !== dst.ip && net.isIPv4(options.spoofSource) && net.isIPv4(dst.ip);
+    return startConnectInNetns(this.ns, {
+      host: dst.ip, port: dst.port, mark: ZTUNNEL_MARK, allowHalfOpen: options.allowHalfOpen ?? true, noDelay: true,
+      localAddress: spoof ? options.spoofSource : options.localAddress, transparent: spoof || undefined,
+    });
   }
 
   originalDestination(socket: net.Socket): Endpoint | undefined {

@@ -102,6 +102,11 @@ test('curl in one pod reaches python http.server in a pod on another node, throu
   assert.equal(inbound.via, 'hbone');
   const metrics = await (await fetch(`http://${c.ztunnelHost(1)}:15020/metrics`)).text();
   assert.match(metrics, /istio_tcp_connections_opened_total\{reporter="source",source_workload="client".*destination_principal="spiffe:\/\/cluster\.local\/ns\/shop\/sa\/web"/);
+  // The unmodified server saw the client pod's address as the source, not its own.
+  const pods = (JSON.parse(c.ambit(['status', '-o', 'json']).stdout) as { status: { pods: { namespace: string; name: string; ip: string }[] } }).status.pods;
+  const clientIp = pods.find((p) => p.namespace === 'shop' && p.name === 'client')!.ip;
+  const webLog = join(c.stateDir, 'logs', 'pods', 'shop_web_http.log');
+  await eventually(() => readFileSync(webLog, 'utf8').split('\n').some((l) => l.startsWith(`${clientIp} - - `) && l.includes('GET /secret.txt')), 5000, `python's log shows the client ${clientIp} as the source`);
 });
 
 test('non-mesh client to a meshed server: works under PERMISSIVE, refused under STRICT', async () => {
