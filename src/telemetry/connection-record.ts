@@ -41,7 +41,8 @@ import {
 } from './istio-labels.js';
 import { prepareLabels, type Counter, type CounterHandle, type Gauge, type GaugeHandle, type MetricsRegistry } from './metrics.js';
 
-export type TcpReporter = 'source' | 'destination';
+/** `waypoint`: a waypoint relaying a non-HTTP tunnel; counted like `destination` (downstream = the client). */
+export type TcpReporter = 'source' | 'destination' | 'waypoint';
 export type Direction = 'inbound' | 'outbound';
 /** How the connection travelled: HBONE to a ztunnel, via a waypoint, or not tunnelled. */
 export type Via = 'hbone' | 'passthrough' | 'plaintext' | 'waypoint';

@@ -16,10 +16,12 @@ import type { Logger } from '../core/logger.js';
 import { HbonePool, HboneServer, relay, type HboneRequest } from '../hbone/index.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import { RequestTelemetry } from '../telemetry/request-record.js';
+import { denyConnection, failConnection, newConnectionRecord, TcpTelemetry } from '../telemetry/connection-record.js';
+import { peerInfo, serviceInfo } from '../ztunnel/peer-info.js';
 import type { ConfigObject } from '../xds/config-resource.js';
 import type { CertificateSource } from '../ztunnel/certificates.js';
 import type { PodNetwork } from '../ztunnel/pod-network.js';
-import { ZtunnelState } from '../ztunnel/state.js';
+import { normalizeIp, ZtunnelState } from '../ztunnel/state.js';
 import { EndpointPicker } from './endpoint-picker.js';
 import { HttpProxy, type TunnelContext } from './http-proxy.js';
 import { sniffProtocol, type SniffResult } from './sniff.js';
@@ -56,6 +58,7 @@ export class Waypoint {
   private readonly pool: HbonePool;
   private readonly upstreams: Upstreams;
   private readonly proxy: HttpProxy;
+  private readonly tcpTelemetry: TcpTelemetry;
   private hbone: HboneServer | undefined;
   private server: net.Server | undefined;
   private seq = 0;
@@ -83,6 +86,7 @@ export class Waypoint {
       logger: opts.logger, now: () => opts.clock.now(), random: Math.random,
       nextId: () => `${opts.waypoint.name}-${++this.seq}`,
     });
+    this.tcpTelemetry = new TcpTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }), clock: opts.clock });
     this.m = {
       tunnels: opts.metrics.counter({ name: 'ambit_waypoint_tunnels_total', help: 'HBONE tunnels accepted by the waypoint, by detected protocol.', labelNames: ['protocol'] }),
       refused: opts.metrics.counter({ name: 'ambit_waypoint_tunnels_refused_total', help: 'HBONE tunnels the waypoint refused, by reason.', labelNames: ['reason'] }),
@@ -159,28 +163,51 @@ export class Waypoint {
     });
   }
 
-  /** Not HTTP: L4 policy, then a relay to an endpoint of the destination. */
+  /** Not HTTP: L4 policy, then a relay to an endpoint of the destination; one TCP record. */
   private tcp(stream: Duplex, ctx: TunnelContext): void {
+    const now = (): number => this.opts.clock.now();
+    const record = newConnectionRecord({
+      id: `${this.opts.waypoint.name}-${++this.seq}`, reporter: 'waypoint', startMs: now(),
+      source: { ip: normalizeIp(ctx.peerAddress.ip), port: ctx.peerAddress.port, workload: peerInfo(this.state.workloadByIp(ctx.peerAddress.ip)), identity: ctx.peerIdentity },
+      destination: { ip: ctx.target.ip, port: ctx.target.port, workload: peerInfo(ctx.workload) },
+      service: serviceInfo(ctx.service), via: 'hbone', securityPolicy: 'mutual_tls',
+    });
+    this.tcpTelemetry.opened(record);
+    const fail = (): void => {
+      stream.destroy();
+      record.endMs = now();
+      this.tcpTelemetry.closed(record);
+    };
     const policies = selectWaypointPolicies(this.config.policies, { waypoint: this.opts.waypoint, service: ctx.service ? { namespace: ctx.service.namespace, name: ctx.service.name } : undefined }, this.opts.rootNamespace);
     const verdict = authorizeRequest(policies, { sourceIp: ctx.peerAddress.ip, sourcePrincipal: stripSpiffe(ctx.peerIdentity), destinationIp: ctx.target.ip, destinationPort: ctx.target.port }, { kind: 'anonymous', tokenPresent: false });
     if (!verdict.allow) {
-      this.opts.logger.info('TCP tunnel denied', { src: ctx.peerIdentity, dst: `${ctx.target.ip}:${ctx.target.port}`, policy: verdict.decision.policy });
-      stream.destroy();
+      denyConnection(record, { policy: verdict.decision.policy, rule: verdict.decision.ruleIndex, message: verdict.decision.reason });
+      fail();
       return;
     }
     const endpoints = ctx.service ? this.state.endpointsOf(ctx.service).filter((w) => w.status !== 'UNHEALTHY') : ctx.workload ? [ctx.workload] : [];
-    const w = endpoints[this.seq++ % Math.max(1, endpoints.length)];
-    if (!w) { stream.destroy(); return; }
+    const w = endpoints[this.seq % Math.max(1, endpoints.length)];
+    if (!w) {
+      failConnection(record, { code: 'NO_ENDPOINT', message: `no healthy endpoint for ${ctx.service?.hostname ?? ctx.target.ip}` });
+      fail();
+      return;
+    }
     const port = ctx.service ? (ctx.service.ports.find((p) => p.servicePort === ctx.target.port)?.targetPort || w.services[`${ctx.service.namespace}/${ctx.service.hostname}`]?.ports?.find((p) => p.servicePort === ctx.target.port)?.targetPort || ctx.target.port) : ctx.target.port;
-    void this.upstreams.tunnel({ uid: w.uid, ip: w.addresses[0]!, port, identity: `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}` }).then((up) => {
-      const started = this.opts.clock.now();
+    const identity = `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}`;
+    record.destination = { ip: w.addresses[0]!, port, workload: peerInfo(w), identity };
+    void this.upstreams.tunnel({ uid: w.uid, ip: w.addresses[0]!, port, identity }).then((up) => {
       void relay(stream, up).done.then((r) => {
-        this.opts.logger.info('TCP tunnel complete', { src: ctx.peerIdentity, dst: `${ctx.target.ip}:${ctx.target.port}`, upstream: `${w.addresses[0]}:${port}`, sent: r.bytesOutbound, received: r.bytesInbound, durationMs: this.opts.clock.now() - started, error: r.error?.message });
+        // Counted from the downstream (the client's side), as a destination reporter does.
+        record.bytesSent = r.bytesInbound;
+        record.bytesReceived = r.bytesOutbound;
+        if (r.closedBy === 'error' && r.error) record.reason = { kind: 'error', code: describeError(r.error).code, message: r.error.message };
+        record.endMs = now();
+        this.tcpTelemetry.closed(record);
       });
       stream.resume(); // paused by the sniffer
     }, (e: unknown) => {
-      this.opts.logger.warn('TCP tunnel upstream failed', { dst: `${w.addresses[0]}:${port}`, error: describeError(e).message });
-      stream.destroy();
+      failConnection(record, { code: describeError(e).code, message: `tunnel to ${w.addresses[0]}:${port}: ${describeError(e).message}` });
+      fail();
     });
   }
 

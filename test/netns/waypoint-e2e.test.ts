@@ -221,7 +221,7 @@ test('a mirror receives a copy of each request; the client sees only the primary
   await eventually(() => readFileSync(log, 'utf8').split('\n').some((l) => l.includes(id) && l.includes('echo-shadow')), 5000, 'the mirror got the copy');
 });
 
-test('HTTP/2 (h2c) is routed at L7 too, and a non-HTTP protocol is relayed as TCP', () => {
+test('HTTP/2 (h2c) is routed at L7 too, and a non-HTTP protocol is relayed as TCP', async () => {
   const r = curl('shop/client', 'http://echo-v2/h2', ['--http2-prior-knowledge']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal((JSON.parse(r.stdout) as { protocol: string }).protocol, 'HTTP/2');
@@ -229,6 +229,9 @@ test('HTTP/2 (h2c) is routed at L7 too, and a non-HTTP protocol is relayed as TC
   const py = 'import socket;s=socket.create_connection(("echo-v1",80));s.sendall(b"hello raw tcp\\n");s.shutdown(socket.SHUT_WR);print(s.makefile().read(),end="")';
   const tcp = c.exec('shop/client', ['python3', '-c', py]);
   assert.equal(tcp.stdout, 'hello raw tcp\n', tcp.stderr);
+  // The TCP relay is one connection record: Istio's TCP metrics with reporter waypoint.
+  await eventually(async () => /istio_tcp_connections_closed_total\{reporter="waypoint"[^}]*source_principal="spiffe:\/\/cluster.local\/ns\/shop\/sa\/client"[^}]*destination_service="echo-v1.shop.svc.cluster.local"/
+    .test(await (await fetch(`http://${c.waypointAdmin(1)}/metrics`)).text()), 5000, 'TCP metrics at the waypoint');
 });
 
 test('ambit waypoint apply / delete declare and remove a waypoint through the control plane', async () => {
