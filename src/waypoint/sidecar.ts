@@ -31,7 +31,7 @@ import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { HbonePool, HboneServer, relay, type HboneRequest } from '../hbone/index.js';
 import { stripSpiffe } from '../rbac/index.js';
-import { TcpTelemetry } from '../telemetry/connection-record.js';
+import { denyConnection, failConnection, newConnectionRecord, TcpTelemetry } from '../telemetry/connection-record.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import { RequestTelemetry } from '../telemetry/request-record.js';
 import type { ConfigObject } from '../xds/config-resource.js';
@@ -39,7 +39,7 @@ import type { Workload } from '../xds/workload-api.js';
 import type { CertificateSource } from '../ztunnel/certificates.js';
 import { ConnectionManager } from '../ztunnel/connection-manager.js';
 import { DataPath } from '../ztunnel/data-path.js';
-import { baggageOf } from '../ztunnel/peer-info.js';
+import { baggageOf, peerInfo } from '../ztunnel/peer-info.js';
 import type { Endpoint, PodNetwork } from '../ztunnel/pod-network.js';
 import { CAPTURE_PORTS, decideOutbound, roundRobin } from '../ztunnel/route.js';
 import { normalizeIp, ZtunnelState } from '../ztunnel/state.js';
@@ -102,6 +102,7 @@ export class Sidecar {
   private readonly outboundProxy: HttpProxy;
   private readonly inboundProxy: HttpProxy;
   private readonly dataPath: DataPath;
+  private readonly tcpTelemetry: TcpTelemetry;
   private readonly connections = new ConnectionManager();
   private hbone: HboneServer | undefined;
   private readonly servers: net.Server[] = [];
@@ -141,9 +142,10 @@ export class Sidecar {
       // JWTs are validated where they are received, as Istio's sidecars do.
       selectProviders: (cfg) => cfg.providersForWorkload({ namespace: opts.pod.namespace, labels: opts.labels }),
     });
+    this.tcpTelemetry = new TcpTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }), clock: opts.clock });
     this.dataPath = new DataPath({
       state: () => this.state, pool: this.pool, certificates: opts.certificates,
-      telemetry: new TcpTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }), clock: opts.clock }),
+      telemetry: this.tcpTelemetry,
       connections: this.connections, pick: roundRobin(), logger: opts.logger,
       nextId: () => `${opts.pod.name}-tcp-${++this.seq}`, now: () => opts.clock.now(), upstreamConnectTimeoutMs: timeoutMs,
     });
@@ -256,21 +258,42 @@ export class Sidecar {
     }, () => stream.destroy());
   }
 
+  /** Non-HTTP to the pod: L4 policy, then a relay to the application; one TCP record. */
   private inboundTcp(stream: Duplex, ctx: TunnelContext): void {
     const self = ctx.workload!;
-    const policies = sidecarInboundPolicies(this.config.policies, self);
-    const verdict = authorizeRequest(policies, { sourceIp: normalizeIp(ctx.peerAddress.ip), sourcePrincipal: ctx.peerIdentity ? stripSpiffe(ctx.peerIdentity) : undefined, destinationIp: ctx.target.ip, destinationPort: ctx.target.port, destinationNamespace: self.namespace }, { kind: 'anonymous', tokenPresent: false });
-    if (!verdict.allow) {
-      this.opts.logger.info('TCP connection denied', { src: ctx.peerIdentity || ctx.peerAddress.ip, dst: `${ctx.target.ip}:${ctx.target.port}`, policy: verdict.decision.policy });
+    const now = (): number => this.opts.clock.now();
+    const srcIp = normalizeIp(ctx.peerAddress.ip);
+    const record = newConnectionRecord({
+      id: `${this.opts.pod.name}-tcp-${++this.seq}`, reporter: 'destination', startMs: now(),
+      source: { ip: srcIp, port: ctx.peerAddress.port, workload: peerInfo(this.state.workloadByIp(srcIp)), identity: ctx.peerIdentity || undefined },
+      destination: { ip: ctx.target.ip, port: ctx.target.port, workload: peerInfo(self), identity: this.opts.identity },
+      via: ctx.peerIdentity ? 'hbone' : 'plaintext', securityPolicy: ctx.peerIdentity ? 'mutual_tls' : 'unknown',
+    });
+    this.tcpTelemetry.opened(record);
+    const fail = (): void => {
       stream.destroy();
+      record.endMs = now();
+      this.tcpTelemetry.closed(record);
+    };
+    const policies = sidecarInboundPolicies(this.config.policies, self);
+    const verdict = authorizeRequest(policies, { sourceIp: srcIp, sourcePrincipal: ctx.peerIdentity ? stripSpiffe(ctx.peerIdentity) : undefined, destinationIp: ctx.target.ip, destinationPort: ctx.target.port, destinationNamespace: self.namespace }, { kind: 'anonymous', tokenPresent: false });
+    if (!verdict.allow) {
+      denyConnection(record, { policy: verdict.decision.policy, rule: verdict.decision.ruleIndex, message: verdict.decision.reason });
+      fail();
       return;
     }
     void this.local.tunnel({ uid: self.uid, ip: this.opts.podIp, port: ctx.target.port, identity: '' }).then((app) => {
-      void relay(stream, app).done.then((r) => this.opts.logger.info('TCP connection complete', { reporter: 'destination', src: ctx.peerIdentity || ctx.peerAddress.ip, dst: `${ctx.target.ip}:${ctx.target.port}`, sent: r.bytesOutbound, received: r.bytesInbound }));
+      void relay(stream, app).done.then((r) => {
+        record.bytesSent = r.bytesInbound;
+        record.bytesReceived = r.bytesOutbound;
+        if (r.closedBy === 'error' && r.error) record.reason = { kind: 'error', code: describeError(r.error).code, message: r.error.message };
+        record.endMs = now();
+        this.tcpTelemetry.closed(record);
+      });
       stream.resume();
     }, (e: unknown) => {
-      this.opts.logger.warn('the application refused a connection', { port: ctx.target.port, error: describeError(e).message });
-      stream.destroy();
+      failConnection(record, { code: describeError(e).code, message: `the application refused the connection on port ${ctx.target.port}: ${describeError(e).message}` });
+      fail();
     });
   }
 

@@ -238,3 +238,13 @@ test('JWT at a sidecar (selector RequestAuthentication): a valid token passes, n
     assert.equal(code(from, 'http://sc-echo/open'), '200', `${from}: no token needed elsewhere`);
   }
 });
+
+test('non-HTTP TCP to a sidecar pod is relayed and recorded as one TCP connection with both identities', async () => {
+  // (Not sc-echo: its DENY rule with an L7 path denies all TCP there, failing closed by design.)
+  const py = 'import socket;s=socket.create_connection(("strict-echo",80));s.sendall(b"raw bytes\\n");s.shutdown(socket.SHUT_WR);print(s.makefile().read(),end="")';
+  const r = c.exec('mix/amb-client', ['python3', '-c', py]);
+  assert.equal(r.stdout, 'raw bytes\n', r.stderr);
+  const line = await logged('strict-echo_istio-proxy', { msg: 'connection complete', 'src.identity': ID('amb-client'), direction: 'inbound', via: 'hbone' }, 'TCP record at the sidecar');
+  assert.equal(line['dst.identity'], ID('strict-echo'));
+  assert.equal(line.response_flags, '-');
+});
