@@ -1,19 +1,15 @@
 // `ambit sidecar`: run the dedicated proxy of one sidecar-mode pod.
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { systemClock } from '../../core/clock.js';
 import { parseAuthority } from '../../core/ip.js';
 import { Logger } from '../../core/logger.js';
-import { formatSpiffe } from '../../identity/spiffe.js';
-import { AdminServer } from '../../telemetry/admin-server.js';
 import { MetricsRegistry } from '../../telemetry/metrics.js';
-import { CaClient } from '../../xds/ca-client.js';
-import { managedCertificates } from '../../ztunnel/certificates.js';
 import { NetnsPodNetwork } from '../../ztunnel/pod-network.js';
 import { Sidecar } from '../../waypoint/sidecar.js';
 import { WaypointXdsSource } from '../../waypoint/xds-source.js';
 import { parseCommandArgs, usageError, type Command } from '../command.js';
 import { SIDECAR } from './specs.js';
+import { podProxyAdmin, podProxyCredentials, untilStopped } from './pod-proxy.js';
 
 export const sidecarCommand: Command = {
   ...SIDECAR,
@@ -74,13 +70,7 @@ Options:
     }
     const logger = new Logger({ component: 'sidecar' }).child({ pod: `${namespace}/${name}` });
     const metrics = new MetricsRegistry();
-    const token = (await readFile(values['token-file']!, 'utf8')).trim();
-    const rootPem = await readFile(values['root-cert']!, 'utf8');
-    const ca = new CaClient({ address: values.xds!, token });
-    const certificates = managedCertificates({
-      fetch: (csrPem, identity) => ca.createCertificate({ csrPem, ttlSeconds: 24 * 3600, impersonatedIdentity: formatSpiffe(identity) }),
-      rootPem, clock: systemClock, logger,
-    });
+    const { token, ca, certificates } = await podProxyCredentials({ xds: values.xds!, tokenFile: values['token-file']!, rootCert: values['root-cert']!, logger });
     const identity = `spiffe://${values['trust-domain']}/ns/${namespace}/sa/${values['service-account']}`;
     const sidecar = new Sidecar({
       pod: { namespace, name }, labels, identity, trustDomain: values['trust-domain'], rootNamespace: values['root-namespace'],
@@ -93,27 +83,14 @@ Options:
     });
     xds.start();
     await sidecar.start();
-    let admin: AdminServer | undefined;
-    if (values.admin) {
-      const a = parseAuthority(values.admin);
-      if (!a) throw usageError(this, `--admin "${values.admin}" is not ip:port`);
-      admin = new AdminServer({
-        logger, metrics,
-        ready: () => sidecar.ready(),
-        routes: { '/config_dump': () => ({ json: { xds: xds.status(), self: sidecar.self() ?? null, warnings: sidecar.current().config.warnings } }) },
-      });
-      await admin.listen(a.ip, a.port);
-    }
+    if (values.admin && !parseAuthority(values.admin)) throw usageError(this, `--admin "${values.admin}" is not ip:port`);
+    const admin = values.admin ? await podProxyAdmin(values.admin, { logger, metrics, ready: () => sidecar.ready(), configDump: () => ({ xds: xds.status(), self: sidecar.self() ?? null, warnings: sidecar.current().config.warnings }) }) : undefined;
     io.err(`sidecar ${namespace}/${name}: HBONE on ${values['pod-ip']}:15008 as ${identity}${values.admin ? `; metrics http://${values.admin}/metrics` : ''}\n`);
-    await new Promise<void>((resolve) => {
-      const stop = (sig: string): void => {
-        logger.info('shutting down', { signal: sig });
-        xds.close();
-        ca.close();
-        void sidecar.close(Number(values['drain-ms'])).then(() => admin?.close()).then(() => resolve());
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
+    await untilStopped(logger, async () => {
+      xds.close();
+      ca.close();
+      await sidecar.close(Number(values['drain-ms']));
+      await admin?.close();
     });
     return 0;
   },

@@ -1,17 +1,13 @@
 // `ambit waypoint`: run one waypoint replica; `ambit waypoint apply|delete`: declare one.
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { systemClock } from '../../core/clock.js';
 import { parseAuthority } from '../../core/ip.js';
 import { Logger } from '../../core/logger.js';
-import { formatSpiffe } from '../../identity/spiffe.js';
-import { AdminServer } from '../../telemetry/admin-server.js';
 import { MetricsRegistry } from '../../telemetry/metrics.js';
-import { CaClient } from '../../xds/ca-client.js';
-import { managedCertificates } from '../../ztunnel/certificates.js';
 import { NetnsPodNetwork } from '../../ztunnel/pod-network.js';
 import { Waypoint } from '../../waypoint/waypoint.js';
 import { WaypointXdsSource } from '../../waypoint/xds-source.js';
+import { podProxyAdmin, podProxyCredentials, untilStopped } from './pod-proxy.js';
 import { callControlPlane, controlPlaneUrl } from '../admin-client.js';
 import type { CliIO } from '../command.js';
 import { parseCommandArgs, usageError, type Command } from '../command.js';
@@ -75,13 +71,7 @@ Declaring a waypoint (through the control plane, like istioctl waypoint apply):
     const podName = process.env.POD_NAME ?? `${name}-0`;
     const logger = new Logger({ component: 'waypoint' }).child({ waypoint: `${namespace}/${name}`, pod: podName });
     const metrics = new MetricsRegistry();
-    const token = (await readFile(values['token-file']!, 'utf8')).trim();
-    const rootPem = await readFile(values['root-cert']!, 'utf8');
-    const ca = new CaClient({ address: values.xds!, token });
-    const certificates = managedCertificates({
-      fetch: (csrPem, identity) => ca.createCertificate({ csrPem, ttlSeconds: 24 * 3600, impersonatedIdentity: formatSpiffe(identity) }),
-      rootPem, clock: systemClock, logger,
-    });
+    const { token, ca, certificates } = await podProxyCredentials({ xds: values.xds!, tokenFile: values['token-file']!, rootCert: values['root-cert']!, logger });
     const identity = `spiffe://${values['trust-domain']}/ns/${namespace}/sa/${values['service-account'] ?? name}`;
     const waypoint = new Waypoint({
       waypoint: { namespace, name }, identity, trustDomain: values['trust-domain'], rootNamespace: values['root-namespace'],
@@ -95,28 +85,15 @@ Declaring a waypoint (through the control plane, like istioctl waypoint apply):
     });
     xds.start();
     await waypoint.start();
-    let admin: AdminServer | undefined;
-    if (values.admin) {
-      const a = parseAuthority(values.admin);
-      if (!a) throw usageError(this, `--admin "${values.admin}" is not ip:port`);
-      admin = new AdminServer({
-        logger, metrics,
-        ready: () => (synced ? { ready: true } : { ready: false, reason: 'no config from the control plane yet' }),
-        routes: { '/config_dump': () => ({ json: { xds: xds.status(), warnings: waypoint.current().config.warnings, services: waypoint.current().state.services.size } }) },
-      });
-      await admin.listen(a.ip, a.port);
-    }
+    if (values.admin && !parseAuthority(values.admin)) throw usageError(this, `--admin "${values.admin}" is not ip:port`);
+    const admin = values.admin ? await podProxyAdmin(values.admin, { logger, metrics, ready: () => (synced ? { ready: true } : { ready: false, reason: 'no config from the control plane yet' }), configDump: () => ({ xds: xds.status(), warnings: waypoint.current().config.warnings, services: waypoint.current().state.services.size }) }) : undefined;
     io.err(`waypoint ${namespace}/${name} (${podName}): HBONE on ${values['pod-ip']}:15008 as ${identity}${values.admin ? `; metrics http://${values.admin}/metrics` : ''}\n`);
-    await new Promise<void>((resolve) => {
-      const stop = (sig: string): void => {
-        logger.info('shutting down', { signal: sig });
-        xds.close();
-        ca.close();
-        // Scale-down: keep serving for a moment while the ztunnels stop picking this replica.
-        void waypoint.close(Number(values['drain-ms']), sig === 'SIGTERM' ? 1_200 : 0).then(() => admin?.close()).then(() => resolve());
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
+    await untilStopped(logger, async (sig) => {
+      xds.close();
+      ca.close();
+      // Scale-down: keep serving for a moment while the ztunnels stop picking this replica.
+      await waypoint.close(Number(values['drain-ms']), sig === 'SIGTERM' ? 1_200 : 0);
+      await admin?.close();
     });
     return 0;
   },
