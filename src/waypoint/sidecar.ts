@@ -103,6 +103,8 @@ export class Sidecar {
   private readonly inboundProxy: HttpProxy;
   private readonly dataPath: DataPath;
   private readonly tcpTelemetry: TcpTelemetry;
+  /** Round robin over endpoints and waypoint replicas for L4 outbound routes (one counter per key). */
+  private readonly pick = roundRobin();
   private readonly connections = new ConnectionManager();
   private hbone: HboneServer | undefined;
   private readonly servers: net.Server[] = [];
@@ -146,7 +148,7 @@ export class Sidecar {
     this.dataPath = new DataPath({
       state: () => this.state, pool: this.pool, certificates: opts.certificates,
       telemetry: this.tcpTelemetry,
-      connections: this.connections, pick: roundRobin(), logger: opts.logger,
+      connections: this.connections, pick: this.pick, logger: opts.logger,
       nextId: () => `${opts.pod.name}-tcp-${++this.seq}`, now: () => opts.clock.now(), upstreamConnectTimeoutMs: timeoutMs,
     });
   }
@@ -230,7 +232,8 @@ export class Sidecar {
     this.serveInbound(stream, { peerIdentity: req.peerIdentity, peerAddress: req.peerAddress, target: req.target, workload: self });
   }
 
-  private onPlaintext(socket: net.Socket): void {
+  /** The pod and the original destination of a captured connection; resets it when either is unknown. */
+  private captured(socket: net.Socket): { self: Workload; dst: Endpoint } | undefined {
     socket.on('error', () => {});
     const self = this.self();
     let dst: Endpoint | undefined;
@@ -239,7 +242,17 @@ export class Sidecar {
     } catch (e: unknown) {
       this.opts.logger.warn('no original destination for a captured connection', { error: describeError(e).message });
     }
-    if (!self || !dst) { socket.resetAndDestroy(); return; }
+    if (!self || !dst) {
+      socket.resetAndDestroy();
+      return undefined;
+    }
+    return { self, dst };
+  }
+
+  private onPlaintext(socket: net.Socket): void {
+    const captured = this.captured(socket);
+    if (!captured) return;
+    const { self, dst } = captured;
     const sourceIp = normalizeIp(socket.remoteAddress ?? '');
     const decision = decidePlaintext(this.state, self, sourceIp, dst);
     if (decision.decision === 'DENY') {
@@ -300,17 +313,11 @@ export class Sidecar {
   // ---- outbound ----
 
   private onOutbound(socket: net.Socket): void {
-    socket.on('error', () => {});
-    const self = this.self();
-    let dst: Endpoint | undefined;
-    try {
-      dst = this.opts.network.originalDestination(socket);
-    } catch (e: unknown) {
-      this.opts.logger.warn('no original destination for a captured connection', { error: describeError(e).message });
-    }
-    if (!self || !dst) { socket.resetAndDestroy(); return; }
+    const captured = this.captured(socket);
+    if (!captured) return;
+    const { self, dst } = captured;
     const target = dst;
-    const route = decideOutbound(this.state, self, target, roundRobin());
+    const route = decideOutbound(this.state, self, target, this.pick);
     // Waypoints, passthrough and refusals are L4 decisions, carried out as the ztunnel does.
     if (route.kind !== 'hbone' || route.via !== 'direct') {
       this.dataPath.outbound(socket, self, this.opts.network, target);
