@@ -12,7 +12,7 @@
 // - Every request ends in exactly one telemetry record, whatever happens to it.
 import http from 'node:http';
 import type http2 from 'node:http2';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import type { Logger } from '../core/logger.js';
 import { describeError } from '../core/errors.js';
 import { normalizeIp, type ZtunnelState } from '../ztunnel/state.js';
@@ -124,7 +124,6 @@ export class HttpProxy {
       const authn = authenticateRequest(providers, { headers, path }, Math.floor(d.now() / 1000));
       if (authn.kind === 'rejected') {
         record.reason = { kind: 'denied', policy: null, rule: null, message: `JWT rejected: ${authn.reason}` };
-        record.responseFlags = 'UAEX' as ResponseFlag;
         return this.local(res, record, 401, 'Jwt verification fails', { 'www-authenticate': authn.wwwAuthenticate });
       }
       const policies = d.selectPolicies ? d.selectPolicies(cfg, ctx) : selectWaypointPolicies(cfg.policies, target, d.rootNamespace);
@@ -138,7 +137,7 @@ export class HttpProxy {
       const verdict = authorizeRequest(policies, attrs, authn);
       if (!verdict.allow) {
         record.reason = { kind: 'denied', policy: verdict.decision.policy, rule: verdict.decision.ruleIndex, message: verdict.decision.reason };
-        record.responseFlags = 'DENY' as ResponseFlag;
+        record.responseFlags = 'DENY';
         return this.local(res, record, verdict.status, verdict.body, verdict.wwwAuthenticate ? { 'www-authenticate': verdict.wwwAuthenticate } : {});
       }
       // 2. Route.
@@ -191,11 +190,9 @@ export class HttpProxy {
     const hasBody = !['GET', 'HEAD', 'DELETE', 'OPTIONS'].includes(req.method ?? 'GET') || declared > 0 || req.headers['transfer-encoding'] !== undefined;
     let body: Buffer | Readable | undefined;
     if (hasBody) {
-      if (declared > MAX_REPLAY_BYTES) body = req;
-      else {
-        body = await readBody(req, MAX_REPLAY_BYTES);
-        record.requestBytes = body.length;
-      }
+      body = declared > MAX_REPLAY_BYTES ? req : await bufferOrStream(req, MAX_REPLAY_BYTES);
+      if (Buffer.isBuffer(body)) record.requestBytes = body.length;
+      else d.logger.debug('request body streamed once: too large to buffer for retries and mirrors', { id: record.id });
     }
     const replayable = body === undefined || Buffer.isBuffer(body);
     // Mirrors: a copy, fire and forget; the answer is dropped.
@@ -337,16 +334,30 @@ function targetPortOf(w: Workload, b: ResolvedBackend): number {
   return p?.targetPort || b.port;
 }
 
-function readBody(req: Readable, limit: number): Promise<Buffer> {
+/**
+ * The whole body as a Buffer when it is at most `limit` bytes (so a retry or a mirror can send
+ * it again); otherwise a stream of what was read so far followed by the rest, sent once.
+ */
+function bufferOrStream(req: Readable, limit: number): Promise<Buffer | Readable> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let n = 0;
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer): void => {
       n += c.length;
-      if (n > limit) { req.destroy(); reject(new RequestFailure(413, '-' as ResponseFlag, 'BODY_TOO_LARGE', 'request body too large to buffer')); return; }
       chunks.push(c);
-    });
-    req.once('end', () => resolve(Buffer.concat(chunks)));
+      if (n <= limit) return;
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.pause();
+      const rest = new PassThrough();
+      for (const b of chunks) rest.write(b);
+      req.pipe(rest);
+      req.resume();
+      resolve(rest);
+    };
+    const onEnd = (): void => resolve(Buffer.concat(chunks));
+    req.on('data', onData);
+    req.once('end', onEnd);
     req.once('error', reject);
   });
 }

@@ -270,6 +270,15 @@ test('retries turn a backend failing every other request into all successes; a t
   assert.ok(Date.now() - t0 < 2500, 'the timeout cut the request short');
 });
 
+test('request bodies: small ones are replayed by retries, a 3 MiB chunked upload streams through once', () => {
+  const small = load('shop/client', 'echo', '/flaky', 10, ['POST', 'content-type:text/plain', 'content-length:0']);
+  assert.deepEqual(small.codes, { 200: 10 }, JSON.stringify(small));
+  const post = c.exec('shop/client', ['sh', '-c', 'head -c 3145728 /dev/zero | curl -sS --max-time 10 -o /dev/null -w "%{http_code}" -H "Transfer-Encoding: chunked" --data-binary @- http://echo/upload']);
+  assert.equal(post.stdout.trim(), '200', post.stderr);
+  const retried = c.exec('shop/client', ['sh', '-c', 'for i in 1 2 3 4; do printf "hello" | curl -sS --max-time 5 -o /dev/null -w "%{http_code} " --data-binary @- http://echo/flaky; done']);
+  assert.equal(retried.stdout.trim(), '200 200 200 200', retried.stderr);
+});
+
 test('fault injection (VirtualService): abort with the status, delay by the fixed delay', () => {
   assert.equal(code('shop/client', 'http://faulty/abort'), '418');
   const t0 = Date.now();
