@@ -1,11 +1,13 @@
 // The ztunnel as an xDS client (design section 5): a wildcard delta subscription to the
-// workload API; each update becomes a new ZtunnelState. A resource the ztunnel cannot
+// workload API; each update becomes a new ZtunnelState. Waypoints and sidecars use the same
+// source with Ambit's ConfigResource type added (their L7 config objects). A resource the ztunnel cannot
 // decode is NACKed by the ADS client with its reason while the rest applies; while the
 // control plane is away the last good state keeps serving.
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import { AdsClient, type AdsStateEvent } from '../xds/ads-client.js';
 import { addressResourceType, authorizationResourceType } from '../xds/codec.js';
+import { configResourceType, type ConfigObject } from '../xds/config-resource.js';
 import type { ClientTlsOptions, TokenSource } from '../xds/credentials.js';
 import type { Address, Authorization } from '../xds/workload-api.js';
 import { ZtunnelState } from './state.js';
@@ -17,7 +19,13 @@ export interface XdsSourceOptions {
   tls?: ClientTlsOptions;
   logger: Logger;
   clock?: Clock;
-  onState(state: ZtunnelState): void;
+  /** ADS user agent (default ambit-ztunnel). */
+  userAgent?: string;
+  /** Subscribe to istio.security.Authorization (default true). */
+  authorizations?: boolean;
+  /** Also subscribe to Ambit's ConfigResource type (waypoints, sidecars). */
+  configObjects?: boolean;
+  onState(state: ZtunnelState, configObjects: ConfigObject[]): void;
   onConnection?(e: AdsStateEvent): void;
 }
 
@@ -28,8 +36,12 @@ export class XdsSource {
   constructor(private readonly opts: XdsSourceOptions) {
     this.client = new AdsClient({
       address: opts.address,
-      node: { id: opts.node, userAgentName: 'ambit-ztunnel' },
-      types: [addressResourceType, authorizationResourceType],
+      node: { id: opts.node, userAgentName: opts.userAgent ?? 'ambit-ztunnel' },
+      types: [
+        addressResourceType,
+        ...(opts.authorizations ?? true ? [authorizationResourceType] : []),
+        ...(opts.configObjects ? [configResourceType] : []),
+      ],
       token: opts.token,
       tls: opts.tls,
       logger: opts.logger.child({ scope: 'xds' }),
@@ -61,12 +73,13 @@ export class XdsSource {
 
   private rebuild(): void {
     const addresses = [...this.client.resources(addressResourceType).values()].map((r) => r.value as Address);
-    const authorizations = [...this.client.resources(authorizationResourceType).values()].map((r) => r.value as Authorization);
+    const authorizations = this.opts.authorizations ?? true ? [...this.client.resources(authorizationResourceType).values()].map((r) => r.value as Authorization) : [];
+    const objects = this.opts.configObjects ? [...this.client.resources(configResourceType).values()].map((r) => r.value as ConfigObject) : [];
     this.version++;
     this.opts.onState(new ZtunnelState({
       workloads: addresses.flatMap((a) => (a.workload ? [a.workload] : [])),
       services: addresses.flatMap((a) => (a.service ? [a.service] : [])),
       authorizations,
-    }, `xds-${this.version}`));
+    }, `xds-${this.version}`), objects);
   }
 }
