@@ -26,17 +26,13 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Clock } from '../core/clock.js';
 import { describeError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
 import { HbonePool, HboneServer, relay, type HboneRequest } from '../hbone/index.js';
 import { stripSpiffe } from '../rbac/index.js';
 import { denyConnection, failConnection, newConnectionRecord, TcpTelemetry } from '../telemetry/connection-record.js';
-import type { MetricsRegistry } from '../telemetry/metrics.js';
 import { RequestTelemetry } from '../telemetry/request-record.js';
 import type { ConfigObject } from '../xds/config-resource.js';
 import type { Workload } from '../xds/workload-api.js';
-import type { CertificateSource } from '../ztunnel/certificates.js';
 import { ConnectionManager } from '../ztunnel/connection-manager.js';
 import { DataPath } from '../ztunnel/data-path.js';
 import { baggageOf, peerInfo } from '../ztunnel/peer-info.js';
@@ -49,7 +45,7 @@ import { asHttpTransport } from './http-transport.js';
 import { authorizeRequest } from './l7-authz.js';
 import { decidePlaintext, sidecarInboundPolicies } from './sidecar-policy.js';
 import { Upstreams, type UpstreamTarget } from './upstream.js';
-import { sniff } from './waypoint.js';
+import { sniff, type PodProxyOptions } from './waypoint.js';
 import { compileWaypointConfig, WarningLatch, type WaypointConfig } from './waypoint-config.js';
 
 export const SIDECAR_OUTBOUND_PORT = 15001;
@@ -57,23 +53,10 @@ export const SIDECAR_INBOUND_PLAINTEXT_PORT = 15006;
 export const SIDECAR_HBONE_PORT = 15008;
 const SNIFF_TIMEOUT_MS = 300;
 
-export interface SidecarOptions {
+export interface SidecarOptions extends PodProxyOptions {
   pod: { namespace: string; name: string };
   /** The pod's labels: which selector-based RequestAuthentications apply to it. */
   labels: Record<string, string>;
-  /** spiffe://<td>/ns/<ns>/sa/<service account> */
-  identity: string;
-  trustDomain: string;
-  rootNamespace: string;
-  podIp: string;
-  network: PodNetwork;
-  bindAddress: string;
-  certificates: CertificateSource;
-  logger: Logger;
-  metrics: MetricsRegistry;
-  clock: Clock;
-  readFile: (path: string) => string;
-  connectTimeoutMs?: number;
 }
 
 /** Upstreams that reach the local application: plain TCP to <pod ip>:<port> inside the pod. */

@@ -35,9 +35,9 @@ export const WAYPOINT_HBONE_PORT = 15008;
 /** A client that sends nothing for this long is taken to speak a server-first TCP protocol. */
 const SNIFF_TIMEOUT_MS = 300;
 
-export interface WaypointOptions {
-  waypoint: WaypointIdentity;
-  /** spiffe://<td>/ns/<ns>/sa/<gateway> */
+/** What a proxy serving one pod (a waypoint replica, a sidecar) is given. */
+export interface PodProxyOptions {
+  /** spiffe://<td>/ns/<ns>/sa/<service account> */
   identity: string;
   trustDomain: string;
   rootNamespace: string;
@@ -50,6 +50,10 @@ export interface WaypointOptions {
   clock: Clock;
   readFile: (path: string) => string;
   connectTimeoutMs?: number;
+}
+
+export interface WaypointOptions extends PodProxyOptions {
+  waypoint: WaypointIdentity;
 }
 
 export class Waypoint {
