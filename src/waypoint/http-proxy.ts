@@ -24,7 +24,7 @@ import { stripSpiffe } from '../rbac/index.js';
 import type { RequestAttributes } from '../rbac/attributes.js';
 import { decideRoute, noEdits, type BackendTarget, type HeaderEdits, type RouteDecision } from './routing.js';
 import { authenticateRequest } from './request-authn.js';
-import { authorizeRequest, selectWaypointPolicies } from './l7-authz.js';
+import { authorizeRequest } from './l7-authz.js';
 import type { EndpointPicker } from './endpoint-picker.js';
 import type { UpstreamTarget, Upstreams } from './upstream.js';
 import type { WaypointConfig, WaypointIdentity } from './waypoint-config.js';
@@ -49,7 +49,6 @@ export interface TunnelContext {
 
 export interface HttpProxyDeps {
   waypoint: WaypointIdentity;
-  rootNamespace: string;
   config(): WaypointConfig;
   state(): ZtunnelState;
   upstreams: Upstreams;
@@ -126,7 +125,7 @@ export class HttpProxy {
         record.reason = { kind: 'denied', policy: null, rule: null, message: `JWT rejected: ${authn.reason}` };
         return this.local(res, record, 401, 'Jwt verification fails', { 'www-authenticate': authn.wwwAuthenticate });
       }
-      const policies = d.selectPolicies ? d.selectPolicies(cfg, ctx) : selectWaypointPolicies(cfg.policies, target, d.rootNamespace);
+      const policies = d.selectPolicies ? d.selectPolicies(cfg, ctx) : cfg.policiesForRequest(target);
       // A token the provider does not forward is removed before the request goes upstream.
       if (authn.kind === 'authenticated') for (const h of authn.stripHeaders) delete headers[h.toLowerCase()];
       const attrs: RequestAttributes = {

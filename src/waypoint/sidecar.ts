@@ -33,6 +33,7 @@ import { denyConnection, failConnection, newConnectionRecord, TcpTelemetry } fro
 import { RequestTelemetry } from '../telemetry/request-record.js';
 import type { ConfigObject } from '../xds/config-resource.js';
 import type { Workload } from '../xds/workload-api.js';
+import { currentCertificate } from '../ztunnel/certificates.js';
 import { ConnectionManager } from '../ztunnel/connection-manager.js';
 import { DataPath } from '../ztunnel/data-path.js';
 import { baggageOf, peerInfo } from '../ztunnel/peer-info.js';
@@ -101,16 +102,12 @@ export class Sidecar {
       logger: opts.logger, clock: opts.clock,
       createSocket: (dst) => opts.network.connect(dst, { allowHalfOpen: false }),
     });
-    const certificate = () => {
-      const c = opts.certificates.current(opts.identity);
-      if (!c) throw new Error(`no valid certificate for ${opts.identity}`);
-      return c;
-    };
+    const certificate = () => currentCertificate(opts.certificates, opts.identity);
     this.upstreams = new Upstreams({ pool: this.pool, sourceIdentity: opts.identity, certificate, sourceIp: opts.podIp, connectTimeoutMs: timeoutMs });
     this.local = new LocalUpstreams(opts.network, timeoutMs, this.pool);
     const telemetry = new RequestTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }) });
     const common = {
-      waypoint: opts.pod, rootNamespace: opts.rootNamespace,
+      waypoint: opts.pod,
       config: () => this.config, state: () => this.state,
       telemetry, logger: opts.logger, now: () => opts.clock.now(), random: Math.random,
       nextId: () => `${opts.pod.name}-${++this.seq}`,
@@ -166,11 +163,7 @@ export class Sidecar {
   async start(): Promise<void> {
     await this.opts.certificates.get(this.opts.identity);
     this.hbone = new HboneServer({
-      certificate: () => {
-        const c = this.opts.certificates.current(this.opts.identity);
-        if (!c) throw new Error(`no valid certificate for ${this.opts.identity}`);
-        return c;
-      },
+      certificate: () => currentCertificate(this.opts.certificates, this.opts.identity),
       trustDomain: this.opts.trustDomain,
       logger: this.opts.logger,
       onRequest: (req) => this.onHbone(req),

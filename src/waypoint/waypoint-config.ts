@@ -14,6 +14,7 @@ import { compilePolicy, type CompiledPolicy } from '../rbac/index.js';
 import type { ZtunnelState } from '../ztunnel/state.js';
 import { compileRoutes, type RouteService, type RouteTable } from './routing.js';
 import { compileRequestAuthn, type JwtProvider } from './request-authn.js';
+import { selectWaypointPolicies } from './l7-authz.js';
 import type { WaypointTarget } from './waypoint-target.js';
 
 export interface WaypointIdentity {
@@ -26,6 +27,8 @@ export interface WaypointConfig {
   readonly routes: RouteTable;
   readonly policies: CompiledPolicy[];
   providersForRequest(target: WaypointTarget): JwtProvider[];
+  /** The AuthorizationPolicies a request through the waypoint to `target` must pass. */
+  policiesForRequest(target: WaypointTarget): CompiledPolicy[];
   /** Providers a sidecar applies to its own pod (selector / namespace / mesh-wide resources). */
   providersForWorkload(workload: { namespace: string; labels: Record<string, string> }): JwtProvider[];
   readonly warnings: string[];
@@ -73,7 +76,10 @@ export function compileWaypointConfig(input: CompileWaypointInput): WaypointConf
     version: input.version,
     routes: routes.table,
     policies,
-    providersForRequest: (t) => authn.providersForRequest(t),
+    // Selection scans every resource; the config is immutable, so it is done once per target
+    // (waypoint + service), not per request.
+    providersForRequest: memoByTarget((t) => authn.providersForRequest(t)),
+    policiesForRequest: memoByTarget((t) => selectWaypointPolicies(policies, t, input.rootNamespace)),
     providersForWorkload: (w) => authn.providersForWorkload(w),
     warnings,
   };
@@ -89,4 +95,17 @@ export class WarningLatch {
     this.last = new Set(list);
     return list.filter((w) => !before.has(w));
   }
+}
+
+function memoByTarget<T>(select: (t: WaypointTarget) => T): (t: WaypointTarget) => T {
+  const cache = new Map<string, T>();
+  return (t) => {
+    const key = `${t.waypoint.namespace}/${t.waypoint.name}|${t.service ? `${t.service.kind ?? 'Service'}/${t.service.namespace}/${t.service.name}` : ''}`;
+    let hit = cache.get(key);
+    if (hit === undefined) {
+      hit = select(t);
+      cache.set(key, hit);
+    }
+    return hit;
+  };
 }

@@ -19,7 +19,7 @@ import { RequestTelemetry } from '../telemetry/request-record.js';
 import { denyConnection, failConnection, newConnectionRecord, TcpTelemetry } from '../telemetry/connection-record.js';
 import { peerInfo, serviceInfo } from '../ztunnel/peer-info.js';
 import type { ConfigObject } from '../xds/config-resource.js';
-import type { CertificateSource } from '../ztunnel/certificates.js';
+import { currentCertificate, type CertificateSource } from '../ztunnel/certificates.js';
 import type { PodNetwork } from '../ztunnel/pod-network.js';
 import { normalizeIp, ZtunnelState } from '../ztunnel/state.js';
 import { EndpointPicker } from './endpoint-picker.js';
@@ -28,7 +28,7 @@ import { sniffProtocol, type SniffResult } from './sniff.js';
 import { Upstreams } from './upstream.js';
 import { asHttpTransport } from './http-transport.js';
 import { compileWaypointConfig, WarningLatch, type WaypointConfig, type WaypointIdentity } from './waypoint-config.js';
-import { authorizeRequest, selectWaypointPolicies } from './l7-authz.js';
+import { authorizeRequest } from './l7-authz.js';
 import { stripSpiffe } from '../rbac/index.js';
 
 export const WAYPOINT_HBONE_PORT = 15008;
@@ -75,15 +75,11 @@ export class Waypoint {
       logger: opts.logger, clock: opts.clock,
       createSocket: (dst) => opts.network.connect(dst, { allowHalfOpen: false }),
     });
-    const certificate = () => {
-      const c = opts.certificates.current(opts.identity);
-      if (!c) throw new Error(`no valid certificate for ${opts.identity}`);
-      return c;
-    };
+    const certificate = () => currentCertificate(opts.certificates, opts.identity);
     this.upstreams = new Upstreams({ pool: this.pool, sourceIdentity: opts.identity, certificate, sourceIp: undefined, connectTimeoutMs: opts.connectTimeoutMs ?? 5_000 });
     const picker = new EndpointPicker({ now: () => opts.clock.now() });
     this.proxy = new HttpProxy({
-      waypoint: opts.waypoint, rootNamespace: opts.rootNamespace,
+      waypoint: opts.waypoint,
       config: () => this.config, state: () => this.state,
       upstreams: this.upstreams, picker,
       telemetry: new RequestTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }) }),
@@ -114,11 +110,7 @@ export class Waypoint {
   async start(): Promise<void> {
     await this.opts.certificates.get(this.opts.identity);
     this.hbone = new HboneServer({
-      certificate: () => {
-        const c = this.opts.certificates.current(this.opts.identity);
-        if (!c) throw new Error(`no valid certificate for ${this.opts.identity}`);
-        return c;
-      },
+      certificate: () => currentCertificate(this.opts.certificates, this.opts.identity),
       trustDomain: this.opts.trustDomain,
       logger: this.opts.logger,
       onRequest: (req) => this.onTunnel(req),
@@ -182,7 +174,7 @@ export class Waypoint {
       record.endMs = now();
       this.tcpTelemetry.closed(record);
     };
-    const policies = selectWaypointPolicies(this.config.policies, { waypoint: this.opts.waypoint, service: ctx.service ? { namespace: ctx.service.namespace, name: ctx.service.name } : undefined }, this.opts.rootNamespace);
+    const policies = this.config.policiesForRequest({ waypoint: this.opts.waypoint, service: ctx.service ? { namespace: ctx.service.namespace, name: ctx.service.name } : undefined });
     const verdict = authorizeRequest(policies, { sourceIp: ctx.peerAddress.ip, sourcePrincipal: stripSpiffe(ctx.peerIdentity), destinationIp: ctx.target.ip, destinationPort: ctx.target.port }, { kind: 'anonymous', tokenPresent: false });
     if (!verdict.allow) {
       denyConnection(record, { policy: verdict.decision.policy, rule: verdict.decision.ruleIndex, message: verdict.decision.reason });

@@ -3,6 +3,7 @@
 // Backed by the identity room's CertificateManager; the fetcher is either the control
 // plane's CA service (gRPC) or, for a standalone ztunnel, a local CA directory.
 import type { Clock } from '../core/clock.js';
+import { AmbitError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { MeshCA } from '../identity/ca.js';
 import { CertificateManager, type CertificateFetcher, type CertificateStatus } from '../identity/cert-manager.js';
@@ -15,6 +16,16 @@ export interface CertificateSource {
   forget(identity: string): void;
   list(): CertificateStatus[];
   close(): void;
+}
+
+/**
+ * The current certificate of `identity`, for a TLS handshake happening now; throws when there
+ * is none (fetch with get() first). What HBONE servers and pools call per handshake.
+ */
+export function currentCertificate(source: CertificateSource, identity: string): WorkloadCertificate {
+  const c = source.current(identity);
+  if (!c) throw new AmbitError('AMBIT_ERR_CERT', `no valid certificate for ${identity}`, { hint: 'the CA has not issued it yet or it expired; see the certificate errors in this log' });
+  return c;
 }
 
 export function managedCertificates(opts: { fetch: CertificateFetcher; rootPem: string; clock: Clock; logger: Logger }): CertificateSource {

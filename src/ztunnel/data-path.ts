@@ -21,7 +21,7 @@ import {
   denyConnection, failConnection, newConnectionRecord, type ConnectionRecord, type TcpTelemetry,
 } from '../telemetry/connection-record.js';
 import type { Workload } from '../xds/workload-api.js';
-import type { CertificateSource } from './certificates.js';
+import { currentCertificate, type CertificateSource } from './certificates.js';
 import type { ConnectionManager } from './connection-manager.js';
 import { decideInbound } from './inbound-decision.js';
 import { baggageOf, newTraceparent, peerInfo, serviceInfo } from './peer-info.js';
@@ -127,7 +127,7 @@ export class DataPath {
       try {
         return await d.pool.connect({
           sourceIdentity,
-          certificate: () => this.certificateFor(sourceIdentity),
+          certificate: () => currentCertificate(d.certificates, sourceIdentity),
           destination: route.connectTo,
           expectedIdentities: route.expectedIdentities,
           authority: route.authority,
@@ -229,12 +229,6 @@ export class DataPath {
       failConnection(record, { code: describeError(e).code, message: describeError(e).message });
       this.finishFailed(client, record);
     });
-  }
-
-  private certificateFor(identity: string) {
-    const c = this.d.certificates.current(identity);
-    if (!c) throw new Error(`no valid certificate for ${identity}`);
-    return c;
   }
 
   private whenConnected(socket: net.Socket, onUp: () => void, onFail: (e: unknown) => void): void {

@@ -15,7 +15,7 @@ import { HbonePool, HboneServer } from '../hbone/index.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import { TcpTelemetry } from '../telemetry/connection-record.js';
 import type { Workload } from '../xds/workload-api.js';
-import type { CertificateSource } from './certificates.js';
+import { currentCertificate, type CertificateSource } from './certificates.js';
 import { ConnectionManager } from './connection-manager.js';
 import { DataPath } from './data-path.js';
 import type { Endpoint, PodNetwork } from './pod-network.js';
@@ -219,11 +219,7 @@ export class Ztunnel {
       await this.opts.certificates.get(identity);
       const bind = this.opts.bindAddress(w);
       const hbone = new HboneServer({
-        certificate: () => {
-          const c = this.opts.certificates.current(identity);
-          if (!c) throw new Error(`no valid certificate for ${identity}`);
-          return c;
-        },
+        certificate: () => currentCertificate(this.opts.certificates, identity),
         trustDomain: w.trustDomain || this.opts.trustDomain,
         logger: this.logger,
         onRequest: (req) => {

@@ -11,6 +11,23 @@ import type { MetricsRegistry } from '../../telemetry/metrics.js';
 import { CaClient } from '../../xds/ca-client.js';
 import { managedCertificates, type CertificateSource } from '../../ztunnel/certificates.js';
 
+/** The options both commands take (parseArgs definitions); the pod's identity comes on top. */
+export const POD_PROXY_ARGS = {
+  netns: { type: 'string' },
+  'pod-ip': { type: 'string', default: process.env.POD_IP },
+  node: { type: 'string', default: process.env.NODE_NAME },
+  xds: { type: 'string' },
+  'token-file': { type: 'string' },
+  'root-cert': { type: 'string' },
+  admin: { type: 'string' },
+  'trust-domain': { type: 'string', default: 'cluster.local' },
+  'root-namespace': { type: 'string', default: 'istio-system' },
+  'drain-ms': { type: 'string', default: '1500' },
+} as const;
+
+/** The POD_PROXY_ARGS that have no default and must be given. */
+export const POD_PROXY_REQUIRED = ['netns', 'pod-ip', 'node', 'xds', 'token-file', 'root-cert'] as const;
+
 export interface PodProxyCredentials {
   token: string;
   ca: CaClient;

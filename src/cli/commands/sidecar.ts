@@ -9,7 +9,7 @@ import { Sidecar } from '../../waypoint/sidecar.js';
 import { WaypointXdsSource } from '../../waypoint/xds-source.js';
 import { parseCommandArgs, usageError, type Command } from '../command.js';
 import { SIDECAR } from './specs.js';
-import { podProxyAdmin, podProxyCredentials, untilStopped } from './pod-proxy.js';
+import { POD_PROXY_ARGS, POD_PROXY_REQUIRED, podProxyAdmin, podProxyCredentials, untilStopped } from './pod-proxy.js';
 
 export const sidecarCommand: Command = {
   ...SIDECAR,
@@ -43,22 +43,13 @@ Options:
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, {
       pod: { type: 'string' },
-      netns: { type: 'string' },
-      'pod-ip': { type: 'string', default: process.env.POD_IP },
-      node: { type: 'string', default: process.env.NODE_NAME },
+      ...POD_PROXY_ARGS,
       'service-account': { type: 'string', default: process.env.SERVICE_ACCOUNT ?? 'default' },
-      xds: { type: 'string' },
-      'token-file': { type: 'string' },
-      'root-cert': { type: 'string' },
-      admin: { type: 'string' },
-      'trust-domain': { type: 'string', default: 'cluster.local' },
-      'root-namespace': { type: 'string', default: 'istio-system' },
-      'drain-ms': { type: 'string', default: '1500' },
       labels: { type: 'string', default: process.env.POD_LABELS ?? '{}' },
     });
     const pod = /^([a-z0-9-]+)\/([a-z0-9.-]+)$/.exec(values.pod ?? '');
     if (!pod) throw usageError(this, '--pod NS/NAME is required');
-    for (const k of ['netns', 'pod-ip', 'node', 'xds', 'token-file', 'root-cert'] as const) {
+    for (const k of POD_PROXY_REQUIRED) {
       if (!values[k]) throw usageError(this, `--${k} is required`);
     }
     const [, namespace, name] = pod as unknown as [string, string, string];

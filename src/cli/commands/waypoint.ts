@@ -7,7 +7,7 @@ import { MetricsRegistry } from '../../telemetry/metrics.js';
 import { NetnsPodNetwork } from '../../ztunnel/pod-network.js';
 import { Waypoint } from '../../waypoint/waypoint.js';
 import { WaypointXdsSource } from '../../waypoint/xds-source.js';
-import { podProxyAdmin, podProxyCredentials, untilStopped } from './pod-proxy.js';
+import { POD_PROXY_ARGS, POD_PROXY_REQUIRED, podProxyAdmin, podProxyCredentials, untilStopped } from './pod-proxy.js';
 import { callControlPlane, controlPlaneUrl } from '../admin-client.js';
 import type { CliIO } from '../command.js';
 import { parseCommandArgs, usageError, type Command } from '../command.js';
@@ -50,21 +50,12 @@ Declaring a waypoint (through the control plane, like istioctl waypoint apply):
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, {
       gateway: { type: 'string' },
-      netns: { type: 'string' },
-      'pod-ip': { type: 'string', default: process.env.POD_IP },
-      node: { type: 'string', default: process.env.NODE_NAME },
+      ...POD_PROXY_ARGS,
       'service-account': { type: 'string', default: process.env.SERVICE_ACCOUNT },
-      xds: { type: 'string' },
-      'token-file': { type: 'string' },
-      'root-cert': { type: 'string' },
-      admin: { type: 'string' },
-      'trust-domain': { type: 'string', default: 'cluster.local' },
-      'root-namespace': { type: 'string', default: 'istio-system' },
-      'drain-ms': { type: 'string', default: '1500' },
     });
     const gw = /^([a-z0-9-]+)\/([a-z0-9.-]+)$/.exec(values.gateway ?? '');
     if (!gw) throw usageError(this, '--gateway NS/NAME is required');
-    for (const k of ['netns', 'pod-ip', 'node', 'xds', 'token-file', 'root-cert'] as const) {
+    for (const k of POD_PROXY_REQUIRED) {
       if (!values[k]) throw usageError(this, `--${k} is required`);
     }
     const [, namespace, name] = gw as unknown as [string, string, string];
