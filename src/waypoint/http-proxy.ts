@@ -31,6 +31,7 @@ import type { WaypointConfig, WaypointIdentity } from './waypoint-config.js';
 import { RandomIds } from '../core/random-ids.js';
 import { applyEdits, childTraceparent, first, HOP_BY_HOP, hostOnly, upstreamHeaders } from './http-headers.js';
 import { sendHttp1, sendHttp2, type UpstreamResponse } from './upstream-exchange.js';
+import type { Http1Request, Http1Response } from './http1/server.js';
 import type { CompiledPolicy } from '../rbac/compiled-policy.js';
 import type { JwtProvider } from './request-authn.js';
 
@@ -66,8 +67,10 @@ export interface HttpProxyDeps {
   selectProviders?(cfg: WaypointConfig, ctx: TunnelContext): JwtProvider[];
 }
 
-type DownReq = http.IncomingMessage | http2.Http2ServerRequest;
-type DownRes = http.ServerResponse | http2.Http2ServerResponse;
+type DownReq = Http1Request | http2.Http2ServerRequest;
+type DownRes = Http1Response | http2.Http2ServerResponse;
+/** What both response kinds offer for a body (their signatures differ in overloads only). */
+type BodyWriter = { write(c: Buffer): boolean; addTrailers(t: Record<string, string>): void };
 
 
 type Attempt =
@@ -283,7 +286,7 @@ export class HttpProxy {
         void up.trailers.then((t) => {
           if (t && Object.keys(t).length) {
             if (record.protocol === 'grpc' && t['grpc-status'] !== undefined) record.grpcStatus = Number(first(t['grpc-status']));
-            (res as http.ServerResponse).addTrailers(Object.fromEntries(Object.entries(t).filter(([k]) => !k.startsWith(':'))) as Record<string, string>);
+            (res as BodyWriter).addTrailers(Object.fromEntries(Object.entries(t).filter(([k]) => !k.startsWith(':'))) as Record<string, string>);
           }
           res.end();
           resolve();
@@ -296,7 +299,7 @@ export class HttpProxy {
       });
       up.body.on('data', (c: Buffer) => {
         record.responseBytes += c.length;
-        if (!(res as http.ServerResponse).write(c)) { up.body.pause(); res.once('drain', () => up.body.resume()); }
+        if (!(res as BodyWriter).write(c)) { up.body.pause(); res.once('drain', () => up.body.resume()); }
       });
     });
   }

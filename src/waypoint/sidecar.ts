@@ -22,8 +22,6 @@
 // (inbound HTTP); TCP records (ztunnel's) for outbound L4 paths.
 //
 // Lifecycle: start() -> setConfig()* -> close(deadlineMs).
-import http from 'node:http';
-import http2 from 'node:http2';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { describeError } from '../core/errors.js';
@@ -42,7 +40,7 @@ import { CAPTURE_PORTS, decideOutbound, roundRobin } from '../ztunnel/route.js';
 import { normalizeIp, ZtunnelState } from '../ztunnel/state.js';
 import { EndpointPicker } from './endpoint-picker.js';
 import { HttpProxy, type TunnelContext } from './http-proxy.js';
-import { asHttpTransport } from './http-transport.js';
+import { serveHttp } from './serve-http.js';
 import { authorizeRequest } from './l7-authz.js';
 import { decidePlaintext, sidecarInboundPolicies } from './sidecar-policy.js';
 import { Upstreams, type UpstreamTarget } from './upstream.js';
@@ -62,8 +60,8 @@ export interface SidecarOptions extends PodProxyOptions {
 
 /** Upstreams that reach the local application: plain TCP to <pod ip>:<port> inside the pod. */
 class LocalUpstreams extends Upstreams {
-  constructor(private readonly network: PodNetwork, private readonly timeoutMs: number, pool: HbonePool) {
-    super({ pool, sourceIdentity: '', certificate: () => { throw new Error('not used'); }, connectTimeoutMs: timeoutMs });
+  constructor(private readonly network: PodNetwork, private readonly timeoutMs: number, pool: HbonePool, now: () => number) {
+    super({ pool, sourceIdentity: '', certificate: () => { throw new Error('not used'); }, connectTimeoutMs: timeoutMs, now });
   }
 
   override tunnel(target: UpstreamTarget): Promise<Duplex> {
@@ -103,8 +101,8 @@ export class Sidecar {
       createSocket: (dst) => opts.network.connect(dst, { allowHalfOpen: false }),
     });
     const certificate = () => currentCertificate(opts.certificates, opts.identity);
-    this.upstreams = new Upstreams({ pool: this.pool, sourceIdentity: opts.identity, certificate, sourceIp: opts.podIp, connectTimeoutMs: timeoutMs });
-    this.local = new LocalUpstreams(opts.network, timeoutMs, this.pool);
+    this.upstreams = new Upstreams({ pool: this.pool, sourceIdentity: opts.identity, certificate, sourceIp: opts.podIp, connectTimeoutMs: timeoutMs, now: () => opts.clock.now() });
+    this.local = new LocalUpstreams(opts.network, timeoutMs, this.pool, () => opts.clock.now());
     const telemetry = new RequestTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }) });
     const common = {
       waypoint: opts.pod,
@@ -242,7 +240,7 @@ export class Sidecar {
   /** HTTP through the inbound L7 pipeline to the application; anything else relayed after L4 policy. */
   private serveInbound(stream: Duplex, ctx: TunnelContext): void {
     void sniff(stream, SNIFF_TIMEOUT_MS).then((kind) => {
-      if (kind === 'http1' || kind === 'h2') this.serveHttp(stream, kind, this.inboundProxy, ctx);
+      if (kind === 'http1' || kind === 'h2') serveHttp(stream, kind, this.inboundProxy, ctx, this.opts.logger);
       else this.inboundTcp(stream, ctx);
     }, () => stream.destroy());
   }
@@ -302,25 +300,14 @@ export class Sidecar {
     void sniff(socket, SNIFF_TIMEOUT_MS).then((kind) => {
       if (kind === 'http1' || kind === 'h2') {
         const service = this.state.serviceByVip(target.ip);
-        this.serveHttp(socket, kind, this.outboundProxy, {
+        serveHttp(socket, kind, this.outboundProxy, {
           peerIdentity: this.opts.identity, peerAddress: { ip: normalizeIp(socket.remoteAddress ?? this.opts.podIp), port: socket.remotePort ?? 0 },
           target, service, workload: service ? undefined : route.workload,
-        });
+        }, this.opts.logger);
       } else {
         this.dataPath.outbound(socket, self, this.opts.network, target);
       }
     }, () => socket.destroy());
   }
 
-  private serveHttp(stream: Duplex, kind: 'http1' | 'h2', proxy: HttpProxy, ctx: TunnelContext): void {
-    if (kind === 'http1') {
-      const server = http.createServer({ keepAlive: true }, (rq, rs) => proxy.handle(rq, rs, ctx));
-      server.emit('connection', asHttpTransport(stream));
-    } else {
-      const server = http2.createServer({}, (rq, rs) => proxy.handle(rq, rs, ctx));
-      server.on('sessionError', () => {});
-      server.emit('connection', asHttpTransport(stream));
-    }
-    stream.resume();
-  }
 }

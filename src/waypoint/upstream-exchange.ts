@@ -1,33 +1,16 @@
 // One request to one upstream endpoint over HBONE, HTTP/1.1 or HTTP/2, as the client spoke.
 // The outcome says whether a response came (with its body still to read), or the connection
 // could not be made (retryable), or it broke after the request was sent.
-import http from 'node:http';
 import type http2 from 'node:http2';
 import type { Readable } from 'node:stream';
 import { describeError } from '../core/errors.js';
 import type { UpstreamTarget, Upstreams } from './upstream.js';
+import type { Exchange } from './http1/client.js';
 
-export interface UpstreamResponse {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Readable;
-  trailers: Promise<Record<string, string | string[] | undefined> | undefined>;
-}
-
-export type Exchange = { kind: 'response'; res: UpstreamResponse } | { kind: 'connect-failed' | 'reset'; message: string };
+export type { Exchange, UpstreamResponse } from './http1/client.js';
 
 export function sendHttp1(upstreams: Upstreams, up: UpstreamTarget, method: string, path: string, host: string, headers: Record<string, string | string[]>, body: Buffer | Readable | undefined): Promise<Exchange> {
-  return new Promise((resolve) => {
-    let connected = false;
-    const r = http.request({ agent: upstreams.http1Agent(up), method, path, headers: { ...headers, host }, setHost: false });
-    r.once('socket', () => { connected = true; });
-    r.once('response', (m) => resolve({ kind: 'response', res: { status: m.statusCode ?? 502, headers: m.headers, body: m, trailers: new Promise((t) => m.once('end', () => t(m.trailers))) } }));
-    // A reused keep-alive connection the server closed meanwhile fails like a connect: retried.
-    r.once('error', (e) => resolve({ kind: connected && !r.reusedSocket ? 'reset' : 'connect-failed', message: describeError(e).message }));
-    if (body === undefined) r.end();
-    else if (Buffer.isBuffer(body)) r.end(body);
-    else body.pipe(r);
-  });
+  return upstreams.http1(up).request(method, path, host, headers, body);
 }
 
 export async function sendHttp2(upstreams: Upstreams, up: UpstreamTarget, method: string, path: string, host: string, headers: Record<string, string | string[]>, body: Buffer | Readable | undefined): Promise<Exchange> {

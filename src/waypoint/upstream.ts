@@ -1,15 +1,16 @@
 // The waypoint's connections to destination pods: every one is an HBONE tunnel to the pod's
 // ztunnel (`<pod ip>:15008`, `:authority` = `<pod ip>:<target port>`), made with the
 // waypoint's own certificate and checked against the destination's identity before any
-// byte of a request is sent. HTTP/1.1 requests reuse tunnels through a keep-alive agent per
-// endpoint; HTTP/2 requests share one HTTP/2 session per endpoint over one tunnel.
+// byte of a request is sent. HTTP/1.1 requests reuse tunnels through the waypoint's own
+// keep-alive HTTP/1.1 client per endpoint (http1/client.ts); HTTP/2 requests share one HTTP/2
+// session per endpoint over one tunnel.
 import type { Duplex } from 'node:stream';
-import http from 'node:http';
 import http2 from 'node:http2';
 import type { HbonePool } from '../hbone/index.js';
 import type { WorkloadCertificate } from '../identity/workload-certificate.js';
 import { formatAuthority } from '../core/ip.js';
 import { asHttpTransport } from './http-transport.js';
+import { Http1Client } from './http1/client.js';
 
 export interface UpstreamTarget {
   uid: string;
@@ -25,20 +26,29 @@ export interface UpstreamsOptions {
   /** The waypoint pod's IP (the source of its tunnels). */
   sourceIp?: string;
   connectTimeoutMs: number;
+  now(): number;
   /** Free keep-alive connections per endpoint. */
   maxFreeSockets?: number;
 }
+
+/** Idle upstream connections are dropped before a typical server's keep-alive timeout (5 s). */
+const IDLE_TIMEOUT_MS = 4_000;
 
 const HBONE_PORT = 15008;
 
 
 export class Upstreams {
-  private readonly agents = new Map<string, http.Agent>();
-  /** HTTP/1.1 upstream connections (tunnels) opened so far. */
-  tunnelsMade = 0;
+  private readonly clients = new Map<string, Http1Client>();
   private readonly sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
 
   constructor(private readonly opts: UpstreamsOptions) {}
+
+  /** HTTP/1.1 upstream connections (tunnels) opened so far. */
+  get tunnelsMade(): number {
+    let n = 0;
+    for (const c of this.clients.values()) n += c.connectionsMade;
+    return n;
+  }
 
   /** A raw tunnel (TCP passthrough, and the transport of the HTTP clients below). */
   tunnel(target: UpstreamTarget, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Duplex> {
@@ -55,25 +65,15 @@ export class Upstreams {
     });
   }
 
-  /** A keep-alive agent whose connections are tunnels to `target`. */
-  http1Agent(target: UpstreamTarget): http.Agent {
+  /** The keep-alive HTTP/1.1 client whose connections are tunnels to `target`. */
+  http1(target: UpstreamTarget): Http1Client {
     const key = `${target.uid}|${target.ip}:${target.port}|${target.identity}`;
-    let agent = this.agents.get(key);
-    if (!agent) {
-      // Idle upstream connections are dropped before a typical server's keep-alive timeout (5 s).
-      agent = new http.Agent({ keepAlive: true, maxFreeSockets: this.opts.maxFreeSockets ?? 64, scheduling: 'lifo', timeout: 4_000 });
-      const tunnel = (cb: (err: Error | null, s?: Duplex) => void): void => {
-        this.tunnelsMade++;
-        this.tunnel(target).then((s) => cb(null, asHttpTransport(s)), (e: unknown) => cb(e instanceof Error ? e : new Error(String(e))));
-      };
-      // Node's Agent accepts an asynchronous createConnection (callback form).
-      (agent as unknown as { createConnection: (o: unknown, cb: (err: Error | null, s?: Duplex) => void) => undefined }).createConnection = (_o, cb) => {
-        tunnel(cb);
-        return undefined;
-      };
-      this.agents.set(key, agent);
+    let client = this.clients.get(key);
+    if (!client) {
+      client = new Http1Client({ open: () => this.tunnel(target), now: this.opts.now, maxIdle: this.opts.maxFreeSockets ?? 64, idleTimeoutMs: IDLE_TIMEOUT_MS });
+      this.clients.set(key, client);
     }
-    return agent;
+    return client;
   }
 
   /** One HTTP/2 session per endpoint over one tunnel, made again when it closes. */
@@ -96,8 +96,8 @@ export class Upstreams {
   }
 
   close(): void {
-    for (const a of this.agents.values()) a.destroy();
-    this.agents.clear();
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
     for (const p of this.sessions.values()) p.then((s) => s.destroy(), () => {});
     this.sessions.clear();
   }

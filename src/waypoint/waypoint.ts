@@ -6,8 +6,6 @@
 // Lifecycle: start() -> setConfig()* -> close(deadlineMs): stop accepting, let in-flight
 // requests finish, then reset what is left. A new config applies to new requests; requests in
 // flight keep the config they started with.
-import http from 'node:http';
-import http2 from 'node:http2';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Clock } from '../core/clock.js';
@@ -26,7 +24,7 @@ import { EndpointPicker } from './endpoint-picker.js';
 import { HttpProxy, type TunnelContext } from './http-proxy.js';
 import { sniffProtocol, type SniffResult } from './sniff.js';
 import { Upstreams } from './upstream.js';
-import { asHttpTransport } from './http-transport.js';
+import { serveHttp } from './serve-http.js';
 import { compileWaypointConfig, WarningLatch, type WaypointConfig, type WaypointIdentity } from './waypoint-config.js';
 import { authorizeRequest } from './l7-authz.js';
 import { stripSpiffe } from '../rbac/index.js';
@@ -76,7 +74,7 @@ export class Waypoint {
       createSocket: (dst) => opts.network.connect(dst, { allowHalfOpen: false }),
     });
     const certificate = () => currentCertificate(opts.certificates, opts.identity);
-    this.upstreams = new Upstreams({ pool: this.pool, sourceIdentity: opts.identity, certificate, sourceIp: undefined, connectTimeoutMs: opts.connectTimeoutMs ?? 5_000 });
+    this.upstreams = new Upstreams({ pool: this.pool, sourceIdentity: opts.identity, certificate, sourceIp: undefined, connectTimeoutMs: opts.connectTimeoutMs ?? 5_000, now: () => opts.clock.now() });
     const picker = new EndpointPicker({ now: () => opts.clock.now() });
     this.proxy = new HttpProxy({
       waypoint: opts.waypoint,
@@ -141,15 +139,8 @@ export class Waypoint {
     stream.on('error', () => {});
     void sniff(stream, SNIFF_TIMEOUT_MS).then((kind) => {
       this.m.tunnels.labels({ protocol: kind === 'h2' ? 'http2' : kind === 'http1' ? 'http1' : 'tcp' }).inc();
-      if (kind === 'http1') {
-        const server = http.createServer({ keepAlive: true }, (rq, rs) => this.proxy.handle(rq, rs, ctx));
-        server.emit('connection', asHttpTransport(stream));
-        stream.resume();
-      } else if (kind === 'h2') {
-        const server = http2.createServer({}, (rq, rs) => this.proxy.handle(rq, rs, ctx));
-        server.on('sessionError', () => {});
-        server.emit('connection', asHttpTransport(stream));
-        stream.resume();
+      if (kind === 'http1' || kind === 'h2') {
+        serveHttp(stream, kind, this.proxy, ctx, this.opts.logger);
       } else {
         this.tcp(stream, ctx);
       }

@@ -1,0 +1,244 @@
+// The client side of the waypoint's HTTP/1.1 codec: requests to one upstream endpoint over
+// keep-alive connections (HBONE tunnels), without node:http's agent and request objects.
+//
+// Invariants:
+// - A connection carries one request at a time and goes back to the idle list (newest used
+//   first) only when its request was written in full and its response read in full, and both
+//   sides allow keep-alive. Anything else ends it.
+// - Idle connections older than `idleTimeoutMs` are closed, before a typical server's own
+//   keep-alive timeout, so a request is rarely sent on a connection the server is closing.
+// - A reused connection that dies before any byte of the answer is `connect-failed` (nothing
+//   reached the app: safe to retry elsewhere); a new one that dies after the request was sent
+//   is `reset`.
+// - 1xx interim answers are skipped; the first final answer resolves the exchange.
+import { Readable, type Duplex } from 'node:stream';
+import { describeError } from '../../core/errors.js';
+import { headerRecord, Http1Parser, type MessageHead } from './parser.js';
+import { chunkHeader, CRLF, headerLines, LAST_CHUNK, type HeaderValue } from './head.js';
+import { destroyCut } from './server.js';
+
+export interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable;
+  trailers: Promise<Record<string, string | string[] | undefined> | undefined>;
+}
+
+export type Exchange = { kind: 'response'; res: UpstreamResponse } | { kind: 'connect-failed' | 'reset'; message: string };
+
+export interface Http1ClientOptions {
+  open(): Promise<Duplex>;
+  now(): number;
+  maxIdle: number;
+  idleTimeoutMs: number;
+}
+
+/** Methods whose request carries no body unless it says so. */
+const NO_BODY_BY_DEFAULT = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE']);
+
+/** Keep-alive HTTP/1.1 connections to one endpoint. */
+export class Http1Client {
+  /** Oldest first; reuse takes the newest. */
+  private idle: Http1ClientConnection[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  connectionsMade = 0;
+
+  constructor(private readonly opts: Http1ClientOptions) {}
+
+  async request(method: string, path: string, host: string, headers: Record<string, HeaderValue>, body: Buffer | Readable | undefined): Promise<Exchange> {
+    let conn = this.takeIdle();
+    const reused = conn !== undefined;
+    if (!conn) {
+      try {
+        this.connectionsMade++;
+        conn = new Http1ClientConnection(await this.opts.open(), (c) => this.release(c));
+      } catch (e: unknown) {
+        return { kind: 'connect-failed', message: describeError(e).message };
+      }
+    }
+    return conn.send(method, path, host, headers, body, reused);
+  }
+
+  /** Closes idle connections past their time; runs when the oldest one expires. */
+  private sweep(): void {
+    this.timer = undefined;
+    const cutoff = this.opts.now() - this.opts.idleTimeoutMs;
+    this.idle = this.idle.filter((c) => (c.idleSinceMs > cutoff && c.alive) || (c.destroy(), false));
+    this.arm();
+  }
+
+  private arm(): void {
+    const oldest = this.idle[0];
+    if (this.timer || !oldest) return;
+    this.timer = setTimeout(() => this.sweep(), Math.max(1, oldest.idleSinceMs + this.opts.idleTimeoutMs - this.opts.now())).unref();
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+    for (const c of this.idle.splice(0)) c.destroy();
+  }
+
+  private takeIdle(): Http1ClientConnection | undefined {
+    const cutoff = this.opts.now() - this.opts.idleTimeoutMs;
+    for (let c = this.idle.pop(); c; c = this.idle.pop()) {
+      if (c.alive && c.idleSinceMs > cutoff) return c;
+      c.destroy();
+    }
+    return undefined;
+  }
+
+  private release(c: Http1ClientConnection): void {
+    if (this.idle.length >= this.opts.maxIdle) { c.destroy(); return; }
+    c.idleSinceMs = this.opts.now();
+    this.idle.push(c);
+    this.arm();
+  }
+}
+
+interface InFlight {
+  method: string;
+  reused: boolean;
+  resolve(x: Exchange): void;
+  answered: boolean;
+  written: boolean;
+  body?: ResponseBody;
+  keepAlive: boolean;
+  trailers?(t: Record<string, string | string[]> | undefined): void;
+}
+
+class ResponseBody extends Readable {
+  constructor(private readonly conn: Http1ClientConnection) { super(); }
+  override _read(): void { this.conn.stream.resume(); }
+  override _destroy(e: Error | null, cb: (e?: Error | null) => void): void {
+    // Dropped before its end: the rest of it would arrive on this connection, so it goes.
+    if (!this.readableEnded) this.conn.destroy();
+    cb(e);
+  }
+}
+
+class Http1ClientConnection {
+  alive = true;
+  idleSinceMs = 0;
+  private readonly parser: Http1Parser;
+  private current: InFlight | undefined;
+
+  constructor(readonly stream: Duplex, private readonly onFree: (c: Http1ClientConnection) => void) {
+    this.parser = new Http1Parser('response', {
+      head: (h) => this.onHead(h),
+      body: (b) => { if (this.current?.body && !this.current.body.push(b)) this.stream.pause(); },
+      complete: (t) => this.onComplete(t),
+    });
+    stream.on('data', (b: Buffer) => {
+      const r = this.parser.execute(b);
+      if (r instanceof Error) this.fail(`invalid HTTP/1.1 response: ${r.message}${r.code ? ` (${r.code})` : ''}`);
+    });
+    stream.once('end', () => {
+      const e = this.parser.finish();
+      this.fail(e ? 'the upstream closed the connection in the middle of a response' : 'the upstream closed the connection');
+    });
+    stream.once('close', () => this.fail('the connection closed'));
+    stream.on('error', (e: Error) => this.fail(e.message));
+  }
+
+  send(method: string, path: string, host: string, headers: Record<string, HeaderValue>, body: Buffer | Readable | undefined, reused: boolean): Promise<Exchange> {
+    return new Promise((resolve) => {
+      const x: InFlight = { method, reused, resolve, answered: false, written: false, keepAlive: false };
+      this.current = x;
+      const h = { ...headers };
+      delete h.host;
+      delete h['transfer-encoding'];
+      let framing = '';
+      if (body === undefined) {
+        delete h['content-length'];
+        if (!NO_BODY_BY_DEFAULT.has(method)) framing = 'content-length: 0\r\n';
+      } else if (Buffer.isBuffer(body)) {
+        delete h['content-length'];
+        framing = `content-length: ${body.length}\r\n`;
+      } else if (h['content-length'] === undefined) framing = 'transfer-encoding: chunked\r\n';
+      let head: Buffer;
+      try {
+        head = Buffer.from(`${method} ${path} HTTP/1.1\r\nhost: ${host}\r\n${headerLines(h)}${framing}\r\n`, 'latin1');
+      } catch (e: unknown) {
+        this.current = undefined;
+        this.onFree(this);
+        throw e;
+      }
+      if (body === undefined || Buffer.isBuffer(body)) {
+        this.stream.write(body?.length ? Buffer.concat([head, body]) : head);
+        x.written = true;
+        return;
+      }
+      this.stream.write(head);
+      this.pipeBody(body, x, framing !== '');
+    });
+  }
+
+  destroy(): void {
+    this.alive = false;
+    this.stream.destroy();
+  }
+
+  private pipeBody(body: Readable, x: InFlight, chunked: boolean): void {
+    const s = this.stream;
+    body.on('data', (c: Buffer) => {
+      let ok: boolean;
+      if (chunked) {
+        s.cork();
+        s.write(chunkHeader(c.length));
+        s.write(c);
+        ok = s.write(CRLF);
+        s.uncork();
+      } else ok = s.write(c);
+      if (!ok) { body.pause(); s.once('drain', () => body.resume()); }
+    });
+    body.once('end', () => {
+      if (chunked) s.write(LAST_CHUNK);
+      x.written = true;
+      this.maybeFree(x);
+    });
+    body.once('error', () => this.destroy());
+  }
+
+  private onHead(h: MessageHead): boolean {
+    const x = this.current;
+    if (!x || h.status < 200) return false; // 1xx: the final answer follows
+    x.answered = true;
+    x.keepAlive = h.keepAlive;
+    const body = new ResponseBody(this);
+    x.body = body;
+    const trailers = new Promise<Record<string, string | string[]> | undefined>((r) => { x.trailers = r; });
+    x.resolve({ kind: 'response', res: { status: h.status, headers: headerRecord(h.rawHeaders), body, trailers } });
+    return x.method === 'HEAD';
+  }
+
+  private onComplete(t: string[]): void {
+    const x = this.current;
+    if (!x?.answered) return; // the end of a 1xx
+    x.trailers?.(t.length ? headerRecord(t) : undefined);
+    x.body?.push(null);
+    x.body = undefined;
+    this.maybeFree(x);
+  }
+
+  /** Both halves of the exchange are done: the connection is free, or it goes. */
+  private maybeFree(x: InFlight): void {
+    if (this.current !== x || !x.written || !x.answered || x.body) return;
+    this.current = undefined;
+    if (x.keepAlive && this.alive) this.onFree(this);
+    else this.destroy();
+  }
+
+  private fail(message: string): void {
+    this.alive = false;
+    const x = this.current;
+    this.current = undefined;
+    this.parser.close();
+    this.stream.destroy();
+    if (!x) return;
+    if (!x.answered) x.resolve({ kind: x.reused ? 'connect-failed' : 'reset', message });
+    else if (x.body) {
+      x.trailers?.(undefined);
+      destroyCut(x.body, Object.assign(new Error(message), { code: 'ECONNRESET' }));
+    }
+  }
+}

@@ -1,0 +1,257 @@
+// The server side of the waypoint's HTTP/1.1 codec: requests read from a tunnel (or any
+// Duplex), handed one at a time to the L7 pipeline, answers written back in order.
+//
+// Invariants:
+// - Answers leave in request order: a pipelined request waits (its body buffered) until the
+//   one before it is answered in full.
+// - The connection stays open only when both the request (version, Connection header) and the
+//   answer (framed by Content-Length or chunks) allow it; otherwise it is ended after the answer.
+// - A request that is not valid HTTP/1.1 gets 400 (431 for a head over MAX_HEADER_BYTES) with
+//   `connection: close`, and the connection ends; the pipeline never sees it. CONNECT gets 501.
+// - `Expect: 100-continue` is answered here, and not forwarded.
+// - A response emits 'close' exactly once: after its last byte is handed to the stream, or
+//   when the connection dies first.
+import { EventEmitter } from 'node:events';
+import { Readable, type Duplex } from 'node:stream';
+import { bodiless, chunkHeader, CRLF, headerLines, lastChunk, statusLine, type HeaderValue } from './head.js';
+import { headerRecord, Http1Parser, type MessageHead, type ParseError } from './parser.js';
+
+export interface Http1ServerEvents {
+  request(req: Http1Request, res: Http1Response): void;
+  /** A request could not be parsed; it was answered with `status` and the connection ended. */
+  badRequest?(status: number, error: ParseError): void;
+}
+
+/** A request as the pipeline reads it (the shape of node's IncomingMessage it uses); the body is the stream. */
+export class Http1Request extends Readable {
+  readonly httpVersionMajor = 1;
+  readonly httpVersionMinor: number;
+  readonly httpVersion: string;
+  readonly method: string;
+  readonly url: string;
+  readonly headers: Record<string, string | string[]>;
+
+  constructor(head: MessageHead, private readonly conn: Http1ServerConnection) {
+    super();
+    this.httpVersionMinor = head.versionMinor;
+    this.httpVersion = head.versionMinor === 0 ? '1.0' : '1.1';
+    this.method = head.method;
+    this.url = head.url;
+    this.headers = headerRecord(head.rawHeaders);
+  }
+
+  override _read(): void {
+    this.conn.resumeReading();
+  }
+}
+
+export function serveHttp1(stream: Duplex, events: Http1ServerEvents): Http1ServerConnection {
+  return new Http1ServerConnection(stream, events);
+}
+
+interface Exchange { req: Http1Request; res: Http1Response }
+
+export class Http1ServerConnection {
+  private readonly parser: Http1Parser;
+  /** Requests received and not yet answered in full; the first one is being served. */
+  private readonly queue: Exchange[] = [];
+  /** The request whose body is being read. */
+  private reading: Http1Request | undefined;
+  private closed = false;
+
+  constructor(readonly stream: Duplex, private readonly events: Http1ServerEvents) {
+    this.parser = new Http1Parser('request', {
+      head: (h) => this.onHead(h),
+      body: (b) => { if (this.reading && !this.reading.push(b)) this.stream.pause(); },
+      complete: () => {
+        this.reading?.push(null);
+        this.reading = undefined;
+      },
+    });
+    stream.on('data', (b: Buffer) => this.onData(b));
+    stream.once('end', () => this.onEnd());
+    stream.once('close', () => this.onClose());
+    stream.on('error', () => {});
+    stream.on('drain', () => { for (const x of this.queue) if (x.res.waitingDrain) x.res.drained(); });
+  }
+
+  resumeReading(): void {
+    if (!this.closed) this.stream.resume();
+  }
+
+  private onData(b: Buffer): void {
+    let rest = b;
+    while (rest.length > 0 && !this.closed) {
+      const used = this.parser.execute(rest);
+      if (used instanceof Error) return this.refuse(used);
+      // A request with an Upgrade header is served as a plain request (the header is hop by
+      // hop); the parser stops after it and goes on from the next byte.
+      if (used >= rest.length) break;
+      rest = rest.subarray(used);
+    }
+  }
+
+  private onHead(h: MessageHead): boolean {
+    if (h.method === 'CONNECT') {
+      this.closed = true;
+      this.stream.end(Buffer.from(`${statusLine(501, 1)}content-length: 0\r\nconnection: close\r\n\r\n`, 'latin1'));
+      return true;
+    }
+    const req = new Http1Request(h, this);
+    const res = new Http1Response(this, req.method, h.keepAlive, h.versionMinor);
+    if (req.headers.expect !== undefined && String(req.headers.expect).toLowerCase() === '100-continue' && h.versionMinor >= 1) {
+      delete req.headers.expect;
+      this.stream.write(Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1'));
+    }
+    this.reading = req;
+    this.queue.push({ req, res });
+    if (this.queue.length === 1) this.events.request(req, res);
+    return false;
+  }
+
+  /** The answer at the head of the queue is complete: serve the next request, or end. */
+  answered(res: Http1Response, keepAlive: boolean): void {
+    const x = this.queue[0];
+    if (x?.res !== res) return;
+    this.queue.shift();
+    // A body nobody read (a local answer came first) is read and dropped, so the next request parses.
+    if (!x.req.readableEnded) x.req.resume();
+    if (!keepAlive) {
+      this.closed = true;
+      this.stream.end();
+      for (const x of this.queue.splice(0)) x.res.abandon();
+      return;
+    }
+    const next = this.queue[0];
+    if (next) this.events.request(next.req, next.res);
+  }
+
+  private refuse(e: ParseError): void {
+    this.closed = true;
+    const status = e.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    this.events.badRequest?.(status, e);
+    // Answers already under way are cut: the stream is no longer in step with the client.
+    if (this.queue.length === 0) {
+      this.stream.end(Buffer.from(`${statusLine(status, 1)}content-length: 0\r\nconnection: close\r\n\r\n`, 'latin1'));
+    } else this.stream.destroy();
+  }
+
+  private onEnd(): void {
+    // The client half-closed: requests already read are still answered, then the stream ends.
+    const e = this.parser.finish();
+    if (e && this.reading) destroyCut(this.reading, e);
+    if (this.queue.length === 0) this.stream.end();
+    else this.queue[this.queue.length - 1]!.res.lastOnConnection = true;
+  }
+
+  private onClose(): void {
+    this.closed = true;
+    this.parser.close();
+    if (this.reading) destroyCut(this.reading);
+    for (const x of this.queue.splice(0)) x.res.abandon();
+  }
+}
+
+/** A body cut short: an error for whoever reads it (none listening: no error, as node:http). */
+export function destroyCut(body: Readable, e: Error = Object.assign(new Error('aborted'), { code: 'ECONNRESET' })): void {
+  if (body.readableEnded || body.destroyed) return;
+  body.destroy(body.listenerCount('error') > 0 ? e : undefined);
+}
+
+/** A response as the pipeline writes it (the shape of node's ServerResponse it uses). */
+export class Http1Response extends EventEmitter {
+  headersSent = false;
+  writableEnded = false;
+  destroyed = false;
+  /** The client half-closed after this request: end the connection after the answer. */
+  lastOnConnection = false;
+  waitingDrain = false;
+  private framing: 'length' | 'chunked' | 'close' | 'none' = 'none';
+  private pendingHead: Buffer | undefined;
+  private trailers: Record<string, HeaderValue> | undefined;
+  private keepAlive: boolean;
+  private done = false;
+
+  constructor(private readonly conn: Http1ServerConnection, private readonly method: string, keepAlive: boolean, private readonly minor: number) {
+    super();
+    this.keepAlive = keepAlive;
+  }
+
+  writeHead(status: number, headers: Record<string, HeaderValue>): this {
+    if (this.headersSent) return this;
+    let extra = '';
+    if (bodiless(status, this.method)) this.framing = 'none';
+    else if (headers['content-length'] !== undefined) this.framing = 'length';
+    else if (this.minor >= 1) { this.framing = 'chunked'; extra += 'transfer-encoding: chunked\r\n'; }
+    else { this.framing = 'close'; this.keepAlive = false; }
+    if (!this.keepAlive) extra += 'connection: close\r\n';
+    else if (this.minor === 0) extra += 'connection: keep-alive\r\n';
+    const head = `${statusLine(status, this.minor)}${headerLines(headers)}${extra}\r\n`;
+    this.headersSent = true;
+    this.pendingHead = Buffer.from(head, 'latin1');
+    return this;
+  }
+
+  addTrailers(t: Record<string, HeaderValue>): void {
+    this.trailers = t;
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.done || chunk.length === 0) return true;
+    const s = this.conn.stream;
+    const head = this.takeHead();
+    if (this.framing === 'none') return head ? s.write(head) : true;
+    let ok: boolean;
+    if (this.framing === 'chunked') {
+      s.cork();
+      if (head) s.write(head);
+      s.write(chunkHeader(chunk.length));
+      s.write(chunk);
+      ok = s.write(CRLF);
+      s.uncork();
+    } else ok = s.write(head ? Buffer.concat([head, chunk]) : chunk);
+    if (!ok) this.waitingDrain = true;
+    return ok;
+  }
+
+  drained(): void {
+    this.waitingDrain = false;
+    this.emit('drain');
+  }
+
+  end(chunk?: Buffer): void {
+    if (this.done) return;
+    if (!this.headersSent) this.writeHead(200, { 'content-length': String(chunk?.length ?? 0) });
+    if (chunk && chunk.length) this.write(chunk);
+    const s = this.conn.stream;
+    const head = this.takeHead();
+    if (this.framing === 'chunked') s.write(head ? Buffer.concat([head, lastChunk(this.trailers)]) : lastChunk(this.trailers));
+    else if (head) s.write(head);
+    this.done = true;
+    this.writableEnded = true;
+    this.emit('finish');
+    this.emit('close');
+    this.conn.answered(this, this.keepAlive && !this.lastOnConnection && this.framing !== 'close');
+  }
+
+  /** The pipeline gives up on this answer: the connection is no longer usable. */
+  destroy(): void {
+    if (this.done) return;
+    this.conn.stream.destroy();
+    this.abandon();
+  }
+
+  /** The connection died before the answer was complete. */
+  abandon(): void {
+    if (this.done) return;
+    this.done = true;
+    this.destroyed = true;
+    this.emit('close');
+  }
+
+  private takeHead(): Buffer | undefined {
+    const h = this.pendingHead;
+    this.pendingHead = undefined;
+    return h;
+  }
+}
