@@ -21,7 +21,21 @@ interface LoggerState {
   sink: LogSink;
   tracers: Map<string, TracerImpl>;
   enabledTracers: Set<string>;
-  clock: () => number;
+  /** The clock's time as ISO 8601, formatted once per millisecond. */
+  time(): string;
+}
+
+function isoClock(clock: () => number): () => string {
+  let lastMs = NaN;
+  let last = '';
+  return () => {
+    const ms = clock();
+    if (ms !== lastMs) {
+      lastMs = ms;
+      last = new Date(ms).toISOString();
+    }
+    return last;
+  };
 }
 
 class TracerImpl implements Tracer {
@@ -46,12 +60,13 @@ export class Logger {
   private readonly base: LogFields;
 
   constructor(options: LoggerOptions = {}, state?: LoggerState, base?: LogFields) {
+    const clock = options.clock ?? Date.now;
     this.state = state ?? {
       level: options.level ?? parseLevel(process.env.AMBIT_LOG_LEVEL) ?? 'info',
       sink: options.sink ?? ((line) => process.stderr.write(line + '\n')),
       tracers: new Map(),
       enabledTracers: parseTraceList(options.trace ?? process.env.AMBIT_TRACE ?? ''),
-      clock: options.clock ?? Date.now,
+      time: isoClock(clock),
     };
     this.base = base ?? (options.component ? { component: options.component } : {});
   }
@@ -105,12 +120,27 @@ export class Logger {
 
   /** Write a record regardless of level (access logs use this). */
   record(fields: LogFields): void {
-    this.state.sink(safeStringify({ time: new Date(this.state.clock()).toISOString(), ...this.base, ...fields }));
+    this.state.sink(this.line(undefined, undefined, fields));
   }
 
   emit(level: LogLevel, msg: string, fields?: LogFields): void {
     if (LEVELS[level] > LEVELS[this.state.level] && !(fields && 'trace' in fields)) return;
-    this.state.sink(safeStringify({ time: new Date(this.state.clock()).toISOString(), level, msg, ...this.base, ...fields }));
+    this.state.sink(this.line(level, msg, fields));
+  }
+
+  /**
+   * One JSON object: time, level, msg, the logger's own fields, then the record's (a record's
+   * field replaces a logger field of the same name; undefined values are left out). The
+   * record is stringified once as it is and spliced in: the hot path (an access-log line per
+   * request) builds no merged object.
+   */
+  private line(level: LogLevel | undefined, msg: string | undefined, fields: LogFields | undefined): string {
+    let head = `{"time":"${this.state.time()}"`;
+    if (level !== undefined && !(fields && 'level' in fields)) head += `,"level":"${level}"`;
+    if (msg !== undefined && !(fields && 'msg' in fields)) head += `,"msg":${JSON.stringify(msg)}`;
+    for (const k in this.base) if (!(fields && k in fields)) head += `,${JSON.stringify(k)}:${stringify(this.base[k])}`;
+    const body = fields ? stringify(fields) : '{}';
+    return body.length > 2 ? `${head},${body.slice(1)}` : `${head}}`;
   }
 }
 
@@ -129,12 +159,16 @@ function replacer(_k: string, v: unknown): unknown {
 }
 
 /** JSON of a record; the replacer (slow) only when a value is an object or a bigint. */
-function safeStringify(o: LogFields): string {
-  for (const k in o) {
-    const v = o[k];
-    if ((typeof v === 'object' && v !== null) || typeof v === 'bigint') return JSON.stringify(o, replacer);
+/** JSON text; the replacer (slow) only when a field needs it. */
+function stringify(v: unknown): string {
+  if (typeof v === 'bigint' || v instanceof Error) return JSON.stringify(v, replacer) ?? 'null';
+  if (typeof v === 'object' && v !== null) {
+    for (const k in v) {
+      const x = (v as Record<string, unknown>)[k];
+      if ((typeof x === 'object' && x !== null) || typeof x === 'bigint') return JSON.stringify(v, replacer);
+    }
   }
-  return JSON.stringify(o);
+  return JSON.stringify(v) ?? 'null';
 }
 
 /** A logger that keeps lines in memory; for tests. */

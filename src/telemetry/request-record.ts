@@ -32,7 +32,7 @@ import {
   type SecurityPolicy,
   type ServiceInfo,
 } from './istio-labels.js';
-import { prepareLabels, type Counter, type Histogram, type MetricsRegistry } from './metrics.js';
+import { prepareLabels, type Counter, type Histogram, type MetricsRegistry, type PreparedLabels } from './metrics.js';
 
 /** Envoy's default histogram buckets, which Istio's request histograms use (ms, or bytes). */
 export const ISTIO_DEFAULT_BUCKETS: readonly number[] = Object.freeze([
@@ -113,7 +113,7 @@ function upstreamHostOf(r: RequestRecord): string | undefined {
   return r.destination ? formatAddr(r.destination.ip, r.destination.port) : undefined;
 }
 
-/** The access-log line for one request. Pure; fields without a value are left out. */
+/** The access-log line for one request. Pure; fields without a value are undefined (the logger leaves them out). */
 export function requestAccessLogFields(r: RequestRecord): LogFields {
   const flags = formatResponseFlags(r.responseFlags);
   const failed = flags !== '-' || r.reason !== undefined || r.responseCode === 0 || r.responseCode >= 500;
@@ -159,7 +159,6 @@ export function requestAccessLogFields(r: RequestRecord): LogFields {
       fields.error_code = reason.code;
     }
   }
-  for (const k of Object.keys(fields)) if (fields[k] === undefined) delete fields[k];
   return fields;
 }
 
@@ -192,9 +191,16 @@ export interface RequestTelemetryOptions {
   logger: Logger;
 }
 
+/** Label sets kept for reuse; past this many the cache starts over. */
+const MAX_CACHED_LABEL_SETS = 10_000;
+
 export class RequestTelemetry {
   readonly metrics: RequestMetrics;
   private readonly logger: Logger;
+  /** Label sets by what they are made of (peers by object identity: PeerInfo objects are shared per workload). */
+  private readonly labelCache = new Map<string, PreparedLabels<HttpLabelName>>();
+  private readonly peerIds = new WeakMap<object, number>();
+  private nextPeerId = 1;
 
   constructor(options: RequestTelemetryOptions) {
     this.metrics = registerRequestMetrics(options.registry);
@@ -203,12 +209,35 @@ export class RequestTelemetry {
 
   /** Count a finished request and write its one access-log line. */
   completed(record: RequestRecord): void {
-    const labels = prepareLabels(HTTP_LABEL_NAMES, requestLabels(record));
+    const labels = this.labelsOf(record);
     const m = this.metrics;
     m.requests.labels(labels).inc();
     m.duration.labels(labels).observe(record.durationMs);
     m.requestBytes.labels(labels).observe(record.requestBytes);
     m.responseBytes.labels(labels).observe(record.responseBytes);
     this.logger.record(requestAccessLogFields(record));
+  }
+
+  private labelsOf(r: RequestRecord): PreparedLabels<HttpLabelName> {
+    const svc = r.service;
+    const key = `${r.reporter}|${this.peerId(r.source.workload)}|${r.source.identity ?? ''}|${this.peerId(r.destination?.workload)}|${r.destination ? r.destination.identity ?? '' : '-'}|`
+      + `${svc ? `${svc.hostname}|${svc.namespace}|${svc.name}` : '-'}|${r.protocol}|${formatResponseFlags(r.responseFlags)}|${r.securityPolicy}|${r.responseCode}|${r.grpcStatus ?? ''}`;
+    let labels = this.labelCache.get(key);
+    if (!labels) {
+      if (this.labelCache.size >= MAX_CACHED_LABEL_SETS) this.labelCache.clear();
+      labels = prepareLabels(HTTP_LABEL_NAMES, requestLabels(r));
+      this.labelCache.set(key, labels);
+    }
+    return labels;
+  }
+
+  private peerId(p: object | undefined): number {
+    if (!p) return 0;
+    let id = this.peerIds.get(p);
+    if (id === undefined) {
+      id = this.nextPeerId++;
+      this.peerIds.set(p, id);
+    }
+    return id;
   }
 }

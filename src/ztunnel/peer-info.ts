@@ -4,8 +4,21 @@ import type { PeerInfo, ServiceInfo } from '../telemetry/istio-labels.js';
 import type { Service, Workload } from '../xds/workload-api.js';
 import { identityOf } from './state.js';
 
+/** One PeerInfo per workload object (workloads are immutable; a new config brings new objects). */
+const peers = new WeakMap<Workload, PeerInfo>();
+
+/** How a workload appears in telemetry; the same (frozen) object for the same workload. */
 export function peerInfo(w: Workload | undefined): PeerInfo | undefined {
   if (!w) return undefined;
+  let p = peers.get(w);
+  if (!p) {
+    p = Object.freeze(describePeer(w));
+    peers.set(w, p);
+  }
+  return p;
+}
+
+function describePeer(w: Workload): PeerInfo {
   return {
     workload: w.workloadName || w.name,
     name: w.name,

@@ -140,7 +140,7 @@ export class Http1ServerConnection {
     // The client half-closed: requests already read are still answered, then the stream ends.
     const e = this.parser.finish();
     if (e && this.reading) destroyCut(this.reading, e);
-    if (this.queue.length === 0) this.stream.end();
+    if (this.queue.length === 0) { if (!this.stream.writableEnded) this.stream.end(); }
     else this.queue[this.queue.length - 1]!.res.lastOnConnection = true;
   }
 
