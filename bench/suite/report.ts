@@ -13,6 +13,8 @@ export interface Sample {
   errors: number;
   /** CPU seconds used by the path's proxy processes during the run (utime + stime). */
   proxyCpuSeconds: number;
+  /** The same, per proxy process (by the path's name for it). */
+  proxyCpuByProcess: Record<string, number>;
   seconds: number;
 }
 

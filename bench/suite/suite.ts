@@ -95,8 +95,12 @@ function preflight(): string | undefined {
 }
 
 async function measure(target: PathTarget, workload: Workload, seconds: number, track: TrackChild): Promise<Sample | string> {
-  const pids = Object.values(target.proxies());
-  const cpu0 = cpuOf(pids);
+  const procs = target.proxies();
+  const cpu0 = Object.fromEntries(Object.entries(procs).map(([n, pid]) => [n, cpuOf([pid])]));
+  const cpu = (): { proxyCpuSeconds: number; proxyCpuByProcess: Record<string, number> } => {
+    const by = Object.fromEntries(Object.entries(procs).map(([n, pid]) => [n, Math.round((cpuOf([pid]) - cpu0[n]!) * 100) / 100]));
+    return { proxyCpuSeconds: Object.values(by).reduce((a, b) => a + b, 0), proxyCpuByProcess: by };
+  };
   const url = `http://${target.http.host}:${target.http.port}/`;
   const started = Date.now();
   let r;
@@ -105,16 +109,16 @@ async function measure(target: PathTarget, workload: Workload, seconds: number, 
       if (!target.iperf) return 'not measured: no iperf target (HTTP-only path)';
       r = await iperf3(target.clientNetns, target.iperf.host, target.iperf.port, seconds, track);
       if (typeof r === 'string') return r;
-      return { value: r.gbitPerSecond, errors: 0, proxyCpuSeconds: cpuOf(pids) - cpu0, seconds: seconds < 1 ? (Date.now() - started) / 1000 : Math.round(seconds) };
+      return { value: r.gbitPerSecond, errors: 0, ...cpu(), seconds: seconds < 1 ? (Date.now() - started) / 1000 : Math.round(seconds) };
     case 'keepalive':
     case 'newconns':
       r = await wrk(target.clientNetns, url, { connections: 16, seconds, close: workload === 'newconns', track });
       if (typeof r === 'string') return r;
-      return { value: r.rps, p50Ms: r.p50Ms, p90Ms: r.p90Ms, p99Ms: r.p99Ms, errors: r.errors, proxyCpuSeconds: cpuOf(pids) - cpu0, seconds: Math.max(1, Math.round(seconds)) };
+      return { value: r.rps, p50Ms: r.p50Ms, p90Ms: r.p90Ms, p99Ms: r.p99Ms, errors: r.errors, ...cpu(), seconds: Math.max(1, Math.round(seconds)) };
     case 'fixed1k':
       r = await hey(target.clientNetns, url, { rps: 1000, seconds, track });
       if (typeof r === 'string') return r;
-      return { value: r.rps, p50Ms: r.p50Ms, p90Ms: r.p90Ms, p99Ms: r.p99Ms, errors: r.errors, proxyCpuSeconds: cpuOf(pids) - cpu0, seconds: (Date.now() - started) / 1000 };
+      return { value: r.rps, p50Ms: r.p50Ms, p90Ms: r.p90Ms, p99Ms: r.p99Ms, errors: r.errors, ...cpu(), seconds: (Date.now() - started) / 1000 };
   }
 }
 
@@ -264,7 +268,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteRecord> {
           try { s = await measure(t, w, seconds, track); } catch (e: unknown) { s = reasonOf(e); }
           if (typeof s === 'string') { rep.errors.push(`round ${round + 1} ${w}: ${s}`); log(`${at()}   ${p.id} ${w}: ${s}`); continue; }
           (rep.samples[w] ??= []).push(s);
-          log(`${at()}   round ${round + 1}/${rounds} ${p.id.padEnd(9)} ${w.padEnd(10)} ${s.value.toFixed(w === 'throughput' ? 2 : 0)}${s.p99Ms !== undefined ? ` p99 ${s.p99Ms.toFixed(2)} ms` : ''} cpu ${s.proxyCpuSeconds.toFixed(2)} s${s.errors ? ` errors ${s.errors}` : ''}`);
+          log(`${at()}   round ${round + 1}/${rounds} ${p.id.padEnd(9)} ${w.padEnd(10)} ${s.value.toFixed(w === 'throughput' ? 2 : 0)}${s.p99Ms !== undefined ? ` p99 ${s.p99Ms.toFixed(2)} ms` : ''} cpu ${s.proxyCpuSeconds.toFixed(2)} s${Object.keys(s.proxyCpuByProcess).length > 1 ? ` (${Object.entries(s.proxyCpuByProcess).map(([n, c]) => `${n} ${c.toFixed(2)}`).join(', ')})` : ''}${s.errors ? ` errors ${s.errors}` : ''}`);
         }
       }
     }

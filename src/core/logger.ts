@@ -63,7 +63,7 @@ export class Logger {
     const clock = options.clock ?? Date.now;
     this.state = state ?? {
       level: options.level ?? parseLevel(process.env.AMBIT_LOG_LEVEL) ?? 'info',
-      sink: options.sink ?? ((line) => process.stderr.write(line + '\n')),
+      sink: options.sink ?? stderrSink(),
       tracers: new Map(),
       enabledTracers: parseTraceList(options.trace ?? process.env.AMBIT_TRACE ?? ''),
       time: isoClock(clock),
@@ -142,6 +142,35 @@ export class Logger {
     const body = fields ? stringify(fields) : '{}';
     return body.length > 2 ? `${head},${body.slice(1)}` : `${head}}`;
   }
+}
+
+let sharedStderrSink: LogSink | undefined;
+
+/**
+ * Lines to stderr, written together once per turn of the event loop (one write for all the
+ * access-log lines of a busy turn instead of one each; stderr to a file is a synchronous
+ * write). What is pending is written on exit.
+ */
+function stderrSink(): LogSink {
+  if (sharedStderrSink) return sharedStderrSink;
+  let pending: string[] = [];
+  let scheduled = false;
+  const flush = (): void => {
+    scheduled = false;
+    if (pending.length === 0) return;
+    const text = pending.join('\n') + '\n';
+    pending = [];
+    process.stderr.write(text);
+  };
+  process.once('exit', flush);
+  sharedStderrSink = (line) => {
+    pending.push(line);
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush).unref();
+    }
+  };
+  return sharedStderrSink;
 }
 
 export function parseLevel(s: string | undefined): LogLevel | undefined {
