@@ -65,6 +65,9 @@ export interface PathReport {
   holdRssMiB?: Record<string, number>;
   holdConnections?: { requested: number; held: number; failed: number };
   /** RSS of each proxy process before any load, MiB. */
+  /** RSS right after the path was set up. */
+  startRssMiB?: Record<string, number>;
+  /** RSS after the mode's idle period (the same as start when it has none). */
   idleRssMiB?: Record<string, number>;
   errors: string[];
   /**
@@ -181,10 +184,10 @@ export function renderText(rec: SuiteRecord): string {
     }
     if (rows.length > 1) out.push('', table(rows));
   }
-  const memRows = [['memory per proxy process [MiB]', 'idle RSS', `RSS @ hold`, 'peak (VmHWM)']];
+  const memRows = [['memory per proxy process [MiB]', 'RSS at start', 'idle RSS', `RSS @ hold`, 'peak (VmHWM)']];
   for (const p of rec.paths) {
     for (const name of Object.keys(p.peakRssMiB)) {
-      memRows.push([`  ${p.id} ${name}`, fmt(p.idleRssMiB?.[name], 1), fmt(p.holdRssMiB?.[name], 1), fmt(p.peakRssMiB[name], 1)]);
+      memRows.push([`  ${p.id} ${name}`, fmt(p.startRssMiB?.[name], 1), fmt(p.idleRssMiB?.[name], 1), fmt(p.holdRssMiB?.[name], 1), fmt(p.peakRssMiB[name], 1)]);
     }
   }
   if (memRows.length > 1) out.push('', table(memRows));

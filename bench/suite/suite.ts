@@ -54,13 +54,15 @@ interface ModeSettings {
   /** How long hold-conns may take to open its connections, and how long they are carried while sampling RSS. */
   holdOpenMs: number;
   holdCarryMs: number;
+  /** Quiet time after start before idle RSS is read (V8 returns startup garbage only once idle). */
+  idleSettleMs: number;
 }
 
 const SETTINGS: Record<SuiteMode, ModeSettings> = {
-  full: { rounds: 3, seconds: 5, hold: 1000, warmupSeconds: 1, holdOpenMs: 40_000, holdCarryMs: 1000 },
-  quick: { rounds: 3, seconds: 1, hold: 1000, warmupSeconds: 0, holdOpenMs: 40_000, holdCarryMs: 1000 },
+  full: { rounds: 3, seconds: 5, hold: 1000, warmupSeconds: 1, holdOpenMs: 40_000, holdCarryMs: 1000, idleSettleMs: 25_000 },
+  quick: { rounds: 3, seconds: 1, hold: 1000, warmupSeconds: 0, holdOpenMs: 40_000, holdCarryMs: 1000, idleSettleMs: 0 },
   // wrk counts whole seconds (1 s each); iperf3 sends a fixed 64 MiB; hey runs 0.5 s.
-  smoke: { rounds: 1, seconds: 0.5, hold: 20, warmupSeconds: 0, holdOpenMs: 15_000, holdCarryMs: 200 },
+  smoke: { rounds: 1, seconds: 0.5, hold: 20, warmupSeconds: 0, holdOpenMs: 15_000, holdCarryMs: 200, idleSettleMs: 0 },
 };
 
 const TOOLS = ['stunnel', 'haproxy', 'iperf3', 'wrk', 'hey', 'curl', 'ip'];
@@ -244,7 +246,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteRecord> {
       if (st.available) {
         rep.available = true;
         targets.set(p.id, st.target);
-        rep.idleRssMiB = rssByName(st.target);
+        rep.startRssMiB = rssByName(st.target);
       } else {
         rep.reason = st.reason;
         log(`${p.id}: not available — ${st.reason}`);
@@ -252,6 +254,11 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteRecord> {
     }
     cluster.recordClusterPids();
     log(`${at()} paths prepared`);
+    if (base.idleSettleMs > 0) {
+      log(`${at()} idle for ${base.idleSettleMs / 1000} s before reading idle RSS`);
+      await new Promise((r) => setTimeout(r, base.idleSettleMs));
+    }
+    for (const rep of reports) { const t = targets.get(rep.id); if (t) rep.idleRssMiB = rssByName(t); }
     ztunnelPidsForProfile = Object.values(cluster.ztunnelPids());
     if (base.warmupSeconds > 0) {
       for (const [id, t] of targets) { log(`warm-up ${id}`); await wrk(t.clientNetns, `http://${t.http.host}:${t.http.port}/`, { connections: 16, seconds: base.warmupSeconds, track }); }
