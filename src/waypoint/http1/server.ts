@@ -30,6 +30,8 @@ export class Http1Request extends Readable {
   readonly method: string;
   readonly url: string;
   readonly headers: Record<string, string | string[]>;
+  /** The whole body has been read off the connection (not necessarily by the pipeline). */
+  complete = false;
 
   constructor(head: MessageHead, private readonly conn: Http1ServerConnection) {
     super();
@@ -64,7 +66,10 @@ export class Http1ServerConnection {
       head: (h) => this.onHead(h),
       body: (b) => { if (this.reading && !this.reading.push(b)) this.stream.pause(); },
       complete: () => {
-        this.reading?.push(null);
+        if (this.reading) {
+          this.reading.complete = true;
+          this.reading.push(null);
+        }
         this.reading = undefined;
       },
     });
@@ -114,8 +119,9 @@ export class Http1ServerConnection {
     const x = this.queue[0];
     if (x?.res !== res) return;
     this.queue.shift();
-    // A body nobody read (a local answer came first) is read and dropped, so the next request parses.
-    if (!x.req.readableEnded) x.req.resume();
+    // A body still arriving that nobody reads (a local answer came first) is dropped as it
+    // comes, so the connection is not left paused and the next request parses.
+    if (!x.req.complete) x.req.resume();
     if (!keepAlive) {
       this.closed = true;
       this.stream.end();
