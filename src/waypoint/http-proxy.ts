@@ -12,7 +12,8 @@
 // - Every request ends in exactly one telemetry record, whatever happens to it.
 import http from 'node:http';
 import type http2 from 'node:http2';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, type Duplex, type Readable } from 'node:stream';
+import { relay } from '../hbone/index.js';
 import type { Logger } from '../core/logger.js';
 import { describeError } from '../core/errors.js';
 import { normalizeIp, type ZtunnelState } from '../ztunnel/state.js';
@@ -31,7 +32,7 @@ import type { WaypointConfig, WaypointIdentity } from './waypoint-config.js';
 import { RandomIds } from '../core/random-ids.js';
 import { applyEdits, childTraceparent, first, HOP_BY_HOP, hostOnly, upstreamHeaders } from './http-headers.js';
 import { sendHttp1, sendHttp2, type UpstreamResponse } from './upstream-exchange.js';
-import type { Http1Request, Http1Response } from './http1/server.js';
+import { Http1Request, Http1Response } from './http1/server.js';
 import type { CompiledPolicy } from '../rbac/compiled-policy.js';
 import type { JwtProvider } from './request-authn.js';
 
@@ -188,6 +189,12 @@ export class HttpProxy {
     const upstreamPath = decision.path ?? req.url ?? '/';
     const upstreamHost = decision.host ?? authority;
     const headers = upstreamHeaders(req.headers as Record<string, string | string[] | undefined>, decision.requestHeaders, traceparent, record.requestId!);
+    // A protocol switch (WebSocket) asked for over HTTP/1.1 is asked of the upstream too.
+    const upgrade = req instanceof Http1Request && req.upgrade ? first(req.headers.upgrade) : undefined;
+    if (upgrade) {
+      headers.connection = 'upgrade';
+      headers.upgrade = upgrade;
+    }
     const declared = Number(first(req.headers['content-length']) ?? NaN);
     const hasBody = !['GET', 'HEAD', 'DELETE', 'OPTIONS'].includes(req.method ?? 'GET') || declared > 0 || req.headers['transfer-encoding'] !== undefined;
     let body: Buffer | Readable | undefined;
@@ -228,7 +235,8 @@ export class HttpProxy {
         }
         record.destination = { ip: last.endpoint.addresses[0]!, port: targetPortOf(last.endpoint, target), workload: peerInfo(last.endpoint), identity: `spiffe://${last.endpoint.trustDomain}/ns/${last.endpoint.namespace}/sa/${last.endpoint.serviceAccount}` };
         if (i > 0) record.route = `${record.route ?? ''} (attempt ${i + 1})`;
-        await this.respond(res, record, last.res, decision.responseHeaders);
+        if (last.res.status === 101 && upgrade && req instanceof Http1Request && res instanceof Http1Response) await this.switchProtocols(req, res, record, last.res, decision.responseHeaders);
+        else await this.respond(res, record, last.res, decision.responseHeaders);
         return;
       }
       if (!canRetry || last.kind === 'reset') break;
@@ -268,14 +276,30 @@ export class HttpProxy {
     }
   }
 
+  /**
+   * The upstream agreed to switch protocols (101): both connections become one byte relay;
+   * the request is recorded when it ends (as Envoy logs a WebSocket), with the bytes each way.
+   */
+  private async switchProtocols(req: Http1Request, res: Http1Response, record: RequestRecord, up: UpstreamResponse, edits: HeaderEdits): Promise<void> {
+    record.responseCode = 101;
+    const out = responseHeaders(up, edits);
+    out.connection = 'upgrade';
+    out.upgrade = first(up.headers.upgrade) ?? '';
+    res.writeHead(101, out);
+    const down = res.switchProtocols(req);
+    const upstream = up.body as Duplex;
+    const relayed = relay(down, upstream);
+    down.resume(); // both were paused at the switch, the bytes after each head put back
+    upstream.resume();
+    const r = await relayed.done;
+    record.requestBytes += r.bytesOutbound;
+    record.responseBytes += r.bytesInbound;
+    if (r.closedBy === 'error') record.responseFlags = 'UC';
+  }
+
   private async respond(res: DownRes, record: RequestRecord, up: UpstreamResponse, edits: HeaderEdits): Promise<void> {
     record.responseCode = up.status;
-    const out: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(up.headers)) {
-      if (v === undefined || k.startsWith(':') || HOP_BY_HOP.has(k)) continue;
-      out[k] = v;
-    }
-    applyEdits(out, edits);
+    const out = responseHeaders(up, edits);
     if (record.protocol === 'grpc') {
       const g = first(up.headers['grpc-status']);
       if (g !== undefined) record.grpcStatus = Number(g);
@@ -312,6 +336,17 @@ export class HttpProxy {
     res.writeHead(status, { 'content-type': 'text/plain', 'content-length': String(text.length), ...headers });
     res.end(text);
   }
+}
+
+/** The upstream's response headers that cross to the client, with the route's edits. */
+function responseHeaders(up: UpstreamResponse, edits: HeaderEdits): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(up.headers)) {
+    if (v === undefined || k.startsWith(':') || HOP_BY_HOP.has(k)) continue;
+    out[k] = v;
+  }
+  applyEdits(out, edits);
+  return out;
 }
 
 interface ResolvedBackend {

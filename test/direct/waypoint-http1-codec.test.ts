@@ -1,6 +1,6 @@
 // The waypoint's own HTTP/1.1 codec on loopback sockets. Server side: raw bytes and curl as
 // clients (pipelining, chunked bodies and trailers, HTTP/1.0, Expect: 100-continue, HEAD,
-// malformed requests, CONNECT). Client side: against node:http and raw servers (keep-alive
+// malformed requests, CONNECT, protocol upgrades). Client side: against node:http and raw servers (keep-alive
 // reuse counted at the server, idle timeout, a server that closes, interim 100, trailers,
 // a reused connection that dies is retryable, a fresh one that dies is a reset).
 import { test, after } from 'node:test';
@@ -130,6 +130,26 @@ test('server: malformed requests get 400 (431 for a huge head) and the connectio
   assert.equal(served, 0);
   assert.deepEqual(bad.map((b) => b.status), [400, 431, 400]);
   assert.equal(bad[0]!.code, 'HPE_INVALID_TRANSFER_ENCODING');
+});
+
+test('server: an upgrade request holds what follows; 101 hands over the raw stream, another answer goes on as HTTP', async () => {
+  const port = await codecServer((req, res) => {
+    if (req.upgrade && req.url === '/switch') {
+      res.writeHead(101, { connection: 'upgrade', upgrade: 'echo' });
+      const raw = res.switchProtocols(req);
+      raw.on('data', (d: Buffer) => raw.write(Buffer.concat([Buffer.from('echo:'), d])));
+      raw.resume();
+      return;
+    }
+    const text = Buffer.from(`${req.url} upgrade=${req.upgrade}`);
+    res.writeHead(req.upgrade ? 426 : 200, { 'content-length': String(text.length) });
+    res.end(text);
+  });
+  // Bytes sent right behind the request are the new protocol's, not HTTP.
+  const switched = await rawExchange(port, 'GET /switch HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nnot http at all', { ms: 400 });
+  assert.equal(switched, 'HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\necho:not http at all');
+  const refused = await rawExchange(port, 'GET /no HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+  assert.match(refused, /^HTTP\/1\.1 426 [^]*\/no upgrade=true[^]*HTTP\/1\.1 200 OK[^]*\/next upgrade=false$/);
 });
 
 test('server: a header value with CR/LF from a route is refused before a byte is written', async () => {

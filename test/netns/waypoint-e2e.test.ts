@@ -234,6 +234,27 @@ test('HTTP/2 (h2c) is routed at L7 too, and a non-HTTP protocol is relayed as TC
     .test(await (await fetch(`http://${c.waypointAdmin(1)}/metrics`)).text()), 5000, 'TCP metrics at the waypoint');
 });
 
+test('a WebSocket-style upgrade passes the waypoint: 101, then bytes both ways, recorded once with code 101', async () => {
+  const py = [
+    'import socket',
+    's=socket.create_connection(("echo-v1",80))',
+    's.sendall(b"GET /ws HTTP/1.1\\r\\nHost: echo-v1\\r\\nConnection: Upgrade\\r\\nUpgrade: websocket\\r\\n\\r\\n")',
+    'buf=b""',
+    'while b"\\r\\n\\r\\n" not in buf: buf+=s.recv(4096)',
+    'head,rest=buf.split(b"\\r\\n\\r\\n",1)',
+    'msg=b"frames after the switch"',
+    's.sendall(msg)',
+    'while len(rest)<len(msg): rest+=s.recv(4096)',
+    's.close()',
+    'print(head.split(b"\\r\\n")[0].decode()); print(rest.decode())',
+  ].join('\n');
+  const r = c.exec('shop/client', ['python3', '-c', py]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'HTTP/1.1 101 Switching Protocols\nframes after the switch\n');
+  await eventually(async () => /istio_requests_total\{reporter="waypoint"[^}]*destination_service="echo-v1.shop.svc.cluster.local"[^}]*response_code="101"/
+    .test(await (await fetch(`http://${c.waypointAdmin(1)}/metrics`)).text()), 5000, 'the upgraded request in the waypoint metrics');
+});
+
 test('ambit waypoint apply / delete declare and remove a waypoint through the control plane', async () => {
   const a = c.ambit(['waypoint', 'apply', '-n', 'shop', '--name', 'wp2', '--for', 'workload']);
   assert.equal(a.code, 0, a.stderr);

@@ -5,6 +5,8 @@
 //
 // Test hooks, by path: /status/<code> answers that code; /delay/<ms> waits first;
 // /flaky answers 503 to every other request (per process); /stream/<bytes> sends that many.
+// An HTTP/1.1 request with an Upgrade header (a WebSocket handshake, say) is answered 101 and
+// the connection then echoes whatever bytes arrive.
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
@@ -54,6 +56,14 @@ export async function startEcho(opts: EchoOptions): Promise<net.Server> {
     req.resume();
     req.on('end', () => handle(req.method ?? 'GET', req.url ?? '/', req.headers, `HTTP/${req.httpVersion}`, req.socket.remoteAddress,
       (status, body, headers) => { res.writeHead(status, headers); res.end(body); }));
+  });
+  h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    opts.onRequest?.({ method: req.method ?? 'GET', path: req.url ?? '/', host: req.headers.host ?? '', protocol: `HTTP/${req.httpVersion} upgrade ${req.headers.upgrade ?? ''}` });
+    socket.on('error', () => {});
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${req.headers.upgrade ?? ''}\r\n\r\n`);
+    if (head.length) socket.write(head);
+    socket.on('data', (d: Buffer) => socket.write(d));
+    socket.on('end', () => socket.end());
   });
   const h2 = http2.createServer();
   h2.on('stream', (stream, headers) => {

@@ -11,6 +11,8 @@
 //   reached the app: safe to retry elsewhere); a new one that dies after the request was sent
 //   is `reset`.
 // - 1xx interim answers are skipped; the first final answer resolves the exchange.
+// - A 101 (switching protocols, to a request that asked for it) takes the connection out of
+//   the pool for good: the response body is the raw stream, the bytes after the head first.
 import { Readable, type Duplex } from 'node:stream';
 import { describeError } from '../../core/errors.js';
 import { headerRecord, Http1Parser, type MessageHead } from './parser.js';
@@ -121,6 +123,8 @@ class Http1ClientConnection {
   idleSinceMs = 0;
   private readonly parser: Http1Parser;
   private current: InFlight | undefined;
+  private switched: ((raw: Duplex) => void) | undefined;
+  private readonly listeners: { data: (b: Buffer) => void; end: () => void; close: () => void; error: (e: Error) => void };
 
   constructor(readonly stream: Duplex, private readonly onFree: (c: Http1ClientConnection) => void) {
     this.parser = new Http1Parser('response', {
@@ -128,16 +132,41 @@ class Http1ClientConnection {
       body: (b) => { if (this.current?.body && !this.current.body.push(b)) this.stream.pause(); },
       complete: (t) => this.onComplete(t),
     });
-    stream.on('data', (b: Buffer) => {
-      const r = this.parser.execute(b);
-      if (r instanceof Error) this.fail(`invalid HTTP/1.1 response: ${r.message}${r.code ? ` (${r.code})` : ''}`);
-    });
-    stream.once('end', () => {
-      const e = this.parser.finish();
-      this.fail(e ? 'the upstream closed the connection in the middle of a response' : 'the upstream closed the connection');
-    });
-    stream.once('close', () => this.fail('the connection closed'));
-    stream.on('error', (e: Error) => this.fail(e.message));
+    this.listeners = {
+      data: (b) => {
+        const r = this.parser.execute(b);
+        if (r instanceof Error) this.fail(`invalid HTTP/1.1 response: ${r.message}${r.code ? ` (${r.code})` : ''}`);
+        else if (this.switched) this.handOver(b.subarray(r));
+      },
+      end: () => {
+        const e = this.parser.finish();
+        this.fail(e ? 'the upstream closed the connection in the middle of a response' : 'the upstream closed the connection');
+      },
+      close: () => this.fail('the connection closed'),
+      error: (e) => this.fail(e.message),
+    };
+    stream.on('data', this.listeners.data);
+    stream.once('end', this.listeners.end);
+    stream.once('close', this.listeners.close);
+    stream.on('error', this.listeners.error);
+  }
+
+  /** After a 101: the stream leaves this connection, the bytes after the head put back in front. */
+  private handOver(rest: Buffer): void {
+    const give = this.switched!;
+    this.switched = undefined;
+    this.alive = false;
+    this.current = undefined;
+    this.parser.close();
+    const s = this.stream;
+    s.off('data', this.listeners.data);
+    s.off('end', this.listeners.end);
+    s.off('close', this.listeners.close);
+    s.off('error', this.listeners.error);
+    s.on('error', () => {});
+    s.pause();
+    if (rest.length) s.unshift(Buffer.from(rest));
+    give(s);
   }
 
   send(method: string, path: string, host: string, headers: Record<string, HeaderValue>, body: Buffer | Readable | undefined, reused: boolean): Promise<Exchange> {
@@ -201,7 +230,14 @@ class Http1ClientConnection {
 
   private onHead(h: MessageHead): boolean {
     const x = this.current;
-    if (!x || h.status < 200) return false; // 1xx: the final answer follows
+    if (!x) return false;
+    if (h.status === 101 && h.upgrade) {
+      x.answered = true;
+      const trailers = Promise.resolve(undefined);
+      this.switched = (raw) => x.resolve({ kind: 'response', res: { status: 101, headers: headerRecord(h.rawHeaders), body: raw, trailers } });
+      return true;
+    }
+    if (h.status < 200) return false; // 1xx: the final answer follows
     x.answered = true;
     x.keepAlive = h.keepAlive;
     const body = new ResponseBody(this);
@@ -213,7 +249,7 @@ class Http1ClientConnection {
 
   private onComplete(t: string[]): void {
     const x = this.current;
-    if (!x?.answered) return; // the end of a 1xx
+    if (!x?.answered || this.switched) return; // the end of a 1xx, or of a 101 being handed over
     x.trailers?.(t.length ? headerRecord(t) : undefined);
     x.body?.push(null);
     x.body = undefined;

@@ -9,6 +9,9 @@
 // - A request that is not valid HTTP/1.1 gets 400 (431 for a head over MAX_HEADER_BYTES) with
 //   `connection: close`, and the connection ends; the pipeline never sees it. CONNECT gets 501.
 // - `Expect: 100-continue` is answered here, and not forwarded.
+// - A request asking to switch protocols (Upgrade, e.g. WebSocket) stops the reading: what
+//   follows it stays unread until the answer. A 101 hands the raw stream (those bytes first)
+//   to the pipeline (`switchProtocols()`); any other answer resumes HTTP/1.1 parsing.
 // - A response emits 'close' exactly once: after its last byte is handed to the stream, or
 //   when the connection dies first.
 import { EventEmitter } from 'node:events';
@@ -32,6 +35,8 @@ export class Http1Request extends Readable {
   readonly headers: Record<string, string | string[]>;
   /** The whole body has been read off the connection (not necessarily by the pipeline). */
   complete = false;
+  /** The client asks to switch protocols (an Upgrade header). */
+  upgrade = false;
 
   constructor(head: MessageHead, private readonly conn: Http1ServerConnection) {
     super();
@@ -60,6 +65,10 @@ export class Http1ServerConnection {
   /** The request whose body is being read. */
   private reading: Http1Request | undefined;
   private closed = false;
+  private takenOver = false;
+  /** An upgrade request is waiting for its answer; bytes after it are held here. */
+  private upgradeWait: { req: Http1Request; held: Buffer } | undefined;
+  private readonly listeners: { data: (b: Buffer) => void; end: () => void; close: () => void; drain: () => void };
 
   constructor(readonly stream: Duplex, private readonly events: Http1ServerEvents) {
     this.parser = new Http1Parser('request', {
@@ -73,27 +82,72 @@ export class Http1ServerConnection {
         this.reading = undefined;
       },
     });
-    stream.on('data', (b: Buffer) => this.onData(b));
-    stream.once('end', () => this.onEnd());
-    stream.once('close', () => this.onClose());
+    this.listeners = {
+      data: (b) => this.onData(b),
+      end: () => this.onEnd(),
+      close: () => this.onClose(),
+      drain: () => { for (const x of this.queue) if (x.res.waitingDrain) x.res.drained(); },
+    };
+    stream.on('data', this.listeners.data);
+    stream.once('end', this.listeners.end);
+    stream.once('close', this.listeners.close);
     stream.on('error', () => {});
-    stream.on('drain', () => { for (const x of this.queue) if (x.res.waitingDrain) x.res.drained(); });
+    stream.on('drain', this.listeners.drain);
   }
 
   resumeReading(): void {
-    if (!this.closed) this.stream.resume();
+    if (!this.closed && !this.upgradeWait) this.stream.resume();
   }
 
   private onData(b: Buffer): void {
+    if (this.upgradeWait) {
+      this.upgradeWait.held = Buffer.concat([this.upgradeWait.held, b]);
+      return;
+    }
     let rest = b;
     while (rest.length > 0 && !this.closed) {
       const used = this.parser.execute(rest);
+      if (this.takenOver) {
+        // Switched while parsing (the answer came at once): the rest is the new protocol's.
+        if (typeof used === 'number' && used < rest.length) this.stream.unshift(Buffer.from(rest.subarray(used)));
+        return;
+      }
       if (used instanceof Error) return this.refuse(used);
-      // A request with an Upgrade header is served as a plain request (the header is hop by
-      // hop); the parser stops after it and goes on from the next byte.
       if (used >= rest.length) break;
       rest = rest.subarray(used);
+      // The parser stopped after an upgrade request: the rest waits for the answer.
+      const wait = this.waitingUpgrade();
+      if (wait) {
+        wait.held = Buffer.from(rest);
+        return;
+      }
     }
+  }
+
+  /** (A method, so the compiler sees that parsing may have set it.) */
+  private waitingUpgrade(): { held: Buffer } | undefined {
+    return this.upgradeWait;
+  }
+
+  /**
+   * The answer to the upgrade request is 101: the connection stops being HTTP/1.1. Returns the
+   * raw stream, paused, with the bytes that followed the request put back in front.
+   */
+  takeOver(req: Http1Request): Duplex {
+    const held = this.upgradeWait?.req === req ? this.upgradeWait.held : Buffer.alloc(0);
+    this.upgradeWait = undefined;
+    this.closed = true;
+    this.takenOver = true;
+    this.queue.splice(0);
+    this.parser.close();
+    const s = this.stream;
+    s.off('data', this.listeners.data);
+    s.off('end', this.listeners.end);
+    s.off('close', this.listeners.close);
+    s.off('drain', this.listeners.drain);
+    s.pause();
+    if (held.length) s.unshift(held);
+    return s;
   }
 
   private onHead(h: MessageHead): boolean {
@@ -109,6 +163,11 @@ export class Http1ServerConnection {
       this.stream.write(Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1'));
     }
     this.reading = req;
+    if (h.upgrade) {
+      req.upgrade = true;
+      this.upgradeWait = { req, held: Buffer.alloc(0) };
+      this.stream.pause();
+    }
     this.queue.push({ req, res });
     if (this.queue.length === 1) this.events.request(req, res);
     return false;
@@ -127,6 +186,13 @@ export class Http1ServerConnection {
       this.stream.end();
       for (const x of this.queue.splice(0)) x.res.abandon();
       return;
+    }
+    if (this.upgradeWait?.req === x.req) {
+      // Not switched: what followed the request is HTTP/1.1 again.
+      const held = this.upgradeWait.held;
+      this.upgradeWait = undefined;
+      this.stream.resume();
+      if (held.length) this.onData(held);
     }
     const next = this.queue[0];
     if (next) this.events.request(next.req, next.res);
@@ -238,6 +304,18 @@ export class Http1Response extends EventEmitter {
     this.emit('finish');
     this.emit('close');
     this.conn.answered(this, this.keepAlive && !this.lastOnConnection && this.framing !== 'close');
+  }
+
+  /**
+   * Sends the 101 head given to writeHead and returns the raw connection for the new protocol.
+   * 'close' is left to the caller (emitted when the switched connection ends).
+   */
+  switchProtocols(req: Http1Request): Duplex {
+    const head = this.takeHead();
+    if (head) this.conn.stream.write(head);
+    this.done = true;
+    this.writableEnded = true;
+    return this.conn.takeOver(req);
   }
 
   /** The pipeline gives up on this answer: the connection is no longer usable. */
