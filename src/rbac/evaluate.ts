@@ -76,7 +76,8 @@ interface Facts {
     method: string;
     path: string;
     host: string;
-    headers: Map<string, string>;
+    /** A header by lower-case name, repeated ones joined with commas (the map is built on first use). */
+    header(name: string): string | undefined;
     remoteIp: string | undefined;
   } | null;
 }
@@ -86,23 +87,44 @@ function factsOf(attrs: RequestAttributes, enforcer: Enforcer): Facts {
   const h = enforcer === 'waypoint' ? attrs.http : undefined;
   let http: Facts['http'] = null;
   if (h) {
-    const headers = new Map<string, string>();
-    for (const [k, v] of Object.entries(h.headers ?? {})) {
-      const name = k.toLowerCase();
-      const value = Array.isArray(v) ? v.join(',') : v;
-      const prev = headers.get(name);
-      headers.set(name, prev === undefined ? value : `${prev},${value}`);
-    }
+    let headers: Map<string, string> | undefined;
+    const header = (name: string): string | undefined => {
+      if (!headers) {
+        headers = new Map<string, string>();
+        for (const [k, v] of Object.entries(h.headers ?? {})) {
+          const key = k.toLowerCase();
+          const value = Array.isArray(v) ? v.join(',') : v;
+          const prev = headers.get(key);
+          headers.set(key, prev === undefined ? value : `${prev},${value}`);
+        }
+      }
+      return headers.get(name);
+    };
     const q = h.path.search(/[?#]/);
     http = {
       method: h.method,
       path: q >= 0 ? h.path.slice(0, q) : h.path,
       host: h.host.toLowerCase(),
-      headers,
+      header,
       remoteIp: h.remoteIp ?? attrs.sourceIp,
     };
   }
-  return { attrs, principal, identity: parsePrincipal(principal), http };
+  return { attrs, principal, identity: identityOf(principal), http };
+}
+
+/** Parsed principals, kept for reuse (a mesh has few identities; the cache starts over past 4,096). */
+const identities = new Map<string, SpiffeParts | null>();
+
+function identityOf(principal: string | undefined): SpiffeParts | null {
+  if (principal === undefined) return null;
+  let id = identities.get(principal);
+  if (id === undefined) {
+    if (identities.size >= 4096) identities.clear();
+    const parsed = parsePrincipal(principal);
+    id = parsed && Object.freeze(parsed);
+    identities.set(principal, id);
+  }
+  return id;
 }
 
 /** Positive kind: absent or some value matches; negated kind: no value matches. */
@@ -148,7 +170,7 @@ function matchL7(m: CompiledMatch, f: Facts, action: CompiledAction): boolean {
     check(m.audiences, m.notAudiences, (s) => (auth?.audiences ?? []).some((a) => matchString(s, a))) &&
     check(m.presenters, m.notPresenters, (s) => matchString(s, auth?.presenter)) &&
     check(m.sni, m.notSni, () => false) &&
-    m.headers.every((hm) => check(hm.values, hm.notValues, (s) => matchString(s, h.headers.get(hm.name)))) &&
+    m.headers.every((hm) => check(hm.values, hm.notValues, (s) => matchString(s, h.header(hm.name)))) &&
     m.claims.every((cm) => {
       const values = claimValues(auth?.claims, cm.path);
       return check(cm.values, cm.notValues, (s) => values.some((v) => matchString(s, v)));
@@ -224,14 +246,20 @@ function decide(live: readonly CompiledPolicy[], f: Facts, enforcer: Enforcer): 
 
 const byKey = (a: CompiledPolicy, b: CompiledPolicy): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
+function isSorted(policies: readonly CompiledPolicy[]): boolean {
+  for (let i = 1; i < policies.length; i++) if (byKey(policies[i - 1]!, policies[i]!) > 0) return false;
+  return true;
+}
+
 /**
  * Decides a connection (ztunnel) or request (waypoint) against the policies that apply to its
  * destination (select them with applicable.ts first).
  */
 export function evaluate(policies: readonly CompiledPolicy[], attrs: RequestAttributes, opts: EvaluateOptions): Decision {
   const f = factsOf(attrs, opts.enforcer);
-  const sorted = [...policies].sort(byKey);
-  const live = sorted.filter((p) => !p.dryRun);
+  // Callers usually pass a list already in key order without dry-run policies: used as it is.
+  const sorted = isSorted(policies) ? policies : [...policies].sort(byKey);
+  const live = sorted.some((p) => p.dryRun) ? sorted.filter((p) => !p.dryRun) : sorted;
   const verdict = decide(live, f, opts.enforcer);
 
   const audit: Decision['audit'] = [];

@@ -79,10 +79,15 @@ export function compileWaypointConfig(input: CompileWaypointInput): WaypointConf
     // Selection scans every resource; the config is immutable, so it is done once per target
     // (waypoint + service), not per request.
     providersForRequest: memoByTarget((t) => authn.providersForRequest(t)),
-    policiesForRequest: memoByTarget((t) => selectWaypointPolicies(policies, t, input.rootNamespace)),
+    policiesForRequest: memoByTarget((t) => selectWaypointPolicies(policies, t, input.rootNamespace).sort(byPolicyKey)),
     providersForWorkload: (w) => authn.providersForWorkload(w),
     warnings,
   };
+}
+
+/** Key order: what evaluate() wants, so it need not sort a copy per request. */
+function byPolicyKey(a: CompiledPolicy, b: CompiledPolicy): number {
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }
 
 /** Remembers the warnings of the last config, so each one is reported when it appears, once. */

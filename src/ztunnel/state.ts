@@ -83,7 +83,8 @@ export class ZtunnelState {
     const key = `${workload.namespace}\u0000${workload.authorizationPolicies.join('\u0000')}`;
     let hit = this.applicable.get(key);
     if (!hit) {
-      hit = policiesForZtunnel(this.compiled, workload);
+      // In key order, as evaluate() takes them, so it sorts no copy per connection.
+      hit = policiesForZtunnel(this.compiled, workload).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
       this.applicable.set(key, hit);
     }
     return hit;
