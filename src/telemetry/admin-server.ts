@@ -67,7 +67,10 @@ export class AdminServer {
       r = { status: 500, text: `${e instanceof Error ? e.message : String(e)}\n` };
     }
     const body = r.json !== undefined ? JSON.stringify(r.json, null, 2) + '\n' : r.text ?? '';
-    res.writeHead(r.status ?? 200, { 'content-type': r.contentType ?? (r.json !== undefined ? 'application/json' : 'text/plain; charset=utf-8') });
+    // One request per connection: scrapes are seconds apart, and a kept-alive connection the
+    // server times out just as a client reuses it fails that client's request ("other side
+    // closed"), a race no operator should have to debug.
+    res.writeHead(r.status ?? 200, { 'content-type': r.contentType ?? (r.json !== undefined ? 'application/json' : 'text/plain; charset=utf-8'), connection: 'close' });
     res.end(body);
   }
 

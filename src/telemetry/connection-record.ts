@@ -39,7 +39,8 @@ import {
   type ServiceInfo,
   type TcpLabelName,
 } from './istio-labels.js';
-import { prepareLabels, type Counter, type CounterHandle, type Gauge, type GaugeHandle, type MetricsRegistry } from './metrics.js';
+import type { Counter, CounterHandle, Gauge, GaugeHandle, MetricsRegistry, PreparedLabels } from './metrics.js';
+import { LabelCache } from './label-cache.js';
 
 /** `waypoint`: a waypoint relaying a non-HTTP tunnel; counted like `destination` (downstream = the client). */
 export type TcpReporter = 'source' | 'destination' | 'waypoint';
@@ -269,6 +270,7 @@ export class TcpTelemetry {
   private readonly clock: Pick<Clock, 'now'>;
   private readonly open = new Map<ConnectionRecord, OpenConnection>();
   private readonly done = new WeakSet<ConnectionRecord>();
+  private readonly labels = new LabelCache(TCP_LABEL_NAMES);
 
   constructor(options: TcpTelemetryOptions) {
     this.metrics = registerTcpMetrics(options.registry);
@@ -284,7 +286,7 @@ export class TcpTelemetry {
 
   opened(record: ConnectionRecord): void {
     if (this.open.has(record) || this.done.has(record)) return;
-    const labels = prepareLabels(TCP_LABEL_NAMES, connectionLabels(record, '-'));
+    const labels = this.labelsOf(record, '-');
     const m = this.metrics;
     m.opened.labels(labels).inc();
     const sockets = m.socketsOpen.labels(labels);
@@ -314,10 +316,17 @@ export class TcpTelemetry {
 
     this.flushOne(state);
     state.sockets.dec();
-    const labels = prepareLabels(TCP_LABEL_NAMES, connectionLabels(record));
+    const labels = this.labelsOf(record, record.responseFlags);
     this.metrics.closed.labels(labels).inc();
     if (connectionFailed(record)) this.metrics.failed.labels(labels).inc();
     this.logger.record(tcpAccessLogFields(record));
+  }
+
+  private labelsOf(r: ConnectionRecord, flags: TcpResponseFlag): PreparedLabels<TcpLabelName> {
+    const c = this.labels;
+    const svc = r.service;
+    const key = `${r.reporter}|${c.endpoint(r.source)}|${c.endpoint(r.destination)}|${svc ? `${svc.hostname}|${svc.namespace}|${svc.name}` : '-'}|${flags}|${r.securityPolicy}`;
+    return c.get(key, () => connectionLabels(r, flags));
   }
 
   /** Fold the byte counts of open connections into the counters (runs before every render). */

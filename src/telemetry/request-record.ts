@@ -32,7 +32,8 @@ import {
   type SecurityPolicy,
   type ServiceInfo,
 } from './istio-labels.js';
-import { prepareLabels, type Counter, type Histogram, type MetricsRegistry, type PreparedLabels } from './metrics.js';
+import type { Counter, Histogram, MetricsRegistry, PreparedLabels } from './metrics.js';
+import { LabelCache } from './label-cache.js';
 
 /** Envoy's default histogram buckets, which Istio's request histograms use (ms, or bytes). */
 export const ISTIO_DEFAULT_BUCKETS: readonly number[] = Object.freeze([
@@ -191,16 +192,10 @@ export interface RequestTelemetryOptions {
   logger: Logger;
 }
 
-/** Label sets kept for reuse; past this many the cache starts over. */
-const MAX_CACHED_LABEL_SETS = 10_000;
-
 export class RequestTelemetry {
   readonly metrics: RequestMetrics;
   private readonly logger: Logger;
-  /** Label sets by what they are made of (peers by object identity: PeerInfo objects are shared per workload). */
-  private readonly labelCache = new Map<string, PreparedLabels<HttpLabelName>>();
-  private readonly peerIds = new WeakMap<object, number>();
-  private nextPeerId = 1;
+  private readonly labels = new LabelCache(HTTP_LABEL_NAMES);
 
   constructor(options: RequestTelemetryOptions) {
     this.metrics = registerRequestMetrics(options.registry);
@@ -219,25 +214,10 @@ export class RequestTelemetry {
   }
 
   private labelsOf(r: RequestRecord): PreparedLabels<HttpLabelName> {
+    const c = this.labels;
     const svc = r.service;
-    const key = `${r.reporter}|${this.peerId(r.source.workload)}|${r.source.identity ?? ''}|${this.peerId(r.destination?.workload)}|${r.destination ? r.destination.identity ?? '' : '-'}|`
-      + `${svc ? `${svc.hostname}|${svc.namespace}|${svc.name}` : '-'}|${r.protocol}|${formatResponseFlags(r.responseFlags)}|${r.securityPolicy}|${r.responseCode}|${r.grpcStatus ?? ''}`;
-    let labels = this.labelCache.get(key);
-    if (!labels) {
-      if (this.labelCache.size >= MAX_CACHED_LABEL_SETS) this.labelCache.clear();
-      labels = prepareLabels(HTTP_LABEL_NAMES, requestLabels(r));
-      this.labelCache.set(key, labels);
-    }
-    return labels;
-  }
-
-  private peerId(p: object | undefined): number {
-    if (!p) return 0;
-    let id = this.peerIds.get(p);
-    if (id === undefined) {
-      id = this.nextPeerId++;
-      this.peerIds.set(p, id);
-    }
-    return id;
+    const key = `${r.reporter}|${c.endpoint(r.source)}|${c.endpoint(r.destination)}|${svc ? `${svc.hostname}|${svc.namespace}|${svc.name}` : '-'}|`
+      + `${r.protocol}|${formatResponseFlags(r.responseFlags)}|${r.securityPolicy}|${r.responseCode}|${r.grpcStatus ?? ''}`;
+    return c.get(key, () => requestLabels(r));
   }
 }
