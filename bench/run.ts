@@ -1,6 +1,6 @@
 // `npm run bench`: the macro suite of issue 7 (bench/suite, documented in bench/README.md).
 //
-//   node dist/bench/run.js [--quick | --smoke] [--out FILE] [--paths direct,ambitL4,...]
+//   node dist/bench/run.js [--quick | --smoke] [--out FILE] [--paths direct,ambitL4,...] [--workloads keepalive,...]
 //                          [--rounds N] [--seconds S] [--hold N] [--prefix P] [--profile DIR]
 //                          [--state-prefix NAME] [--pid-file FILE]
 //
@@ -9,19 +9,20 @@
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runSuite, type SuiteMode } from './suite/suite.js';
+import type { Workload } from './suite/report.js';
 
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
-      quick: { type: 'boolean' }, smoke: { type: 'boolean' }, out: { type: 'string' }, paths: { type: 'string' },
+      quick: { type: 'boolean' }, smoke: { type: 'boolean' }, out: { type: 'string' }, paths: { type: 'string' }, workloads: { type: 'string' },
       rounds: { type: 'string' }, seconds: { type: 'string' }, hold: { type: 'string' }, prefix: { type: 'string' },
       profile: { type: 'string' }, 'state-prefix': { type: 'string' }, 'pid-file': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
-    process.stdout.write('usage: npm run bench -- [--quick|--smoke] [--out FILE] [--paths direct,ambitL4,ambitL7,stunnel,haproxyL4,haproxyL7] [--rounds N] [--seconds S] [--hold N] [--prefix P] [--profile DIR] [--state-prefix NAME] [--pid-file FILE]\n  --state-prefix NAME  mkdtemp prefix of the cluster state dir (default ambit-bench-state-)\n  --pid-file FILE      append "<pid> <starttime> <name>" of every process the run started\nSee bench/README.md.\n');
+    process.stdout.write('usage: npm run bench -- [--quick|--smoke] [--out FILE] [--paths direct,ambitL4,ambitL7,stunnel,haproxyL4,haproxyL7] [--workloads throughput,keepalive,newconns,fixed1k] [--rounds N] [--seconds S] [--hold N] [--prefix P] [--profile DIR] [--state-prefix NAME] [--pid-file FILE]\n  --state-prefix NAME  mkdtemp prefix of the cluster state dir (default ambit-bench-state-)\n  --pid-file FILE      append "<pid> <starttime> <name>" of every process the run started\nSee bench/README.md.\n');
     return 0;
   }
   const mode: SuiteMode = values.smoke ? 'smoke' : values.quick ? 'quick' : 'full';
@@ -31,6 +32,7 @@ async function main(): Promise<number> {
     mode,
     out: resolve(values.out ?? join(ROOT, 'bench', 'results', `suite-${mode}-${stamp}.json`)),
     paths: values.paths?.split(',').map((s) => s.trim()).filter(Boolean),
+    workloads: values.workloads?.split(',').map((s) => s.trim()).filter(Boolean) as Workload[] | undefined,
     rounds: num(values.rounds), seconds: num(values.seconds), holdConnections: num(values.hold),
     prefix: values.prefix,
     profileDir: values.profile ? resolve(values.profile) : undefined,

@@ -34,6 +34,8 @@ export interface SuiteOptions {
   prefix?: string;
   /** Only these path ids (default: all). */
   paths?: string[];
+  /** Only these workloads (default: all; e.g. one workload to profile it alone). */
+  workloads?: Workload[];
   /** Write ztunnel CPU profiles (node --cpu-prof) to this directory and summarize them. */
   profileDir?: string;
   rounds?: number;
@@ -270,7 +272,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteRecord> {
       for (const p of order) {
         const t = targets.get(p.id)!;
         const rep = reports.find((r) => r.id === p.id)!;
-        for (const w of workloadsFor(t.iperf !== undefined)) {
+        for (const w of workloadsFor(t.iperf !== undefined).filter((x) => !opts.workloads || opts.workloads.includes(x))) {
           let s: Sample | string;
           try { s = await measure(t, w, seconds, track); } catch (e: unknown) { s = reasonOf(e); }
           if (typeof s === 'string') { rep.errors.push(`round ${round + 1} ${w}: ${s}`); log(`${at()}   ${p.id} ${w}: ${s}`); continue; }
@@ -306,7 +308,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteRecord> {
     }
     for (const [i, p] of selected.entries()) {
       const t = targets.get(p.id);
-      if (t) markUnmeasured(reports[i]!, workloadsFor(t.iperf !== undefined));
+      if (t) markUnmeasured(reports[i]!, workloadsFor(t.iperf !== undefined).filter((x) => !opts.workloads || opts.workloads.includes(x)));
     }
     if (opts.profileDir) {
       // A ztunnel writes its profile when it exits normally; its drain (up to 5 s with pooled
