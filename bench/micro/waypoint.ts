@@ -53,9 +53,10 @@ async function main(): Promise<void> {
   const certificates: CertificateSource = {
     get: async (i) => certs.get(i)!, current: (i) => certs.get(i), forget: () => {}, list: () => [], close: () => {},
   };
+  const registry = new MetricsRegistry();
   const wp = new Waypoint({
     waypoint: { namespace: 'shop', name: 'waypoint' }, identity: id('waypoint'), trustDomain: 'cluster.local', rootNamespace: 'istio-system',
-    podIp: WAYPOINT_IP, network: new HostPodNetwork(), bindAddress: WAYPOINT_IP, certificates, logger, metrics: new MetricsRegistry(),
+    podIp: WAYPOINT_IP, network: new HostPodNetwork(), bindAddress: WAYPOINT_IP, certificates, logger, metrics: registry,
     clock: systemClock, readFile: () => '',
   });
   wp.setConfig(new ZtunnelState({
@@ -111,6 +112,7 @@ async function main(): Promise<void> {
   row('hbone', hbone);
   row('waypoint', l7);
   console.log('upstream tunnels made', (wp as unknown as { upstreams: { tunnelsMade: number } }).upstreams.tunnelsMade);
+  console.log('downstream tunnels accepted', registry.render().split('\n').filter((l) => l.startsWith('ambit_waypoint_tunnels_total')).join(' '));
   await wp.close(100);
   process.exit(0);
 }
