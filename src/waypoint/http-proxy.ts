@@ -261,10 +261,13 @@ export class HttpProxy {
     const up: UpstreamTarget = { uid: w.uid, ip: w.addresses[0]!, port: targetPortOf(w, target), identity: `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}` };
     d.picker.started(w.uid);
     try {
-      const sent = h2 ? sendHttp2(d.upstreams, up, method, path, host, headers, body) : sendHttp1(d.upstreams, up, method, path, host, headers, body);
+      const abort = Number.isFinite(timeoutMs) ? new AbortController() : undefined;
+      const sent = (h2 ? sendHttp2 : sendHttp1)(d.upstreams, up, method, path, host, headers, body, abort?.signal);
       const r = await withTimeout(sent, timeoutMs);
       if (r === 'timeout') {
-        // The late answer, if any, is dropped and its stream closed.
+        // The exchange is abandoned (an unanswered request's connection or stream closes); a
+        // late answer, if any, is dropped and its stream closed.
+        abort?.abort();
         void sent.then((late) => { if (late.kind === 'response') late.res.body.destroy(); });
         return { kind: 'timeout', message: `no response within ${timeoutMs} ms`, endpoint: w };
       }
@@ -321,6 +324,8 @@ export class HttpProxy {
         res.destroy();
         resolve();
       });
+      // The client went away: stop reading the upstream's answer (its connection is not reused).
+      res.once('close', () => { if (!up.body.readableEnded) up.body.destroy(); });
       up.body.on('data', (c: Buffer) => {
         record.responseBytes += c.length;
         if (!(res as BodyWriter).write(c)) { up.body.pause(); res.once('drain', () => up.body.resume()); }

@@ -284,3 +284,18 @@ test('client: a response body cut short ends in an error for its reader, and the
   if (x.kind !== 'response') return;
   await assert.rejects(readAll(x.res.body), /closed|aborted|ECONNRESET/);
 });
+
+test('client: an abandoned exchange (a timeout) closes its unanswered connection', async () => {
+  let closed = false;
+  const server = net.createServer((s) => { s.on('data', () => {}); s.once('close', () => { closed = true; }); });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => server.close());
+  const c = client((server.address() as net.AddressInfo).port);
+  const abort = new AbortController();
+  const x = c.request('GET', '/never', 'a', {}, undefined, abort.signal);
+  await new Promise((r) => setTimeout(r, 50));
+  abort.abort();
+  assert.equal((await x).kind, 'reset');
+  await new Promise((r) => setTimeout(r, 50));
+  assert.ok(closed, 'the server saw the connection close');
+});

@@ -18,6 +18,7 @@ import { describeError } from '../../core/errors.js';
 import { headerRecord, Http1Parser, type MessageHead } from './parser.js';
 import { chunkHeader, CRLF, headerLines, LAST_CHUNK, type HeaderValue } from './head.js';
 import { destroyCut } from './server.js';
+import { releaseStream } from './release.js';
 
 export interface UpstreamResponse {
   status: number;
@@ -47,7 +48,8 @@ export class Http1Client {
 
   constructor(private readonly opts: Http1ClientOptions) {}
 
-  async request(method: string, path: string, host: string, headers: Record<string, HeaderValue>, body: Buffer | Readable | undefined): Promise<Exchange> {
+  /** `signal` abandons the exchange: if no answer has come, its connection is closed. */
+  async request(method: string, path: string, host: string, headers: Record<string, HeaderValue>, body: Buffer | Readable | undefined, signal?: AbortSignal): Promise<Exchange> {
     let conn = this.takeIdle();
     const reused = conn !== undefined;
     if (!conn) {
@@ -58,7 +60,7 @@ export class Http1Client {
         return { kind: 'connect-failed', message: describeError(e).message };
       }
     }
-    return conn.send(method, path, host, headers, body, reused);
+    return conn.send(method, path, host, headers, body, reused, signal);
   }
 
   /** Closes idle connections past their time; runs when the oldest one expires. */
@@ -158,21 +160,14 @@ class Http1ClientConnection {
     this.alive = false;
     this.current = undefined;
     this.parser.close();
-    const s = this.stream;
-    s.off('data', this.listeners.data);
-    s.off('end', this.listeners.end);
-    s.off('close', this.listeners.close);
-    s.off('error', this.listeners.error);
-    s.on('error', () => {});
-    s.pause();
-    if (rest.length) s.unshift(Buffer.from(rest));
-    give(s);
+    give(releaseStream(this.stream, this.listeners, rest));
   }
 
-  send(method: string, path: string, host: string, headers: Record<string, HeaderValue>, body: Buffer | Readable | undefined, reused: boolean): Promise<Exchange> {
+  send(method: string, path: string, host: string, headers: Record<string, HeaderValue>, body: Buffer | Readable | undefined, reused: boolean, signal?: AbortSignal): Promise<Exchange> {
     return new Promise((resolve) => {
       const x: InFlight = { method, reused, resolve, answered: false, written: false, keepAlive: false };
       this.current = x;
+      signal?.addEventListener('abort', () => { if (this.current === x && !x.answered) this.destroy(); }, { once: true });
       const h = { ...headers };
       delete h.host;
       delete h['transfer-encoding'];

@@ -18,6 +18,7 @@ import { EventEmitter } from 'node:events';
 import { Readable, type Duplex } from 'node:stream';
 import { bodiless, chunkHeader, CRLF, headerLines, lastChunk, statusLine, type HeaderValue } from './head.js';
 import { headerRecord, Http1Parser, type MessageHead, type ParseError } from './parser.js';
+import { releaseStream } from './release.js';
 
 export interface Http1ServerEvents {
   request(req: Http1Request, res: Http1Response): void;
@@ -140,14 +141,7 @@ export class Http1ServerConnection {
     this.takenOver = true;
     this.queue.splice(0);
     this.parser.close();
-    const s = this.stream;
-    s.off('data', this.listeners.data);
-    s.off('end', this.listeners.end);
-    s.off('close', this.listeners.close);
-    s.off('drain', this.listeners.drain);
-    s.pause();
-    if (held.length) s.unshift(held);
-    return s;
+    return releaseStream(this.stream, this.listeners, held);
   }
 
   private onHead(h: MessageHead): boolean {
