@@ -62,7 +62,8 @@ export class BenchCluster {
     this.stateDir = mkdtempSync(join(tmpdir(), opts.stateDirPrefix ?? 'ambit-bench-state-'));
     this.configDir = mkdtempSync(join(tmpdir(), 'ambit-bench-config-'));
     writeFileSync(join(this.configDir, 'mesh.yaml'), opts.yaml);
-    const base = 30000 + ((process.pid * 13) % 20000);
+    // Below the kernel's ephemeral range (32768+), so no outgoing connection can hold the port.
+    const base = 21000 + ((process.pid * 13) % 11000);
     this.xds = `127.0.0.1:${base}`;
     this.admin = `127.0.0.1:${base + 1}`;
     this.ztunnelNet = `127.0.${200 + (process.pid % 50)}`;

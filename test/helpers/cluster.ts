@@ -36,7 +36,8 @@ export function startCluster(yamlText: string, options: { nodes?: number; name?:
   const stateDir = mkdtempSync(join(tmpdir(), 'ambit-e2e-state-'));
   const configDir = mkdtempSync(join(tmpdir(), 'ambit-e2e-config-'));
   writeFileSync(join(configDir, 'mesh.yaml'), yamlText);
-  const base = 20000 + ((process.pid * 7 + counter * 101) % 20000);
+  // Below the kernel's ephemeral range (32768+), so no outgoing connection can hold the port.
+  const base = 20000 + ((process.pid * 7 + counter * 101) % 12000);
   const xds = `127.0.0.1:${base}`;
   const admin = `127.0.0.1:${base + 1}`;
   const net = `127.0.${100 + (process.pid % 100) + counter}`;
