@@ -133,7 +133,9 @@ test('server: malformed requests get 400 (431 for a huge head) and the connectio
 });
 
 test('server: an upgrade request holds what follows; 101 hands over the raw stream, another answer goes on as HTTP', async () => {
+  const served: string[] = [];
   const port = await codecServer((req, res) => {
+    served.push(req.url);
     if (req.upgrade && req.url === '/switch') {
       res.writeHead(101, { connection: 'upgrade', upgrade: 'echo' });
       const raw = res.switchProtocols(req);
@@ -150,6 +152,7 @@ test('server: an upgrade request holds what follows; 101 hands over the raw stre
   assert.equal(switched, 'HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\necho:not http at all');
   const refused = await rawExchange(port, 'GET /no HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
   assert.match(refused, /^HTTP\/1\.1 426 [^]*\/no upgrade=true[^]*HTTP\/1\.1 200 OK[^]*\/next upgrade=false$/);
+  assert.deepEqual(served, ['/switch', '/no', '/next'], 'each request served once');
 });
 
 test('server: a header value with CR/LF from a route is refused before a byte is written', async () => {

@@ -16,7 +16,7 @@
 import { Readable, type Duplex } from 'node:stream';
 import { describeError } from '../../core/errors.js';
 import { headerRecord, Http1Parser, type MessageHead } from './parser.js';
-import { chunkHeader, CRLF, headerLines, LAST_CHUNK, type HeaderValue } from './head.js';
+import { headerLines, LAST_CHUNK, writeChunk, type HeaderValue } from './head.js';
 import { destroyCut } from './server.js';
 import { releaseStream } from './release.js';
 
@@ -205,14 +205,7 @@ class Http1ClientConnection {
   private pipeBody(body: Readable, x: InFlight, chunked: boolean): void {
     const s = this.stream;
     body.on('data', (c: Buffer) => {
-      let ok: boolean;
-      if (chunked) {
-        s.cork();
-        s.write(chunkHeader(c.length));
-        s.write(c);
-        ok = s.write(CRLF);
-        s.uncork();
-      } else ok = s.write(c);
+      const ok = chunked ? writeChunk(s, c) : s.write(c);
       if (!ok) { body.pause(); s.once('drain', () => body.resume()); }
     });
     body.once('end', () => {

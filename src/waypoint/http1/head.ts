@@ -6,6 +6,7 @@
 //   message. Parsed headers always pass; the check guards configured edits.
 // - Heads are latin1, as llhttp hands header bytes to JS: what was received goes out byte for byte.
 import { STATUS_CODES } from 'node:http';
+import type { Writable } from 'node:stream';
 
 export type HeaderValue = string | string[] | number | undefined;
 
@@ -42,11 +43,22 @@ export function statusLine(status: number, minor: number): string {
   return `HTTP/1.${minor} ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
 }
 
-export function chunkHeader(length: number): Buffer {
+function chunkHeader(length: number): Buffer {
   return Buffer.from(`${length.toString(16)}\r\n`, 'latin1');
 }
 
-export const CRLF = Buffer.from('\r\n', 'latin1');
+const CRLF = Buffer.from('\r\n', 'latin1');
+
+/** One chunk of a chunked body, in one vectored write (after `head`, when given); write()'s result. */
+export function writeChunk(s: Writable, chunk: Buffer, head?: Buffer): boolean {
+  s.cork();
+  if (head) s.write(head);
+  s.write(chunkHeader(chunk.length));
+  s.write(chunk);
+  const ok = s.write(CRLF);
+  s.uncork();
+  return ok;
+}
 export const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
 
 /** The last chunk with trailer lines. */

@@ -16,7 +16,7 @@
 //   when the connection dies first.
 import { EventEmitter } from 'node:events';
 import { Readable, type Duplex } from 'node:stream';
-import { bodiless, chunkHeader, CRLF, headerLines, lastChunk, statusLine, type HeaderValue } from './head.js';
+import { bodiless, headerLines, lastChunk, statusLine, writeChunk, type HeaderValue } from './head.js';
 import { headerRecord, Http1Parser, type MessageHead, type ParseError } from './parser.js';
 import { releaseStream } from './release.js';
 
@@ -182,11 +182,13 @@ export class Http1ServerConnection {
       return;
     }
     if (this.upgradeWait?.req === x.req) {
-      // Not switched: what followed the request is HTTP/1.1 again.
+      // Not switched: what followed the request is HTTP/1.1 again (nothing after it was
+      // parsed, so the queue is empty; parsing the held bytes serves the next request).
       const held = this.upgradeWait.held;
       this.upgradeWait = undefined;
       this.stream.resume();
       if (held.length) this.onData(held);
+      return;
     }
     const next = this.queue[0];
     if (next) this.events.request(next.req, next.res);
@@ -268,14 +270,8 @@ export class Http1Response extends EventEmitter {
     const head = this.takeHead();
     if (this.framing === 'none') return head ? s.write(head) : true;
     let ok: boolean;
-    if (this.framing === 'chunked') {
-      s.cork();
-      if (head) s.write(head);
-      s.write(chunkHeader(chunk.length));
-      s.write(chunk);
-      ok = s.write(CRLF);
-      s.uncork();
-    } else ok = s.write(head ? Buffer.concat([head, chunk]) : chunk);
+    if (this.framing === 'chunked') ok = writeChunk(s, chunk, head);
+    else ok = s.write(head ? Buffer.concat([head, chunk]) : chunk);
     if (!ok) this.waitingDrain = true;
     return ok;
   }
