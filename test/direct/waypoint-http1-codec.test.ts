@@ -74,6 +74,15 @@ test('server: pipelined requests are answered in order, even when the first is t
   assert.match(got, /connection: close\r\n\r\n\/c$/);
 });
 
+test('server: requests split anywhere across reads parse the same (pipelined, chunked body, then a plain GET)', async () => {
+  const port = await codecServer(echo);
+  const text = 'POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n';
+  for (let cut = 1; cut < text.length; cut += 5) {
+    const got = await rawExchange(port, [text.slice(0, cut), text.slice(cut)]);
+    assert.match(got, /POST \/a 1\.1 body=abcde[^]*GET \/b 1\.1 body=/, `split at ${cut}`);
+  }
+});
+
 test('server: a chunked request body is read whole; an answer without length is chunked, with trailers', async () => {
   const port = await codecServer((req, res) => {
     void readAll(req).then((body) => {
