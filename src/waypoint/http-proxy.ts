@@ -308,13 +308,28 @@ export class HttpProxy {
       if (g !== undefined) record.grpcStatus = Number(g);
     }
     res.writeHead(up.status, out as http.OutgoingHttpHeaders);
+    const addTrailers = (t: Record<string, string | string[] | undefined> | undefined): void => {
+      if (!t || Object.keys(t).length === 0) return;
+      if (record.protocol === 'grpc' && t['grpc-status'] !== undefined) record.grpcStatus = Number(first(t['grpc-status']));
+      (res as BodyWriter).addTrailers(Object.fromEntries(Object.entries(t).filter(([k]) => !k.startsWith(':'))) as Record<string, string>);
+    };
+    if (up.whole) {
+      // The answer came whole: one write with the head, no stream to pump.
+      record.responseBytes += up.whole.length;
+      addTrailers(await up.trailers);
+      res.end(up.whole);
+      return;
+    }
+    if (up.body.destroyed && !up.body.readableEnded) {
+      // Cut before we could read it (the connection died in the read that brought the head).
+      record.responseFlags = 'UC';
+      res.destroy();
+      return;
+    }
     await new Promise<void>((resolve) => {
       up.body.once('end', () => {
         void up.trailers.then((t) => {
-          if (t && Object.keys(t).length) {
-            if (record.protocol === 'grpc' && t['grpc-status'] !== undefined) record.grpcStatus = Number(first(t['grpc-status']));
-            (res as BodyWriter).addTrailers(Object.fromEntries(Object.entries(t).filter(([k]) => !k.startsWith(':'))) as Record<string, string>);
-          }
+          addTrailers(t);
           res.end();
           resolve();
         });

@@ -11,6 +11,9 @@
 //   reached the app: safe to retry elsewhere); a new one that dies after the request was sent
 //   is `reset`.
 // - 1xx interim answers are skipped; the first final answer resolves the exchange.
+// - An answer that arrived whole in the read that brought its head (the common small
+//   response) resolves with `whole`, its body as one Buffer, and no stream to pump; a longer
+//   one resolves, at the end of that read, with a stream that carries the rest.
 // - A 101 (switching protocols, to a request that asked for it) takes the connection out of
 //   the pool for good: the response body is the raw stream, the bytes after the head first.
 import { Readable, type Duplex } from 'node:stream';
@@ -23,7 +26,10 @@ import { releaseStream } from './release.js';
 export interface UpstreamResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
+  /** The body as a stream (for a `whole` answer, an ended one made on first use). */
   body: Readable;
+  /** The whole body, when it had all arrived with the head. */
+  whole?: Buffer;
   trailers: Promise<Record<string, string | string[] | undefined> | undefined>;
 }
 
@@ -103,11 +109,18 @@ interface InFlight {
   method: string;
   reused: boolean;
   resolve(x: Exchange): void;
-  answered: boolean;
   written: boolean;
-  body?: ResponseBody;
   keepAlive: boolean;
-  trailers?(t: Record<string, string | string[]> | undefined): void;
+  /** A final head arrived (not yet necessarily handed to the caller). */
+  answered: boolean;
+  resolved: boolean;
+  head?: { status: number; headers: Record<string, string | string[]> };
+  /** Body bytes read before a stream was needed. */
+  chunks: Buffer[];
+  stream?: ResponseBody;
+  bodyDone: boolean;
+  trailers?: Promise<Record<string, string | string[]> | undefined>;
+  setTrailers?(t: Record<string, string | string[]> | undefined): void;
 }
 
 class ResponseBody extends Readable {
@@ -131,14 +144,22 @@ class Http1ClientConnection {
   constructor(readonly stream: Duplex, private readonly onFree: (c: Http1ClientConnection) => void) {
     this.parser = new Http1Parser('response', {
       head: (h) => this.onHead(h),
-      body: (b) => { if (this.current?.body && !this.current.body.push(b)) this.stream.pause(); },
+      body: (b) => {
+        const x = this.current;
+        if (!x) return;
+        if (!x.stream) x.chunks.push(b);
+        else if (!x.stream.push(b)) this.stream.pause();
+      },
       complete: (t) => this.onComplete(t),
     });
     this.listeners = {
       data: (b) => {
         const r = this.parser.execute(b);
-        if (r instanceof Error) this.fail(`invalid HTTP/1.1 response: ${r.message}${r.code ? ` (${r.code})` : ''}`);
-        else if (this.switched) this.handOver(b.subarray(r));
+        if (r instanceof Error) return this.fail(`invalid HTTP/1.1 response: ${r.message}${r.code ? ` (${r.code})` : ''}`);
+        if (this.switched) return this.handOver(b.subarray(r));
+        // The head came and the body goes on past this read: the caller gets a stream.
+        const x = this.current;
+        if (x?.answered && !x.resolved) this.resolveStreaming(x);
       },
       end: () => {
         const e = this.parser.finish();
@@ -165,7 +186,7 @@ class Http1ClientConnection {
 
   send(method: string, path: string, host: string, headers: Record<string, HeaderValue>, body: Buffer | Readable | undefined, reused: boolean, signal?: AbortSignal): Promise<Exchange> {
     return new Promise((resolve) => {
-      const x: InFlight = { method, reused, resolve, answered: false, written: false, keepAlive: false };
+      const x: InFlight = { method, reused, resolve, written: false, keepAlive: false, answered: false, resolved: false, chunks: [], bodyDone: false };
       this.current = x;
       signal?.addEventListener('abort', () => { if (this.current === x && !x.answered) this.destroy(); }, { once: true });
       const h = { ...headers };
@@ -221,6 +242,7 @@ class Http1ClientConnection {
     if (!x) return false;
     if (h.status === 101 && h.upgrade) {
       x.answered = true;
+      x.resolved = true;
       const trailers = Promise.resolve(undefined);
       this.switched = (raw) => x.resolve({ kind: 'response', res: { status: 101, headers: headerRecord(h.rawHeaders), body: raw, trailers } });
       return true;
@@ -228,25 +250,56 @@ class Http1ClientConnection {
     if (h.status < 200) return false; // 1xx: the final answer follows
     x.answered = true;
     x.keepAlive = h.keepAlive;
-    const body = new ResponseBody(this);
-    x.body = body;
-    const trailers = new Promise<Record<string, string | string[]> | undefined>((r) => { x.trailers = r; });
-    x.resolve({ kind: 'response', res: { status: h.status, headers: headerRecord(h.rawHeaders), body, trailers } });
+    x.head = { status: h.status, headers: headerRecord(h.rawHeaders) };
+    x.trailers = new Promise((r) => { x.setTrailers = r; });
     return x.method === 'HEAD';
+  }
+
+  /** The whole answer is here: handed over as one Buffer. */
+  private resolveWhole(x: InFlight): void {
+    x.resolved = true;
+    const whole = x.chunks.length === 1 ? x.chunks[0]! : Buffer.concat(x.chunks);
+    x.chunks = [];
+    let body: Readable | undefined;
+    x.resolve({
+      kind: 'response',
+      res: {
+        status: x.head!.status, headers: x.head!.headers, whole, trailers: x.trailers!,
+        get body(): Readable {
+          if (!body) {
+            body = new Readable({ read() {} });
+            if (whole.length) body.push(whole);
+            body.push(null);
+          }
+          return body;
+        },
+      },
+    });
+  }
+
+  /** The answer goes on past the read that brought its head: handed over as a stream. */
+  private resolveStreaming(x: InFlight): void {
+    x.resolved = true;
+    const stream = new ResponseBody(this);
+    x.stream = stream;
+    for (const c of x.chunks) stream.push(c);
+    x.chunks = [];
+    x.resolve({ kind: 'response', res: { status: x.head!.status, headers: x.head!.headers, body: stream, trailers: x.trailers! } });
   }
 
   private onComplete(t: string[]): void {
     const x = this.current;
     if (!x?.answered || this.switched) return; // the end of a 1xx, or of a 101 being handed over
-    x.trailers?.(t.length ? headerRecord(t) : undefined);
-    x.body?.push(null);
-    x.body = undefined;
+    x.setTrailers?.(t.length ? headerRecord(t) : undefined);
+    x.bodyDone = true;
+    if (x.stream) x.stream.push(null);
+    else if (!x.resolved) this.resolveWhole(x);
     this.maybeFree(x);
   }
 
   /** Both halves of the exchange are done: the connection is free, or it goes. */
   private maybeFree(x: InFlight): void {
-    if (this.current !== x || !x.written || !x.answered || x.body) return;
+    if (this.current !== x || !x.written || !x.bodyDone) return;
     this.current = undefined;
     if (x.keepAlive && this.alive) this.onFree(this);
     else this.destroy();
@@ -260,9 +313,10 @@ class Http1ClientConnection {
     this.stream.destroy();
     if (!x) return;
     if (!x.answered) x.resolve({ kind: x.reused ? 'connect-failed' : 'reset', message });
-    else if (x.body) {
-      x.trailers?.(undefined);
-      destroyCut(x.body, Object.assign(new Error(message), { code: 'ECONNRESET' }));
+    else if (!x.bodyDone && !this.switched) {
+      if (!x.resolved) this.resolveStreaming(x);
+      x.setTrailers?.(undefined);
+      destroyCut(x.stream!, Object.assign(new Error(message), { code: 'ECONNRESET' }));
     }
   }
 }
