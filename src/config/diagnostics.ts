@@ -2,6 +2,7 @@
 // with where it is: file, line, the resource (`Kind ns/name`) and the JSON path inside it.
 // The CLI, the control plane's apply API, the file watcher and xDS NACKs all print these,
 // so the user reads the same words everywhere.
+import { byCodeUnits } from '../core/compare.js';
 
 export type Severity = 'error' | 'warning';
 
@@ -46,5 +47,5 @@ export function warningsOf(ds: readonly Diagnostic[]): Diagnostic[] {
 }
 
 export function sortDiagnostics(ds: readonly Diagnostic[]): Diagnostic[] {
-  return [...ds].sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || (a.column ?? 0) - (b.column ?? 0));
+  return [...ds].sort((a, b) => byCodeUnits(a.file, b.file) || a.line - b.line || (a.column ?? 0) - (b.column ?? 0));
 }

@@ -7,6 +7,7 @@ import type { ConfigSet } from './config-set.js';
 import { formatPath, type Diagnostic, type PathSegment } from './diagnostics.js';
 import { resourceRef, type Located, type VirtualServiceResource } from './resources.js';
 import { istioHostMatches, resolveIstioHost } from './virtual-service-hosts.js';
+import { byCodeUnits } from '../core/compare.js';
 
 interface Svc { key: string; hostname: string; vips: string[] }
 
@@ -30,7 +31,7 @@ export function checkVirtualServiceSet(set: ConfigSet): Diagnostic[] {
   }
   const owners = new Map<string, Located<VirtualServiceResource>>();
   const located = set.located('VirtualService').sort((a, b) => age(a.resource) - age(b.resource)
-    || resourceRef(a.resource).localeCompare(resourceRef(b.resource)));
+    || byCodeUnits(resourceRef(a.resource), resourceRef(b.resource)));
   for (const l of located) {
     const vs = l.resource;
     const ns = vs.metadata.namespace ?? 'default';

@@ -22,6 +22,7 @@ import {
   DEFAULT_SETTINGS, type DataplaneMode, type ModelSettings, type NamespaceInfo, type NodeInfo, type ServiceInfo,
   type WaypointInfo, type WaypointRef, type WorkloadInfo,
 } from './types.js';
+import { byCodeUnits } from '../core/compare.js';
 
 export interface BuildOptions {
   /** Node names of the cluster; pods pinned to other nodes add them. Default: node-1, node-2. */
@@ -330,7 +331,7 @@ function allocateVips(services: ServiceInfo[], settings: ModelSettings, prev: Me
     }
   }
   let n = 10;
-  for (const s of pending.filter((x) => x.vip === '').sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`))) {
+  for (const s of pending.filter((x) => x.vip === '').sort((a, b) => byCodeUnits(`${a.namespace}/${a.name}`, `${b.namespace}/${b.name}`))) {
     while (n < cidrSize(cidr) - 1 && taken.has(nthAddress(cidr, n))) n++;
     if (n >= cidrSize(cidr) - 1) {
       diagnostics.push({ severity: 'error', code: 'no-ip', file: s.source?.file ?? '', line: s.source?.line ?? 0, resource: `Service ${s.namespace}/${s.name}`, message: `no free address left in ${settings.serviceCidr}` });

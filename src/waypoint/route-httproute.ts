@@ -25,6 +25,7 @@ import {
   defaultRetry, mergeEdits, noEdits, type BackendTarget, type CompiledRule, type HeaderEdits, type PathRewrite,
   type RedirectSpec, type RouteEntry, type RouteService, type WeightedBackend,
 } from './route-types.js';
+import { byCodeUnits } from '../core/compare.js';
 
 export interface ServiceIndex {
   byKey: ReadonlyMap<string, RouteService>; // "ns/name"
@@ -121,7 +122,7 @@ function compareOrder(a: RouteOrder, b: RouteOrder): number {
     const tb = Date.parse(b.created);
     if (!Number.isNaN(ta) && !Number.isNaN(tb) && ta !== tb) return ta - tb;
   }
-  return a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name);
+  return byCodeUnits(a.namespace, b.namespace) || byCodeUnits(a.name, b.name);
 }
 
 function matchKey(m: HTTPRouteMatch): MatchKey {

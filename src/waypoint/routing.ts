@@ -25,6 +25,7 @@ import {
   type PortRoutes, type RouteDecision, type RouteEntry, type RouteService,
 } from './route-types.js';
 import { compileVirtualService, virtualServiceTargets } from './virtual-service.js';
+import { byCodeUnits } from '../core/compare.js';
 
 export type { BackendTarget, HeaderEdits, HttpRequestView, RetryDecision, RouteDecision, RouteService } from './route-types.js';
 export { noEdits } from './route-types.js';
@@ -107,7 +108,7 @@ function compareAge(a: VirtualServiceResource, b: VirtualServiceResource): numbe
   const ta = a.metadata.creationTimestamp ? Date.parse(String(a.metadata.creationTimestamp)) : Infinity;
   const tb = b.metadata.creationTimestamp ? Date.parse(String(b.metadata.creationTimestamp)) : Infinity;
   if (ta !== tb && !(Number.isNaN(ta) || Number.isNaN(tb))) return ta < tb ? -1 : 1;
-  return (a.metadata.namespace ?? 'default').localeCompare(b.metadata.namespace ?? 'default') || a.metadata.name.localeCompare(b.metadata.name);
+  return byCodeUnits(a.metadata.namespace ?? 'default', b.metadata.namespace ?? 'default') || byCodeUnits(a.metadata.name, b.metadata.name);
 }
 
 export function decideRoute(table: RouteTable, target: { hostname: string; port: number }, req: HttpRequestView, random: () => number): RouteDecision {

@@ -7,6 +7,7 @@ import {
   authorizationResourceName, serviceResourceName, workloadResourceName,
   type Authorization, type Service, type Workload,
 } from '../xds/workload-api.js';
+import { byCodeUnits } from '../core/compare.js';
 
 export interface WorkloadApiSnapshot {
   workloads: Workload[];
@@ -33,7 +34,7 @@ export class ZtunnelState {
     this.workloads = new Map(snapshot.workloads.map((w) => [workloadResourceName(w), w]));
     this.services = new Map(snapshot.services.map((s) => [serviceResourceName(s), s]));
     this.authorizations = new Map(snapshot.authorizations.map((a) => [authorizationResourceName(a), a]));
-    for (const w of [...this.workloads.values()].sort((a, b) => a.uid.localeCompare(b.uid))) {
+    for (const w of [...this.workloads.values()].sort((a, b) => byCodeUnits(a.uid, b.uid))) {
       for (const ip of w.addresses) this.byIp.set(ip, w);
       for (const key of Object.keys(w.services)) {
         const list = this.endpoints.get(key);
