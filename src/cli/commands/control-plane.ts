@@ -7,6 +7,7 @@ import { MetricsRegistry } from '../../telemetry/metrics.js';
 import { list, parseCommandArgs, usageError, type Command } from '../command.js';
 import { buildOptionsFrom } from './shared-options.js';
 import { CONTROL_PLANE } from './specs.js';
+import { registerProcessMetrics } from '../../telemetry/process-metrics.js';
 
 export const controlPlaneCommand: Command = {
   ...CONTROL_PLANE,
@@ -41,8 +42,10 @@ Options:
     if (!values.ca) throw usageError(this, '--ca DIR is required');
     if (!values['node-tokens']) throw usageError(this, '--node-tokens FILE is required');
     const logger = new Logger({ component: 'control-plane' });
+    const metrics = new MetricsRegistry();
+    registerProcessMetrics(metrics);
     const cp = new ControlPlane({
-      logger, metrics: new MetricsRegistry(), clock: systemClock,
+      logger, metrics, clock: systemClock,
       ca: await MeshCA.load(values.ca, { trustDomain: values['trust-domain'] }),
       nodeTokens: await loadNodeTokens(values['node-tokens']),
       build: buildOptionsFrom({ nodes: values.nodes, 'trust-domain': values['trust-domain'] }),

@@ -10,6 +10,7 @@ import { WaypointXdsSource } from '../../waypoint/xds-source.js';
 import { parseCommandArgs, usageError, type Command } from '../command.js';
 import { SIDECAR } from './specs.js';
 import { POD_PROXY_ARGS, POD_PROXY_REQUIRED, podProxyAdmin, podProxyCredentials, untilStopped } from './pod-proxy.js';
+import { registerProcessMetrics } from '../../telemetry/process-metrics.js';
 
 export const sidecarCommand: Command = {
   ...SIDECAR,
@@ -61,6 +62,7 @@ Options:
     }
     const logger = new Logger({ component: 'sidecar' }).child({ pod: `${namespace}/${name}` });
     const metrics = new MetricsRegistry();
+    registerProcessMetrics(metrics);
     const { token, ca, certificates } = await podProxyCredentials({ xds: values.xds!, tokenFile: values['token-file']!, rootCert: values['root-cert']!, logger });
     const identity = `spiffe://${values['trust-domain']}/ns/${namespace}/sa/${values['service-account']}`;
     const sidecar = new Sidecar({

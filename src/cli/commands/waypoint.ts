@@ -12,6 +12,7 @@ import { callControlPlane, controlPlaneUrl } from '../admin-client.js';
 import type { CliIO } from '../command.js';
 import { parseCommandArgs, usageError, type Command } from '../command.js';
 import { WAYPOINT, WAYPOINT_APPLY, WAYPOINT_DELETE } from './specs.js';
+import { registerProcessMetrics } from '../../telemetry/process-metrics.js';
 
 export const waypointCommand: Command = {
   ...WAYPOINT,
@@ -62,6 +63,7 @@ Declaring a waypoint (through the control plane, like istioctl waypoint apply):
     const podName = process.env.POD_NAME ?? `${name}-0`;
     const logger = new Logger({ component: 'waypoint' }).child({ waypoint: `${namespace}/${name}`, pod: podName });
     const metrics = new MetricsRegistry();
+    registerProcessMetrics(metrics);
     const { token, ca, certificates } = await podProxyCredentials({ xds: values.xds!, tokenFile: values['token-file']!, rootCert: values['root-cert']!, logger });
     const identity = `spiffe://${values['trust-domain']}/ns/${namespace}/sa/${values['service-account'] ?? name}`;
     const waypoint = new Waypoint({

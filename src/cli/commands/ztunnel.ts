@@ -15,6 +15,7 @@ import { Ztunnel } from '../../ztunnel/ztunnel.js';
 import type { Workload } from '../../xds/workload-api.js';
 import { list, parseCommandArgs, usageError, type Command } from '../command.js';
 import { ZTUNNEL } from './specs.js';
+import { registerProcessMetrics } from '../../telemetry/process-metrics.js';
 
 // Each config mode imports only what it uses (issue 7, resident memory): --xds loads gRPC and
 // the protos, --config loads yaml and the local CA.
@@ -72,6 +73,7 @@ Examples:
     if (!values.xds === !values.config) throw usageError(this, 'give either --xds ADDR (with --token-file and --root-cert) or --config FILE (with --ca DIR)');
     const logger = new Logger({ component: 'ztunnel' }).child({ node: values.node });
     const metrics = new MetricsRegistry();
+    registerProcessMetrics(metrics);
     const template = values['pod-netns-prefix'];
     const network = (w: Workload): PodNetwork => template
       ? NetnsPodNetwork.open(podNetnsName(template, w.namespace, w.name))
