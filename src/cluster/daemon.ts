@@ -130,7 +130,7 @@ export class ClusterDaemon {
       '--token-file', this.paths.tokenFile(n.name), '--root-cert', this.paths.root, '--pod-netns-prefix', this.spec.prefix,
       '--admin', `${host}:15000`, '--metrics', `${host}:15020`, '--readiness', `${host}:15021`, '--trust-domain', this.spec.trustDomain);
     // Profiling hook (bench/README.md): extra node flags for the ztunnels only, e.g. AMBIT_ZTUNNEL_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/p'.
-    const nodeArgs = proxyNodeArgs(process.env.AMBIT_ZTUNNEL_NODE_ARGS);
+    const nodeArgs = (process.env.AMBIT_ZTUNNEL_NODE_ARGS ?? '').split(' ').filter(Boolean);
     await this.supervisor.spawn({ name: `ztunnel-${n.name}`, command, args: [...nodeArgs, ...args], logFile: this.paths.log(`ztunnel-${n.name}`), restart: 'always', backoff: { initialMs: 200, maxMs: 5_000 } });
   }
 
@@ -146,7 +146,7 @@ export class ClusterDaemon {
       '--xds', this.spec.xdsAddress, '--token-file', this.paths.tokenFile(w.node), '--root-cert', this.paths.root,
       '--admin', `${waypointAdminHost(this.spec, k)}:15020`, '--trust-domain', this.spec.trustDomain);
     // Profiling hook, as for the ztunnels: AMBIT_WAYPOINT_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/p'.
-    const nodeArgs = proxyNodeArgs(process.env.AMBIT_WAYPOINT_NODE_ARGS);
+    const nodeArgs = (process.env.AMBIT_WAYPOINT_NODE_ARGS ?? '').split(' ').filter(Boolean);
     return { ...base, command, args: [...nodeArgs, ...args], netns: undefined, backoff: { initialMs: 200, maxMs: 5_000 } };
   }
 
@@ -228,7 +228,7 @@ export class ClusterDaemon {
       '--netns', netns, '--pod-ip', w.ip, '--node', w.node, '--service-account', w.serviceAccount,
       '--xds', this.spec.xdsAddress, '--token-file', this.paths.tokenFile(w.node), '--root-cert', this.paths.root,
       '--admin', `${waypointAdminHost(this.spec, k)}:15020`, '--trust-domain', this.spec.trustDomain, '--labels', JSON.stringify(w.labels));
-    const nodeArgs = proxyNodeArgs(process.env.AMBIT_SIDECAR_NODE_ARGS);
+    const nodeArgs = (process.env.AMBIT_SIDECAR_NODE_ARGS ?? '').split(' ').filter(Boolean);
     return {
       name: sidecarProcessName(w), command, args: [...nodeArgs, ...args], logFile: this.paths.podLog(w.namespace, w.name, 'istio-proxy'),
       restart: 'always', backoff: { initialMs: 200, maxMs: 5_000 },
@@ -361,19 +361,6 @@ export function serviceRules(s: MeshStatus): ServiceRule[] {
       }),
     })),
   }));
-}
-
-/**
- * Node flags of a proxy process: a 32 MB young-generation semi-space (Node 20's default is
- * 16 MB). A proxy allocates a Buffer per chunk it relays; with the default, scavenges were
- * 17 % of a ztunnel's busy time in single-stream throughput; with 32 MB, A/B runs here gave
- * medians about 5 % higher in throughput and 10-20 % in keep-alive requests/s (noisy). V8's memory reducer
- * shrinks it again when the proxy goes idle. `extra` (an AMBIT_*_NODE_ARGS value) comes after
- * and may set its own size.
- */
-export function proxyNodeArgs(extra: string | undefined): string[] {
-  const args = (extra ?? '').split(' ').filter(Boolean);
-  return args.some((a) => a.startsWith('--max-semi-space-size')) ? args : ['--max-semi-space-size=32', ...args];
 }
 
 async function fetchOk(url: string): Promise<boolean> {
