@@ -150,6 +150,7 @@ export class Sidecar {
   setConfig(state: ZtunnelState, objects: ConfigObject[], version: string): void {
     this.state = state;
     this.config = this.compile(state, objects, version);
+    this.upstreams.prune((uid) => state.workloads.has(uid));
     this.configured = true;
     const recheck = this.connections.recheck(state);
     if (recheck.closed > 0) this.opts.logger.info('closed connections that the new policy denies', { count: recheck.closed });

@@ -31,6 +31,11 @@ export interface UpstreamsOptions {
   maxFreeSockets?: number;
 }
 
+/** Client and session keys are `<uid>|<ip>:<port>|<identity>`. */
+function uidOf(key: string): string {
+  return key.slice(0, key.indexOf('|'));
+}
+
 /** Idle upstream connections are dropped before a typical server's keep-alive timeout (5 s). */
 const IDLE_TIMEOUT_MS = 4_000;
 
@@ -93,6 +98,28 @@ export class Upstreams {
       this.sessions.set(key, p);
     }
     return p;
+  }
+
+  /**
+   * Forgets the endpoints that left (`keep(uid)` false): their idle connections close now, an
+   * HTTP/2 session closes once its streams finish, requests in flight complete.
+   */
+  prune(keep: (uid: string) => boolean): void {
+    for (const [key, c] of this.clients) {
+      if (keep(uidOf(key))) continue;
+      c.close();
+      this.clients.delete(key);
+    }
+    for (const [key, p] of this.sessions) {
+      if (keep(uidOf(key))) continue;
+      this.sessions.delete(key);
+      p.then((s) => s.close(), () => {});
+    }
+  }
+
+  /** Endpoints with an HTTP/1.1 client or an HTTP/2 session (for tests and debugging). */
+  get endpointCount(): number {
+    return new Set([...this.clients.keys(), ...this.sessions.keys()].map(uidOf)).size;
   }
 
   close(): void {

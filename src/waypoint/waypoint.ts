@@ -100,6 +100,7 @@ export class Waypoint {
   setConfig(state: ZtunnelState, objects: ConfigObject[], version: string): void {
     this.state = state;
     this.config = this.compile(state, objects, version);
+    this.upstreams.prune((uid) => state.workloads.has(uid));
     this.m.warnings.labels({}).set(this.config.warnings.length);
     for (const w of this.warnings.fresh(this.config.warnings)) this.opts.logger.warn('L7 config warning', { version, warning: w });
     this.opts.logger.info('config applied', { version, services: state.services.size, routes: objects.filter((o) => o.kind === 'HTTPRoute' || o.kind === 'VirtualService').length, policies: this.config.policies.length });
