@@ -50,6 +50,7 @@ export class Http1Client {
   /** Oldest first; reuse takes the newest. */
   private idle: Http1ClientConnection[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private closed = false;
   connectionsMade = 0;
 
   constructor(private readonly opts: Http1ClientOptions) {}
@@ -83,7 +84,9 @@ export class Http1Client {
     this.timer = setTimeout(() => this.sweep(), Math.max(1, oldest.idleSinceMs + this.opts.idleTimeoutMs - this.opts.now())).unref();
   }
 
+  /** Closes the idle connections; those in use close when their exchange is done. */
   close(): void {
+    this.closed = true;
     clearTimeout(this.timer);
     for (const c of this.idle.splice(0)) c.destroy();
   }
@@ -98,7 +101,7 @@ export class Http1Client {
   }
 
   private release(c: Http1ClientConnection): void {
-    if (this.idle.length >= this.opts.maxIdle) { c.destroy(); return; }
+    if (this.closed || this.idle.length >= this.opts.maxIdle) { c.destroy(); return; }
     c.idleSinceMs = this.opts.now();
     this.idle.push(c);
     this.arm();
