@@ -8,7 +8,10 @@
 // - A request body of at most MAX_REPLAY_BYTES is buffered so a retry or a mirror can send it
 //   again; a larger one is streamed once (no retry, no mirror) and that is logged.
 // - The upstream speaks what the client spoke: HTTP/1.1 in, HTTP/1.1 out; HTTP/2 (h2c, gRPC)
-//   in, HTTP/2 out. Hop-by-hop headers never cross.
+//   in, HTTP/2 out. Hop-by-hop headers never cross, except that an HTTP/1.1 protocol upgrade
+//   (WebSocket) is asked of the upstream with its own `upgrade` / `connection: upgrade`.
+// - A timed-out attempt is abandoned (its unanswered upstream connection or stream closed); a
+//   client that leaves stops the upstream answer from being read.
 // - Every request ends in exactly one telemetry record, whatever happens to it.
 import http from 'node:http';
 import type http2 from 'node:http2';
