@@ -44,7 +44,7 @@ import { serveHttp } from './serve-http.js';
 import { authorizeRequest } from './l7-authz.js';
 import { decidePlaintext, sidecarInboundPolicies } from './sidecar-policy.js';
 import { Upstreams, type UpstreamTarget } from './upstream.js';
-import { sniff, type PodProxyOptions } from './waypoint.js';
+import { podHboneServer, sniff, type PodProxyOptions } from './waypoint.js';
 import { compileWaypointConfig, WarningLatch, type WaypointConfig } from './waypoint-config.js';
 
 export const SIDECAR_OUTBOUND_PORT = 15001;
@@ -161,13 +161,7 @@ export class Sidecar {
 
   async start(): Promise<void> {
     await this.opts.certificates.get(this.opts.identity);
-    this.hbone = new HboneServer({
-      certificate: () => currentCertificate(this.opts.certificates, this.opts.identity),
-      trustDomain: this.opts.trustDomain,
-      logger: this.opts.logger,
-      onRequest: (req) => this.onHbone(req),
-      onRefused: (e) => this.opts.logger.warn('HBONE connection refused', { ...e }),
-    });
+    this.hbone = podHboneServer(this.opts, (req) => this.onHbone(req));
     const { network, bindAddress } = this.opts;
     const hbone = await network.listen(bindAddress, SIDECAR_HBONE_PORT);
     this.hbone.attach(hbone);

@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { Clock } from '../core/clock.js';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { HbonePool, HboneServer, relay, type HboneRequest } from '../hbone/index.js';
+import { HbonePool, HboneServer, relay, type HboneRefusal, type HboneRequest } from '../hbone/index.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import { RequestTelemetry } from '../telemetry/request-record.js';
 import { denyConnection, failConnection, newConnectionRecord, TcpTelemetry } from '../telemetry/connection-record.js';
@@ -48,6 +48,23 @@ export interface PodProxyOptions {
   clock: Clock;
   readFile: (path: string) => string;
   connectTimeoutMs?: number;
+}
+
+/**
+ * The HBONE server of a proxy serving one pod (waypoint replica, sidecar): terminates with the
+ * pod's own identity; a refused connection is logged (and passed to `refused`).
+ */
+export function podHboneServer(opts: PodProxyOptions, onRequest: (req: HboneRequest) => void, refused?: (e: HboneRefusal) => void): HboneServer {
+  return new HboneServer({
+    certificate: () => currentCertificate(opts.certificates, opts.identity),
+    trustDomain: opts.trustDomain,
+    logger: opts.logger,
+    onRequest,
+    onRefused: (e) => {
+      refused?.(e);
+      opts.logger.warn('HBONE connection refused', { ...e });
+    },
+  });
 }
 
 export interface WaypointOptions extends PodProxyOptions {
@@ -108,16 +125,7 @@ export class Waypoint {
 
   async start(): Promise<void> {
     await this.opts.certificates.get(this.opts.identity);
-    this.hbone = new HboneServer({
-      certificate: () => currentCertificate(this.opts.certificates, this.opts.identity),
-      trustDomain: this.opts.trustDomain,
-      logger: this.opts.logger,
-      onRequest: (req) => this.onTunnel(req),
-      onRefused: (e) => {
-        this.m.refused.labels({ reason: 'handshake' }).inc();
-        this.opts.logger.warn('HBONE connection refused', { ...e });
-      },
-    });
+    this.hbone = podHboneServer(this.opts, (req) => this.onTunnel(req), () => this.m.refused.labels({ reason: 'handshake' }).inc());
     this.server = await this.opts.network.listen(this.opts.bindAddress, WAYPOINT_HBONE_PORT);
     this.hbone.attach(this.server);
     this.opts.logger.info('waypoint listening', { address: `${this.opts.podIp}:${WAYPOINT_HBONE_PORT}`, identity: this.opts.identity });

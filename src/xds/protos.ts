@@ -40,15 +40,17 @@ export const CA_CREATE_PATH = `/${CA_SERVICE}/CreateCertificate`;
 const GRPC_FILES = ['envoy/service/discovery/v3/ads.proto', 'istio/ca.proto'];
 const WORKLOAD_FILES = ['istio/workload.proto', 'istio/authorization.proto', 'ambit/config.proto'];
 
-export const LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: false,
+/** How decoded messages look (longs as Number, enums as names, defaults, named oneofs). */
+const CONVERSIONS = {
   longs: Number,
   enums: String,
   defaults: true,
   arrays: true,
   objects: true,
   oneofs: true,
-};
+} as const;
+
+export const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, ...CONVERSIONS };
 
 const dirCache = new Map<string, string>();
 
@@ -104,14 +106,7 @@ function protobufjs(): typeof protobuf {
 }
 
 /** protobufjs toObject options giving the objects proto-loader gives with LOADER_OPTIONS. */
-const TO_OBJECT_OPTIONS: protobuf.IConversionOptions = {
-  longs: Number,
-  enums: String,
-  defaults: true,
-  arrays: true,
-  objects: true,
-  oneofs: true,
-};
+const TO_OBJECT_OPTIONS: protobuf.IConversionOptions = CONVERSIONS;
 
 const grpcCache = new Map<string, protoLoader.PackageDefinition>();
 const rootCache = new Map<string, protobuf.Root>();

@@ -13,6 +13,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { startTimeOf } from '../../bench/suite/proc-stats.js';
 
 const ROOT = resolve(new URL('../../..', import.meta.url).pathname);
 const dir = mkdtempSync(join(tmpdir(), 'ambit-bench-smoke-'));
@@ -24,17 +25,6 @@ let bench: ChildProcess | undefined;
 function netnsLeft(): string[] {
   const out = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
   return out.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(`${prefix}-`));
-}
-
-/** Field 22 of /proc/<pid>/stat, undefined when gone or a zombie. */
-function startTimeOf(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return f[0] === 'Z' ? undefined : f[19];
-  } catch {
-    return undefined;
-  }
 }
 
 /** Processes the run recorded (`<pid> <starttime> <name>`) that are still alive (same start time). */

@@ -20,8 +20,7 @@ import { Readable, type Duplex } from 'node:stream';
 import { describeError } from '../../core/errors.js';
 import { headerRecord, Http1Parser, type MessageHead } from './parser.js';
 import { headerLines, LAST_CHUNK, writeChunk, type HeaderValue } from './head.js';
-import { destroyCut } from './server.js';
-import { releaseStream } from './release.js';
+import { destroyCut, releaseStream } from './release.js';
 
 export interface UpstreamResponse {
   status: number;
@@ -41,6 +40,9 @@ export interface Http1ClientOptions {
   maxIdle: number;
   idleTimeoutMs: number;
 }
+
+const HOST_AND_TE: ReadonlySet<string> = new Set(['host', 'transfer-encoding']);
+const FRAMING_HEADERS: ReadonlySet<string> = new Set([...HOST_AND_TE, 'content-length']);
 
 /** Methods whose request carries no body unless it says so. */
 const NO_BODY_BY_DEFAULT = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE']);
@@ -192,20 +194,18 @@ class Http1ClientConnection {
       const x: InFlight = { method, reused, resolve, written: false, keepAlive: false, answered: false, resolved: false, chunks: [], bodyDone: false };
       this.current = x;
       signal?.addEventListener('abort', () => { if (this.current === x && !x.answered) this.destroy(); }, { once: true });
-      const h = { ...headers };
-      delete h.host;
-      delete h['transfer-encoding'];
+      // Framing is ours: the client's Content-Length is kept only for a body streamed as is.
       let framing = '';
+      let skip = FRAMING_HEADERS;
       if (body === undefined) {
-        delete h['content-length'];
         if (!NO_BODY_BY_DEFAULT.has(method)) framing = 'content-length: 0\r\n';
       } else if (Buffer.isBuffer(body)) {
-        delete h['content-length'];
         framing = `content-length: ${body.length}\r\n`;
-      } else if (h['content-length'] === undefined) framing = 'transfer-encoding: chunked\r\n';
+      } else if (headers['content-length'] === undefined) framing = 'transfer-encoding: chunked\r\n';
+      else skip = HOST_AND_TE;
       let head: Buffer;
       try {
-        head = Buffer.from(`${method} ${path} HTTP/1.1\r\nhost: ${host}\r\n${headerLines(h)}${framing}\r\n`, 'latin1');
+        head = Buffer.from(`${method} ${path} HTTP/1.1\r\nhost: ${host}\r\n${headerLines(headers, skip)}${framing}\r\n`, 'latin1');
       } catch (e: unknown) {
         this.current = undefined;
         this.onFree(this);

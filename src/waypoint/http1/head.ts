@@ -20,12 +20,12 @@ export class InvalidHeaderError extends Error {
   }
 }
 
-/** `name: value\r\n` lines for every header (an array value gives one line per element). */
-export function headerLines(headers: Record<string, HeaderValue>): string {
+/** `name: value\r\n` lines for every header not in `skip` (an array value gives one line per element). */
+export function headerLines(headers: Record<string, HeaderValue>, skip?: ReadonlySet<string>): string {
   let out = '';
   for (const k in headers) {
     const v = headers[k];
-    if (v === undefined) continue;
+    if (v === undefined || skip?.has(k)) continue;
     if (!TOKEN.test(k)) throw new InvalidHeaderError(k);
     if (Array.isArray(v)) {
       for (const one of v) out += line(k, one);

@@ -1,5 +1,6 @@
-// Handing a connection's raw stream over when it stops being HTTP/1.1 (a 101 switch).
-import type { Duplex } from 'node:stream';
+// Ending the codec's hold on a stream: handing a connection's raw stream over when it stops
+// being HTTP/1.1 (a 101 switch), and cutting a body short.
+import type { Duplex, Readable } from 'node:stream';
 
 /**
  * Takes the codec's listeners off `stream` (an error listener stays, so a late error is not
@@ -12,4 +13,10 @@ export function releaseStream(stream: Duplex, listeners: Record<string, Paramete
   stream.pause();
   if (front.length) stream.unshift(Buffer.from(front));
   return stream;
+}
+
+/** A body cut short: an error for whoever reads it (none listening: no error, as node:http). */
+export function destroyCut(body: Readable, e: Error = Object.assign(new Error('aborted'), { code: 'ECONNRESET' })): void {
+  if (body.readableEnded || body.destroyed) return;
+  body.destroy(body.listenerCount('error') > 0 ? e : undefined);
 }

@@ -18,7 +18,7 @@ import { EventEmitter } from 'node:events';
 import { Readable, type Duplex } from 'node:stream';
 import { bodiless, headerLines, lastChunk, statusLine, writeChunk, type HeaderValue } from './head.js';
 import { headerRecord, Http1Parser, type MessageHead, type ParseError } from './parser.js';
-import { releaseStream } from './release.js';
+import { destroyCut, releaseStream } from './release.js';
 
 export interface Http1ServerEvents {
   request(req: Http1Request, res: Http1Response): void;
@@ -218,12 +218,6 @@ export class Http1ServerConnection {
     if (this.reading) destroyCut(this.reading);
     for (const x of this.queue.splice(0)) x.res.abandon();
   }
-}
-
-/** A body cut short: an error for whoever reads it (none listening: no error, as node:http). */
-export function destroyCut(body: Readable, e: Error = Object.assign(new Error('aborted'), { code: 'ECONNRESET' })): void {
-  if (body.readableEnded || body.destroyed) return;
-  body.destroy(body.listenerCount('error') > 0 ? e : undefined);
 }
 
 /** A response as the pipeline writes it (the shape of node's ServerResponse it uses). */
