@@ -55,7 +55,7 @@ export interface RelayResult {
 }
 
 export interface RelayOptions {
-  /** Unwritten bytes at the destination above which the source is paused (default 256 KiB). */
+  /** Unwritten bytes at the destination above which the source is paused (default 2 MiB). */
   highWaterMarkBytes?: number;
 }
 
@@ -65,7 +65,14 @@ export interface Relay {
   abort(reason: string): void;
 }
 
-export const RELAY_HIGH_WATER_MARK_BYTES = 256 * 1024;
+/**
+ * 2 MiB, half an HBONE stream window. With 256 KiB a single bulk stream paused and resumed
+ * its source every few reads (an epoll_ctl pair each time, and the HTTP/2 window refilled in
+ * small steps): iperf3 through two ztunnels measured 1.4–2.0 Gbit/s, 1.9–2.9 with 2 MiB, at
+ * the same CPU. The cost is memory only under a slow reader: at most this much per
+ * direction of a connection.
+ */
+export const RELAY_HIGH_WATER_MARK_BYTES = 2 * 1024 * 1024;
 
 interface Http2StreamLike extends Duplex {
   rstCode: number | undefined;
