@@ -4,8 +4,8 @@
 
 export type { HboneRefusal, HboneRequest, HboneServerOptions, HboneServerStats } from './server.js';
 export { HboneServer } from './server.js';
-export type { CreateSocket, HboneConnectOptions, HbonePoolOptions, HbonePoolStats } from './pool.js';
-export { HbonePool } from './pool.js';
+export type { CancelSignal, CreateSocket, HboneConnectOptions, HbonePoolOptions, HbonePoolStats } from './pool.js';
+export { HbonePool, closeSignal } from './pool.js';
 export type { Relay, RelayOptions, RelayResult } from './relay.js';
 export { RELAY_HIGH_WATER_MARK_BYTES, relay, resetDuplex } from './relay.js';
 export type { ConnectRequestVerdict, TunnelHeaders } from './connect-request.js';

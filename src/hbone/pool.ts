@@ -57,7 +57,29 @@ export interface HboneConnectOptions {
   sourceIp?: string;
   /** Deadline for the whole connect (TCP, TLS, CONNECT answered); default 10 s. */
   connectTimeoutMs?: number;
-  signal?: AbortSignal;
+  /** Cancels the connect: an AbortSignal, or closeSignal(socket) (cheaper, for a client that leaves). */
+  signal?: CancelSignal;
+}
+
+/** What connect() needs of a cancellation signal; AbortSignal has it. */
+export interface CancelSignal {
+  readonly aborted: boolean;
+  readonly reason?: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/**
+ * A CancelSignal that fires when `socket` closes: no AbortController and one 'close'
+ * listener for the connect's duration (a captured client that leaves cancels its tunnel).
+ */
+export function closeSignal(socket: { readonly destroyed: boolean; once(event: 'close', fn: () => void): unknown; off(event: 'close', fn: () => void): unknown }): CancelSignal {
+  return {
+    get aborted() { return socket.destroyed; },
+    reason: undefined,
+    addEventListener: (_type, listener) => { socket.once('close', listener); },
+    removeEventListener: (_type, listener) => { socket.off('close', listener); },
+  };
 }
 
 export type CreateSocket = (destination: { ip: string; port: number }, sourceIp?: string) => net.Socket;

@@ -16,8 +16,9 @@
 //   stream never touches the other streams of its connection.
 // - Every stream and session carries an 'error' listener from the moment it exists, so an
 //   unobserved stream error can never crash the process (the owner's listeners still run).
-// - `signal` aborts when the client cancels (RST_STREAM or connection loss) before accept()
-//   or reject(); after a decision it never aborts.
+// - `cancelled` turns true when the client cancels (RST_STREAM or connection loss) before
+//   accept() or reject(); after a decision it never changes. It is read from the stream's
+//   state, so a tunnel costs no controller or listener for it.
 // - close(deadlineMs): stop accepting (attached servers are closed too: they were handed
 //   over), send GOAWAY on every session so running tunnels finish, then destroy whatever is
 //   left at the deadline.
@@ -52,8 +53,8 @@ export interface HboneRequest {
   accept(responseHeaders?: Record<string, string>): Duplex;
   /** Refuse with 400/401/403/503 etc.; `reason` is logged, never sent in detail. */
   reject(status: number, reason: string): void;
-  /** Aborted by the client before a decision was made. */
-  readonly signal: AbortSignal;
+  /** The client cancelled (RST_STREAM or connection loss) before a decision was made. */
+  readonly cancelled: boolean;
 }
 
 export interface HboneRefusal {
@@ -338,7 +339,6 @@ function respondAndClose(stream: http2.ServerHttp2Stream, status: number): void 
 
 class IncomingTunnel implements HboneRequest {
   decided = false;
-  private readonly controller = new AbortController();
 
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
@@ -347,15 +347,7 @@ class IncomingTunnel implements HboneRequest {
     readonly headers: TunnelHeaders,
     private readonly info: SessionInfo,
     private readonly logger: Logger,
-  ) {
-    const onGone = (): void => {
-      if (!this.decided && !this.controller.signal.aborted) {
-        this.controller.abort(new AmbitError('AMBIT_ERR_HBONE', `the client cancelled the tunnel to ${authority}`));
-      }
-    };
-    stream.once('aborted', onGone);
-    stream.once('close', onGone);
-  }
+  ) {}
 
   get peerIdentity(): string {
     return this.info.peerIdentity;
@@ -365,8 +357,10 @@ class IncomingTunnel implements HboneRequest {
     return this.info.peerAddress;
   }
 
-  get signal(): AbortSignal {
-    return this.controller.signal;
+  get cancelled(): boolean {
+    // Node destroys a stream on RST_STREAM or when its session goes; nothing else closes it
+    // before we answer.
+    return !this.decided && (this.stream.destroyed || this.stream.closed);
   }
 
   accept(responseHeaders?: Record<string, string>): Duplex {

@@ -16,7 +16,7 @@ import { describeError, errnoCode } from '../core/errors.js';
 import { formatAuthority } from '../core/ip.js';
 import type { Logger, Tracer } from '../core/logger.js';
 import { RandomIds } from '../core/random-ids.js';
-import { relay, type HbonePool, type HboneRequest, type RelayResult } from '../hbone/index.js';
+import { closeSignal, relay, type HbonePool, type HboneRequest, type RelayResult } from '../hbone/index.js';
 import {
   denyConnection, failConnection, newConnectionRecord, type ConnectionRecord, type TcpTelemetry,
 } from '../telemetry/connection-record.js';
@@ -86,11 +86,7 @@ export class DataPath {
       });
       return;
     }
-    const abort = new AbortController();
-    const onEarlyClose = () => abort.abort();
-    client.once('close', onEarlyClose);
-    this.connectHbone(client, source, route, record, dst, abort.signal, MAX_CONNECT_ATTEMPTS).then((stream) => {
-      client.off('close', onEarlyClose);
+    this.connectHbone(client, source, route, record, dst, MAX_CONNECT_ATTEMPTS).then((stream) => {
       if (client.destroyed) {
         stream.destroy();
         record.reason = { kind: 'error', code: 'CLIENT_GONE', message: 'the client closed before the tunnel was up' };
@@ -99,7 +95,6 @@ export class DataPath {
       }
       this.relayAndRecord(client, stream, record, 'outbound');
     }, (e: unknown) => {
-      client.off('close', onEarlyClose);
       const err = describeError(e);
       const status = (e as { details?: { status?: number } }).details?.status;
       if (status === 401 || status === 403) {
@@ -117,9 +112,10 @@ export class DataPath {
    * client waits, so a waypoint replica or endpoint that just went away or is not listening
    * yet costs a retry, not the client's connection. An HTTP answer (401, 503...) is final.
    */
-  private async connectHbone(client: net.Socket, source: Workload, first: Extract<OutboundRoute, { kind: 'hbone' }>, record: ConnectionRecord, dst: Endpoint, signal: AbortSignal, attempts: number): Promise<Duplex> {
+  private async connectHbone(client: net.Socket, source: Workload, first: Extract<OutboundRoute, { kind: 'hbone' }>, record: ConnectionRecord, dst: Endpoint, attempts: number): Promise<Duplex> {
     const { d } = this;
     const sourceIdentity = identityOf(source);
+    const signal = closeSignal(client); // a client that leaves cancels the attempt
     let route = first;
     for (let i = 1; ; i++) {
       record.destination.hboneAddr = route.authority;
@@ -142,7 +138,7 @@ export class DataPath {
         });
       } catch (e: unknown) {
         const answered = (e as { details?: { status?: number } }).details?.status !== undefined;
-        if (answered || signal.aborted || client.destroyed || i >= attempts) throw e;
+        if (answered || client.destroyed || i >= attempts) throw e;
         const next = decideOutbound(d.state(), source, dst, d.pick);
         if (next.kind !== 'hbone') throw e;
         if (this.trace.enabled) this.trace.log('connect retry', { id: record.id, failed: formatAuthority(route.connectTo.ip, route.connectTo.port), next: formatAuthority(next.connectTo.ip, next.connectTo.port), error: describeError(e).message });
@@ -186,7 +182,7 @@ export class DataPath {
     // The application sees the client's address, not the pod's own (as with Istio's ztunnel).
     const upstream = network.connect({ ip: req.target.ip, port: req.target.port }, { spoofSource: normalizeIp(req.peerAddress.ip) });
     this.whenConnected(upstream, () => {
-      if (req.signal.aborted) {
+      if (req.cancelled) {
         upstream.destroy();
         record.reason = { kind: 'error', code: 'CLIENT_GONE', message: 'the tunnel was cancelled before the upstream was up' };
         d.telemetry.closed(record);

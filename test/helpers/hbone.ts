@@ -96,7 +96,7 @@ export function dialAndRelay(req: HboneRequest, relays?: Promise<RelayResult>[])
   upstream.once('error', onError);
   upstream.once('connect', () => {
     upstream.off('error', onError);
-    if (req.signal.aborted) {
+    if (req.cancelled) {
       upstream.destroy();
       return;
     }
