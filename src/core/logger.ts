@@ -58,6 +58,9 @@ export interface LoggerOptions {
 export class Logger {
   private readonly state: LoggerState;
   private readonly base: LogFields;
+  private readonly baseKeys: string[];
+  /** `,"k":v` for every base field, written once: most lines override none of them. */
+  private readonly baseJson: string;
 
   constructor(options: LoggerOptions = {}, state?: LoggerState, base?: LogFields) {
     const clock = options.clock ?? Date.now;
@@ -69,6 +72,8 @@ export class Logger {
       time: isoClock(clock),
     };
     this.base = base ?? (options.component ? { component: options.component } : {});
+    this.baseKeys = Object.keys(this.base);
+    this.baseJson = this.baseKeys.map((k) => `,${JSON.stringify(k)}:${stringify(this.base[k])}`).join('');
   }
 
   /** A logger that adds fields to every line (shares level, sink and tracers). */
@@ -138,7 +143,8 @@ export class Logger {
     let head = `{"time":"${this.state.time()}"`;
     if (level !== undefined && !(fields && 'level' in fields)) head += `,"level":"${level}"`;
     if (msg !== undefined && !(fields && 'msg' in fields)) head += `,"msg":${JSON.stringify(msg)}`;
-    for (const k in this.base) if (!(fields && k in fields)) head += `,${JSON.stringify(k)}:${stringify(this.base[k])}`;
+    if (!fields || !this.baseKeys.some((k) => k in fields)) head += this.baseJson;
+    else for (const k of this.baseKeys) if (!(k in fields)) head += `,${JSON.stringify(k)}:${stringify(this.base[k])}`;
     const body = fields ? stringify(fields) : '{}';
     return body.length > 2 ? `${head},${body.slice(1)}` : `${head}}`;
   }
@@ -187,8 +193,7 @@ function replacer(_k: string, v: unknown): unknown {
   return v;
 }
 
-/** JSON of a record; the replacer (slow) only when a value is an object or a bigint. */
-/** JSON text; the replacer (slow) only when a field needs it. */
+/** JSON text; the replacer (slow) only when a value is an Error, a bigint or holds an object. */
 function stringify(v: unknown): string {
   if (typeof v === 'bigint' || v instanceof Error) return JSON.stringify(v, replacer) ?? 'null';
   if (typeof v === 'object' && v !== null) {

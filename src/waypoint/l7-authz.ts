@@ -93,7 +93,7 @@ function denyNeedsIdentity(policies: readonly CompiledPolicy[], decision: Decisi
 }
 
 function withAuthn(attrs: RequestAttributes, authn: AuthnResult): RequestAttributes {
-  if (!attrs.http) return attrs;
+  if (!attrs.http || (authn.kind !== 'authenticated' && attrs.http.auth === undefined)) return attrs;
   const http = { ...attrs.http };
   if (authn.kind === 'authenticated') http.auth = authn.auth;
   else delete http.auth;
