@@ -22,10 +22,11 @@
 // - Backpressure: a direction stops reading its source while the destination holds at least
 //   highWaterMarkBytes unwritten and resumes on the destination's 'drain'. So a slow reader
 //   stalls its writer without unbounded buffering, and flow control never deadlocks.
-// - Writes are coalesced: the first chunk of an event-loop turn corks the destination and a
+// - Writes to a socket are coalesced: the first chunk of an event-loop turn corks it and a
 //   setImmediate uncorks it, so the chunks delivered in one turn (an HTTP/2 stream hands over
 //   ~8 KiB pieces, one per TLS record boundary) leave in one writev instead of one syscall
-//   each. No data waits longer than the current turn.
+//   each. No data waits longer than the current turn. Writes to an HTTP/2 stream go straight
+//   in: its session coalesces them (all its streams' data of a turn in one TLS write).
 // - The per-chunk path is one add, one write and one length comparison (plus the cork/
 //   setImmediate once per turn): no closures, no allocation of our own.
 // - `done` resolves exactly once, after both sides emitted 'close' (or were already
@@ -135,9 +136,13 @@ class Pump {
     private readonly hwm: number,
     onEnd: () => void,
   ) {
+    // An HTTP/2 stream is not corked: its session already sends everything its streams were
+    // given during a turn in one write, and a write made from a setImmediate would be sent
+    // only on the next turn (Node runs the session's native immediate before JS immediates).
+    const coalesce = !isHttp2Stream(dst);
     this.onData = (chunk: Buffer): void => {
       this.bytes += chunk.length;
-      if (!this.corked) {
+      if (coalesce && !this.corked) {
         this.corked = true;
         this.dst.cork();
         setImmediate(this.uncork);
