@@ -251,16 +251,16 @@ function isSorted(policies: readonly CompiledPolicy[]): boolean {
   return true;
 }
 
+/** What evaluate() returns when no policy applies at all: one shared, frozen Decision. */
+const NONE = Object.freeze([]) as never[];
+const NO_POLICY: Decision = Object.freeze({
+  decision: 'ALLOW', policy: null, ruleIndex: null, code: 'ALLOWED_NO_ALLOW_POLICY', reason: 'no ALLOW policy applies', dryRun: NONE, audit: NONE,
+} as const);
+
 /**
  * Decides a connection (ztunnel) or request (waypoint) against the policies that apply to its
  * destination (select them with applicable.ts first).
  */
-/** What evaluate() returns when no policy applies at all (shared; callers never mutate a Decision). */
-const NO_POLICY: Decision = Object.freeze({
-  decision: 'ALLOW', policy: null, ruleIndex: null, code: 'ALLOWED_NO_ALLOW_POLICY', reason: 'no ALLOW policy applies',
-  dryRun: Object.freeze([]) as unknown as DryRunResult[], audit: Object.freeze([]) as unknown as Decision['audit'],
-} as const satisfies Decision) as Decision;
-
 export function evaluate(policies: readonly CompiledPolicy[], attrs: RequestAttributes, opts: EvaluateOptions): Decision {
   if (policies.length === 0) return NO_POLICY; // the common case at a waypoint: no facts to compute
   const f = factsOf(attrs, opts.enforcer);
