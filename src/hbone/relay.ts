@@ -15,7 +15,10 @@
 //   section 8.5 asks, anything else with destroy(). Limit: once a FIN has been sent on a TCP
 //   socket, libuv cannot send a RST any more (uv_tcp_close_reset refuses after shutdown), so a
 //   reset arriving after a half-close closes that socket instead; its peer learns of it with
-//   a RST on its next write. (Fixable with SO_LINGER{1,0} via the native addon.)
+//   a RST on its next write. (Fixable with SO_LINGER{1,0} via the native addon.) And when
+//   bytes reach the peer's kernel just before the RST and its reader has not run yet, Linux
+//   hands it those bytes and then a clean end, not ECONNRESET (corking keeps the bytes of
+//   the same turn back, so they are dropped with the reset instead).
 //   A side that closes without having both
 //   ended its readable and finished its writable (or an HTTP/2 stream closed with a non-zero
 //   code) counts as reset.
