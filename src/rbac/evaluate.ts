@@ -27,6 +27,7 @@ import { hasL7 } from './compiled-policy.js';
 import { parsePrincipal, stripSpiffe, type RequestAttributes, type SpiffeParts } from './attributes.js';
 import { cidrContains } from './ip-match.js';
 import { matchString } from './string-match.js';
+import { byCodeUnits } from '../core/compare.js';
 
 export type Enforcer = 'ztunnel' | 'waypoint';
 
@@ -244,10 +245,11 @@ function decide(live: readonly CompiledPolicy[], f: Facts, enforcer: Enforcer): 
   };
 }
 
-const byKey = (a: CompiledPolicy, b: CompiledPolicy): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+/** Policy key order (`ns/name`): the order evaluate() decides in. Memoized lists kept in it spare evaluate() a sorted copy. */
+export const byPolicyKey = (a: { key: string }, b: { key: string }): number => byCodeUnits(a.key, b.key);
 
 function isSorted(policies: readonly CompiledPolicy[]): boolean {
-  for (let i = 1; i < policies.length; i++) if (byKey(policies[i - 1]!, policies[i]!) > 0) return false;
+  for (let i = 1; i < policies.length; i++) if (byPolicyKey(policies[i - 1]!, policies[i]!) > 0) return false;
   return true;
 }
 
@@ -265,7 +267,7 @@ export function evaluate(policies: readonly CompiledPolicy[], attrs: RequestAttr
   if (policies.length === 0) return NO_POLICY; // the common case at a waypoint: no facts to compute
   const f = factsOf(attrs, opts.enforcer);
   // Callers usually pass a list already in key order without dry-run policies: used as it is.
-  const sorted = isSorted(policies) ? policies : [...policies].sort(byKey);
+  const sorted = isSorted(policies) ? policies : [...policies].sort(byPolicyKey);
   const live = sorted.some((p) => p.dryRun) ? sorted.filter((p) => !p.dryRun) : sorted;
   const verdict = decide(live, f, opts.enforcer);
 
@@ -280,7 +282,7 @@ export function evaluate(policies: readonly CompiledPolicy[], attrs: RequestAttr
   for (const p of sorted) {
     if (!p.dryRun || (p.action === 'CUSTOM' && opts.enforcer === 'ztunnel')) continue;
     const r = firstMatchingRule(p, f);
-    const would = decide([...live, { ...p, dryRun: false }].sort(byKey), f, opts.enforcer);
+    const would = decide([...live, { ...p, dryRun: false }].sort(byPolicyKey), f, opts.enforcer);
     dryRun.push({ policy: p.key, action: p.action, matched: r !== null, ruleIndex: r, wouldDecide: would.decision });
   }
 

@@ -34,7 +34,7 @@ export type { PolicyPlacement, PolicyTarget, WorkloadLabels } from './applicable
 export { policiesForTarget, policiesForWorkload, policiesForZtunnel } from './applicable.js';
 
 export type { Decision, DecisionCode, DryRunResult, Enforcer, EvaluateOptions } from './evaluate.js';
-export { evaluate, matchPolicy } from './evaluate.js';
+export { byPolicyKey, evaluate, matchPolicy } from './evaluate.js';
 
 export type { ZtunnelView } from './ztunnel-view.js';
 export {

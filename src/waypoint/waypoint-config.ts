@@ -10,7 +10,7 @@
 //   Gateway, the destination Service).
 import type { ConfigObject } from '../xds/config-resource.js';
 import type { AuthorizationPolicyResource, HTTPRouteResource, RequestAuthenticationResource, VirtualServiceResource } from '../config/resources.js';
-import { compilePolicy, type CompiledPolicy } from '../rbac/index.js';
+import { byPolicyKey, compilePolicy, type CompiledPolicy } from '../rbac/index.js';
 import type { ZtunnelState } from '../ztunnel/state.js';
 import { compileRoutes, type RouteService, type RouteTable } from './routing.js';
 import { compileRequestAuthn, type JwtProvider } from './request-authn.js';
@@ -83,11 +83,6 @@ export function compileWaypointConfig(input: CompileWaypointInput): WaypointConf
     providersForWorkload: (w) => authn.providersForWorkload(w),
     warnings,
   };
-}
-
-/** Key order: what evaluate() wants, so it need not sort a copy per request. */
-function byPolicyKey(a: CompiledPolicy, b: CompiledPolicy): number {
-  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }
 
 /** Remembers the warnings of the last config, so each one is reported when it appears, once. */

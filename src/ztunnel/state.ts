@@ -2,7 +2,7 @@
 // or over xDS), indexed for the data path. Immutable: an update makes a new ZtunnelState and
 // the data path picks it up for new connections (live ones are re-checked by the connection
 // manager). Authorization objects are compiled once here, not per connection.
-import { fromAuthorization, policiesForZtunnel, type CompiledPolicy } from '../rbac/index.js';
+import { byPolicyKey, fromAuthorization, policiesForZtunnel, type CompiledPolicy } from '../rbac/index.js';
 import {
   authorizationResourceName, serviceResourceName, workloadResourceName,
   type Authorization, type Service, type Workload,
@@ -85,7 +85,7 @@ export class ZtunnelState {
     let hit = this.applicable.get(key);
     if (!hit) {
       // In key order, as evaluate() takes them, so it sorts no copy per connection.
-      hit = policiesForZtunnel(this.compiled, workload).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      hit = policiesForZtunnel(this.compiled, workload).sort(byPolicyKey);
       this.applicable.set(key, hit);
     }
     return hit;
