@@ -172,6 +172,20 @@ const authorizationPolicySpec = obj({
   })),
 });
 
+const telemetrySpec = obj({
+  selector: workloadSelector,
+  targetRef: policyTargetRef,
+  targetRefs: arr(policyTargetRef),
+  accessLogging: arr(obj({
+    match: obj({ mode: str({ enum: ['CLIENT_AND_SERVER', 'CLIENT', 'SERVER'] }) }),
+    providers: arr(obj({ name: str({ nonEmpty: true }) }, ['name'])),
+    disabled: bool,
+    filter: obj({ expression: str() }),
+  })),
+  metrics: any,
+  tracing: any,
+});
+
 const mtlsMode = str({ enum: ['UNSET', 'DISABLE', 'PERMISSIVE', 'STRICT'] });
 const peerAuthenticationSpec = obj({
   selector: workloadSelector,
@@ -379,6 +393,7 @@ const deploymentSpec = obj({
 
 const ISTIO_SECURITY = ['security.istio.io/v1', 'security.istio.io/v1beta1'];
 const GATEWAY_API = ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'];
+const ISTIO_TELEMETRY = ['telemetry.istio.io/v1', 'telemetry.istio.io/v1alpha1'];
 const ISTIO_NETWORKING = ['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'];
 
 export const KINDS: readonly KindInfo[] = [
@@ -393,6 +408,7 @@ export const KINDS: readonly KindInfo[] = [
   { kind: 'Gateway', apiVersions: GATEWAY_API, namespaced: true, schema: top(gatewaySpec, {}, ['spec']) },
   { kind: 'HTTPRoute', apiVersions: GATEWAY_API, namespaced: true, schema: top(httpRouteSpec, {}, ['spec']) },
   { kind: 'VirtualService', apiVersions: ISTIO_NETWORKING, namespaced: true, schema: top(virtualServiceSpec, {}, ['spec']) },
+  { kind: 'Telemetry', apiVersions: ISTIO_TELEMETRY, namespaced: true, schema: top(telemetrySpec) },
 ];
 
 export function kindInfo(kind: string): KindInfo | undefined {

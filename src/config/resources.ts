@@ -192,6 +192,27 @@ export interface RequestAuthenticationSpec {
 }
 export type RequestAuthenticationResource = Base<'RequestAuthentication', RequestAuthenticationSpec>;
 
+// ---- telemetry.istio.io ----
+
+export type AccessLogMode = 'CLIENT_AND_SERVER' | 'CLIENT' | 'SERVER';
+
+export interface AccessLogging {
+  match?: { mode?: AccessLogMode };
+  providers?: { name: string }[];
+  disabled?: boolean;
+  filter?: { expression?: string };
+}
+
+export interface TelemetrySpec {
+  selector?: WorkloadSelector;
+  targetRef?: PolicyTargetReference;
+  targetRefs?: PolicyTargetReference[];
+  accessLogging?: AccessLogging[];
+  metrics?: unknown[];
+  tracing?: unknown[];
+}
+export type TelemetryResource = Base<'Telemetry', TelemetrySpec>;
+
 // ---- gateway.networking.k8s.io ----
 
 export interface GatewayListener {
@@ -399,7 +420,8 @@ export type Resource =
   | RequestAuthenticationResource
   | GatewayResource
   | HTTPRouteResource
-  | VirtualServiceResource;
+  | VirtualServiceResource
+  | TelemetryResource;
 
 export type ResourceKind = Resource['kind'];
 

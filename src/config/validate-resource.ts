@@ -4,9 +4,10 @@ import { isCanonicalCidr, parseCidr, parseIp } from '../core/ip.js';
 import type { PathSegment } from './diagnostics.js';
 import type {
   AuthorizationPolicyResource, DeploymentResource, GatewayResource, HTTPRouteFilter, HTTPRouteResource,
-  PeerAuthenticationResource, PodResource, PodSpec, RequestAuthenticationResource, Resource, ServiceResource,
+  PeerAuthenticationResource, PodResource, PodSpec, RequestAuthenticationResource, Resource, ServiceResource, TelemetryResource,
 } from './resources.js';
 import { checkVirtualService } from './validate-virtual-service.js';
+import { LogFilterSyntaxError, parseLogFilter } from './log-filter.js';
 import { LABEL_DATAPLANE_MODE, LABEL_USE_WAYPOINT, LABEL_WAYPOINT_FOR, WAYPOINT_FOR_VALUES } from './labels.js';
 
 export interface Reporter {
@@ -26,6 +27,7 @@ export function checkResource(r: Resource, rep: Reporter): void {
     case 'Gateway': checkGateway(r, rep); break;
     case 'HTTPRoute': checkHTTPRoute(r, rep); break;
     case 'VirtualService': checkVirtualService(r, rep); break;
+    case 'Telemetry': checkTelemetry(r, rep); break;
     case 'Namespace':
     case 'ServiceAccount':
       break;
@@ -174,11 +176,11 @@ export const WHEN_KEYS_L4 = ['source.ip', 'source.namespace', 'source.principal'
 export const WHEN_KEYS_L7_EXACT = ['remote.ip', 'request.auth.principal', 'request.auth.audiences', 'request.auth.presenter', 'connection.sni'];
 const WHEN_KEY_L7_PATTERN = /^(request\.headers\[[^\]]+\]|request\.auth\.claims(\[[^\]]+\])+|experimental\.envoy\.filters\..+)$/;
 
-function checkAuthorizationPolicy(p: AuthorizationPolicyResource, rep: Reporter): void {
+/** selector vs targetRefs, and what a targetRef may name (AuthorizationPolicy, Telemetry). */
+function checkPolicyTargets(p: AuthorizationPolicyResource | TelemetryResource, rep: Reporter): void {
   const spec = p.spec ?? {};
-  const action = spec.action ?? 'ALLOW';
   if (spec.selector && (spec.targetRef || spec.targetRefs)) {
-    rep.error(['spec', 'selector'], 'conflict', 'set either selector (enforced by the ztunnel or sidecar) or targetRefs (enforced by a waypoint), not both');
+    rep.error(['spec', 'selector'], 'conflict', 'set either selector (applied by the ztunnel or sidecar) or targetRefs (applied by a waypoint), not both');
   }
   if (spec.targetRef && spec.targetRefs) rep.error(['spec', 'targetRef'], 'conflict', 'set targetRefs or targetRef, not both');
   const refs = spec.targetRefs ?? (spec.targetRef ? [spec.targetRef] : []);
@@ -191,6 +193,38 @@ function checkAuthorizationPolicy(p: AuthorizationPolicyResource, rep: Reporter)
       rep.error([...at, 'namespace'], 'bad-value', 'a policy can only target resources in its own namespace');
     }
   });
+}
+
+function checkTelemetry(t: TelemetryResource, rep: Reporter): void {
+  checkPolicyTargets(t, rep);
+  const spec = t.spec ?? {};
+  for (const k of ['metrics', 'tracing'] as const) {
+    if (spec[k] !== undefined) rep.warn(['spec', k], 'not-applied', `Ambit applies only accessLogging of a Telemetry; ${k} is ignored (Istio's standard metrics are always on)`);
+  }
+  (spec.accessLogging ?? []).forEach((a, i) => {
+    const at: PathSegment[] = ['spec', 'accessLogging', i];
+    (a.providers ?? []).forEach((p, pi) => {
+      if (p.name.toLowerCase() !== 'envoy') {
+        rep.warn([...at, 'providers', pi, 'name'], 'unknown-provider',
+          `Ambit's only access-log provider is "envoy" (JSON lines on the proxy's stderr); "${p.name}" writes nothing, and naming only it here turns the envoy log off at this level`);
+      }
+    });
+    const expr = a.filter?.expression;
+    if (expr !== undefined) {
+      try {
+        parseLogFilter(expr);
+      } catch (e: unknown) {
+        if (!(e instanceof LogFilterSyntaxError)) throw e;
+        rep.error([...at, 'filter', 'expression'], 'bad-expression', `${e.message} (e.g. "response.code >= 400")`);
+      }
+    }
+  });
+}
+
+function checkAuthorizationPolicy(p: AuthorizationPolicyResource, rep: Reporter): void {
+  const spec = p.spec ?? {};
+  const action = spec.action ?? 'ALLOW';
+  checkPolicyTargets(p, rep);
   if (action === 'CUSTOM' && !spec.provider) rep.error(['spec', 'provider'], 'missing-field', 'a CUSTOM policy needs a provider');
   if (action !== 'CUSTOM' && spec.provider) rep.error(['spec', 'provider'], 'conflict', 'provider is only valid with action CUSTOM');
   if (spec.rules === undefined && action === 'DENY') {

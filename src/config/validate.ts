@@ -13,6 +13,7 @@ import { checkSchema, isPlainObject } from './schema.js';
 import { parseSource, readSources, type RawDocument, type SourceText } from './source.js';
 import { checkResource } from './validate-resource.js';
 import { checkVirtualServiceSet } from './validate-virtual-service-set.js';
+import { byCodeUnits } from '../core/compare.js';
 
 export interface ValidationResult {
   /** The resources that passed their own checks (set-wide errors may still exist). */
@@ -128,7 +129,7 @@ export function validateSet(set: ConfigSet, added: readonly Located[] = []): Dia
           `waypoint "${wpNs}/${wp}" does not exist; declare a Gateway "${wp}" of class ${WAYPOINT_CLASS} in namespace ${wpNs} (e.g. 'ambit waypoint apply -n ${wpNs}'), or remove the label`);
       }
     }
-    if (r.kind === 'AuthorizationPolicy' || r.kind === 'RequestAuthentication') {
+    if (r.kind === 'AuthorizationPolicy' || r.kind === 'RequestAuthentication' || r.kind === 'Telemetry') {
       const refs = r.spec.targetRefs ?? (r.spec.targetRef ? [r.spec.targetRef] : []);
       refs.forEach((t, i) => {
         const key = `${r.metadata.namespace}/${t.name}`;
@@ -150,6 +151,21 @@ export function validateSet(set: ConfigSet, added: readonly Located[] = []): Dia
   }
 
   out.push(...checkVirtualServiceSet(set));
+
+  // Of several namespace-wide Telemetry objects in one namespace, Istio applies the oldest.
+  const namespaceWide = new Map<string, Located>();
+  const byAge = (l: Located): number => {
+    const t = l.resource.metadata.creationTimestamp ? Date.parse(String(l.resource.metadata.creationTimestamp)) : NaN;
+    return Number.isNaN(t) ? Number.MAX_SAFE_INTEGER : t;
+  };
+  const telemetries = set.located('Telemetry').filter((l) => !l.resource.spec.selector && !l.resource.spec.targetRef && !l.resource.spec.targetRefs?.length)
+    .sort((a, b) => byAge(a) - byAge(b) || byCodeUnits(resourceRef(a.resource), resourceRef(b.resource)));
+  for (const l of telemetries) {
+    const ns = l.resource.metadata.namespace ?? 'default';
+    const first = namespaceWide.get(ns);
+    if (first) diag(l, 'warning', 'conflict', 'spec', `${resourceRef(first.resource)} (${first.source.file}:${first.source.line}) is already the namespace-wide Telemetry of ${ns}; only the oldest applies, this one is ignored`);
+    else namespaceWide.set(ns, l);
+  }
 
   // Pods made from Deployments must not collide with Pods of the same name.
   const podNames = new Map<string, Located>();

@@ -12,7 +12,7 @@ import type { ConfigSet } from '../config/config-set.js';
 import type { WorkloadApi } from './translate.js';
 
 /** The kinds a waypoint compiles itself (sent as Ambit's ConfigResource type). */
-export const WAYPOINT_CONFIG_KINDS: ReadonlySet<string> = new Set(['HTTPRoute', 'VirtualService', 'AuthorizationPolicy', 'RequestAuthentication']);
+export const WAYPOINT_CONFIG_KINDS: ReadonlySet<string> = new Set(['HTTPRoute', 'VirtualService', 'AuthorizationPolicy', 'RequestAuthentication', 'Telemetry']);
 
 /** The L7 config objects of a snapshot: what waypoints need beyond the workload API. */
 export function waypointConfigObjects(set: ConfigSet): ConfigObject[] {

@@ -202,15 +202,15 @@ export class RequestTelemetry {
     this.logger = options.logger;
   }
 
-  /** Count a finished request and write its one access-log line. */
-  completed(record: RequestRecord): void {
+  /** Count a finished request and write its one access-log line (unless Telemetry turned it off: `log` false). */
+  completed(record: RequestRecord, log = true): void {
     const labels = this.labelsOf(record);
     const m = this.metrics;
     m.requests.labels(labels).inc();
     m.duration.labels(labels).observe(record.durationMs);
     m.requestBytes.labels(labels).observe(record.requestBytes);
     m.responseBytes.labels(labels).observe(record.responseBytes);
-    this.logger.record(requestAccessLogFields(record));
+    if (log) this.logger.record(requestAccessLogFields(record));
   }
 
   private labelsOf(r: RequestRecord): PreparedLabels<HttpLabelName> {

@@ -38,6 +38,7 @@ import { sendHttp1, sendHttp2, type UpstreamResponse } from './upstream-exchange
 import { Http1Request, Http1Response } from './http1/server.js';
 import type { CompiledPolicy } from '../rbac/compiled-policy.js';
 import type { JwtProvider } from './request-authn.js';
+import { shouldLog, type AccessLogDecision } from './access-log-config.js';
 
 export const MAX_REPLAY_BYTES = 1024 * 1024;
 
@@ -69,6 +70,8 @@ export interface HttpProxyDeps {
   selectPolicies?(cfg: WaypointConfig, ctx: TunnelContext): CompiledPolicy[];
   /** The JWT providers of a request (default: the waypoint's selection by target). */
   selectProviders?(cfg: WaypointConfig, ctx: TunnelContext): JwtProvider[];
+  /** Telemetry accessLogging for a request (default: the waypoint's selection by target). */
+  selectAccessLog?(cfg: WaypointConfig, ctx: TunnelContext): AccessLogDecision;
 }
 
 type DownReq = Http1Request | http2.Http2ServerRequest;
@@ -114,18 +117,20 @@ export class HttpProxy {
       requestId: first(headers['x-request-id']) ?? this.ids.hex(16),
       userAgent: first(headers['user-agent']),
     };
+    // A request keeps the config it started with, its access-log decision included.
+    const cfg = d.config();
+    const target = { waypoint: d.waypoint, service: ctx.service ? { namespace: ctx.service.namespace, name: ctx.service.name } : undefined };
+    const accessLog = d.selectAccessLog ? d.selectAccessLog(cfg, ctx) : cfg.accessLogForRequest(target);
     let finished = false;
     const finish = (): void => {
       if (finished) return;
       finished = true;
       record.durationMs = d.now() - record.startMs;
-      d.telemetry.completed(record);
+      d.telemetry.completed(record, shouldLog(accessLog, record, headers));
     };
     res.once('close', finish);
     try {
-      const cfg = d.config();
       // 1. Authentication and authorization.
-      const target = { waypoint: d.waypoint, service: ctx.service ? { namespace: ctx.service.namespace, name: ctx.service.name } : undefined };
       const providers = d.selectProviders ? d.selectProviders(cfg, ctx) : cfg.providersForRequest(target);
       const authn = authenticateRequest(providers, { headers, path }, Math.floor(d.now() / 1000));
       if (authn.kind === 'rejected') {

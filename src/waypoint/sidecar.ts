@@ -19,7 +19,9 @@
 //          - outside the mesh / a pod that does not speak HBONE -> passthrough.
 //
 // Telemetry: request records with reporter `source` (outbound HTTP) and `destination`
-// (inbound HTTP); TCP records (ztunnel's) for outbound L4 paths.
+// (inbound HTTP); TCP records (ztunnel's) for outbound L4 paths. Telemetry accessLogging that
+// selects the pod turns request access-log lines off or filters them (CLIENT mode outbound,
+// SERVER inbound); metrics are always kept.
 //
 // Lifecycle: start() -> setConfig()* -> close(deadlineMs).
 import type net from 'node:net';
@@ -114,6 +116,7 @@ export class Sidecar {
     this.outboundProxy = new HttpProxy({
       ...common, upstreams: this.upstreams, picker: new EndpointPicker({ now: () => opts.clock.now() }),
       reporter: 'source', selectPolicies: () => [],
+      selectAccessLog: (cfg) => cfg.accessLogForWorkload({ namespace: opts.pod.namespace, labels: opts.labels }, 'CLIENT'),
     });
     this.inboundProxy = new HttpProxy({
       ...common, upstreams: this.local, picker: new EndpointPicker({ now: () => opts.clock.now() }),
@@ -121,6 +124,7 @@ export class Sidecar {
       selectPolicies: (cfg, ctx) => (ctx.workload ? sidecarInboundPolicies(cfg.policies, ctx.workload) : []),
       // JWTs are validated where they are received, as Istio's sidecars do.
       selectProviders: (cfg) => cfg.providersForWorkload({ namespace: opts.pod.namespace, labels: opts.labels }),
+      selectAccessLog: (cfg) => cfg.accessLogForWorkload({ namespace: opts.pod.namespace, labels: opts.labels }, 'SERVER'),
     });
     this.tcpTelemetry = new TcpTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }), clock: opts.clock });
     this.dataPath = new DataPath({

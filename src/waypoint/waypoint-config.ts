@@ -1,6 +1,6 @@
 // What a waypoint enforces, compiled from what it received (pure): the services it can see
 // (workload API) and the L7 config objects (HTTPRoute, VirtualService, AuthorizationPolicy,
-// RequestAuthentication) sent on Ambit's ConfigResource type. Compiled with the same code
+// RequestAuthentication, Telemetry) sent on Ambit's ConfigResource type. Compiled with the same code
 // `ambit validate` and `ambit authz check` use, so the CLI explains what the proxy does.
 //
 // Invariants:
@@ -9,13 +9,14 @@
 // - Policies are compiled once per config; selection per request is by target (the waypoint
 //   Gateway, the destination Service).
 import type { ConfigObject } from '../xds/config-resource.js';
-import type { AuthorizationPolicyResource, HTTPRouteResource, RequestAuthenticationResource, VirtualServiceResource } from '../config/resources.js';
+import type { AuthorizationPolicyResource, HTTPRouteResource, RequestAuthenticationResource, TelemetryResource, VirtualServiceResource } from '../config/resources.js';
 import { byPolicyKey, compilePolicy, type CompiledPolicy } from '../rbac/index.js';
 import type { ZtunnelState } from '../ztunnel/state.js';
 import { compileRoutes, type RouteService, type RouteTable } from './routing.js';
 import { compileRequestAuthn, type JwtProvider } from './request-authn.js';
 import { selectWaypointPolicies } from './l7-authz.js';
 import type { WaypointTarget } from './waypoint-target.js';
+import { compileAccessLogConfig, type AccessLogDecision } from './access-log-config.js';
 
 export interface WaypointIdentity {
   namespace: string;
@@ -31,6 +32,10 @@ export interface WaypointConfig {
   policiesForRequest(target: WaypointTarget): CompiledPolicy[];
   /** Providers a sidecar applies to its own pod (selector / namespace / mesh-wide resources). */
   providersForWorkload(workload: { namespace: string; labels: Record<string, string> }): JwtProvider[];
+  /** Telemetry accessLogging for a request through the waypoint to `target`. */
+  accessLogForRequest(target: WaypointTarget): AccessLogDecision;
+  /** Telemetry accessLogging of a sidecar's own pod, outbound (CLIENT) or inbound (SERVER). */
+  accessLogForWorkload(workload: { namespace: string; labels: Record<string, string> }, direction: 'CLIENT' | 'SERVER'): AccessLogDecision;
   readonly warnings: string[];
 }
 
@@ -72,6 +77,8 @@ export function compileWaypointConfig(input: CompileWaypointInput): WaypointConf
   }
   const authn = compileRequestAuthn(of<RequestAuthenticationResource>('RequestAuthentication'), input.readFile, { rootNamespace: input.rootNamespace });
   warnings.push(...authn.errors, ...authn.warnings);
+  const accessLog = compileAccessLogConfig(of<TelemetryResource>('Telemetry'), { rootNamespace: input.rootNamespace });
+  warnings.push(...accessLog.warnings);
   return {
     version: input.version,
     routes: routes.table,
@@ -81,6 +88,8 @@ export function compileWaypointConfig(input: CompileWaypointInput): WaypointConf
     providersForRequest: memoByTarget((t) => authn.providersForRequest(t)),
     policiesForRequest: memoByTarget((t) => selectWaypointPolicies(policies, t, input.rootNamespace).sort(byPolicyKey)),
     providersForWorkload: (w) => authn.providersForWorkload(w),
+    accessLogForRequest: memoByTarget((t) => accessLog.forWaypoint(t)),
+    accessLogForWorkload: (w, direction) => accessLog.forWorkload(w, direction),
     warnings,
   };
 }

@@ -1,5 +1,5 @@
 // Ambit's own resource type on the ADS stream: a validated config object (HTTPRoute,
-// VirtualService, AuthorizationPolicy, RequestAuthentication) that a waypoint compiles itself.
+// VirtualService, AuthorizationPolicy, RequestAuthentication, Telemetry) that a waypoint compiles itself.
 //
 // Invariants:
 // - The resource name is `<kind>/<namespace>/<name>`; decoding checks it against the content.
