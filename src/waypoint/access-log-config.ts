@@ -175,3 +175,8 @@ export function requestFilterInput(r: RequestRecord, headers: Readonly<Record<st
     },
   };
 }
+
+/** The decision as /config_dump shows it. */
+export function describeAccessLog(d: AccessLogDecision): { enabled: boolean; filter?: string; from: readonly string[] } {
+  return { enabled: d.enabled, ...(d.filter ? { filter: d.filter.expression } : {}), from: d.from };
+}

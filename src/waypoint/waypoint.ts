@@ -27,6 +27,7 @@ import { Upstreams } from './upstream.js';
 import { serveHttp } from './serve-http.js';
 import { compileWaypointConfig, WarningLatch, type WaypointConfig, type WaypointIdentity } from './waypoint-config.js';
 import { authorizeRequest } from './l7-authz.js';
+import { describeAccessLog } from './access-log-config.js';
 import { stripSpiffe } from '../rbac/index.js';
 
 export const WAYPOINT_HBONE_PORT = 15008;
@@ -113,6 +114,21 @@ export class Waypoint {
     return { state: this.state, config: this.config };
   }
 
+  /**
+   * For /config_dump: the access-log decision for traffic to the waypoint itself, and for each
+   * service whose decision differs from it (Telemetry accessLogging).
+   */
+  accessLogging(): { waypoint: ReturnType<typeof describeAccessLog>; services: Record<string, ReturnType<typeof describeAccessLog>> } {
+    const cfg = this.config;
+    const own = describeAccessLog(cfg.accessLogForRequest({ waypoint: this.opts.waypoint }));
+    const services: Record<string, ReturnType<typeof describeAccessLog>> = {};
+    for (const s of this.state.services.values()) {
+      const d = describeAccessLog(cfg.accessLogForRequest({ waypoint: this.opts.waypoint, service: { namespace: s.namespace, name: s.name } }));
+      if (JSON.stringify(d) !== JSON.stringify(own)) services[s.hostname] = d;
+    }
+    return { waypoint: own, services };
+  }
+
   /** A new view of the mesh and of the L7 config: applies to new requests. */
   setConfig(state: ZtunnelState, objects: ConfigObject[], version: string): void {
     this.state = state;
@@ -120,7 +136,7 @@ export class Waypoint {
     this.upstreams.prune((uid) => state.workloads.has(uid));
     this.m.warnings.labels({}).set(this.config.warnings.length);
     for (const w of this.warnings.fresh(this.config.warnings)) this.opts.logger.warn('L7 config warning', { version, warning: w });
-    this.opts.logger.info('config applied', { version, services: state.services.size, routes: objects.filter((o) => o.kind === 'HTTPRoute' || o.kind === 'VirtualService').length, policies: this.config.policies.length });
+    this.opts.logger.info('config applied', { version, services: state.services.size, routes: objects.filter((o) => o.kind === 'HTTPRoute' || o.kind === 'VirtualService').length, policies: this.config.policies.length, telemetries: objects.filter((o) => o.kind === 'Telemetry').length });
   }
 
   async start(): Promise<void> {

@@ -4,7 +4,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSign, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startCluster, eventually, type TestCluster } from '../helpers/cluster.js';
 import { yaml } from '../helpers/config.js';
@@ -314,6 +315,68 @@ test('metrics: istio_requests_total with reporter waypoint, method-independent l
   const text = await (await fetch(`http://${c.waypointAdmin(1)}/metrics`)).text();
   assert.match(text, /istio_requests_total\{[^}]*reporter="waypoint"[^}]*source_principal="spiffe:\/\/cluster.local\/ns\/shop\/sa\/client"[^}]*response_code="403"/);
   assert.match(text, /istio_request_duration_milliseconds_bucket\{[^}]*reporter="waypoint"/);
+});
+
+test('Telemetry: one Service\'s access log off, another\'s filtered to errors; metrics still count every request; deleting restores', async () => {
+  const telemetry = yaml`
+    apiVersion: telemetry.istio.io/v1
+    kind: Telemetry
+    metadata: {name: quiet-echo-v2, namespace: shop}
+    spec:
+      targetRefs: [{kind: Service, group: "", name: echo-v2}]
+      accessLogging: [{disabled: true}]
+    ---
+    apiVersion: telemetry.istio.io/v1
+    kind: Telemetry
+    metadata: {name: faulty-errors, namespace: shop}
+    spec:
+      targetRefs: [{kind: Service, group: "", name: faulty}]
+      accessLogging: [{providers: [{name: envoy}], filter: {expression: "response.code >= 400"}}]
+  `;
+  const applied = c.apply(telemetry);
+  assert.equal(applied.code, 0, applied.stderr);
+  const logged = (path: string) => waypointLogs().some((l) => l.msg === 'request complete' && l.path === path);
+  const loggedSoon = async (path: string, ms: number) => {
+    for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) if (logged(path)) return true;
+    return logged(path);
+  };
+  // In force once a 200 from faulty is no longer logged while the 418 sent after it is.
+  let k = 0;
+  await eventually(async () => {
+    k++;
+    assert.equal(code('shop/client', `http://faulty/fine-${k}`), '200');
+    assert.equal(code('shop/client', `http://faulty/abort/${k}`), '418');
+    assert.ok(await loggedSoon(`/abort/${k}`, 5000), 'the 418 is logged');
+    return !logged(`/fine-${k}`);
+  }, 15_000, 'the Telemetry in force');
+  // The waypoint's /config_dump explains the decision per service.
+  const dump = await (await fetch(`http://${c.waypointAdmin(1)}/config_dump`)).json() as { accessLogging: { waypoint: unknown; services: Record<string, unknown> } };
+  assert.deepEqual(dump.accessLogging.waypoint, { enabled: true, from: [] });
+  assert.deepEqual(dump.accessLogging.services['echo-v2.shop.svc.cluster.local'], { enabled: false, from: ['shop/quiet-echo-v2'] });
+  assert.deepEqual(dump.accessLogging.services['faulty.shop.svc.cluster.local'], { enabled: true, filter: 'response.code >= 400', from: ['shop/faulty-errors'] });
+  const requests = async () => {
+    const text = await (await fetch(`http://${c.waypointAdmin(1)}/metrics`)).text();
+    return [...text.matchAll(/^istio_requests_total\{[^}]*destination_service="echo-v2\.shop\.svc\.cluster\.local"[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  };
+  const before = await requests();
+  for (let i = 0; i < 3; i++) assert.equal(code('shop/client', `http://echo-v2/quiet-${i}`), '200');
+  assert.equal(code('shop/client', 'http://echo-v1/after-quiet'), '200');
+  await eventually(() => logged('/after-quiet'), 5000, 'a request to another service still logged');
+  assert.ok(!logged('/quiet-0') && !logged('/quiet-1') && !logged('/quiet-2'), 'echo-v2 requests are not logged');
+  assert.equal(await requests() - before, 3, 'but they are counted');
+  // Deleted, the default (log every request) is back.
+  const f = join(tmpdir(), `ambit-e2e-telemetry-${process.pid}.yaml`);
+  writeFileSync(f, telemetry);
+  try {
+    assert.equal(c.ambit(['delete', '-f', f]).code, 0);
+  } finally {
+    rmSync(f, { force: true });
+  }
+  await eventually(() => {
+    k++;
+    assert.equal(code('shop/client', `http://echo-v2/loud-${k}`), '200');
+    return loggedSoon(`/loud-${k}`, 1000);
+  }, 15_000, 'echo-v2 logged again after the delete');
 });
 
 test('scaling the waypoint 1 -> 3 -> 1 under steady traffic loses no request', async () => {
