@@ -25,7 +25,8 @@ pod alone: its workload has native_tunnel):
   15006  plaintext inbound, refused when PeerAuthentication is STRICT
   15001  outbound: to a waypoint when the destination uses one (so its L7 policy applies),
          else HTTPRoute/VirtualService routing here and HBONE to the endpoint's 15008
-Request metrics with reporter source/destination; one access-log line per request (stderr).
+Request metrics with reporter source/destination; one access-log line per request (stderr),
+unless a Telemetry selecting the pod turns it off or filters it (mode CLIENT outbound, SERVER inbound).
 
 Options:
   --pod NS/NAME          the pod
@@ -39,7 +40,7 @@ Options:
   --root-namespace NS    default istio-system
   --drain-ms N           on SIGTERM: let open requests finish N ms (default 1500)
   --labels JSON          the pod's labels (default: $POD_LABELS), for selector-based
-                         RequestAuthentication
+                         RequestAuthentication and Telemetry (access logging)
 `,
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, {

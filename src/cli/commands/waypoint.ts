@@ -26,7 +26,10 @@ RequestAuthentication (JWT), AuthorizationPolicy bound by targetRefs, HTTPRoute 
 VirtualService routing (matches, weights, redirects, rewrites, header edits, mirrors,
 timeouts, retries, faults), then forwards over HBONE to the chosen endpoint's ztunnel.
 Other protocols are relayed as TCP. Config arrives over xDS. Istio's request metrics
-(reporter=waypoint) and one access-log line per request (JSON on stderr).
+(reporter=waypoint) and one access-log line per request (JSON on stderr), unless a
+Telemetry (accessLogging: disabled, or a filter such as "response.code >= 400") bound to
+the mesh, the namespace, this Gateway or the destination Service says otherwise;
+/config_dump shows the decision per service.
 
 The local cluster starts it for each waypoint pod; POD_NAME, POD_NAMESPACE, POD_IP,
 NODE_NAME and SERVICE_ACCOUNT from the environment fill the options not given.
