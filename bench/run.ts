@@ -2,7 +2,7 @@
 //
 //   node dist/bench/run.js [--quick | --smoke] [--out FILE] [--paths direct,ambitL4,...] [--workloads keepalive,...]
 //                          [--rounds N] [--seconds S] [--hold N] [--prefix P] [--profile DIR]
-//                          [--state-prefix NAME] [--pid-file FILE]
+//                          [--state-prefix NAME] [--pid-file FILE] [--no-access-log]
 //
 // The older focused benchmarks run on their own: node dist/bench/{hbone-throughput,
 // control-plane-scale,xds-fanout}.js, node dist/bench/micro/{authz,route}.js.
@@ -18,11 +18,11 @@ async function main(): Promise<number> {
     options: {
       quick: { type: 'boolean' }, smoke: { type: 'boolean' }, out: { type: 'string' }, paths: { type: 'string' }, workloads: { type: 'string' },
       rounds: { type: 'string' }, seconds: { type: 'string' }, hold: { type: 'string' }, prefix: { type: 'string' },
-      profile: { type: 'string' }, 'state-prefix': { type: 'string' }, 'pid-file': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      profile: { type: 'string' }, 'state-prefix': { type: 'string' }, 'pid-file': { type: 'string' }, 'no-access-log': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
-    process.stdout.write('usage: npm run bench -- [--quick|--smoke] [--out FILE] [--paths direct,ambitL4,ambitL7,stunnel,haproxyL4,haproxyL7] [--workloads throughput,keepalive,newconns,fixed1k] [--rounds N] [--seconds S] [--hold N] [--prefix P] [--profile DIR] [--state-prefix NAME] [--pid-file FILE]\n  --state-prefix NAME  mkdtemp prefix of the cluster state dir (default ambit-bench-state-)\n  --pid-file FILE      append "<pid> <starttime> <name>" of every process the run started\nSee bench/README.md.\n');
+    process.stdout.write('usage: npm run bench -- [--quick|--smoke] [--out FILE] [--paths direct,ambitL4,ambitL7,stunnel,haproxyL4,haproxyL7] [--workloads throughput,keepalive,newconns,fixed1k] [--rounds N] [--seconds S] [--hold N] [--prefix P] [--profile DIR] [--state-prefix NAME] [--pid-file FILE] [--no-access-log]\n  --state-prefix NAME  mkdtemp prefix of the cluster state dir (default ambit-bench-state-)\n  --pid-file FILE      append "<pid> <starttime> <name>" of every process the run started\n  --no-access-log      a mesh-wide Telemetry turns the waypoint access log off\nSee bench/README.md.\n');
     return 0;
   }
   const mode: SuiteMode = values.smoke ? 'smoke' : values.quick ? 'quick' : 'full';
@@ -38,6 +38,7 @@ async function main(): Promise<number> {
     profileDir: values.profile ? resolve(values.profile) : undefined,
     stateDirPrefix: values['state-prefix'],
     pidFile: values['pid-file'] ? resolve(values['pid-file']) : undefined,
+    accessLog: !values['no-access-log'],
   });
   return 0;
 }

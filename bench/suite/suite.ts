@@ -45,8 +45,17 @@ export interface SuiteOptions {
   stateDirPrefix?: string;
   /** Append `<pid> <starttime> <name>` of every process started, for a no-leftover check. */
   pidFile?: string;
+  /** false: a mesh-wide Telemetry turns the waypoint's per-request access log off (the C peers log nothing). */
+  accessLog?: boolean;
   log?: (line: string) => void;
 }
+
+/** A mesh-wide Telemetry that turns access-log lines off (waypoints; ztunnels log per connection regardless). */
+export const NO_ACCESS_LOG_YAML = `apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: bench-no-access-log, namespace: istio-system}
+spec:
+  accessLogging: [{disabled: true}]`;
 
 interface ModeSettings {
   rounds: number;
@@ -194,7 +203,8 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteRecord> {
   if (opts.profileDir) mkdirSync(opts.profileDir, { recursive: true });
   const notes: string[] = [];
   const workDir = mkdtempSync(join(tmpdir(), 'ambit-bench-work-'));
-  const cluster = new BenchCluster({ prefix, yaml: BENCH_YAML, upEnv, log, stateDirPrefix: opts.stateDirPrefix, pidFile: opts.pidFile });
+  const yaml = opts.accessLog === false ? `${BENCH_YAML}\n---\n${NO_ACCESS_LOG_YAML}` : BENCH_YAML;
+  const cluster = new BenchCluster({ prefix, yaml, upEnv, log, stateDirPrefix: opts.stateDirPrefix, pidFile: opts.pidFile });
   const cleanup = () => {
     const down = cluster.close();
     if (down) {
@@ -333,7 +343,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteRecord> {
     mode: opts.mode,
     node: process.version,
     machine: { cpus: cpuList.length, model: cpuList[0]?.model ?? 'unknown', memoryGiB: Number((totalmem() / 2 ** 30).toFixed(1)), kernel: release() },
-    settings: { rounds, secondsPerTool: seconds, wrkConnections: 16, fixedRate: 1000, holdConnections: holdCount, pathOrder: 'rotated each round' },
+    settings: { rounds, secondsPerTool: seconds, wrkConnections: 16, fixedRate: 1000, holdConnections: holdCount, pathOrder: 'rotated each round', waypointAccessLog: opts.accessLog !== false },
     durationSeconds: (Date.now() - started) / 1000,
     paths: reports,
     targets: evaluateTargets(reports),
