@@ -86,6 +86,13 @@ const mesh = [
     kind: PeerAuthentication
     metadata: {name: strict, namespace: mix}
     spec: {selector: {matchLabels: {app: strict-echo}}, mtls: {mode: STRICT}}
+    ---
+    apiVersion: telemetry.istio.io/v1
+    kind: Telemetry
+    metadata: {name: strict-echo-inbound-audit, namespace: mix}
+    spec:
+      selector: {matchLabels: {app: strict-echo}}
+      accessLogging: [{match: {mode: SERVER}, filter: {expression: "response.code >= 400 || request.url_path.startsWith('/audit')"}}]
   `,
   pod('amb-client', 1),
   pod('sc-client', 2, { sidecar: 'label' }),
@@ -204,6 +211,15 @@ test('PeerAuthentication: STRICT refuses a non-mesh client of a sidecar pod; PER
   assert.doesNotMatch(refused.stdout, /"pod"/);
   assert.equal(echoOf('mix/sc-client', 'http://strict-echo/').pod, 'strict-echo');
   assert.equal(echoOf('outside/plain', 'http://sc-echo.mix/').pod, 'sc-echo');
+});
+
+test('Telemetry selecting a sidecar pod, mode SERVER: its inbound lines are filtered, the client sidecar still logs', async () => {
+  const t = Date.now();
+  assert.equal(echoOf('mix/sc-client', `http://strict-echo/quiet-${t}`).pod, 'strict-echo');
+  assert.equal(echoOf('mix/sc-client', `http://strict-echo/audit-${t}`).pod, 'strict-echo');
+  await logged('mix_strict-echo_istio-proxy', { msg: 'request complete', path: `/audit-${t}`, reporter: 'destination' }, 'the filter lets /audit through');
+  await logged('mix_sc-client_istio-proxy', { msg: 'request complete', path: `/quiet-${t}`, reporter: 'source' }, 'CLIENT side is not selected by the SERVER entry');
+  assert.ok(!logs().some((l) => l.file.includes('mix_strict-echo_istio-proxy') && l.path === `/quiet-${t}`), 'the server sidecar filtered out /quiet');
 });
 
 test("removing a pod's sidecar restarts only that pod and makes it an ambient pod again", async () => {
