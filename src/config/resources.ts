@@ -431,6 +431,12 @@ export interface Located<R extends Resource = Resource> {
   source: SourceLocation;
 }
 
+/** creationTimestamp in ms for "the oldest wins" rules; a resource without one counts as newest. */
+export function creationAge(r: { metadata: { creationTimestamp?: unknown } }): number {
+  const t = r.metadata.creationTimestamp ? Date.parse(String(r.metadata.creationTimestamp)) : NaN;
+  return Number.isNaN(t) ? Number.MAX_SAFE_INTEGER : t;
+}
+
 /** `Kind ns/name` (or `Kind name` for cluster-scoped kinds): how diagnostics name a resource. */
 export function resourceRef(r: { kind: string; metadata: { name?: string; namespace?: string } }): string {
   const name = r.metadata.name ?? '<unnamed>';

@@ -5,7 +5,7 @@
 // config is valid, part of it just does nothing.
 import type { ConfigSet } from './config-set.js';
 import { formatPath, type Diagnostic, type PathSegment } from './diagnostics.js';
-import { resourceRef, type Located, type VirtualServiceResource } from './resources.js';
+import { creationAge, resourceRef, type Located, type VirtualServiceResource } from './resources.js';
 import { istioHostMatches, resolveIstioHost } from './virtual-service-hosts.js';
 import { byCodeUnits } from '../core/compare.js';
 
@@ -30,7 +30,7 @@ export function checkVirtualServiceSet(set: ConfigSet): Diagnostic[] {
     }
   }
   const owners = new Map<string, Located<VirtualServiceResource>>();
-  const located = set.located('VirtualService').sort((a, b) => age(a.resource) - age(b.resource)
+  const located = set.located('VirtualService').sort((a, b) => creationAge(a.resource) - creationAge(b.resource)
     || byCodeUnits(resourceRef(a.resource), resourceRef(b.resource)));
   for (const l of located) {
     const vs = l.resource;
@@ -69,7 +69,3 @@ export function checkVirtualServiceSet(set: ConfigSet): Diagnostic[] {
 
 type IstioHost = { host: string };
 
-function age(vs: VirtualServiceResource): number {
-  const t = vs.metadata.creationTimestamp ? Date.parse(String(vs.metadata.creationTimestamp)) : NaN;
-  return Number.isNaN(t) ? Number.MAX_SAFE_INTEGER : t;
-}

@@ -8,7 +8,7 @@ import { ConfigSet, resourceKey } from './config-set.js';
 import { formatPath, type Diagnostic, type PathSegment } from './diagnostics.js';
 import { KINDS, kindInfo } from './kinds.js';
 import { LABEL_USE_WAYPOINT, LABEL_USE_WAYPOINT_NAMESPACE, WAYPOINT_CLASS } from './labels.js';
-import { resourceRef, type Located, type Resource } from './resources.js';
+import { creationAge, resourceRef, type Located, type Resource } from './resources.js';
 import { checkSchema, isPlainObject } from './schema.js';
 import { parseSource, readSources, type RawDocument, type SourceText } from './source.js';
 import { checkResource } from './validate-resource.js';
@@ -154,12 +154,8 @@ export function validateSet(set: ConfigSet, added: readonly Located[] = []): Dia
 
   // Of several namespace-wide Telemetry objects in one namespace, Istio applies the oldest.
   const namespaceWide = new Map<string, Located>();
-  const byAge = (l: Located): number => {
-    const t = l.resource.metadata.creationTimestamp ? Date.parse(String(l.resource.metadata.creationTimestamp)) : NaN;
-    return Number.isNaN(t) ? Number.MAX_SAFE_INTEGER : t;
-  };
   const telemetries = set.located('Telemetry').filter((l) => !l.resource.spec.selector && !l.resource.spec.targetRef && !l.resource.spec.targetRefs?.length)
-    .sort((a, b) => byAge(a) - byAge(b) || byCodeUnits(resourceRef(a.resource), resourceRef(b.resource)));
+    .sort((a, b) => creationAge(a.resource) - creationAge(b.resource) || byCodeUnits(resourceRef(a.resource), resourceRef(b.resource)));
   for (const l of telemetries) {
     const ns = l.resource.metadata.namespace ?? 'default';
     const first = namespaceWide.get(ns);

@@ -22,7 +22,7 @@
 //   Gateway naming it, the destination Service / ServiceEntry, GatewayClass istio-waypoint
 //   from the root namespace), never selectors; a sidecar reads namespace-wide Telemetry and
 //   selectors, never targetRefs.
-import type { AccessLogMode, TelemetryResource } from '../config/resources.js';
+import { creationAge, type AccessLogMode, type TelemetryResource } from '../config/resources.js';
 import { Duration, parseLogFilter, type AttributeName, type FilterInput, type LogFilter } from '../config/log-filter.js';
 import type { RequestRecord } from '../telemetry/request-record.js';
 import { formatAddr } from '../telemetry/connection-record.js';
@@ -107,8 +107,7 @@ function compileOne(t: TelemetryResource, rootNamespace: string, warnings: strin
     }
     return { mode: a.match?.mode ?? 'CLIENT_AND_SERVER', providers: (a.providers ?? []).map((p) => p.name.toLowerCase()), disabled: a.disabled, filter };
   });
-  const created = t.metadata.creationTimestamp ? Date.parse(String(t.metadata.creationTimestamp)) : NaN;
-  return { key, namespace, scope, created: Number.isNaN(created) ? Number.MAX_SAFE_INTEGER : created, entries };
+  return { key, namespace, scope, created: creationAge(t), entries };
 }
 
 function byAge(a: CompiledTelemetry, b: CompiledTelemetry): number {

@@ -89,7 +89,7 @@ export function compileWaypointConfig(input: CompileWaypointInput): WaypointConf
     policiesForRequest: memoByTarget((t) => selectWaypointPolicies(policies, t, input.rootNamespace).sort(byPolicyKey)),
     providersForWorkload: (w) => authn.providersForWorkload(w),
     accessLogForRequest: memoByTarget((t) => accessLog.forWaypoint(t)),
-    accessLogForWorkload: (w, direction) => accessLog.forWorkload(w, direction),
+    accessLogForWorkload: memoByWorkload((w, direction) => accessLog.forWorkload(w, direction)),
     warnings,
   };
 }
@@ -115,6 +115,19 @@ function memoByTarget<T>(select: (t: WaypointTarget) => T): (t: WaypointTarget) 
       hit = select(t);
       cache.set(key, hit);
     }
+    return hit;
+  };
+}
+
+/** A sidecar asks with the same labels object on every request: remembered per object and direction. */
+function memoByWorkload<T>(select: (w: { namespace: string; labels: Record<string, string> }, d: 'CLIENT' | 'SERVER') => T) {
+  const cache = new WeakMap<object, Map<string, T>>();
+  return (w: { namespace: string; labels: Record<string, string> }, d: 'CLIENT' | 'SERVER'): T => {
+    let byDir = cache.get(w.labels);
+    if (!byDir) cache.set(w.labels, (byDir = new Map()));
+    const key = `${w.namespace}|${d}`;
+    let hit = byDir.get(key);
+    if (hit === undefined) byDir.set(key, (hit = select(w, d)));
     return hit;
   };
 }
