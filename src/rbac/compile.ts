@@ -10,6 +10,7 @@
 
 import type {
   AuthorizationPolicyResource,
+  AuthorizationPolicySpec,
   AuthorizationRule,
   RuleCondition,
   RuleOperation,
@@ -71,7 +72,7 @@ export function compilePolicy(resource: AuthorizationPolicyResource, opts: Compi
     namespace,
     key,
     action,
-    scope: scopeOf(resource, namespace, opts.rootNamespace),
+    scope: policyScopeOf(resource, namespace, opts.rootNamespace),
     dryRun: parseBool(resource.metadata.annotations?.[DRY_RUN_ANNOTATION]),
     rules,
     warnings,
@@ -80,7 +81,8 @@ export function compilePolicy(resource: AuthorizationPolicyResource, opts: Compi
   return policy;
 }
 
-function scopeOf(resource: AuthorizationPolicyResource, namespace: string, rootNamespace: string): PolicyScope {
+/** Where a policy-like resource (AuthorizationPolicy, Telemetry) applies: targetRefs, selector, namespace or mesh. */
+export function policyScopeOf(resource: { spec?: Pick<AuthorizationPolicySpec, 'selector' | 'targetRef' | 'targetRefs'> }, namespace: string, rootNamespace: string): PolicyScope {
   const spec = resource.spec ?? {};
   const refs = spec.targetRefs?.length ? spec.targetRefs : spec.targetRef ? [spec.targetRef] : [];
   if (refs.length > 0) {

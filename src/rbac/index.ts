@@ -28,7 +28,7 @@ export type {
 export { emptyCompiledMatch, l7Attributes, ruleL7Attributes } from './compiled-policy.js';
 
 export type { CompileOptions } from './compile.js';
-export { compilePolicy, DRY_RUN_ANNOTATION } from './compile.js';
+export { compilePolicy, DRY_RUN_ANNOTATION, policyScopeOf } from './compile.js';
 
 export type { PolicyPlacement, PolicyTarget, WorkloadLabels } from './applicable.js';
 export { policiesForTarget, policiesForWorkload, policiesForZtunnel } from './applicable.js';

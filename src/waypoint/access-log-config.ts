@@ -27,7 +27,7 @@ import { Duration, parseLogFilter, type AttributeName, type FilterInput, type Lo
 import type { RequestRecord } from '../telemetry/request-record.js';
 import { formatAddr } from '../telemetry/connection-record.js';
 import { byCodeUnits } from '../core/compare.js';
-import { policiesForTarget, policiesForWorkload, type PolicyPlacement, type WorkloadLabels } from '../rbac/index.js';
+import { policiesForTarget, policiesForWorkload, policyScopeOf, type PolicyPlacement, type WorkloadLabels } from '../rbac/index.js';
 import { policyTargetsOf, type WaypointTarget } from './waypoint-target.js';
 
 export const ENVOY_PROVIDER = 'envoy';
@@ -88,13 +88,7 @@ export function compileAccessLogConfig(telemetries: readonly TelemetryResource[]
 function compileOne(t: TelemetryResource, rootNamespace: string, warnings: string[]): CompiledTelemetry {
   const namespace = t.metadata.namespace ?? 'default';
   const key = `${namespace}/${t.metadata.name}`;
-  const spec = t.spec ?? {};
-  const refs = spec.targetRefs?.length ? spec.targetRefs : spec.targetRef ? [spec.targetRef] : [];
-  const scope: PolicyPlacement['scope'] = refs.length > 0
-    ? { kind: 'TARGET_REFS', targetRefs: refs.map((r) => ({ ...r, namespace: r.namespace ?? namespace })) }
-    : spec.selector ? { kind: 'WORKLOAD_SELECTOR', matchLabels: { ...(spec.selector.matchLabels ?? {}) } }
-      : namespace === rootNamespace ? { kind: 'GLOBAL' } : { kind: 'NAMESPACE' };
-  const entries = (spec.accessLogging ?? []).map((a, i): Entry => {
+  const entries = (t.spec?.accessLogging ?? []).map((a, i): Entry => {
     let filter: LogFilter | undefined;
     if (a.filter?.expression) {
       try {
@@ -107,7 +101,7 @@ function compileOne(t: TelemetryResource, rootNamespace: string, warnings: strin
     }
     return { mode: a.match?.mode ?? 'CLIENT_AND_SERVER', providers: (a.providers ?? []).map((p) => p.name.toLowerCase()), disabled: a.disabled, filter };
   });
-  return { key, namespace, scope, created: creationAge(t), entries };
+  return { key, namespace, scope: policyScopeOf(t, namespace, rootNamespace), created: creationAge(t), entries };
 }
 
 function byAge(a: CompiledTelemetry, b: CompiledTelemetry): number {

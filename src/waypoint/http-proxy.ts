@@ -31,14 +31,12 @@ import { authenticateRequest } from './request-authn.js';
 import { authorizeRequest } from './l7-authz.js';
 import type { EndpointPicker } from './endpoint-picker.js';
 import type { UpstreamTarget, Upstreams } from './upstream.js';
-import type { WaypointConfig, WaypointIdentity } from './waypoint-config.js';
+import type { RequestBinding, WaypointConfig, WaypointIdentity } from './waypoint-config.js';
 import { RandomIds } from '../core/random-ids.js';
 import { applyEdits, childTraceparent, first, HOP_BY_HOP, hostOnly, upstreamHeaders } from './http-headers.js';
 import { sendHttp1, sendHttp2, type UpstreamResponse } from './upstream-exchange.js';
 import { Http1Request, Http1Response } from './http1/server.js';
-import type { CompiledPolicy } from '../rbac/compiled-policy.js';
-import type { JwtProvider } from './request-authn.js';
-import { shouldLog, type AccessLogDecision } from './access-log-config.js';
+import { shouldLog } from './access-log-config.js';
 
 export const MAX_REPLAY_BYTES = 1024 * 1024;
 
@@ -66,12 +64,8 @@ export interface HttpProxyDeps {
   nextId(): string;
   /** Telemetry reporter (default 'waypoint'); a sidecar reports 'source' outbound, 'destination' inbound. */
   reporter?: 'source' | 'destination' | 'waypoint';
-  /** The policies a request must pass (default: the waypoint's targetRefs selection). A sidecar passes its own. */
-  selectPolicies?(cfg: WaypointConfig, ctx: TunnelContext): CompiledPolicy[];
-  /** The JWT providers of a request (default: the waypoint's selection by target). */
-  selectProviders?(cfg: WaypointConfig, ctx: TunnelContext): JwtProvider[];
-  /** Telemetry accessLogging for a request (default: the waypoint's selection by target). */
-  selectAccessLog?(cfg: WaypointConfig, ctx: TunnelContext): AccessLogDecision;
+  /** A request's JWT providers, policies and access-log decision (default: the waypoint's selection by target). A sidecar passes its own. */
+  bind?(cfg: WaypointConfig, ctx: TunnelContext): RequestBinding;
 }
 
 type DownReq = Http1Request | http2.Http2ServerRequest;
@@ -119,25 +113,22 @@ export class HttpProxy {
     };
     // A request keeps the config it started with, its access-log decision included.
     const cfg = d.config();
-    const target = { waypoint: d.waypoint, service: ctx.service ? { namespace: ctx.service.namespace, name: ctx.service.name } : undefined };
-    const accessLog = d.selectAccessLog ? d.selectAccessLog(cfg, ctx) : cfg.accessLogForRequest(target);
+    const bound = d.bind ? d.bind(cfg, ctx) : cfg.forRequest({ waypoint: d.waypoint, service: ctx.service ? { namespace: ctx.service.namespace, name: ctx.service.name } : undefined });
     let finished = false;
     const finish = (): void => {
       if (finished) return;
       finished = true;
       record.durationMs = d.now() - record.startMs;
-      d.telemetry.completed(record, shouldLog(accessLog, record, headers));
+      d.telemetry.completed(record, shouldLog(bound.accessLog, record, headers));
     };
     res.once('close', finish);
     try {
       // 1. Authentication and authorization.
-      const providers = d.selectProviders ? d.selectProviders(cfg, ctx) : cfg.providersForRequest(target);
-      const authn = authenticateRequest(providers, { headers, path }, Math.floor(d.now() / 1000));
+      const authn = authenticateRequest(bound.providers, { headers, path }, Math.floor(d.now() / 1000));
       if (authn.kind === 'rejected') {
         record.reason = { kind: 'denied', policy: null, rule: null, message: `JWT rejected: ${authn.reason}` };
         return this.local(res, record, 401, 'Jwt verification fails', { 'www-authenticate': authn.wwwAuthenticate });
       }
-      const policies = d.selectPolicies ? d.selectPolicies(cfg, ctx) : cfg.policiesForRequest(target);
       // A token the provider does not forward is removed before the request goes upstream.
       if (authn.kind === 'authenticated') for (const h of authn.stripHeaders) delete headers[h.toLowerCase()];
       const attrs: RequestAttributes = {
@@ -145,7 +136,7 @@ export class HttpProxy {
         destinationIp: ctx.target.ip, destinationPort: ctx.target.port, destinationNamespace: ctx.service?.namespace ?? ctx.workload?.namespace,
         http: { method, path, host: authority, headers: headers as Record<string, string | string[]>, auth: authn.kind === 'authenticated' ? authn.auth : undefined },
       };
-      const verdict = authorizeRequest(policies, attrs, authn);
+      const verdict = authorizeRequest(bound.policies, attrs, authn);
       if (!verdict.allow) {
         record.reason = { kind: 'denied', policy: verdict.decision.policy, rule: verdict.decision.ruleIndex, message: verdict.decision.reason };
         record.responseFlags = 'DENY';

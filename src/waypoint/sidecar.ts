@@ -111,20 +111,22 @@ export class Sidecar {
       config: () => this.config, state: () => this.state,
       telemetry, logger: opts.logger, now: () => opts.clock.now(), random: Math.random,
       nextId: () => `${opts.pod.name}-${++this.seq}`,
-      selectProviders: () => [],
     };
+    const self = { namespace: opts.pod.namespace, labels: opts.labels };
     this.outboundProxy = new HttpProxy({
       ...common, upstreams: this.upstreams, picker: new EndpointPicker({ now: () => opts.clock.now() }),
-      reporter: 'source', selectPolicies: () => [],
-      selectAccessLog: (cfg) => cfg.accessLogForWorkload({ namespace: opts.pod.namespace, labels: opts.labels }, 'CLIENT'),
+      reporter: 'source',
+      bind: (cfg) => ({ providers: [], policies: [], accessLog: cfg.accessLogForWorkload(self, 'CLIENT') }),
     });
     this.inboundProxy = new HttpProxy({
       ...common, upstreams: this.local, picker: new EndpointPicker({ now: () => opts.clock.now() }),
       reporter: 'destination',
-      selectPolicies: (cfg, ctx) => (ctx.workload ? sidecarInboundPolicies(cfg.policies, ctx.workload) : []),
-      // JWTs are validated where they are received, as Istio's sidecars do.
-      selectProviders: (cfg) => cfg.providersForWorkload({ namespace: opts.pod.namespace, labels: opts.labels }),
-      selectAccessLog: (cfg) => cfg.accessLogForWorkload({ namespace: opts.pod.namespace, labels: opts.labels }, 'SERVER'),
+      bind: (cfg, ctx) => ({
+        policies: ctx.workload ? sidecarInboundPolicies(cfg.policies, ctx.workload) : [],
+        // JWTs are validated where they are received, as Istio's sidecars do.
+        providers: cfg.providersForWorkload(self),
+        accessLog: cfg.accessLogForWorkload(self, 'SERVER'),
+      }),
     });
     this.tcpTelemetry = new TcpTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }), clock: opts.clock });
     this.dataPath = new DataPath({

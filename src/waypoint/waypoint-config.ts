@@ -23,17 +23,24 @@ export interface WaypointIdentity {
   name: string;
 }
 
+/** What binds a request through the waypoint to one target; selected once per target and config. */
+export interface RequestBinding {
+  /** The RequestAuthentication providers that validate its JWTs. */
+  readonly providers: JwtProvider[];
+  /** The AuthorizationPolicies it must pass, in key order. */
+  readonly policies: CompiledPolicy[];
+  /** Telemetry accessLogging. */
+  readonly accessLog: AccessLogDecision;
+}
+
 export interface WaypointConfig {
   readonly version: string;
   readonly routes: RouteTable;
   readonly policies: CompiledPolicy[];
-  providersForRequest(target: WaypointTarget): JwtProvider[];
-  /** The AuthorizationPolicies a request through the waypoint to `target` must pass. */
-  policiesForRequest(target: WaypointTarget): CompiledPolicy[];
+  /** The binding of a request through the waypoint to `target` (one lookup per request). */
+  forRequest(target: WaypointTarget): RequestBinding;
   /** Providers a sidecar applies to its own pod (selector / namespace / mesh-wide resources). */
   providersForWorkload(workload: { namespace: string; labels: Record<string, string> }): JwtProvider[];
-  /** Telemetry accessLogging for a request through the waypoint to `target`. */
-  accessLogForRequest(target: WaypointTarget): AccessLogDecision;
   /** Telemetry accessLogging of a sidecar's own pod, outbound (CLIENT) or inbound (SERVER). */
   accessLogForWorkload(workload: { namespace: string; labels: Record<string, string> }, direction: 'CLIENT' | 'SERVER'): AccessLogDecision;
   readonly warnings: string[];
@@ -85,10 +92,12 @@ export function compileWaypointConfig(input: CompileWaypointInput): WaypointConf
     policies,
     // Selection scans every resource; the config is immutable, so it is done once per target
     // (waypoint + service), not per request.
-    providersForRequest: memoByTarget((t) => authn.providersForRequest(t)),
-    policiesForRequest: memoByTarget((t) => selectWaypointPolicies(policies, t, input.rootNamespace).sort(byPolicyKey)),
+    forRequest: memoByTarget((t): RequestBinding => Object.freeze({
+      providers: authn.providersForRequest(t),
+      policies: selectWaypointPolicies(policies, t, input.rootNamespace).sort(byPolicyKey),
+      accessLog: accessLog.forWaypoint(t),
+    })),
     providersForWorkload: (w) => authn.providersForWorkload(w),
-    accessLogForRequest: memoByTarget((t) => accessLog.forWaypoint(t)),
     accessLogForWorkload: memoByWorkload((w, direction) => accessLog.forWorkload(w, direction)),
     warnings,
   };

@@ -120,10 +120,10 @@ export class Waypoint {
    */
   accessLogging(): { waypoint: ReturnType<typeof describeAccessLog>; services: Record<string, ReturnType<typeof describeAccessLog>> } {
     const cfg = this.config;
-    const own = describeAccessLog(cfg.accessLogForRequest({ waypoint: this.opts.waypoint }));
+    const own = describeAccessLog(cfg.forRequest({ waypoint: this.opts.waypoint }).accessLog);
     const services: Record<string, ReturnType<typeof describeAccessLog>> = {};
     for (const s of this.state.services.values()) {
-      const d = describeAccessLog(cfg.accessLogForRequest({ waypoint: this.opts.waypoint, service: { namespace: s.namespace, name: s.name } }));
+      const d = describeAccessLog(cfg.forRequest({ waypoint: this.opts.waypoint, service: { namespace: s.namespace, name: s.name } }).accessLog);
       if (JSON.stringify(d) !== JSON.stringify(own)) services[s.hostname] = d;
     }
     return { waypoint: own, services };
@@ -190,7 +190,7 @@ export class Waypoint {
       record.endMs = now();
       this.tcpTelemetry.closed(record);
     };
-    const policies = this.config.policiesForRequest({ waypoint: this.opts.waypoint, service: ctx.service ? { namespace: ctx.service.namespace, name: ctx.service.name } : undefined });
+    const { policies } = this.config.forRequest({ waypoint: this.opts.waypoint, service: ctx.service ? { namespace: ctx.service.namespace, name: ctx.service.name } : undefined });
     const verdict = authorizeRequest(policies, { sourceIp: ctx.peerAddress.ip, sourcePrincipal: stripSpiffe(ctx.peerIdentity), destinationIp: ctx.target.ip, destinationPort: ctx.target.port }, { kind: 'anonymous', tokenPresent: false });
     if (!verdict.allow) {
       denyConnection(record, { policy: verdict.decision.policy, rule: verdict.decision.ruleIndex, message: verdict.decision.reason });
