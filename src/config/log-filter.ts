@@ -14,7 +14,7 @@
 // - Equality between different types is false; ordering them is an error.
 
 /** The attributes a filter may read, with their CEL types. */
-export const ATTRIBUTES = {
+const ATTRIBUTES = {
   'request.method': 'string',
   'request.path': 'string',
   'request.url_path': 'string',

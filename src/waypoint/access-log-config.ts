@@ -30,7 +30,7 @@ import { byCodeUnits } from '../core/compare.js';
 import { policiesForTarget, policiesForWorkload, policyScopeOf, type PolicyPlacement, type WorkloadLabels } from '../rbac/index.js';
 import { policyTargetsOf, type WaypointTarget } from './waypoint-target.js';
 
-export const ENVOY_PROVIDER = 'envoy';
+const ENVOY_PROVIDER = 'envoy';
 
 /** What a proxy does with the access log of one kind of request. */
 export interface AccessLogDecision {
@@ -40,7 +40,7 @@ export interface AccessLogDecision {
   from: readonly string[];
 }
 
-export const DEFAULT_ACCESS_LOG: AccessLogDecision = Object.freeze({ enabled: true, from: Object.freeze([]) });
+const DEFAULT_ACCESS_LOG: AccessLogDecision = Object.freeze({ enabled: true, from: Object.freeze([]) });
 
 interface Entry {
   mode: AccessLogMode;
