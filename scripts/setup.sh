@@ -27,24 +27,44 @@ if [ -n "$missing" ]; then
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "installing npm packages"
+  say "installing npm packages (and Node.js 24 from the npm registry)"
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+# Ambit runs on Node.js 24 LTS, installed as an npm package (node-linux-<arch>, pinned in
+# package.json) so that the machine's own Node.js only bootstraps npm. npm scripts find it
+# first on their PATH (node_modules/.bin); `bin/ambit` runs it explicitly.
+NODE="$PWD/node_modules/.bin/node"
+NODE_HOME="$(cd "$(dirname "$(readlink -f "$NODE")")/.." 2>/dev/null && pwd || true)"
+if [ ! -x "$NODE" ] || [ "$("$NODE" -p 'process.versions.node.split(".")[0]' 2>/dev/null)" != "24" ]; then
+  echo "ambit setup: Node.js 24 did not install into node_modules (package node-linux-$(uname -m | sed 's/x86_64/x64/;s/aarch64/arm64/')); is this machine x64 or arm64 Linux?" >&2
+  exit 1
+fi
+
 if [ -f native/binding.gyp ]; then
-  if [ ! -f native/build/Release/ambit_native.node ] || [ -n "$(find native -maxdepth 1 -newer native/build/Release/ambit_native.node \( -name '*.c*' -o -name binding.gyp \) 2>/dev/null)" ]; then
-    say "building the native addon (node-gyp)"
-    # Build offline against the installed Node headers: node-gyp run directly does not read
-    # npm's `nodedir` setting, and without one it tries to download headers.
-    nodedir="$(npm config get nodedir 2>/dev/null || true)"
-    if [ -z "$nodedir" ] || [ "$nodedir" = "undefined" ] || [ "$nodedir" = "null" ]; then nodedir=""; fi
-    if [ -z "$nodedir" ] && [ -f /usr/include/node/node_api.h ]; then nodedir=/usr; fi
-    (cd native && node "$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js" rebuild --loglevel=error ${nodedir:+--nodedir="$nodedir"}) || {
-      echo "ambit setup: the native addon did not build; it needs python3, make, g++ and Node's headers" >&2
+  addon=native/build/Release/ambit_native.node
+  stamp=native/build/node-version
+  if [ ! -f "$addon" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$("$NODE" --version)" ] || [ -n "$(find native -maxdepth 1 -newer "$addon" \( -name '*.c*' -o -name binding.gyp \) 2>/dev/null)" ]; then
+    say "building the native addon (node-gyp, against Node.js $("$NODE" --version)'s headers)"
+    # Offline, against the headers shipped in the Node.js 24 package: node-gyp must not
+    # download them.
+    (cd native && "$NODE" "$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js" rebuild --loglevel=error --nodedir="$NODE_HOME") || {
+      echo "ambit setup: the native addon did not build; it needs python3, make, g++ (Node's headers come with node_modules/node-linux-*)" >&2
       exit 1
     }
+    "$NODE" --version > "$stamp"
   fi
 fi
 
 say "compiling TypeScript"
-npx tsc -p tsconfig.json
+"$NODE" node_modules/typescript/bin/tsc -p tsconfig.json
+
+# `ambit` on the PATH for a person at a shell (root installs system-wide; others get a hint).
+if [ "$(id -u)" -eq 0 ] && [ -d /usr/local/bin ]; then
+  if [ "$(readlink /usr/local/bin/ambit 2>/dev/null)" != "$PWD/bin/ambit" ]; then
+    ln -sf "$PWD/bin/ambit" /usr/local/bin/ambit
+    say "linked /usr/local/bin/ambit -> $PWD/bin/ambit"
+  fi
+elif ! command -v ambit >/dev/null 2>&1; then
+  say "add $PWD/bin to your PATH to type \`ambit\`"
+fi

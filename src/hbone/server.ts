@@ -133,7 +133,7 @@ export class HboneServer {
     this.trace = opts.logger.tracer('hbone');
     this.clock = opts.clock ?? systemClock;
     if (typeof http2.performServerHandshake !== 'function') {
-      throw new AmbitError('AMBIT_ERR_HBONE', 'this Node.js has no http2.performServerHandshake', { hint: 'run Ambit on Node.js 20.12 or newer' });
+      throw new AmbitError('AMBIT_ERR_HBONE', 'this Node.js has no http2.performServerHandshake', { hint: 'run Ambit on Node.js 24 (npm run setup installs it)' });
     }
     this.tlsServer = tls.createServer({
       requestCert: true,
