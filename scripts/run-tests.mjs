@@ -61,18 +61,38 @@ function netnsPreflight() {
 
 /**
  * Tests remove their own namespaces, even when they fail; this is the safety net for a tier
- * that was stopped. Test namespaces are named `at<digits>...`: end the processes inside them
- * (by PID) and delete them. Nothing else is touched.
+ * that was stopped. Only what belongs to a test process that is gone is touched, so runs in
+ * other checkouts of the project on the same machine keep theirs:
+ * - a test cluster's state dir (`ambit-e2e-state-*`) names its owner (`owner.pid`); when the
+ *   owner is gone, `ambit down` stops the cluster's processes from their PID files;
+ * - a namespace `at<pid>-...` belongs to that test process; one named after a cluster prefix
+ *   belongs to that cluster's owner; any other `at<digits>` namespace is an orphan.
+ * The processes inside a swept namespace are ended by PID, then it is deleted.
  */
+function alive(pid) {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try { process.kill(pid, 0); return true; } catch (e) { return e.code === 'EPERM'; }
+}
+
 function sweepTestNamespaces() {
-  // Clusters the tests started: `ambit down` stops their processes from their PID files.
+  const liveClusterPrefixes = [];
   for (const d of readdirSync(tmpdir()).filter((n) => n.startsWith('ambit-e2e-state-'))) {
-    spawnSync(process.execPath, ['bin/ambit.js', 'down', '--prefix', 'at0sweep'], {
-      stdio: 'ignore', timeout: 60_000, env: { ...process.env, AMBIT_STATE_DIR: join(tmpdir(), d) },
+    const dir = join(tmpdir(), d);
+    let owner = NaN;
+    try { owner = Number(readFileSync(join(dir, 'owner.pid'), 'utf8').trim()); } catch { /* no owner: an old run's */ }
+    let prefix;
+    try { prefix = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')).prefix; } catch { /* never came up */ }
+    if (alive(owner)) { if (prefix) liveClusterPrefixes.push(prefix); continue; }
+    spawnSync(process.execPath, ['bin/ambit.js', 'down', '--prefix', prefix ?? 'at0sweep'], {
+      stdio: 'ignore', timeout: 60_000, env: { ...process.env, AMBIT_STATE_DIR: dir },
     });
   }
   const list = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
-  const names = list.split('\n').map((l) => l.split(' ')[0]).filter((n) => /^at\d/.test(n));
+  const names = list.split('\n').map((l) => l.split(' ')[0]).filter((n) => /^at\d/.test(n)).filter((n) => {
+    const owner = /^at(\d+)-/.exec(n);
+    if (owner && alive(Number(owner[1]))) return false;
+    return !liveClusterPrefixes.some((p) => n.startsWith(`${p}-`));
+  });
   for (const name of names) {
     const pids = (spawnSync('ip', ['netns', 'pids', name], { encoding: 'utf8' }).stdout ?? '').split(/\s+/).filter(Boolean);
     for (const pid of pids) { try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ } }

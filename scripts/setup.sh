@@ -61,7 +61,8 @@ say "compiling TypeScript"
 
 # `ambit` on the PATH for a person at a shell (root installs system-wide; others get a hint).
 if [ "$(id -u)" -eq 0 ] && [ -d /usr/local/bin ]; then
-  if [ "$(readlink /usr/local/bin/ambit 2>/dev/null)" != "$PWD/bin/ambit" ]; then
+  # Linked when missing or dangling: another checkout of the project keeps its own link.
+  if [ ! -e /usr/local/bin/ambit ]; then
     ln -sf "$PWD/bin/ambit" /usr/local/bin/ambit
     say "linked /usr/local/bin/ambit -> $PWD/bin/ambit"
   fi

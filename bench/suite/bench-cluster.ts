@@ -60,6 +60,7 @@ export class BenchCluster {
   constructor(private readonly opts: BenchClusterOptions) {
     this.prefix = opts.prefix;
     this.stateDir = mkdtempSync(join(tmpdir(), opts.stateDirPrefix ?? 'ambit-bench-state-'));
+    writeFileSync(join(this.stateDir, 'owner.pid'), `${process.pid}\n`); // the test runner's sweep spares a live owner's cluster
     this.configDir = mkdtempSync(join(tmpdir(), 'ambit-bench-config-'));
     writeFileSync(join(this.configDir, 'mesh.yaml'), opts.yaml);
     // Below the kernel's ephemeral range (32768+), so no outgoing connection can hold the port.

@@ -34,6 +34,8 @@ export function startCluster(yamlText: string, options: { nodes?: number; name?:
   const id = `${process.pid % 10000}${counter++}`;
   const prefix = `at${id}${options.name ?? ''}`.slice(0, 12);
   const stateDir = mkdtempSync(join(tmpdir(), 'ambit-e2e-state-'));
+  // The test runner's sweep leaves a cluster alone while its owner runs (other checkouts may test at once).
+  writeFileSync(join(stateDir, 'owner.pid'), `${process.pid}\n`);
   const configDir = mkdtempSync(join(tmpdir(), 'ambit-e2e-config-'));
   writeFileSync(join(configDir, 'mesh.yaml'), yamlText);
   // Below the kernel's ephemeral range (32768+), so no outgoing connection can hold the port.
