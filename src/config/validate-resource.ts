@@ -7,6 +7,7 @@ import type {
   PeerAuthenticationResource, PodResource, PodSpec, RequestAuthenticationResource, Resource, ServiceResource, TelemetryResource,
 } from './resources.js';
 import { checkVirtualService } from './validate-virtual-service.js';
+import { checkDestinationRule, checkSecret, checkServiceEntry } from './validate-egress.js';
 import { MESH_CONFIGMAP_KEY, MESH_CONFIGMAP_NAME, parseMeshConfig } from './mesh-config.js';
 import { LogFilterSyntaxError, parseLogFilter } from './log-filter.js';
 import { LABEL_DATAPLANE_MODE, LABEL_USE_WAYPOINT, LABEL_WAYPOINT_FOR, WAYPOINT_FOR_VALUES } from './labels.js';
@@ -33,6 +34,9 @@ export function checkResource(r: Resource, rep: Reporter): void {
     case 'VirtualService': checkVirtualService(r, rep); break;
     case 'Telemetry': checkTelemetry(r, rep); break;
     case 'ConfigMap': checkConfigMap(r, rep); break;
+    case 'ServiceEntry': checkServiceEntry(r, rep); break;
+    case 'DestinationRule': checkDestinationRule(r, rep); break;
+    case 'Secret': checkSecret(r, rep); break;
     case 'Namespace':
     case 'ServiceAccount':
       break;

@@ -13,6 +13,7 @@ import { checkSchema, isPlainObject } from './schema.js';
 import { parseSource, readSources, type RawDocument, type SourceText } from './source.js';
 import { checkResource } from './validate-resource.js';
 import { checkVirtualServiceSet } from './validate-virtual-service-set.js';
+import { checkEgressSet } from './validate-egress-set.js';
 import { byCodeUnits } from '../core/compare.js';
 
 export interface ValidationResult {
@@ -152,6 +153,7 @@ export function validateSet(set: ConfigSet, added: readonly Located[] = []): Dia
   }
 
   out.push(...checkVirtualServiceSet(set));
+  out.push(...checkEgressSet(set));
 
   // Of several namespace-wide Telemetry objects in one namespace, Istio applies the oldest.
   const namespaceWide = new Map<string, Located>();
