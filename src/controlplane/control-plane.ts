@@ -26,6 +26,7 @@ import { ConfigStore } from './config-store.js';
 import { nodeForToken, type NodeTokens } from './node-credentials.js';
 import { watchPaths } from './watch.js';
 import { waypointConfigObjects, XdsPusher } from './xds-push.js';
+import { meshSettingsOf } from './mesh-settings.js';
 
 export interface ControlPlaneOptions {
   logger: Logger;
@@ -160,7 +161,7 @@ export class ControlPlane {
     const snap = this.store.current();
     if (snap.version === this.pushedVersion) return;
     try {
-      const r = this.pusher.push(snap.api, waypointConfigObjects(snap.set));
+      const r = this.pusher.push(snap.api, waypointConfigObjects(snap.set), meshSettingsOf(snap.model));
       this.pushedVersion = snap.version;
       if (r.addresses) this.m.pushes.labels({ type: 'address' }).inc();
       if (r.authorizations) this.m.pushes.labels({ type: 'authorization' }).inc();

@@ -11,6 +11,7 @@ import { CONFIG_RESOURCE_TYPE_URL, configResource, configResourceName, type Conf
 import type { ConfigSet } from '../config/config-set.js';
 import { MESH_CONFIGMAP_KEY, MESH_CONFIGMAP_NAME } from '../config/mesh-config.js';
 import type { WorkloadApi } from './translate.js';
+import { MESH_SETTINGS_TYPE_URL, meshSettingsResource, type MeshSettings } from '../xds/mesh-settings.js';
 
 /** The kinds a waypoint compiles itself (sent as Ambit's ConfigResource type). */
 export const WAYPOINT_CONFIG_KINDS: ReadonlySet<string> = new Set(['HTTPRoute', 'VirtualService', 'AuthorizationPolicy', 'RequestAuthentication', 'Telemetry', 'ConfigMap']);
@@ -34,7 +35,7 @@ export class XdsPusher {
   constructor(private readonly ads: AdsServer) {}
 
   /** Push a whole snapshot; returns how many resources changed per type. */
-  push(api: WorkloadApi, config: ConfigObject[] = []): { addresses: number; authorizations: number; config: number } {
+  push(api: WorkloadApi, config: ConfigObject[] = [], mesh?: MeshSettings): { addresses: number; authorizations: number; config: number } {
     const addresses: Address[] = [
       ...api.workloads.map((workload) => ({ workload })),
       ...api.services.map((service) => ({ service })),
@@ -44,7 +45,9 @@ export class XdsPusher {
     const authz = this.ads.setResources(AUTHORIZATION_TYPE_URL, api.authorizations.map((a: Authorization) => this.encode(
       `z/${a.namespace}/${a.name}`, a, () => authorizationResource(a))));
     const cfg = this.ads.setResources(CONFIG_RESOURCE_TYPE_URL, config.map((o) => this.encode(`c/${configResourceName(o)}`, o, () => configResource(o))));
+    if (mesh) this.ads.setResources(MESH_SETTINGS_TYPE_URL, [this.encode('m/mesh', mesh, () => meshSettingsResource(mesh))]);
     this.prune(new Set([
+      'm/mesh',
       ...addresses.map((a) => `a/${a.workload ? workloadResourceName(a.workload) : serviceResourceName(a.service!)}`),
       ...api.authorizations.map((a) => `z/${a.namespace}/${a.name}`),
       ...config.map((o) => `c/${configResourceName(o)}`),

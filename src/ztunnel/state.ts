@@ -8,11 +8,14 @@ import {
   type Authorization, type Service, type Workload,
 } from '../xds/workload-api.js';
 import { byCodeUnits } from '../core/compare.js';
+import { DEFAULT_MESH_SETTINGS, type MeshSettings } from '../xds/mesh-settings.js';
 
 export interface WorkloadApiSnapshot {
   workloads: Workload[];
   services: Service[];
   authorizations: Authorization[];
+  /** Ambit's MeshSettings (outbound policy, ServiceEntry visibility); the defaults when absent. */
+  mesh?: MeshSettings;
 }
 
 export class ZtunnelState {
@@ -21,6 +24,7 @@ export class ZtunnelState {
   readonly authorizations: ReadonlyMap<string, Authorization>;
   /** A version string for /config_dump and logs. */
   readonly version: string;
+  readonly mesh: MeshSettings;
 
   private readonly byIp = new Map<string, Workload>();
   private readonly svcByVip = new Map<string, Service>();
@@ -31,6 +35,7 @@ export class ZtunnelState {
 
   constructor(snapshot: WorkloadApiSnapshot, version = '0') {
     this.version = version;
+    this.mesh = snapshot.mesh ?? DEFAULT_MESH_SETTINGS;
     this.workloads = new Map(snapshot.workloads.map((w) => [workloadResourceName(w), w]));
     this.services = new Map(snapshot.services.map((s) => [serviceResourceName(s), s]));
     this.authorizations = new Map(snapshot.authorizations.map((a) => [authorizationResourceName(a), a]));
@@ -51,7 +56,7 @@ export class ZtunnelState {
   }
 
   snapshot(): WorkloadApiSnapshot {
-    return { workloads: [...this.workloads.values()], services: [...this.services.values()], authorizations: [...this.authorizations.values()] };
+    return { workloads: [...this.workloads.values()], services: [...this.services.values()], authorizations: [...this.authorizations.values()], mesh: this.mesh };
   }
 
   workloadByIp(ip: string): Workload | undefined {

@@ -10,6 +10,7 @@ import { addressResourceType, authorizationResourceType } from '../xds/codec.js'
 import { configResourceType, type ConfigObject } from '../xds/config-resource.js';
 import type { ClientTlsOptions, TokenSource } from '../xds/credentials.js';
 import type { Address, Authorization } from '../xds/workload-api.js';
+import { MESH_SETTINGS_NAME, meshSettingsType, type MeshSettings } from '../xds/mesh-settings.js';
 import { ZtunnelState } from './state.js';
 
 export interface XdsSourceOptions {
@@ -25,6 +26,8 @@ export interface XdsSourceOptions {
   authorizations?: boolean;
   /** Also subscribe to Ambit's ConfigResource type (waypoints, sidecars). */
   configObjects?: boolean;
+  /** Subscribe to Ambit's MeshSettings (outbound policy, ServiceEntry visibility); default true. */
+  meshSettings?: boolean;
   onState(state: ZtunnelState, configObjects: ConfigObject[]): void;
   onConnection?(e: AdsStateEvent): void;
 }
@@ -41,6 +44,7 @@ export class XdsSource {
         addressResourceType,
         ...(opts.authorizations ?? true ? [authorizationResourceType] : []),
         ...(opts.configObjects ? [configResourceType] : []),
+        ...(opts.meshSettings ?? true ? [meshSettingsType] : []),
       ],
       token: opts.token,
       tls: opts.tls,
@@ -75,11 +79,13 @@ export class XdsSource {
     const addresses = [...this.client.resources(addressResourceType).values()].map((r) => r.value as Address);
     const authorizations = this.opts.authorizations ?? true ? [...this.client.resources(authorizationResourceType).values()].map((r) => r.value as Authorization) : [];
     const objects = this.opts.configObjects ? [...this.client.resources(configResourceType).values()].map((r) => r.value as ConfigObject) : [];
+    const mesh = this.opts.meshSettings ?? true ? this.client.resources(meshSettingsType).get(MESH_SETTINGS_NAME)?.value as MeshSettings | undefined : undefined;
     this.version++;
     this.opts.onState(new ZtunnelState({
       workloads: addresses.flatMap((a) => (a.workload ? [a.workload] : [])),
       services: addresses.flatMap((a) => (a.service ? [a.service] : [])),
       authorizations,
+      mesh,
     }, `xds-${this.version}`), objects);
   }
 }

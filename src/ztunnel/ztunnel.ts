@@ -22,6 +22,7 @@ import type { Endpoint, PodNetwork } from './pod-network.js';
 import { roundRobin } from './route.js';
 import { identityOf, ZtunnelState } from './state.js';
 import { formatSpiffe } from '../identity/spiffe.js';
+import { ZtunnelDnsProxy } from './dns-proxy.js';
 
 export const OUTBOUND_PORT = 15001;
 export const INBOUND_PLAINTEXT_PORT = 15006;
@@ -44,6 +45,8 @@ export interface ZtunnelOptions {
   bindAddress(workload: Workload): string;
   upstreamConnectTimeoutMs?: number;
   pool?: { idleTimeoutMs?: number; pingIntervalMs?: number; pingTimeoutMs?: number };
+  /** The DNS proxy on each served workload's 15053 (capture mode); off when absent. */
+  dns?: { upstreams: { ip: string; port: number }[]; clusterDomain?: string };
 }
 
 interface WorkloadProxy {
@@ -68,6 +71,7 @@ export class Ztunnel {
   private closing = false;
   private readonly failures = new Map<string, string>();
   private retryTimer: import('../core/clock.js').TimerHandle | undefined;
+  private readonly dnsProxy: ZtunnelDnsProxy | undefined;
 
   constructor(private readonly opts: ZtunnelOptions) {
     this.logger = opts.logger;
@@ -91,6 +95,10 @@ export class Ztunnel {
       upstreamConnectTimeoutMs: opts.upstreamConnectTimeoutMs ?? 10_000,
     });
     this.registerMetrics();
+    this.dnsProxy = opts.dns ? new ZtunnelDnsProxy({
+      upstreams: opts.dns.upstreams, clusterDomain: opts.dns.clusterDomain ?? 'cluster.local',
+      metrics: opts.metrics, logger: opts.logger, clock: opts.clock, state: () => this.state,
+    }) : undefined;
   }
 
   current(): ZtunnelState {
@@ -108,7 +116,10 @@ export class Ztunnel {
     for (const [uid, proxy] of this.proxies) {
       const w = wanted.get(uid);
       if (!w || w.addresses[0] !== proxy.workload.addresses[0] || identityOf(w) !== proxy.identity) await this.removeProxy(uid);
-      else proxy.workload = w;
+      else {
+        proxy.workload = w;
+        this.dnsProxy?.update(w);
+      }
     }
     await Promise.all([...wanted.values()].filter((w) => !this.proxies.has(w.uid)).map((w) => this.addProxy(w)));
     const identities = new Set([...this.proxies.values()].map((p) => p.identity));
@@ -160,6 +171,8 @@ export class Ztunnel {
       policies: [...this.state.authorizations.values()],
       certificates: this.opts.certificates.list().map((c) => ({ ...c, identity: formatSpiffe(c.identity) })),
       served: [...this.proxies.values()].map((p) => ({ uid: p.workload.uid, identity: p.identity, address: p.workload.addresses[0], network: p.network.kind })),
+      mesh: this.state.mesh,
+      dns: this.dnsProxy ? { workloads: this.dnsProxy.size, names: this.dnsProxy.registry(this.state).size, upstreams: this.opts.dns!.upstreams } : null,
       failures: Object.fromEntries(this.failures),
       pool: this.pool.stats(),
       liveInboundConnections: this.connections.size,
@@ -183,6 +196,7 @@ export class Ztunnel {
     for (const uid of [...this.proxies.keys()]) {
       const p = this.proxies.get(uid)!;
       p.hbone.destroy();
+      this.dnsProxy?.remove(uid);
       for (const s of p.servers) s.close();
       p.network.close();
     }
@@ -242,12 +256,14 @@ export class Ztunnel {
         const plaintext = await network.listen(bind, INBOUND_PLAINTEXT_PORT);
         plaintext.on('connection', (s: net.Socket) => this.onCaptured(s, w.uid, 'inbound'));
         servers.push(plaintext);
+        await this.dnsProxy?.add(w, network, bind);
       }
       this.proxies.set(w.uid, { workload: w, identity, network, hbone, servers });
       this.failures.delete(w.uid);
       this.logger.info('serving workload', { workload: `${w.namespace}/${w.name}`, address: w.addresses[0], identity, network: network.kind });
     } catch (e: unknown) {
       for (const s of servers) s.close();
+      this.dnsProxy?.remove(w.uid);
       network.close();
       const d = describeError(e);
       this.failures.set(w.uid, d.message);
@@ -290,6 +306,7 @@ export class Ztunnel {
     const p = this.proxies.get(uid);
     if (!p) return;
     this.proxies.delete(uid);
+    this.dnsProxy?.remove(uid);
     for (const s of p.servers) s.close();
     const drained = p.hbone.close(drainMs).finally(() => p.network.close());
     if (this.closing) await drained;
