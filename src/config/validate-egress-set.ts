@@ -36,8 +36,7 @@ export function checkEgressSet(set: ConfigSet): Diagnostic[] {
     refs.forEach((t, i) => {
       if (t.kind !== 'ServiceEntry') return;
       const path: PathSegment[] = r.spec.targetRefs ? ['spec', 'targetRefs', i] : ['spec', 'targetRef'];
-      if (t.group !== SERVICE_ENTRY_GROUP) diag(l, path, 'target-group', `a ServiceEntry target needs group: ${SERVICE_ENTRY_GROUP}; without it the policy applies to nothing`);
-      else if (!entryKeys.has(`${r.metadata.namespace}/${t.name}`)) diag(l, path, 'dangling-reference', `ServiceEntry "${r.metadata.namespace}/${t.name}" does not exist; this policy applies to nothing until it does`);
+      if (!entryKeys.has(`${r.metadata.namespace}/${t.name}`)) diag(l, path, 'dangling-reference', `ServiceEntry "${r.metadata.namespace}/${t.name}" does not exist; this policy applies to nothing until it does`);
     });
   }
   for (const l of set.located('HTTPRoute')) {

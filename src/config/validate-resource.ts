@@ -432,8 +432,9 @@ function checkHTTPRoute(r: HTTPRouteResource, rep: Reporter): void {
       rep.warn([...at, 'backendRefs'], 'ignored', 'a rule with a RequestRedirect filter redirects; its backendRefs are not used');
     }
     (rule.backendRefs ?? []).forEach((b, bi) => {
-      if ((b.kind ?? 'Service') !== 'Service') rep.error([...at, 'backendRefs', bi, 'kind'], 'bad-value', `backends must be Services, not ${b.kind}`);
-      if (b.port === undefined) rep.error([...at, 'backendRefs', bi], 'missing-field', 'a Service backend needs a port');
+      const hostnameBackend = b.kind === 'Hostname' && b.group === 'networking.istio.io';
+      if ((b.kind ?? 'Service') !== 'Service' && !hostnameBackend) rep.error([...at, 'backendRefs', bi, 'kind'], 'bad-value', `backends must be Services (or Hostname, group networking.istio.io: a ServiceEntry host), not ${b.kind}`);
+      if (b.port === undefined && !hostnameBackend) rep.error([...at, 'backendRefs', bi], 'missing-field', 'a Service backend needs a port');
       (b.filters ?? []).forEach((f, fi) => checkFilter(f, [...at, 'backendRefs', bi, 'filters', fi], rep));
     });
     const weights = (rule.backendRefs ?? []).map((b) => b.weight ?? 1);

@@ -146,6 +146,7 @@ export function validateSet(set: ConfigSet, added: readonly Located[] = []): Dia
         if ((p.kind ?? 'Gateway') === 'Service' && !services.has(key)) diag(l, 'warning', 'dangling-reference', `spec.parentRefs[${i}]`, `Service "${key}" does not exist; the route is attached to nothing`);
       });
       (r.spec.rules ?? []).forEach((rule, ri) => (rule.backendRefs ?? []).forEach((b, bi) => {
+        if (b.kind === 'Hostname') return;
         const key = `${b.namespace ?? r.metadata.namespace}/${b.name}`;
         if (!services.has(key)) diag(l, 'warning', 'dangling-reference', `spec.rules[${ri}].backendRefs[${bi}]`, `backend Service "${key}" does not exist; requests routed to it get 500`);
       }));

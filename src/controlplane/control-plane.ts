@@ -27,6 +27,8 @@ import { nodeForToken, type NodeTokens } from './node-credentials.js';
 import { watchPaths } from './watch.js';
 import { waypointConfigObjects, XdsPusher } from './xds-push.js';
 import { meshSettingsOf } from './mesh-settings.js';
+import { secretConsumers, waypointOfNode } from './secret-scope.js';
+import { CONFIG_RESOURCE_TYPE_URL } from '../xds/config-resource.js';
 
 export interface ControlPlaneOptions {
   logger: Logger;
@@ -53,6 +55,7 @@ export class ControlPlane {
   private pushTimer: NodeJS.Timeout | undefined;
   private pushedVersion = -1;
   private xdsPort = 0;
+  private secretUsers = new Map<string, Set<string>>();
   private readonly m;
 
   constructor(private readonly opts: ControlPlaneOptions) {
@@ -62,7 +65,13 @@ export class ControlPlane {
       if (!node) return { ok: false, message: 'missing or unknown node credential (Authorization: Bearer <node token>)' };
       return { ok: true, caller: { nodeId: node, identity: `node/${node}` } };
     };
-    this.ads = new AdsServer({ logger: opts.logger.child({ scope: 'xds' }), clock: opts.clock, authenticate });
+    // Secrets go only to the waypoint replicas that originate TLS with them (secret-scope.ts).
+    const secretFilter = (client: { nodeId: string }, typeUrl: string, name: string): boolean => {
+      if (typeUrl !== CONFIG_RESOURCE_TYPE_URL || !name.startsWith('Secret/')) return true;
+      const wp = waypointOfNode(this.store.current().model, client.nodeId);
+      return wp !== undefined && (this.secretUsers.get(name.slice('Secret/'.length))?.has(wp) ?? false);
+    };
+    this.ads = new AdsServer({ logger: opts.logger.child({ scope: 'xds' }), clock: opts.clock, authenticate, filter: secretFilter });
     this.ads.register(this.grpcServer);
     this.pusher = new XdsPusher(this.ads);
     const m = opts.metrics;
@@ -161,7 +170,9 @@ export class ControlPlane {
     const snap = this.store.current();
     if (snap.version === this.pushedVersion) return;
     try {
-      const r = this.pusher.push(snap.api, waypointConfigObjects(snap.set), meshSettingsOf(snap.model));
+      this.secretUsers = secretConsumers(snap.set, snap.model);
+      const r = this.pusher.push(snap.api, waypointConfigObjects(snap.set, this.secretUsers), meshSettingsOf(snap.model));
+      this.ads.refilter();
       this.pushedVersion = snap.version;
       if (r.addresses) this.m.pushes.labels({ type: 'address' }).inc();
       if (r.authorizations) this.m.pushes.labels({ type: 'authorization' }).inc();

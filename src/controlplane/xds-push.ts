@@ -14,13 +14,18 @@ import type { WorkloadApi } from './translate.js';
 import { MESH_SETTINGS_TYPE_URL, meshSettingsResource, type MeshSettings } from '../xds/mesh-settings.js';
 
 /** The kinds a waypoint compiles itself (sent as Ambit's ConfigResource type). */
-export const WAYPOINT_CONFIG_KINDS: ReadonlySet<string> = new Set(['HTTPRoute', 'VirtualService', 'AuthorizationPolicy', 'RequestAuthentication', 'Telemetry', 'ConfigMap']);
+export const WAYPOINT_CONFIG_KINDS: ReadonlySet<string> = new Set(['HTTPRoute', 'VirtualService', 'AuthorizationPolicy', 'RequestAuthentication', 'Telemetry', 'ConfigMap', 'ServiceEntry', 'DestinationRule', 'Secret']);
 
-/** The L7 config objects of a snapshot: what waypoints need beyond the workload API (of ConfigMaps, only Istio's mesh config). */
-export function waypointConfigObjects(set: ConfigSet): ConfigObject[] {
+/**
+ * The L7 config objects of a snapshot: what waypoints need beyond the workload API (of
+ * ConfigMaps, only Istio's mesh config; of Secrets, only those `secrets` says some waypoint
+ * uses — the ADS filter then gives each only to that waypoint, secret-scope.ts).
+ */
+export function waypointConfigObjects(set: ConfigSet, secrets: ReadonlyMap<string, unknown> = new Map()): ConfigObject[] {
   return set.all()
     .filter((l) => WAYPOINT_CONFIG_KINDS.has(l.resource.kind))
     .filter((l) => l.resource.kind !== 'ConfigMap' || (l.resource.metadata.name === MESH_CONFIGMAP_NAME && l.resource.data?.[MESH_CONFIGMAP_KEY] !== undefined))
+    .filter((l) => l.resource.kind !== 'Secret' || secrets.has(`${l.resource.metadata.namespace}/${l.resource.metadata.name}`))
     .map((l) => l.resource as unknown as ConfigObject);
 }
 

@@ -270,7 +270,6 @@ test('set-wide: policy and route targets, DestinationRule hosts, Secrets in the 
   const warn = diagnostics.filter((d) => d.severity === 'warning');
   const has = (resource: string, code: string, re: RegExp) => assert.ok(warn.some((d) => d.resource === resource && d.code === code && re.test(d.message)), `${resource} ${code} ${re}: ${JSON.stringify(warn, null, 1)}`);
   has('AuthorizationPolicy egress/p', 'dangling-reference', /ServiceEntry "egress\/nope" does not exist/);
-  has('AuthorizationPolicy egress/p', 'target-group', /needs group: networking\.istio\.io/);
   has('HTTPRoute egress/r', 'dangling-reference', /ServiceEntry "egress\/gone"/);
   has('DestinationRule egress/partner-tls', 'dangling-reference', /Secret "egress\/partner-client" does not exist/);
   has('DestinationRule egress/nothing', 'dangling-reference', /names no Service or ServiceEntry/);
