@@ -41,14 +41,23 @@ export class ZoneServer {
 
   async listen(host: string, port: number): Promise<{ port: number }> {
     const udp = dgram.createSocket(isIPv6(host) ? 'udp6' : 'udp4');
+    await new Promise<void>((resolve, reject) => { udp.once('error', reject); udp.bind(port, host, () => resolve()); });
+    const bound = udp.address().port;
+    const tcp = net.createServer();
+    await new Promise<void>((resolve, reject) => { tcp.once('error', reject); tcp.listen(bound, host, () => resolve()); });
+    this.attach(udp, tcp);
+    return { port: bound };
+  }
+
+  /** Serves on sockets made elsewhere (e.g. inside a network namespace). */
+  attach(udp: dgram.Socket, tcp: net.Server): void {
     udp.on('message', (msg, rinfo) => {
       if (msg.length > MAX_QUERY_BYTES) return;
       const a = this.answer(msg, 512);
       if (a) udp.send(a, rinfo.port, rinfo.address);
     });
-    await new Promise<void>((resolve, reject) => { udp.once('error', reject); udp.bind(port, host, () => resolve()); });
-    const bound = udp.address().port;
-    const tcp = net.createServer((s) => {
+    udp.on('error', () => {});
+    tcp.on('connection', (s: net.Socket) => {
       s.on('error', () => {});
       s.setTimeout(5000, () => s.destroy());
       let buf = Buffer.alloc(0);
@@ -66,14 +75,12 @@ export class ZoneServer {
         }
       });
     });
-    await new Promise<void>((resolve, reject) => { tcp.once('error', reject); tcp.listen(bound, host, () => resolve()); });
     this.udp = udp;
     this.tcp = tcp;
-    return { port: bound };
   }
 
   close(): void {
-    this.udp?.close();
+    try { this.udp?.close(); } catch { /* closed */ }
     this.tcp?.close();
   }
 }

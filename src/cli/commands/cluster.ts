@@ -10,6 +10,7 @@ import { ClusterDaemon } from '../../cluster/daemon.js';
 import { preflight, prepareState, startDaemon, teardown, writeDaemonPid } from '../../cluster/lifecycle.js';
 import { DEFAULT_PREFIX, readSpec, readStatus, stateDirFrom, statePaths, ztunnelAdminHost, type ClusterSpec } from '../../cluster/state-dir.js';
 import { podNetnsName } from '../../sys/netns-names.js';
+import { OUTSIDE_IP } from '../../cluster/outside-host.js';
 import { list, parseCommandArgs, usageError, type CliIO, type Command } from '../command.js';
 import { table } from './config-api.js';
 import { CLUSTER_DAEMON, DOWN, EXEC, LOGS, STATUS, UP } from './specs.js';
@@ -39,6 +40,11 @@ Options:
   --prefix P      name prefix of the namespaces (default ambit)
   --xds ADDR, --admin ADDR   control plane addresses (default 127.0.0.1:15010, :15014)
   --ztunnel-admin-net NET    ztunnel admin endpoints on NET.<node index> (default 127.0.1)
+  --outside                  an "outside" host on the underlay (172.30.0.2) standing for the
+                             internet: not in the mesh, the cluster's DNS resolver; on with --demo
+  --outside-host NAME        a name the outside resolver answers with the outside host's address
+                             (repeatable; --demo adds api.partner.example)
+  --dns-capture on|off       the ztunnels' DNS proxy and the pods' port-53 capture (default on)
 ${STATE_HELP}
 `,
   async run(argv, io) {
@@ -47,7 +53,12 @@ ${STATE_HELP}
       prefix: { type: 'string', default: DEFAULT_PREFIX }, 'trust-domain': { type: 'string', default: 'cluster.local' }, ...stateOption,
       xds: { type: 'string', default: '127.0.0.1:15010' }, admin: { type: 'string', default: '127.0.0.1:15014' },
       'ztunnel-admin-net': { type: 'string', default: '127.0.1' },
+      outside: { type: 'boolean' }, 'outside-host': { type: 'string', multiple: true }, 'dns-capture': { type: 'string', default: 'on' },
     });
+    if (!['on', 'off'].includes(values['dns-capture'])) throw usageError(this, '--dns-capture is on or off');
+    // The demo partner's material needs the X.509 library: loaded only for --demo.
+    const demoPartner = values.demo ? await import('../../cluster/partner-demo.js') : undefined;
+    const outsideHosts = [...list(values['outside-host']), ...(demoPartner ? [demoPartner.DEMO_PARTNER_HOST] : [])];
     const n = Number(values.nodes);
     if (!Number.isInteger(n) || n < 1 || n > 16) throw usageError(this, '--nodes must be 1..16');
     const files = list(values.file).map((f) => resolve(io.cwd, f));
@@ -62,7 +73,11 @@ ${STATE_HELP}
       xdsAddress: values.xds, adminAddress: values.admin, ztunnelAdminNet: values['ztunnel-admin-net'],
       ambit: { node: process.execPath, script: resolve(repoRoot(), 'bin', 'ambit.js') },
       createdAt: new Date().toISOString(), trustDomain: values['trust-domain'],
+      ...(values.outside || values.demo || outsideHosts.length ? { outside: { ip: OUTSIDE_IP, hosts: [...new Set(outsideHosts)], ...(values.demo ? { demoPartner: true } : {}) } } : {}),
+      ...(values['dns-capture'] === 'off' ? { dnsCapture: false } : {}),
     };
+    // The demo's partner API: its certificates (a CA of its own) and the Secret the egress waypoint verifies it with.
+    if (demoPartner) files.push(await demoPartner.writeDemoPartnerMaterial(stateDir));
     await prepareState(spec);
     step('mesh CA and node credentials created');
     startDaemon(spec);
