@@ -24,6 +24,14 @@ import type { PodNetwork } from './pod-network.js';
 import type { ZtunnelState } from './state.js';
 
 export const DNS_CAPTURE_PORT = 15053;
+/**
+ * Where the DNS proxy listens in a pod (as Istio's ztunnel: 127.0.0.1:15053). A REDIRECT in
+ * OUTPUT sends the pod's query to 127.0.0.1; answering from a socket bound there makes the
+ * answer's source 127.0.0.1, which conntrack turns back into the resolver's address — a
+ * socket bound to 0.0.0.0 would answer from the pod's own IP, and a resolver that connect()s
+ * its UDP socket (glibc) would never see the answer.
+ */
+export const DNS_PROXY_BIND = '127.0.0.1';
 
 export interface DnsProxyOptions {
   upstreams: readonly UpstreamAddress[];

@@ -22,7 +22,7 @@ import type { Endpoint, PodNetwork } from './pod-network.js';
 import { roundRobin } from './route.js';
 import { identityOf, ZtunnelState } from './state.js';
 import { formatSpiffe } from '../identity/spiffe.js';
-import { ZtunnelDnsProxy } from './dns-proxy.js';
+import { DNS_PROXY_BIND, ZtunnelDnsProxy } from './dns-proxy.js';
 
 export const OUTBOUND_PORT = 15001;
 export const INBOUND_PLAINTEXT_PORT = 15006;
@@ -256,7 +256,7 @@ export class Ztunnel {
         const plaintext = await network.listen(bind, INBOUND_PLAINTEXT_PORT);
         plaintext.on('connection', (s: net.Socket) => this.onCaptured(s, w.uid, 'inbound'));
         servers.push(plaintext);
-        await this.dnsProxy?.add(w, network, bind);
+        await this.dnsProxy?.add(w, network, DNS_PROXY_BIND);
       }
       this.proxies.set(w.uid, { workload: w, identity, network, hbone, servers });
       this.failures.delete(w.uid);
