@@ -17,6 +17,8 @@ import type { BuildOptions } from '../model/build-model.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import { AdsServer } from '../xds/ads-server.js';
+import { CONFIG_RESOURCE_TYPE_URL } from '../xds/config-resource.js';
+import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from '../xds/workload-api.js';
 import { registerCaService } from '../xds/ca-service.js';
 import { bearerToken, GrpcStatusError, type Authenticator } from '../xds/call-auth.js';
 import { bindServer, serverCredentials } from '../xds/credentials.js';
@@ -85,7 +87,7 @@ export class ControlPlane {
       }
       return { ok: false, message: 'missing or unknown credential (Authorization: Bearer <node or proxy token>)' };
     };
-    this.ads = new AdsServer({ logger: opts.logger.child({ scope: 'xds' }), clock: opts.clock, authenticate });
+    this.ads = new AdsServer({ logger: opts.logger.child({ scope: 'xds' }), clock: opts.clock, authenticate, types: [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, CONFIG_RESOURCE_TYPE_URL] });
     this.ads.register(this.grpcServer);
     this.pusher = new XdsPusher(this.ads);
     const m = opts.metrics;
@@ -193,7 +195,7 @@ export class ControlPlane {
     const snap = this.store.current();
     if (snap.version === this.pushedVersion) return;
     try {
-      const r = this.pusher.push(snap.api, waypointConfigObjects(snap.set));
+      const r = this.pusher.push(snap.api, waypointConfigObjects(snap.set), snap.version);
       this.pushedVersion = snap.version;
       if (r.addresses) this.m.pushes.labels({ type: 'address' }).inc();
       if (r.authorizations) this.m.pushes.labels({ type: 'authorization' }).inc();
