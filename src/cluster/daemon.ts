@@ -14,7 +14,11 @@
 //   survive both (conntrack keeps their translation).
 // - Everything made is findable again without this process (names carry the prefix, PID
 //   files sit in the state directory), so `ambit down` works after a crash.
+import { writeFileSync } from 'node:fs';
+import { cryptoMode } from '../core/crypto-policy.js';
 import { mkdir } from 'node:fs/promises';
+import { ensureAdminToken } from '../controlplane/admin-token.js';
+import { loadProxyKey, mintProxyToken } from '../controlplane/proxy-credentials.js';
 import type { Container } from '../config/resources.js';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -25,6 +29,8 @@ import { startOutside, type OutsideServices } from './outside-services.js';
 import { installSourceRouting } from './source-routing.js';
 import { removePodDns, writePodDns, type DnsService } from './dns.js';
 import { containerPlans, processName, type PodInfo } from './pod-processes.js';
+import { preparePodNetns, readableByOthers, sandboxFor } from './pod-sandbox.js';
+import { capLogFiles, DEFAULT_MAX_LOG_BYTES } from './log-cap.js';
 import { syncServiceRules, type ServiceRule } from './service-proxy.js';
 import { statePaths, waypointAdminHost, writeJsonAtomic, ztunnelAdminHost, type ClusterSpec, type ClusterStatusFile, type Phase } from './state-dir.js';
 import { Supervisor, type ProcessSpec } from './supervisor.js';
@@ -43,11 +49,21 @@ interface PodState {
   captured: boolean;
   /** Its sidecar process runs (mode sidecar). */
   sidecar: boolean;
+  /** What its processes were started from (containers and securityContext), as JSON; '' = not started. */
   containersJson: string;
+  /** The containers they were started from. */
+  started: Container[];
   problems: string[];
 }
 
 const POLL_MS = 300;
+const LOG_CHECK_MS = 10_000;
+
+/** The cap on each log file (AMBIT_MAX_LOG_MB, default 50 MiB). */
+function maxLogBytes(): number {
+  const mb = Number(process.env.AMBIT_MAX_LOG_MB);
+  return Number.isFinite(mb) && mb > 0 ? mb * 1024 * 1024 : DEFAULT_MAX_LOG_BYTES;
+}
 
 export class ClusterDaemon {
   private readonly paths;
@@ -63,6 +79,9 @@ export class ClusterDaemon {
   private lastError: string | undefined;
   private servicesKey = '';
   private outside: OutsideServices | undefined;
+  private proxyKey: Buffer = Buffer.alloc(0);
+  private logsCheckedAt = 0;
+  private adminToken = '';
 
   constructor(private readonly spec: ClusterSpec, private readonly logger: Logger) {
     this.paths = statePaths(spec.stateDir);
@@ -75,6 +94,11 @@ export class ClusterDaemon {
 
   async run(): Promise<void> {
     await mkdir(`${this.paths.logs}/pods`, { recursive: true });
+    this.proxyKey = await loadProxyKey(this.paths.proxyKey);
+    this.adminToken = await ensureAdminToken(this.paths.adminToken);
+    for (const f of [this.spec.ambit.node, this.spec.ambit.script]) {
+      if (!readableByOthers(f)) this.logger.warn('pods running built-in apps (ambit app ...) as an unprivileged user cannot read this file', { file: f, hint: 'make the directories on its path world-searchable (chmod o+rx), or run those pods with securityContext.runAsUser: 0' });
+    }
     try {
       await this.setPhase('control-plane', 'starting the control plane');
       await this.startControlPlane();
@@ -99,6 +123,10 @@ export class ClusterDaemon {
         const s = await this.fetchStatus();
         if (s.version !== this.version) await this.reconcile(s);
         await this.refreshHealth();
+        if (Date.now() - this.logsCheckedAt > LOG_CHECK_MS) {
+          this.logsCheckedAt = Date.now();
+          for (const f of await capLogFiles(this.paths.logs, maxLogBytes())) this.logger.info('log file over its size cap: kept as .1 and truncated', { file: f });
+        }
       } catch (e: unknown) {
         this.lastError = describeError(e).message;
         this.logger.warn('reconcile failed; retrying', { error: this.lastError });
@@ -122,6 +150,7 @@ export class ClusterDaemon {
 
   private async startControlPlane(): Promise<void> {
     const { command, args } = this.ambitArgs('control-plane', '--ca', this.paths.ca, '--node-tokens', this.paths.tokens,
+      '--admin-token-file', this.paths.adminToken, '--proxy-key', this.paths.proxyKey,
       '--nodes', String(this.spec.nodes.length), '--xds', this.spec.xdsAddress, '--admin', this.spec.adminAddress,
       '--trust-domain', this.spec.trustDomain, ...this.spec.configPaths.flatMap((p) => ['-f', p]));
     await this.supervisor.spawn({ name: 'control-plane', command, args, logFile: this.paths.log('control-plane'), restart: 'always', backoff: { initialMs: 500, maxMs: 10_000 } });
@@ -142,18 +171,18 @@ export class ClusterDaemon {
   /**
    * A waypoint replica runs `ambit waypoint` in the node's namespace (it reaches the control
    * plane there, like the ztunnel) with its listeners and upstream sockets made inside its
-   * pod's namespace; its node credential authenticates it. Admin/metrics on NET.<200+k>:15020.
+   * pod's namespace; its own credential (proxyToken) authenticates it. Admin/metrics on NET.<200+k>:15020.
    */
   private waypointSpec(w: MeshStatus['workloads'][number], netns: string, base: ProcessSpec): ProcessSpec {
     const k = this.adminIndex(w.uid);
     const { command, args } = this.ambitArgs('waypoint', '--gateway', `${w.waypointOf!.namespace}/${w.waypointOf!.name}`,
       '--netns', netns, '--pod-ip', w.ip, '--node', w.node, '--service-account', w.serviceAccount,
-      '--xds', this.spec.xdsAddress, '--token-file', this.paths.tokenFile(w.node), '--root-cert', this.paths.root,
+      '--xds', this.spec.xdsAddress, '--token-file', this.proxyToken(w), '--root-cert', this.paths.root,
       '--admin', `${waypointAdminHost(this.spec, k)}:15020`, '--trust-domain', this.spec.trustDomain,
       ...(this.spec.outside ? ['--dns-upstream', this.spec.outside.ip] : []));
     // Profiling hook, as for the ztunnels: AMBIT_WAYPOINT_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/p'.
     const nodeArgs = (process.env.AMBIT_WAYPOINT_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    return { ...base, command, args: [...nodeArgs, ...args], netns: undefined, backoff: { initialMs: 200, maxMs: 5_000 } };
+    return { ...base, command, args: [...nodeArgs, ...args], netns: undefined, sandbox: undefined, backoff: { initialMs: 200, maxMs: 5_000 } };
   }
 
   // ---- reconcile ----
@@ -170,9 +199,13 @@ export class ClusterDaemon {
     if (fresh.length) {
       await addPods(this.spec.prefix, fresh.map((w) => ({ node: w.node, namespace: w.namespace, name: w.name, ip: w.ip })));
       // Before any proxy serves them: proxies connect to apps with the client's address.
-      await Promise.all(fresh.map((w) => installSourceRouting(podNetnsName(this.spec.prefix, w.namespace, w.name))));
+      await Promise.all(fresh.map(async (w) => {
+        const netns = podNetnsName(this.spec.prefix, w.namespace, w.name);
+        await installSourceRouting(netns);
+        await preparePodNetns(netns);
+      }));
       for (const w of fresh) {
-        this.pods.set(w.uid, { info: w, netns: podNetnsName(this.spec.prefix, w.namespace, w.name), captured: false, sidecar: false, containersJson: '', problems: [] });
+        this.pods.set(w.uid, { info: w, netns: podNetnsName(this.spec.prefix, w.namespace, w.name), captured: false, sidecar: false, containersJson: '', started: [], problems: [] });
       }
     }
     await this.syncDns(s, fresh.length > 0);
@@ -180,12 +213,13 @@ export class ClusterDaemon {
       const st = this.pods.get(w.uid)!;
       st.info = w;
       await this.syncSidecar(st);
-      const containersJson = JSON.stringify(w.containers);
+      const containersJson = JSON.stringify([w.containers, w.securityContext ?? null]);
       if (st.containersJson !== containersJson) {
-        if (st.containersJson) for (const c of JSON.parse(st.containersJson) as Container[]) await this.supervisor.stop(processName(w, c.name), 3000);
+        for (const c of st.started) await this.supervisor.stop(processName(w, c.name), 3000);
         st.containersJson = containersJson;
+        st.started = w.containers;
         st.problems = [];
-        for (const plan of containerPlans(w, st.netns, this.spec.ambit, (c) => this.paths.podLog(w.namespace, w.name, c))) {
+        for (const plan of containerPlans(w, st.netns, this.spec.ambit, (c) => this.paths.podLog(w.namespace, w.name, c), [this.spec.stateDir])) {
           if (plan.ok && w.waypointOf) await this.supervisor.spawn(this.waypointSpec(w, st.netns, plan.spec));
           else if (plan.ok) await this.supervisor.spawn(plan.spec);
           else {
@@ -214,8 +248,9 @@ export class ClusterDaemon {
     const want = w.mode === 'sidecar' && !w.waypointOf;
     if (want === st.sidecar) return;
     if (st.containersJson) {
-      for (const c of JSON.parse(st.containersJson) as Container[]) await this.supervisor.stop(processName(w, c.name), 3000);
+      for (const c of st.started) await this.supervisor.stop(processName(w, c.name), 3000);
       st.containersJson = '';
+      st.started = [];
     }
     if (st.captured) {
       await removeCapture(st.netns);
@@ -232,13 +267,20 @@ export class ClusterDaemon {
     const k = this.adminIndex(w.uid);
     const { command, args } = this.ambitArgs('sidecar', '--pod', `${w.namespace}/${w.name}`,
       '--netns', netns, '--pod-ip', w.ip, '--node', w.node, '--service-account', w.serviceAccount,
-      '--xds', this.spec.xdsAddress, '--token-file', this.paths.tokenFile(w.node), '--root-cert', this.paths.root,
+      '--xds', this.spec.xdsAddress, '--token-file', this.proxyToken(w), '--root-cert', this.paths.root,
       '--admin', `${waypointAdminHost(this.spec, k)}:15020`, '--trust-domain', this.spec.trustDomain, '--labels', JSON.stringify(w.labels));
     const nodeArgs = (process.env.AMBIT_SIDECAR_NODE_ARGS ?? '').split(' ').filter(Boolean);
     return {
       name: sidecarProcessName(w), command, args: [...nodeArgs, ...args], logFile: this.paths.podLog(w.namespace, w.name, 'istio-proxy'),
       restart: 'always', backoff: { initialMs: 200, maxMs: 5_000 },
     };
+  }
+
+  /** A credential for the proxy of one pod (waypoint replica, sidecar): it gets that pod's identity only. */
+  private proxyToken(w: { namespace: string; name: string }): string {
+    const file = this.paths.proxyTokenFile(w.namespace, w.name);
+    writeFileSync(file, mintProxyToken(this.proxyKey, w) + '\n', { mode: 0o600 });
+    return file;
   }
 
   private adminIndex(uid: string): number {
@@ -327,12 +369,14 @@ export class ClusterDaemon {
   private async writeStatus(): Promise<void> {
     const procs = new Map(this.supervisor.status().map((p) => [p.name, p]));
     const status: ClusterStatusFile = {
+      crypto: cryptoMode(),
       phase: this.phase,
       message: this.message,
       updatedAt: new Date().toISOString(),
       configVersion: this.version,
       pods: [...this.pods.values()].map((st) => ({
         namespace: st.info.namespace, name: st.info.name, node: st.info.node, ip: st.info.ip, mode: st.info.waypointOf ? 'waypoint' : st.info.mode, captured: st.captured,
+        user: podUser(st.info),
         processes: st.info.containers.map((c) => {
           const p = procs.get(processName(st.info, c.name));
           return { name: c.name, state: p?.state ?? (st.problems.length ? 'cannot-run' : 'pending'), restarts: p?.restarts ?? 0, pid: p?.pid };
@@ -345,9 +389,16 @@ export class ClusterDaemon {
   }
 
   private async fetchStatus(): Promise<MeshStatus> {
-    const res = await fetch(`http://${this.spec.adminAddress}/api/status`, { signal: AbortSignal.timeout(10_000) });
+    const res = await fetch(`http://${this.spec.adminAddress}/api/status`, { signal: AbortSignal.timeout(10_000), headers: { authorization: `Bearer ${this.adminToken}` } });
+    if (!res.ok) throw new Error(`the control plane answered ${res.status} to /api/status`);
     return (await res.json()) as MeshStatus;
   }
+}
+
+/** The user `ambit exec` runs as in a pod: its first container's (waypoints: root, they are ours). */
+function podUser(w: MeshStatus['workloads'][number]): { uid: number; gid: number } {
+  const s = sandboxFor(w.securityContext ?? undefined, w.containers[0]?.securityContext, []);
+  return w.waypointOf || !s.ok ? { uid: 0, gid: 0 } : { uid: s.sandbox.uid, gid: s.sandbox.gid };
 }
 
 export function sidecarProcessName(pod: { namespace: string; name: string }): string {

@@ -6,11 +6,17 @@
 //   ca/                 the mesh CA (Istio cacerts files)
 //   root-cert.pem       the mesh root, for ztunnels
 //   node-tokens.json    per-node credentials (0600); tokens/<node>.token for each ztunnel
+//   proxy-key           key of the per-proxy credentials (0600); tokens/<ns>_<pod>.token for each
+//                       waypoint replica and sidecar
+//   admin-token         the control plane's admin API token (0600); `ambit` reads it
+// The directory itself is 0700: pods (unprivileged, and without the state dir in their mount
+// namespace) never see any of it.
 //   logs/               control-plane.log, ztunnel-<node>.log, daemon.log, pods/<ns>_<pod>_<container>.log
 //   pids/               one PID file per supervised process; daemon.pid for the daemon
 import { existsSync } from 'node:fs';
 import { readFile, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { CryptoMode } from '../core/crypto-policy.js';
 import { AmbitError } from '../core/errors.js';
 
 export const DEFAULT_STATE_DIR = '/var/run/ambit';
@@ -42,8 +48,10 @@ export interface ClusterStatusFile {
   message: string;
   updatedAt: string;
   configVersion: number;
-  pods: { namespace: string; name: string; node: string; ip: string; mode: string; captured: boolean; processes: { name: string; state: string; restarts: number; pid?: number }[] }[];
+  pods: { namespace: string; name: string; node: string; ip: string; mode: string; captured: boolean; user?: { uid: number; gid: number }; processes: { name: string; state: string; restarts: number; pid?: number }[] }[];
   components: { name: string; state: string; restarts: number; pid?: number; ready?: boolean; log: string }[];
+  /** The crypto mode of the cluster's processes (they share the daemon's environment). */
+  crypto?: CryptoMode;
   error?: string;
 }
 
@@ -56,6 +64,9 @@ export function statePaths(dir: string) {
     root: join(dir, 'root-cert.pem'),
     tokens: join(dir, 'node-tokens.json'),
     tokenFile: (node: string) => join(dir, 'tokens', `${node}.token`),
+    proxyTokenFile: (ns: string, pod: string) => join(dir, 'tokens', `${ns}_${pod}.token`),
+    proxyKey: join(dir, 'proxy-key'),
+    adminToken: join(dir, 'admin-token'),
     logs: join(dir, 'logs'),
     log: (name: string) => join(dir, 'logs', `${name}.log`),
     podLog: (ns: string, pod: string, container: string) => join(dir, 'logs', 'pods', `${ns}_${pod}_${container}.log`),

@@ -10,7 +10,9 @@
 // bound the work per message, so this file adds the limits:
 //
 // Invariants:
-// - A message larger than MAX_QUERY_BYTES is never decoded (refused before any parse).
+// - A message larger than MAX_QUERY_BYTES is never decoded (refused before any parse), and
+//   neither is one whose header claims more records than its bytes can hold (the decoder would
+//   allocate by those counts: ~2 ms for a 60-byte message claiming 65,535 of each).
 // - parseQuery never throws: anything dns-packet rejects, a response in place of a query, a
 //   count of questions other than one, an opcode other than QUERY, or a class other than IN
 //   becomes a refusal saying whether to answer (FORMERR / NOTIMP / REFUSED, with the query's
@@ -70,6 +72,11 @@ export function parseQuery(buf: Buffer): ParsedQuery {
   const opcode = (buf[2]! >> 3) & 0xf;
   if (opcode !== 0) return { ok: false, reason: `opcode ${opcode} is not QUERY`, answer: { id, rcode: 'NOTIMP' } };
   if (buf.readUInt16BE(4) !== 1) return { ok: false, reason: `${buf.readUInt16BE(4)} questions (exactly one is accepted)`, answer: { id, rcode: 'FORMERR' } };
+  // A query carries no answer or authority records and at most EDNS (+ a signature) in the
+  // additional section. Checked before decoding: the decoder sizes its lists by these counts.
+  if (buf.readUInt16BE(6) !== 0 || buf.readUInt16BE(8) !== 0 || buf.readUInt16BE(10) > 2) {
+    return { ok: false, reason: 'a query with answer or authority records, or more than 2 additional records', answer: { id, rcode: 'FORMERR' } };
+  }
   let p: dnsPacket.Packet;
   try {
     p = dnsPacket.decode(buf);
@@ -128,6 +135,7 @@ export function withId(buf: Buffer, id: number): Buffer {
 export function isAnswerTo(buf: Buffer, expect: { id: number; name: string; type: string }): boolean {
   if (buf.length < 12 || buf.length > MAX_UPSTREAM_RESPONSE_BYTES) return false;
   if (buf.readUInt16BE(0) !== expect.id || !(buf[2]! & 0x80) || buf.readUInt16BE(4) !== 1) return false;
+  if (!plausibleCounts(buf)) return false;
   try {
     const p = dnsPacket.decode(buf);
     const q = p.questions?.[0];
@@ -135,6 +143,17 @@ export function isAnswerTo(buf: Buffer, expect: { id: number; name: string; type
   } catch {
     return false;
   }
+}
+
+/**
+ * Whether the header's record counts fit the message (a question takes at least 5 bytes, a
+ * record at least 11): the decoder allocates by these counts, so a 60-byte message claiming
+ * 65,535 records each would cost milliseconds of CPU before failing.
+ */
+export function plausibleCounts(buf: Buffer): boolean {
+  if (buf.length < 12) return false;
+  const records = buf.readUInt16BE(6) + buf.readUInt16BE(8) + buf.readUInt16BE(10);
+  return buf.readUInt16BE(4) * 5 + records * 11 <= buf.length - 12;
 }
 
 /** The rcode of a response (for logs and metrics). */
@@ -168,6 +187,7 @@ export interface DecodedAnswer {
 
 /** Decodes an answer (tests, the test resolver, and the waypoint's own lookups). Throws on malformed input. */
 export function decodeAnswer(buf: Buffer): DecodedAnswer {
+  if (!plausibleCounts(buf)) throw new Error('record counts do not fit the message');
   const p = dnsPacket.decode(buf);
   return {
     id: p.id ?? 0,

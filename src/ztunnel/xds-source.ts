@@ -3,6 +3,11 @@
 // source with Ambit's ConfigResource type added (their L7 config objects). A resource the ztunnel cannot
 // decode is NACKed by the ADS client with its reason while the rest applies; while the
 // control plane is away the last good state keeps serving.
+//
+// Fail closed on partial config: a state is made only from one whole push of every type
+// (push-version.ts). Until the first one, the proxy has no state and serves no workload; a
+// push half received (its Address but not yet its Authorization, or one chunk of several)
+// keeps the previous state serving.
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import { AdsClient, type AdsStateEvent } from '../xds/ads-client.js';
@@ -26,7 +31,11 @@ export interface XdsSourceOptions {
   authorizations?: boolean;
   /** Also subscribe to Ambit's ConfigResource type (waypoints, sidecars). */
   configObjects?: boolean;
-  /** Subscribe to Ambit's MeshSettings (outbound policy, ServiceEntry visibility); default true. */
+  /**
+   * Subscribe to Ambit's MeshSettings (outbound policy, ServiceEntry visibility). Off by
+   * default: a client waits for every type it subscribes to, and a control plane that does not
+   * serve this one would never let it apply a push. Ambit's ztunnel command turns it on.
+   */
   meshSettings?: boolean;
   onState(state: ZtunnelState, configObjects: ConfigObject[]): void;
   onConnection?(e: AdsStateEvent): void;
@@ -35,6 +44,8 @@ export interface XdsSourceOptions {
 export class XdsSource {
   private readonly client: AdsClient;
   private version = 0;
+  /** Updates held back because they were part of a push not yet whole. */
+  private partial = 0;
 
   constructor(private readonly opts: XdsSourceOptions) {
     this.client = new AdsClient({
@@ -44,7 +55,7 @@ export class XdsSource {
         addressResourceType,
         ...(opts.authorizations ?? true ? [authorizationResourceType] : []),
         ...(opts.configObjects ? [configResourceType] : []),
-        ...(opts.meshSettings ?? true ? [meshSettingsType] : []),
+        ...(opts.meshSettings ? [meshSettingsType] : []),
       ],
       token: opts.token,
       tls: opts.tls,
@@ -68,7 +79,7 @@ export class XdsSource {
   }
 
   status() {
-    return this.client.status();
+    return { ...this.client.status(), heldBackPartialPushes: this.partial };
   }
 
   close(): void {
@@ -76,10 +87,14 @@ export class XdsSource {
   }
 
   private rebuild(): void {
+    if (!this.client.holdsWholePush()) {
+      this.partial++;
+      return;
+    }
     const addresses = [...this.client.resources(addressResourceType).values()].map((r) => r.value as Address);
     const authorizations = this.opts.authorizations ?? true ? [...this.client.resources(authorizationResourceType).values()].map((r) => r.value as Authorization) : [];
     const objects = this.opts.configObjects ? [...this.client.resources(configResourceType).values()].map((r) => r.value as ConfigObject) : [];
-    const mesh = this.opts.meshSettings ?? true ? this.client.resources(meshSettingsType).get(MESH_SETTINGS_NAME)?.value as MeshSettings | undefined : undefined;
+    const mesh = this.opts.meshSettings ? this.client.resources(meshSettingsType).get(MESH_SETTINGS_NAME)?.value as MeshSettings | undefined : undefined;
     this.version++;
     this.opts.onState(new ZtunnelState({
       workloads: addresses.flatMap((a) => (a.workload ? [a.workload] : [])),

@@ -24,6 +24,7 @@ const refusals: { name: string; bytes: () => Buffer; answer?: string; reason: Re
   { name: 'class CH', bytes: () => dnsPacket.encode({ type: 'query', id: 7, questions: [{ type: 'TXT', name: 'version.bind', class: 'CH' }] }), answer: 'REFUSED', reason: /class CH/ },
   { name: 'truncated question', bytes: () => encodeQuery(7, 'example.com', 'A').subarray(0, 20), answer: 'FORMERR', reason: /malformed/ },
   { name: 'a forward compression pointer', bytes: () => { const b = Buffer.alloc(14); b.writeUInt16BE(7, 0); b.writeUInt16BE(1, 4); b[12] = 0xc0; b[13] = 0x20; return b; }, answer: 'FORMERR', reason: /malformed/ },
+  { name: 'a query claiming answer records', bytes: () => { const b = encodeQuery(7, 'x.example', 'A'); b.writeUInt16BE(0xffff, 6); b.writeUInt16BE(0xffff, 8); return b; }, answer: 'FORMERR', reason: /answer or authority records/ },
   { name: 'oversized', bytes: () => Buffer.alloc(MAX_QUERY_BYTES + 1, 1), answer: 'FORMERR', reason: /over the 4096-byte limit/ },
 ];
 
