@@ -128,6 +128,12 @@ function summary(spec: ClusterSpec, demo: boolean): string {
       '       ambit waypoint apply -n demo --enroll-namespace',
       '       ambit exec demo/client-0 -- curl -s http://echo/',
       '       ambit logs demo/waypoint-0 | grep "request complete" | tail -1',
+      '  6. Egress: the partner API on the outside host (not in the mesh), called as plain HTTP. The DNS',
+      '     proxy answers a VIP, the egress waypoint allows GET only and originates TLS to the partner:',
+      '       ambit exec demo/client-0 -- getent hosts api.partner.example          # 240.240.0.x',
+      '       ambit exec demo/client-0 -- curl -s http://api.partner.example/orders',
+      '       ambit exec demo/client-0 -- curl -s -X DELETE http://api.partner.example/orders/1   # RBAC: access denied',
+      '       ambit logs egress/egress-waypoint-0 | grep "request complete" | tail -1',
     );
   }
   return lines.join('\n') + '\n';
