@@ -35,7 +35,7 @@ const OPEN_ADMIN_PATHS: ReadonlySet<string> = new Set(['/metrics', '/stats/prome
 import { watchPaths } from './watch.js';
 import { waypointConfigObjects, XdsPusher } from './xds-push.js';
 import { meshSettingsOf } from './mesh-settings.js';
-import { secretConsumers, waypointOfNode } from './secret-scope.js';
+import { secretConsumers, secretVisible } from './secret-scope.js';
 import { MESH_SETTINGS_TYPE_URL } from '../xds/mesh-settings.js';
 
 export interface ControlPlaneOptions {
@@ -92,11 +92,8 @@ export class ControlPlane {
       return { ok: false, message: 'missing or unknown credential (Authorization: Bearer <node or proxy token>)' };
     };
     // Secrets go only to the waypoint replicas that originate TLS with them (secret-scope.ts).
-    const secretFilter = (client: { nodeId: string }, typeUrl: string, name: string): boolean => {
-      if (typeUrl !== CONFIG_RESOURCE_TYPE_URL || !name.startsWith('Secret/')) return true;
-      const wp = waypointOfNode(this.store.current().model, client.nodeId);
-      return wp !== undefined && (this.secretUsers.get(name.slice('Secret/'.length))?.has(wp) ?? false);
-    };
+    const secretFilter = (client: { nodeId: string }, typeUrl: string, name: string): boolean =>
+      typeUrl !== CONFIG_RESOURCE_TYPE_URL || secretVisible(this.store.current().model, this.secretUsers, client.nodeId, name);
     this.ads = new AdsServer({ logger: opts.logger.child({ scope: 'xds' }), clock: opts.clock, authenticate, filter: secretFilter, types: [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, CONFIG_RESOURCE_TYPE_URL, MESH_SETTINGS_TYPE_URL] });
     this.ads.register(this.grpcServer);
     this.pusher = new XdsPusher(this.ads);

@@ -51,6 +51,16 @@ export function waypointOfNode(model: MeshModel, nodeId: string): string | undef
   return `${pod.waypointOf.namespace}/${pod.waypointOf.name}`;
 }
 
+/**
+ * The ADS filter's rule for Secrets: whether the client with this (authenticated) node id may
+ * receive config resource `name`. Anything that is not a Secret passes.
+ */
+export function secretVisible(model: MeshModel, users: ReadonlyMap<string, ReadonlySet<string>>, nodeId: string, name: string): boolean {
+  if (!name.startsWith('Secret/')) return true;
+  const wp = waypointOfNode(model, nodeId);
+  return wp !== undefined && (users.get(name.slice('Secret/'.length))?.has(wp) ?? false);
+}
+
 /** A Secret with every value replaced: what operators and logs may see. */
 export function redactSecret<T extends { kind: string }>(r: T): T {
   if (r.kind !== 'Secret') return r;

@@ -3,7 +3,7 @@
 // and requires a client certificate. A pod calls plain `http://api.partner.example/`: the
 // ztunnel's DNS proxy answers the ServiceEntry's auto-allocated VIP, the ztunnel sends the
 // connection to the egress waypoint, which applies the L7 policy bound to the ServiceEntry
-// (GET allowed, DELETE denied), originates mutual TLS with the Secret's certificates, and
+// (GET allowed, DELETE denied) and the HTTPRoute attached to it, originates mutual TLS with the Secret's certificates, and
 // records the request against the ServiceEntry. REGISTRY_ONLY then refuses an unknown
 // destination while the registered one keeps working. Unmodified programs: curl, getent, python3.
 import { test, before, after } from 'node:test';
@@ -90,6 +90,13 @@ before(async () => {
       targetRefs: [{kind: ServiceEntry, group: networking.istio.io, name: partner}]
       action: ALLOW
       rules: [{to: [{operation: {methods: [GET]}}]}]
+    ---
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: HTTPRoute
+    metadata: {name: partner-route, namespace: egress}
+    spec:
+      parentRefs: [{kind: ServiceEntry, group: networking.istio.io, name: partner}]
+      rules: [{filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-mesh-egress, value: ambit}]}}]}]
   ` + `---\napiVersion: v1\nkind: Secret\nmetadata: {name: partner-client, namespace: egress}\ntype: kubernetes.io/tls\ndata:\n  tls.crt: ${b64(client.certPem)}\n  tls.key: ${b64(client.keyPem)}\n  ca.crt: ${b64(partnerCa.certPem)}\n`;
   cluster = startCluster(mesh, { name: 'eg', upArgs: ['--outside-host', 'api.partner.example'] });
   partner = spawn('ip', ['netns', 'exec', `${cluster.prefix}-outside`, 'python3', SERVER, OUTSIDE, join(dir, 'server.pem'), join(dir, 'server-key.pem'), join(dir, 'client-ca.pem')], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -123,11 +130,12 @@ test('egress through the waypoint: plain HTTP from the pod becomes mutual TLS to
     r = curl(['-w', '\\n%{http_code}', 'http://api.partner.example/orders?id=7']);
     return r.stdout.trim().endsWith('200');
   }, 30_000, `GET through the egress waypoint (last: ${r.code} ${r.stdout} ${r.stderr}; partner: ${partnerLog.slice(-500)})`);
-  const body = JSON.parse(r.stdout.trim().split('\n')[0]!) as { tls: boolean; client: { commonName?: string }; path: string; host: string };
+  const body = JSON.parse(r.stdout.trim().split('\n')[0]!) as { tls: boolean; client: { commonName?: string }; path: string; host: string; headers: Record<string, string> };
   assert.equal(body.tls, true, 'the partner was reached over TLS');
   assert.equal(body.client?.commonName, 'egress.example.client', 'the waypoint presented the Secret\'s client certificate');
   assert.equal(body.path, '/orders?id=7');
   assert.equal(body.host, 'api.partner.example');
+  assert.equal(body.headers['x-mesh-egress'], 'ambit', 'the HTTPRoute attached to the ServiceEntry applied');
   const del = curl(['-X', 'DELETE', '-w', '\\n%{http_code}', 'http://api.partner.example/orders/7']);
   assert.match(del.stdout.trim(), /403$/, `DELETE: ${del.stdout}`);
   assert.match(del.stdout, /RBAC: access denied/);
