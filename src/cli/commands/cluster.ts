@@ -11,7 +11,7 @@ import { ClusterDaemon } from '../../cluster/daemon.js';
 import { preflight, prepareState, startDaemon, teardown, writeDaemonPid } from '../../cluster/lifecycle.js';
 import { DEFAULT_PREFIX, readSpec, readStatus, stateDirFrom, statePaths, ztunnelAdminHost, type ClusterSpec } from '../../cluster/state-dir.js';
 import { podNetnsName } from '../../sys/netns-names.js';
-import { OUTSIDE_IP } from '../../cluster/outside-host.js';
+import { OUTSIDE_IP, outsideNetnsName } from '../../cluster/outside-host.js';
 import { list, parseCommandArgs, usageError, type CliIO, type Command } from '../command.js';
 import { table } from './config-api.js';
 import { CLUSTER_DAEMON, DOWN, EXEC, LOGS, STATUS, UP } from './specs.js';
@@ -181,6 +181,7 @@ ${STATE_HELP}
     const stale = Date.now() - Date.parse(s.updatedAt) > 10_000;
     io.out(`cluster ${spec.prefix}: ${s.phase}${stale ? ' (daemon not reporting: is it running?)' : ''} — ${s.message}; config version ${s.configVersion}\n`);
     if (s.crypto) io.out(`crypto: FIPS-approved algorithms only (TLS 1.3 AES-GCM, ECDHE P-256/P-384); OpenSSL ${s.crypto.openssl} FIPS provider ${s.crypto.fipsProvider ? 'on' : 'off'}${s.crypto.fipsRequired ? ' (required: --fips)' : ''}\n`);
+    io.out(`DNS proxy: ${spec.dnsCapture === false ? 'off' : 'on (pods\' port 53 -> their ztunnel)'}${spec.outside ? `; outside host ${spec.outside.ip} (${outsideNetnsName(spec.prefix)}), its resolver answers ${spec.outside.hosts.join(', ') || 'no names'}` : ''}\n`);
     io.out('\n');
     io.out(table([['COMPONENT', 'STATE', 'RESTARTS', 'PID'], ...s.components.map((c) => [c.name, c.state, String(c.restarts), String(c.pid ?? '-')])]) + '\n');
     io.out(table([['NAMESPACE', 'POD', 'NODE', 'IP', 'MODE', 'CAPTURED', 'CONTAINERS'],
