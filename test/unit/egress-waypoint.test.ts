@@ -109,3 +109,49 @@ test('the waypoint compiles mutual TLS from the DestinationRule and the Secret; 
   const miss = decideRoute(cfg.routes, { hostname: 'api.partner.example', port: 80 }, { method: 'GET', path: '/v1', host: 'api.partner.example', headers: {} }, () => 0);
   assert.equal(miss.kind, 'not-found');
 });
+
+test('authz check explains a ServiceEntry destination: its egress waypoint and the policies bound to the ServiceEntry', async () => {
+  const { explainAuthz } = await import('../../src/controlplane/explain-authz.js');
+  const text = yaml`
+    apiVersion: v1
+    kind: Namespace
+    metadata: {name: shop, labels: {istio.io/dataplane-mode: ambient}}
+    ---
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: client, namespace: shop}
+    spec: {containers: [{name: c, command: [sleep, "1"]}]}
+    ---
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: Gateway
+    metadata: {name: egress-waypoint, namespace: egress}
+    spec: {gatewayClassName: istio-waypoint, listeners: [{name: mesh, port: 15008, protocol: HBONE}]}
+    ---
+    apiVersion: networking.istio.io/v1
+    kind: ServiceEntry
+    metadata: {name: partner, namespace: egress, labels: {istio.io/use-waypoint: egress-waypoint}}
+    spec: {hosts: [api.partner.example], ports: [{number: 80, name: http, protocol: HTTP}], resolution: DNS}
+    ---
+    apiVersion: networking.istio.io/v1
+    kind: ServiceEntry
+    metadata: {name: open, namespace: egress}
+    spec: {hosts: [open.example], ports: [{number: 80, name: http, protocol: HTTP}], resolution: DNS}
+    ---
+    apiVersion: security.istio.io/v1
+    kind: AuthorizationPolicy
+    metadata: {name: read-only, namespace: egress}
+    spec:
+      targetRefs: [{kind: ServiceEntry, group: networking.istio.io, name: partner}]
+      rules: [{to: [{operation: {methods: [GET]}}]}]
+  `;
+  const m = meshFromYaml(text);
+  const ask = (to: string, method: string) => explainAuthz(m.model!, m.api!, { from: { namespace: 'shop', name: 'client' }, to: { namespace: 'egress', name: to, port: 80 }, http: { method, path: '/', headers: {} } });
+  assert.equal(ask('partner', 'GET').decision, 'ALLOW');
+  const denied = ask('api.partner.example', 'DELETE');
+  assert.equal(denied.decision, 'DENY');
+  assert.equal(denied.enforcedBy, 'waypoint');
+  assert.deepEqual(denied.steps[0]!.policiesConsidered, ['egress/read-only']);
+  const open = ask('open.example', 'DELETE');
+  assert.equal(open.path, 'not-meshed');
+  assert.match(open.reason, /no waypoint/);
+});
