@@ -34,7 +34,7 @@ import { capLogFiles, DEFAULT_MAX_LOG_BYTES } from './log-cap.js';
 import { syncServiceRules, type ServiceRule } from './service-proxy.js';
 import { statePaths, waypointAdminHost, writeJsonAtomic, ztunnelAdminHost, type ClusterSpec, type ClusterStatusFile, type Phase } from './state-dir.js';
 import { Supervisor, type ProcessSpec } from './supervisor.js';
-import { addPods, createTopology, removePod } from './topology.js';
+import { addPods, createTopology, POD_GATEWAY, removePod } from './topology.js';
 
 export interface MeshStatus {
   version: number;
@@ -318,7 +318,7 @@ export class ClusterDaemon {
     this.servicesKey = key;
     await Promise.all([...this.pods.values()].map((st) => writePodDns({
       prefix: this.spec.prefix, netns: st.netns, namespace: st.info.namespace, name: st.info.name, ip: st.info.ip, services, pods,
-      ...(this.spec.outside ? { nameserver: this.spec.outside.ip } : {}),
+      ...podNameserver(this.spec),
     })));
   }
 
@@ -447,4 +447,16 @@ export async function waitUntil(cond: () => Promise<boolean> | boolean, timeoutM
     if (Date.now() > until) throw new Error(message || 'timed out');
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * The nameserver of a pod's resolv.conf: the outside host's resolver when there is one; else,
+ * with the DNS proxy on, an address that is not loopback (the pod's gateway), so an enrolled
+ * pod's queries are captured and its ztunnel answers Services and ServiceEntry hosts (and fails
+ * the rest at once: there is no upstream), while an un-enrolled pod's are refused by the node at
+ * once; with the proxy off, loopback (nothing listens: unknown names fail at once).
+ */
+function podNameserver(spec: ClusterSpec): { nameserver?: string } {
+  if (spec.outside) return { nameserver: spec.outside.ip };
+  return spec.dnsCapture === false ? {} : { nameserver: POD_GATEWAY };
 }
