@@ -304,7 +304,8 @@ export class ClusterDaemon {
       const served = await waitUntil(() => ztunnelServes(ztunnelAdminHost(this.spec, node.index), st.info.uid), 5000, '').then(() => true, () => false);
       if (!served) this.logger.warn('ztunnel does not serve the pod yet; capturing anyway (its connections fail closed until it does)', { pod: `${st.info.namespace}/${st.info.name}` });
     }
-    if (want) await installCapture(st.netns, { dns: this.spec.dnsCapture === false ? false : undefined });
+    // A sidecar pod's DNS is not captured: its ztunnel does not serve it, and no sidecar listens on 15053.
+    if (want) await installCapture(st.netns, { dns: this.spec.dnsCapture === false || st.info.mode === 'sidecar' ? false : undefined });
     else await removeCapture(st.netns);
     st.captured = want;
     this.logger.info(want ? 'pod enrolled: traffic captured' : 'pod un-enrolled: capture removed', { pod: `${st.info.namespace}/${st.info.name}` });
