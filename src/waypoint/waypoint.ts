@@ -62,10 +62,8 @@ export function podHboneServer(opts: PodProxyOptions, onRequest: (req: HboneRequ
     trustDomain: opts.trustDomain,
     logger: opts.logger,
     onRequest,
-    onRefused: (e) => {
-      refused?.(e);
-      opts.logger.warn('HBONE connection refused', { ...e });
-    },
+    // The server logs refusals itself, rate-limited per source.
+    onRefused: (e) => refused?.(e),
   });
 }
 
@@ -142,7 +140,7 @@ export class Waypoint {
 
   async start(): Promise<void> {
     await this.opts.certificates.get(this.opts.identity);
-    this.hbone = podHboneServer(this.opts, (req) => this.onTunnel(req), () => this.m.refused.labels({ reason: 'handshake' }).inc());
+    this.hbone = podHboneServer(this.opts, (req) => this.onTunnel(req), (e) => this.m.refused.labels({ reason: e.kind }).inc());
     this.server = await this.opts.network.listen(this.opts.bindAddress, WAYPOINT_HBONE_PORT);
     this.hbone.attach(this.server);
     this.opts.logger.info('waypoint listening', { address: `${this.opts.podIp}:${WAYPOINT_HBONE_PORT}`, identity: this.opts.identity });
