@@ -7,6 +7,9 @@
 //   (e.g. 127.0.10.1): listeners bind those addresses and upstream sockets bind the workload
 //   address as their source.
 import net from 'node:net';
+import type { Clock } from '../core/clock.js';
+import { LogLimiter } from '../core/log-limiter.js';
+import type { Logger } from '../core/logger.js';
 import { listenInNetns, NetnsHandle, originalDestination, startConnectInNetns } from '../sys/netns-socket.js';
 
 export const ZTUNNEL_MARK = 0x539;
@@ -94,4 +97,17 @@ export class NetnsPodNetwork implements PodNetwork {
   close(): void {
     this.ns.close();
   }
+}
+
+/**
+ * A listening server's errors after it listens (accept failing with EMFILE/ENFILE under a
+ * connection flood, say) are logged, at most once per interval, and the server keeps
+ * listening: without a listener Node would throw them and end the process.
+ */
+export function guardListener(server: net.Server, logger: Logger, clock: Clock, what: string): void {
+  const limiter = new LogLimiter(clock, 10_000, 1);
+  server.on('error', (e: Error) => {
+    const d = limiter.allow('error');
+    if (d.log) logger.warn('listener error; still listening', { listener: what, code: (e as NodeJS.ErrnoException).code, error: e.message, ...(d.suppressed ? { alsoSinceLastLine: d.suppressed } : {}) });
+  });
 }

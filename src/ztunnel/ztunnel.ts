@@ -19,7 +19,7 @@ import { currentCertificate, type CertificateSource } from './certificates.js';
 import { ConnectionManager } from './connection-manager.js';
 import { SelfCallGuard } from './self-call-guard.js';
 import { DataPath } from './data-path.js';
-import type { Endpoint, PodNetwork } from './pod-network.js';
+import { guardListener, type Endpoint, type PodNetwork } from './pod-network.js';
 import { roundRobin } from './route.js';
 import { identityOf, ZtunnelState } from './state.js';
 import { formatSpiffe } from '../identity/spiffe.js';
@@ -240,13 +240,16 @@ export class Ztunnel {
         onRefused: (e) => this.refused.labels({ reason: e.kind }).inc(),
       });
       const hboneServer = await network.listen(bind, INBOUND_HBONE_PORT);
+      guardListener(hboneServer, this.logger, this.opts.clock, `${w.namespace}/${w.name}:${INBOUND_HBONE_PORT}`);
       hbone.attach(hboneServer);
       servers.push(hboneServer);
       if (this.opts.capture) {
         const outbound = await network.listen(bind, OUTBOUND_PORT);
+        guardListener(outbound, this.logger, this.opts.clock, `${w.namespace}/${w.name}:${OUTBOUND_PORT}`);
         outbound.on('connection', (s: net.Socket) => this.onCaptured(s, w.uid, 'outbound'));
         servers.push(outbound);
         const plaintext = await network.listen(bind, INBOUND_PLAINTEXT_PORT);
+        guardListener(plaintext, this.logger, this.opts.clock, `${w.namespace}/${w.name}:${INBOUND_PLAINTEXT_PORT}`);
         plaintext.on('connection', (s: net.Socket) => this.onCaptured(s, w.uid, 'inbound'));
         servers.push(plaintext);
       }
