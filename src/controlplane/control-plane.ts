@@ -16,16 +16,23 @@ import { parseSpiffe } from '../identity/spiffe.js';
 import type { BuildOptions } from '../model/build-model.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
+import type { MeshModel } from '../model/mesh-model.js';
 import { AdsServer } from '../xds/ads-server.js';
 import { registerCaService } from '../xds/ca-service.js';
-import { bearerToken, GrpcStatusError, type Authenticator } from '../xds/call-auth.js';
+import { bearerToken, GrpcStatusError, type Authenticator, type Caller } from '../xds/call-auth.js';
 import { bindServer, serverCredentials } from '../xds/credentials.js';
 import { adminRoutes } from './admin-api.js';
-import { authorizeCertificate } from './ca-authorizer.js';
+import { authorizeCertificate, type CaVerdict } from './ca-authorizer.js';
 import { ConfigStore } from './config-store.js';
 import { nodeForToken, type NodeTokens } from './node-credentials.js';
 import { watchPaths } from './watch.js';
 import { waypointConfigObjects, XdsPusher } from './xds-push.js';
+
+/** Who may connect, and which certificates a caller may get (default: the local cluster's node tokens). */
+export interface CallerPolicy {
+  authenticate: Authenticator;
+  authorizeCertificate(model: MeshModel, caller: Caller, requested: string | undefined): CaVerdict | Promise<CaVerdict>;
+}
 
 export interface ControlPlaneOptions {
   logger: Logger;
@@ -40,6 +47,9 @@ export interface ControlPlaneOptions {
   adminAddress: string;
   debounceMs?: number;
   certificateTtlSeconds?: number;
+  callers?: CallerPolicy;
+  /** Push nothing before the first config change (a source that loads in the background). */
+  holdPushUntilLoaded?: boolean;
 }
 
 export class ControlPlane {
@@ -56,11 +66,12 @@ export class ControlPlane {
 
   constructor(private readonly opts: ControlPlaneOptions) {
     this.store = new ConfigStore({ ...opts.build, logger: opts.logger.child({ scope: 'config' }) });
-    const authenticate: Authenticator = (ctx) => {
+    const authenticate: Authenticator = opts.callers?.authenticate ?? ((ctx) => {
       const node = nodeForToken(opts.nodeTokens, ctx.bearerToken ?? bearerTokenOf(ctx.metadata));
       if (!node) return { ok: false, message: 'missing or unknown node credential (Authorization: Bearer <node token>)' };
       return { ok: true, caller: { nodeId: node, identity: `node/${node}` } };
-    };
+    });
+    const authorize = opts.callers ? opts.callers.authorizeCertificate.bind(opts.callers) : authorizeCertificate;
     this.ads = new AdsServer({ logger: opts.logger.child({ scope: 'xds' }), clock: opts.clock, authenticate });
     this.ads.register(this.grpcServer);
     this.pusher = new XdsPusher(this.ads);
@@ -96,10 +107,10 @@ export class ControlPlane {
       authenticate,
       handler: async (req) => {
         this.m.csr.labels({}).inc();
-        const verdict = authorizeCertificate(this.store.current().model, req.caller, req.impersonatedIdentity);
+        const verdict = await authorize(this.store.current().model, req.caller, req.impersonatedIdentity);
         if (!verdict.ok) {
           this.m.refused.labels({ reason: verdict.status.toLowerCase() }).inc();
-          opts.logger.warn('certificate refused', { caller: req.caller.nodeId, peer: req.peer, requested: req.impersonatedIdentity, reason: verdict.reason });
+          opts.logger.warn('certificate refused', { caller: req.caller.identity ?? req.caller.nodeId, peer: req.peer, requested: req.impersonatedIdentity, reason: verdict.reason });
           throw new GrpcStatusError(verdict.status, verdict.reason);
         }
         const id = parseSpiffe(verdict.identity);
@@ -135,7 +146,7 @@ export class ControlPlane {
         this.m.changes.labels({ result: res.ok ? 'accepted' : 'refused' }).inc();
       });
     }
-    this.pushNow();
+    if (!this.opts.holdPushUntilLoaded) this.pushNow();
     this.xdsPort = await bindServer(this.grpcServer, this.opts.xdsAddress, serverCredentials(undefined));
     const [host, port] = splitHostPort(this.opts.adminAddress);
     const admin = await this.admin.listen(host, port);
