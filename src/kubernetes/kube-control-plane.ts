@@ -1,0 +1,57 @@
+// Wires the Kubernetes parts to a control plane: one informer set (the shared cache), the
+// config source feeding the control plane's ConfigStore, and the writers that act on the
+// cluster (Events for invalid objects, status, waypoint Deployments). Explicit wiring: the
+// CLI builds the ControlPlane with `observedPods` and the caller policy, then calls this.
+import type * as k8s from '@kubernetes/client-node';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { ControlPlane } from '../controlplane/control-plane.js';
+import type { MetricsRegistry } from '../telemetry/metrics.js';
+import { EventRecorder } from './event-recorder.js';
+import { InformerSet } from './informers.js';
+import { KubeConfigSource } from './kube-config-source.js';
+import { WATCHED_KINDS, type WatchedKind } from './watched-kinds.js';
+
+export interface KubernetesPartsOptions {
+  kubeConfig: k8s.KubeConfig;
+  controlPlane: ControlPlane;
+  rootNamespace: string;
+  logger: Logger;
+  clock: Clock;
+  metrics?: MetricsRegistry;
+  kinds?: readonly WatchedKind[];
+  debounceMs?: number;
+  backoff?: { initialMs: number; maxMs: number };
+  watchTimeoutSeconds?: [number, number];
+  /** Write Events for invalid objects (default true). */
+  events?: boolean;
+}
+
+export interface KubernetesParts {
+  informers: InformerSet;
+  source: KubeConfigSource;
+  close(): void;
+}
+
+export function startKubernetesParts(opts: KubernetesPartsOptions): KubernetesParts {
+  const logger = opts.logger.child({ scope: 'kubernetes' });
+  let source: KubeConfigSource | undefined;
+  const informers = new InformerSet({
+    kubeConfig: opts.kubeConfig, kinds: opts.kinds ?? WATCHED_KINDS, rootNamespace: opts.rootNamespace,
+    logger, clock: opts.clock, metrics: opts.metrics, backoff: opts.backoff, watchTimeoutSeconds: opts.watchTimeoutSeconds,
+    onChange: (k) => source?.onChange(k),
+  });
+  const events = opts.events === false ? undefined : new EventRecorder({ kubeConfig: opts.kubeConfig, logger, clock: opts.clock });
+  source = new KubeConfigSource({
+    informers, store: opts.controlPlane.store, logger, clock: opts.clock, metrics: opts.metrics,
+    debounceMs: opts.debounceMs, startBackoffMs: opts.backoff, reporter: events,
+  });
+  source.start();
+  return {
+    informers, source,
+    close() {
+      source?.close();
+      informers.close();
+    },
+  };
+}
