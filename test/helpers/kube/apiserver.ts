@@ -36,6 +36,7 @@ export interface RecordedRequest {
   contentType: string | undefined;
   body: unknown;
   status: number;
+  atMs: number;
 }
 
 export interface TokenInfo {
@@ -76,7 +77,7 @@ export class KubeApiServer {
   private compactedRv = 0;
   private rv = 100;
   private watchers = new Set<Watcher>();
-  private faults: { code: number; retryAfterS?: number; match: (m: string, p: string) => boolean; left: number }[] = [];
+  private faults: { code: number; retryAfterS?: number; match: (m: string, p: string, watch: boolean) => boolean; left: number }[] = [];
   private server: https.Server | undefined;
   private sockets = new Set<{ destroy(): void }>();
   private cert: { certPem: string; keyPem: string } | undefined;
@@ -136,8 +137,8 @@ export class KubeApiServer {
   // ---- test controls ----
 
   /** The next `count` requests matching answer `code` (a Status; 429 carries Retry-After). */
-  failNext(code: number, count = 1, opts: { retryAfterS?: number; method?: string; path?: RegExp } = {}): void {
-    this.faults.push({ code, retryAfterS: opts.retryAfterS, left: count, match: (m, p) => (!opts.method || opts.method === m) && (!opts.path || opts.path.test(p)) });
+  failNext(code: number, count = 1, opts: { retryAfterS?: number; method?: string; path?: RegExp; watch?: boolean } = {}): void {
+    this.faults.push({ code, retryAfterS: opts.retryAfterS, left: count, match: (m, p, w) => (!opts.method || opts.method === m) && (!opts.path || opts.path.test(p)) && (opts.watch === undefined || opts.watch === w) });
   }
 
   /** End every watch stream cleanly (as a server-side timeout does). */
@@ -290,7 +291,7 @@ export class KubeApiServer {
     } catch {
       body = Symbol.for('unparsable');
     }
-    const rec: RecordedRequest = { method: req.method ?? 'GET', path: url.pathname, query, contentType, body, status: 0 };
+    const rec: RecordedRequest = { method: req.method ?? 'GET', path: url.pathname, query, contentType, body, status: 0, atMs: Date.now() };
     this.requests.push(rec);
     const send = (status: number, payload: unknown, headers: Record<string, string> = {}) => {
       rec.status = status;
@@ -298,11 +299,12 @@ export class KubeApiServer {
       res.end(JSON.stringify(payload));
     };
     if (req.headers.authorization !== `Bearer ${this.token}`) return send(401, status(401, 'Unauthorized', 'Unauthorized'));
-    const fault = this.faults.find((f) => f.left > 0 && f.match(rec.method, url.pathname));
+    const isWatch = query.watch === 'true' || query.watch === '1';
+    const fault = this.faults.find((f) => f.left > 0 && f.match(rec.method, url.pathname, isWatch));
     if (fault) {
       fault.left--;
       this.faults = this.faults.filter((f) => f.left > 0);
-      const reason = fault.code === 429 ? 'TooManyRequests' : 'InternalError';
+      const reason = fault.code === 429 ? 'TooManyRequests' : fault.code === 410 ? 'Expired' : 'InternalError';
       return send(fault.code, status(fault.code, reason, fault.code === 429 ? 'the server has received too many requests and has asked us to try again later' : 'an error on the server has prevented the request from succeeding'),
         fault.code === 429 ? { 'retry-after': String(fault.retryAfterS ?? 1) } : {});
     }
