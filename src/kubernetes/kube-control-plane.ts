@@ -10,6 +10,7 @@ import type { MetricsRegistry } from '../telemetry/metrics.js';
 import { EventRecorder } from './event-recorder.js';
 import { InformerSet } from './informers.js';
 import { KubeConfigSource } from './kube-config-source.js';
+import { StatusWriter } from './status-writer.js';
 import { WATCHED_KINDS, type WatchedKind } from './watched-kinds.js';
 
 export interface KubernetesPartsOptions {
@@ -25,11 +26,15 @@ export interface KubernetesPartsOptions {
   watchTimeoutSeconds?: [number, number];
   /** Write Events for invalid objects (default true). */
   events?: boolean;
+  /** Write status (default true). */
+  status?: boolean;
+  statusDebounceMs?: number;
 }
 
 export interface KubernetesParts {
   informers: InformerSet;
   source: KubeConfigSource;
+  status: StatusWriter | undefined;
   close(): void;
 }
 
@@ -46,10 +51,14 @@ export function startKubernetesParts(opts: KubernetesPartsOptions): KubernetesPa
     informers, store: opts.controlPlane.store, logger, clock: opts.clock, metrics: opts.metrics,
     debounceMs: opts.debounceMs, startBackoffMs: opts.backoff, reporter: events,
   });
+  const status = opts.status === false ? undefined : new StatusWriter({
+    kubeConfig: opts.kubeConfig, informers, source, store: opts.controlPlane.store, logger, clock: opts.clock, metrics: opts.metrics, debounceMs: opts.statusDebounceMs,
+  });
   source.start();
   return {
-    informers, source,
+    informers, source, status,
     close() {
+      status?.close();
       source?.close();
       informers.close();
     },

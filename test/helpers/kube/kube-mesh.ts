@@ -54,7 +54,7 @@ export async function startKubeMesh(options: KubeMeshOptions = {}): Promise<Kube
   const ports = await cp.start();
   parts = startKubernetesParts({
     kubeConfig: loadKubeConfig({ kubeconfigText: api.kubeconfig() }), controlPlane: cp, rootNamespace: 'istio-system',
-    logger, clock: systemClock, metrics, debounceMs: 20, backoff: { initialMs: 50, maxMs: 400 },
+    logger, clock: systemClock, metrics, debounceMs: 20, statusDebounceMs: 20, backoff: { initialMs: 50, maxMs: 400 },
   });
   const xdsAddress = `127.0.0.1:${ports.xdsPort}`;
   const ztunnels: KubeZtunnel[] = [];
