@@ -186,11 +186,11 @@ export class InformerSet {
     });
     const listFn = async (): Promise<k8s.KubernetesListObject<Cached>> => {
       this.m?.lists.labels({ kind: kind.kind }).inc();
-      const list = await this.objectApi.list(apiVersion, kind.kind, namespace, undefined, undefined, undefined, kind.fieldSelector);
+      const list = await this.objectApi.list(apiVersion, kind.kind, namespace, undefined, undefined, undefined, kind.fieldSelector, kind.labelSelector);
       entry.failures = 0;
       return { metadata: { resourceVersion: list.metadata?.resourceVersion }, items: list.items.map((i) => asCached(project(kind, apiVersion, i))) };
     };
-    const informer = new k8s.ListWatch<Cached>(path, watch, listFn, false, undefined, kind.fieldSelector, {
+    const informer = new k8s.ListWatch<Cached>(path, watch, listFn, false, kind.labelSelector, kind.fieldSelector, {
       delayFn: (ms) => new Promise<void>((resolve) => { this.opts.clock.setTimeout(resolve, ms); }),
     });
     Object.assign(entry, { kind, apiVersion, informer, synced: false, failures: 0, timer: undefined });

@@ -11,6 +11,8 @@ import { EventRecorder } from './event-recorder.js';
 import { InformerSet } from './informers.js';
 import { KubeConfigSource } from './kube-config-source.js';
 import { StatusWriter } from './status-writer.js';
+import { RECONCILED_KINDS, WaypointReconciler } from './waypoint-reconciler.js';
+import type { WaypointSettings } from './waypoint-objects.js';
 import { WATCHED_KINDS, type WatchedKind } from './watched-kinds.js';
 
 export interface KubernetesPartsOptions {
@@ -29,22 +31,30 @@ export interface KubernetesPartsOptions {
   /** Write status (default true). */
   status?: boolean;
   statusDebounceMs?: number;
+  /** Make waypoint Deployments (absent: the control plane does not manage waypoints). */
+  waypoints?: WaypointSettings & { resyncMs?: number; debounceMs?: number };
 }
 
 export interface KubernetesParts {
   informers: InformerSet;
   source: KubeConfigSource;
   status: StatusWriter | undefined;
+  waypoints: WaypointReconciler | undefined;
   close(): void;
 }
 
 export function startKubernetesParts(opts: KubernetesPartsOptions): KubernetesParts {
   const logger = opts.logger.child({ scope: 'kubernetes' });
   let source: KubeConfigSource | undefined;
+  let waypoints: WaypointReconciler | undefined;
   const informers = new InformerSet({
     kubeConfig: opts.kubeConfig, kinds: opts.kinds ?? WATCHED_KINDS, rootNamespace: opts.rootNamespace,
     logger, clock: opts.clock, metrics: opts.metrics, backoff: opts.backoff, watchTimeoutSeconds: opts.watchTimeoutSeconds,
-    onChange: (k) => source?.onChange(k),
+    onChange: (k) => {
+      // Owned objects do not feed the config, but the first commit waits for every kind's list.
+      if (k.feeds !== 'owned' || !source?.synced()) source?.onChange(k);
+      if (RECONCILED_KINDS.includes(k.kind)) waypoints?.schedule();
+    },
   });
   const events = opts.events === false ? undefined : new EventRecorder({ kubeConfig: opts.kubeConfig, logger, clock: opts.clock });
   source = new KubeConfigSource({
@@ -54,10 +64,17 @@ export function startKubernetesParts(opts: KubernetesPartsOptions): KubernetesPa
   const status = opts.status === false ? undefined : new StatusWriter({
     kubeConfig: opts.kubeConfig, informers, source, store: opts.controlPlane.store, logger, clock: opts.clock, metrics: opts.metrics, debounceMs: opts.statusDebounceMs,
   });
+  if (opts.waypoints) {
+    waypoints = new WaypointReconciler({
+      kubeConfig: opts.kubeConfig, informers, settings: opts.waypoints, logger, clock: opts.clock, metrics: opts.metrics,
+      resyncMs: opts.waypoints.resyncMs, debounceMs: opts.waypoints.debounceMs,
+    });
+  }
   source.start();
   return {
-    informers, source, status,
+    informers, source, status, waypoints,
     close() {
+      waypoints?.close();
       status?.close();
       source?.close();
       informers.close();

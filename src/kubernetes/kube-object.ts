@@ -21,6 +21,16 @@ export interface KubeMeta {
   deletionTimestamp?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
+  ownerReferences?: OwnerReference[];
+}
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
 }
 
 export interface KubeObject {
@@ -72,6 +82,11 @@ export function projectMeta(m: unknown): KubeMeta {
     deletionTimestamp: timestamp(meta.deletionTimestamp),
     labels: stringMap(meta.labels),
     annotations: stringMap(meta.annotations),
+    ownerReferences: Array.isArray(meta.ownerReferences) ? list(meta.ownerReferences).map((r) => clean({
+      apiVersion: String(r.apiVersion), kind: String(r.kind), name: String(r.name), uid: String(r.uid),
+      controller: typeof r.controller === 'boolean' ? r.controller : undefined,
+      blockOwnerDeletion: typeof r.blockOwnerDeletion === 'boolean' ? r.blockOwnerDeletion : undefined,
+    })) : undefined,
   });
 }
 

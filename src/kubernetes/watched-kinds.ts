@@ -7,7 +7,7 @@
 //   and objects carry that apiVersion (Ambit's validator accepts each of them).
 // - The same objects are served under every version of a CRD, so exactly one is watched.
 
-export type Feeds = 'config' | 'endpoints';
+export type Feeds = 'config' | 'endpoints' | 'owned';
 
 export interface WatchedKind {
   kind: string;
@@ -20,6 +20,7 @@ export interface WatchedKind {
   /** Watch only this namespace (the mesh config ConfigMap lives in the root namespace). */
   namespace?: 'root';
   fieldSelector?: string;
+  labelSelector?: string;
 }
 
 const ISTIO_SECURITY = ['v1', 'v1beta1'];
@@ -36,6 +37,9 @@ export const WATCHED_KINDS: readonly WatchedKind[] = [
   { kind: 'Telemetry', group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'], plural: 'telemetries', namespaced: true, feeds: 'config' },
   { kind: 'Gateway', group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], plural: 'gateways', namespaced: true, feeds: 'config' },
   { kind: 'HTTPRoute', group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], plural: 'httproutes', namespaced: true, feeds: 'config' },
+  // What the control plane makes for waypoints (their Services are among all Services above).
+  { kind: 'Deployment', group: 'apps', versions: ['v1'], plural: 'deployments', namespaced: true, feeds: 'owned', labelSelector: 'gateway.networking.k8s.io/gateway-name' },
+  { kind: 'ServiceAccount', group: '', versions: ['v1'], plural: 'serviceaccounts', namespaced: true, feeds: 'owned', labelSelector: 'gateway.networking.k8s.io/gateway-name' },
 ];
 
 export function apiVersionOf(group: string, version: string): string {

@@ -14,6 +14,7 @@
 //   merges the applied fields into the object; lists replaced; a simplification of field
 //   ownership); the status subresource changes only status, the main resource never does;
 // - metadata.generation moves when anything but metadata and status changes;
+// - defaults on create: a Service gets a clusterIP (10.96.100.0/22), a Deployment replicas 1;
 // - deleting an object deletes its dependents (ownerReferences uid), as the garbage
 //   collector's background propagation does;
 // - TokenReview create answers from a token table (audiences, expiry, pod binding in extra).
@@ -53,6 +54,7 @@ interface Watcher {
   version: string;
   namespace: string | undefined;
   name: string | undefined;
+  labels: string | undefined;
   bookmarks: boolean;
   res: http.ServerResponse;
   timer: NodeJS.Timeout | undefined;
@@ -63,6 +65,8 @@ interface Change {
   type: 'ADDED' | 'MODIFIED' | 'DELETED';
   rt: ResourceType;
   obj: Obj;
+  /** The object before a MODIFIED (for label-selected watches). */
+  prev?: Obj;
 }
 
 const HISTORY_LIMIT = 10_000;
@@ -76,6 +80,7 @@ export class KubeApiServer {
   private history: Change[] = [];
   private compactedRv = 0;
   private rv = 100;
+  private nextServiceIp = 0;
   private watchers = new Set<Watcher>();
   private faults: { code: number; retryAfterS?: number; match: (m: string, p: string, watch: boolean) => boolean; left: number }[] = [];
   private server: https.Server | undefined;
@@ -231,6 +236,7 @@ export class KubeApiServer {
       const specChanged = JSON.stringify(withoutMetaStatus(cur.obj)) !== JSON.stringify(withoutMetaStatus(obj));
       obj.metadata.generation = (cur.obj.metadata.generation ?? 1) + (specChanged ? 1 : 0);
     } else {
+      this.defaults(rt, obj);
       obj.metadata.uid ??= randomUUID();
       obj.metadata.creationTimestamp ??= new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
       obj.metadata.generation = 1;
@@ -239,8 +245,18 @@ export class KubeApiServer {
     delete obj.apiVersion;
     delete obj.kind;
     this.objects.set(key, { rt, obj });
-    this.record({ rv, type: cur ? 'MODIFIED' : 'ADDED', rt, obj });
+    this.record({ rv, type: cur ? 'MODIFIED' : 'ADDED', rt, obj, prev: cur?.obj });
     return structuredClone(obj);
+  }
+
+  /** A few of the API server's defaults on create: a Service's clusterIP, a Deployment's replicas. */
+  private defaults(rt: ResourceType, obj: Obj): void {
+    if (rt.kind === 'Service' && obj.spec && !obj.spec.clusterIP && obj.spec.type !== 'ExternalName') {
+      const ip = `10.96.${100 + Math.floor(this.nextServiceIp / 250)}.${(this.nextServiceIp++ % 250) + 1}`;
+      obj.spec.clusterIP = ip;
+      obj.spec.clusterIPs = [ip];
+    }
+    if (rt.kind === 'Deployment' && obj.spec && obj.spec.replicas === undefined) obj.spec.replicas = 1;
   }
 
   private deleteObject(rt: ResourceType, ns: string | undefined, name: string): boolean {
@@ -261,15 +277,31 @@ export class KubeApiServer {
   }
 
   private record(c: Change): void {
-    this.history.push({ ...c, obj: structuredClone(c.obj) });
+    this.history.push({ ...c, obj: structuredClone(c.obj), prev: c.prev && structuredClone(c.prev) });
     if (this.history.length > HISTORY_LIMIT) {
       const dropped = this.history.splice(0, this.history.length - HISTORY_LIMIT);
       this.compactedRv = dropped[dropped.length - 1]!.rv;
     }
     for (const w of this.watchers) {
-      if (w.type !== c.rt || (w.namespace && c.obj.metadata.namespace !== w.namespace) || (w.name && c.obj.metadata.name !== w.name)) continue;
-      this.write(w, { type: c.type, object: this.typed(c.rt, w.version, c.obj) });
+      const e = this.eventFor(w, c);
+      if (e) this.write(w, e);
     }
+  }
+
+  /** The event a watcher sees for a change, if any (a label-selected watch sees objects enter and leave). */
+  private eventFor(w: Watcher, c: Change): Obj | undefined {
+    if (w.type !== c.rt || (w.namespace && c.obj.metadata.namespace !== w.namespace) || (w.name && c.obj.metadata.name !== w.name)) return undefined;
+    const now = matchesLabels(c.obj, w.labels);
+    const before = c.prev ? matchesLabels(c.prev, w.labels) : false;
+    let type: string = c.type;
+    if (c.type === 'MODIFIED') {
+      if (now && !before) type = 'ADDED';
+      else if (!now && before) type = 'DELETED';
+      else if (!now) return undefined;
+    } else if (!now) {
+      return undefined;
+    }
+    return { type, object: this.typed(c.rt, w.version, c.obj) };
   }
 
   private typed(rt: ResourceType, version: string, obj: Obj): Obj {
@@ -291,7 +323,7 @@ export class KubeApiServer {
     } catch {
       body = Symbol.for('unparsable');
     }
-    const rec: RecordedRequest = { method: req.method ?? 'GET', path: url.pathname, query, contentType, body, status: 0, atMs: Date.now() };
+    const rec: RecordedRequest = { method: req.method ?? 'GET', path: url.pathname, query, contentType, body: typeof body === 'object' ? structuredClone(body) : body, status: 0, atMs: Date.now() };
     this.requests.push(rec);
     const send = (status: number, payload: unknown, headers: Record<string, string> = {}) => {
       rec.status = status;
@@ -425,7 +457,7 @@ export class KubeApiServer {
   private listOf(rt: ResourceType, version: string, ns: string | undefined, url: URL): Obj {
     const names = fieldSelectorName(url.searchParams.get('fieldSelector'));
     const items = [...this.objects.values()]
-      .filter((o) => o.rt === rt && (!ns || o.obj.metadata.namespace === ns) && (!names || o.obj.metadata.name === names))
+      .filter((o) => o.rt === rt && (!ns || o.obj.metadata.namespace === ns) && (!names || o.obj.metadata.name === names) && matchesLabels(o.obj, url.searchParams.get('labelSelector') ?? undefined))
       .sort((a, b) => `${a.obj.metadata.namespace}/${a.obj.metadata.name}`.localeCompare(`${b.obj.metadata.namespace}/${b.obj.metadata.name}`))
       .map((o) => (rt.builtin ? structuredClone(o.obj) : this.typed(rt, version, o.obj)));
     return { kind: `${rt.kind}List`, apiVersion: apiVersionOf(rt.group, version), metadata: { resourceVersion: String(this.rv) }, items };
@@ -434,7 +466,7 @@ export class KubeApiServer {
   private watch(rt: ResourceType, version: string, ns: string | undefined, url: URL, res: http.ServerResponse, rec: RecordedRequest): void {
     rec.status = 200;
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
-    const w: Watcher = { type: rt, version, namespace: ns, name: fieldSelectorName(url.searchParams.get('fieldSelector')), bookmarks: url.searchParams.get('allowWatchBookmarks') === 'true', res, timer: undefined };
+    const w: Watcher = { type: rt, version, namespace: ns, name: fieldSelectorName(url.searchParams.get('fieldSelector')), labels: url.searchParams.get('labelSelector') ?? undefined, bookmarks: url.searchParams.get('allowWatchBookmarks') === 'true', res, timer: undefined };
     const from = url.searchParams.get('resourceVersion') ?? '';
     const timeoutS = Number(url.searchParams.get('timeoutSeconds') ?? '0');
     res.on('close', () => {
@@ -443,7 +475,7 @@ export class KubeApiServer {
     });
     if (from === '' || from === '0') {
       // "Any version": the current objects as ADDED, then changes.
-      for (const o of this.objects.values()) if (o.rt === rt && (!ns || o.obj.metadata.namespace === ns)) this.write(w, { type: 'ADDED', object: this.typed(rt, version, o.obj) });
+      for (const o of this.objects.values()) if (o.rt === rt && (!ns || o.obj.metadata.namespace === ns) && matchesLabels(o.obj, w.labels)) this.write(w, { type: 'ADDED', object: this.typed(rt, version, o.obj) });
     } else {
       const n = Number(from);
       if (!Number.isFinite(n) || n < this.compactedRv) {
@@ -452,8 +484,9 @@ export class KubeApiServer {
         return;
       }
       for (const c of this.history) {
-        if (c.rv <= n || c.rt !== rt || (ns && c.obj.metadata.namespace !== ns) || (w.name && c.obj.metadata.name !== w.name)) continue;
-        this.write(w, { type: c.type, object: this.typed(rt, version, c.obj) });
+        if (c.rv <= n) continue;
+        const e = this.eventFor(w, c);
+        if (e) this.write(w, e);
       }
     }
     this.watchers.add(w);
@@ -528,6 +561,19 @@ function goneStatus(asked: number, oldest: number): Obj {
 
 function notFound(rt: ResourceType, name: string): Obj {
   return { ...status(404, 'NotFound', `${rt.plural}${rt.group ? `.${rt.group}` : ''} "${name}" not found`), details: { name, group: rt.group, kind: rt.plural } };
+}
+
+/** Equality-based selectors: `key`, `!key`, `key=value`, `key!=value`, comma-separated (AND). */
+function matchesLabels(o: Obj, selector: string | undefined): boolean {
+  if (!selector) return true;
+  const labels: Record<string, string> = o.metadata?.labels ?? {};
+  return selector.split(',').map((t) => t.trim()).filter(Boolean).every((term) => {
+    const m = /^(!?)([^=!]+)(?:(!=|==|=)(.*))?$/.exec(term);
+    if (!m) return false;
+    const [, not, key, op, value] = m as unknown as [string, string, string, string | undefined, string | undefined];
+    if (!op) return not ? !(key in labels) : key in labels;
+    return op === '!=' ? labels[key] !== value : labels[key] === value;
+  });
 }
 
 function fieldSelectorName(sel: string | null): string | undefined {

@@ -9,7 +9,7 @@ import { issueNodeTokens, type NodeTokens } from '../../../src/controlplane/node
 import { XdsSource } from '../../../src/ztunnel/xds-source.js';
 import type { ZtunnelState } from '../../../src/ztunnel/state.js';
 import { loadKubeConfig } from '../../../src/kubernetes/kube-client.js';
-import { startKubernetesParts, type KubernetesParts } from '../../../src/kubernetes/kube-control-plane.js';
+import { startKubernetesParts, type KubernetesParts, type KubernetesPartsOptions } from '../../../src/kubernetes/kube-control-plane.js';
 import { KubeApiServer } from './apiserver.js';
 
 export interface KubeZtunnel {
@@ -36,6 +36,7 @@ export interface KubeMeshOptions {
   nodes?: string[];
   callers?: (api: KubeApiServer, parts: () => KubernetesParts) => CallerPolicy;
   api?: KubeApiServer;
+  waypoints?: KubernetesPartsOptions['waypoints'];
 }
 
 export async function startKubeMesh(options: KubeMeshOptions = {}): Promise<KubeMesh> {
@@ -54,7 +55,7 @@ export async function startKubeMesh(options: KubeMeshOptions = {}): Promise<Kube
   const ports = await cp.start();
   parts = startKubernetesParts({
     kubeConfig: loadKubeConfig({ kubeconfigText: api.kubeconfig() }), controlPlane: cp, rootNamespace: 'istio-system',
-    logger, clock: systemClock, metrics, debounceMs: 20, statusDebounceMs: 20, backoff: { initialMs: 50, maxMs: 400 },
+    logger, clock: systemClock, metrics, debounceMs: 20, statusDebounceMs: 20, backoff: { initialMs: 50, maxMs: 400 }, waypoints: options.waypoints,
   });
   const xdsAddress = `127.0.0.1:${ports.xdsPort}`;
   const ztunnels: KubeZtunnel[] = [];
