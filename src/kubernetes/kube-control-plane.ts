@@ -45,38 +45,38 @@ export interface KubernetesParts {
 
 export function startKubernetesParts(opts: KubernetesPartsOptions): KubernetesParts {
   const logger = opts.logger.child({ scope: 'kubernetes' });
-  let source: KubeConfigSource | undefined;
-  let waypoints: WaypointReconciler | undefined;
+  // The informers call back into parts made after them.
+  const late: { source?: KubeConfigSource; waypoints?: WaypointReconciler } = {};
   const informers = new InformerSet({
     kubeConfig: opts.kubeConfig, kinds: opts.kinds ?? WATCHED_KINDS, rootNamespace: opts.rootNamespace,
     logger, clock: opts.clock, metrics: opts.metrics, backoff: opts.backoff, watchTimeoutSeconds: opts.watchTimeoutSeconds,
     onChange: (k) => {
       // Owned objects do not feed the config, but the first commit waits for every kind's list.
-      if (k.feeds !== 'owned' || !source?.synced()) source?.onChange(k);
-      if (RECONCILED_KINDS.includes(k.kind)) waypoints?.schedule();
+      if (k.feeds !== 'owned' || !late.source?.synced()) late.source?.onChange(k);
+      if (RECONCILED_KINDS.includes(k.kind)) late.waypoints?.schedule();
     },
   });
   const events = opts.events === false ? undefined : new EventRecorder({ kubeConfig: opts.kubeConfig, logger, clock: opts.clock });
-  source = new KubeConfigSource({
+  const source = new KubeConfigSource({
     informers, store: opts.controlPlane.store, logger, clock: opts.clock, metrics: opts.metrics,
     debounceMs: opts.debounceMs, startBackoffMs: opts.backoff, reporter: events,
   });
   const status = opts.status === false ? undefined : new StatusWriter({
     kubeConfig: opts.kubeConfig, informers, source, store: opts.controlPlane.store, logger, clock: opts.clock, metrics: opts.metrics, debounceMs: opts.statusDebounceMs,
   });
-  if (opts.waypoints) {
-    waypoints = new WaypointReconciler({
+  late.source = source;
+  const waypoints = opts.waypoints ? new WaypointReconciler({
       kubeConfig: opts.kubeConfig, informers, settings: opts.waypoints, logger, clock: opts.clock, metrics: opts.metrics,
       resyncMs: opts.waypoints.resyncMs, debounceMs: opts.waypoints.debounceMs,
-    });
-  }
+    }) : undefined;
+  late.waypoints = waypoints;
   source.start();
   return {
     informers, source, status, waypoints,
     close() {
       waypoints?.close();
       status?.close();
-      source?.close();
+      source.close();
       informers.close();
     },
   };

@@ -37,8 +37,6 @@ after(async () => {
   await mesh?.close();
 });
 
-const uid = (ns: string, name: string) => `Kubernetes//Pod/${ns}/${name}`;
-
 function workloadIps(z: KubeZtunnel): string[] {
   return z.latest()!.snapshot().workloads.map((w) => `${w.namespace}/${w.name}@${w.addresses[0]}:${w.tunnelProtocol}`).sort();
 }

@@ -46,17 +46,18 @@ export async function startKubeMesh(options: KubeMeshOptions = {}): Promise<Kube
   const tokens = issueNodeTokens(options.nodes ?? ['node-1', 'node-2']);
   const { logger, lines } = memoryLogger({ component: 'control-plane', level: 'debug' });
   const metrics = new MetricsRegistry();
-  let parts: KubernetesParts | undefined;
+  const late: { parts?: KubernetesParts } = {};
   const cp = new ControlPlane({
     logger, metrics, clock: systemClock, ca, nodeTokens: tokens, build: { observedPods: true },
     configPaths: [], xdsAddress: '127.0.0.1:0', adminAddress: '127.0.0.1:0', debounceMs: 10,
-    holdPushUntilLoaded: true, callers: options.callers?.(api, () => parts!),
+    holdPushUntilLoaded: true, callers: options.callers?.(api, () => late.parts!),
   });
   const ports = await cp.start();
-  parts = startKubernetesParts({
+  const parts = startKubernetesParts({
     kubeConfig: loadKubeConfig({ kubeconfigText: api.kubeconfig() }), controlPlane: cp, rootNamespace: 'istio-system',
     logger, clock: systemClock, metrics, debounceMs: 20, statusDebounceMs: 20, backoff: { initialMs: 50, maxMs: 400 }, waypoints: options.waypoints,
   });
+  late.parts = parts;
   const xdsAddress = `127.0.0.1:${ports.xdsPort}`;
   const ztunnels: KubeZtunnel[] = [];
   return {
@@ -72,7 +73,7 @@ export async function startKubeMesh(options: KubeMeshOptions = {}): Promise<Kube
     },
     async close() {
       for (const z of ztunnels) z.close();
-      parts?.close();
+      parts.close();
       await cp.close();
       await api.stop();
     },
