@@ -466,6 +466,9 @@ export class KubeApiServer {
   private watch(rt: ResourceType, version: string, ns: string | undefined, url: URL, res: http.ServerResponse, rec: RecordedRequest): void {
     rec.status = 200;
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    // The API server sends the headers at once (Go flushes after WriteHeader); Node would
+    // hold them until the first event, and a quiet watch would look unanswered.
+    res.flushHeaders();
     const w: Watcher = { type: rt, version, namespace: ns, name: fieldSelectorName(url.searchParams.get('fieldSelector')), labels: url.searchParams.get('labelSelector') ?? undefined, bookmarks: url.searchParams.get('allowWatchBookmarks') === 'true', res, timer: undefined };
     const from = url.searchParams.get('resourceVersion') ?? '';
     const timeoutS = Number(url.searchParams.get('timeoutSeconds') ?? '0');
