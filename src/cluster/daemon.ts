@@ -14,7 +14,10 @@
 //   survive both (conntrack keeps their translation).
 // - Everything made is findable again without this process (names carry the prefix, PID
 //   files sit in the state directory), so `ambit down` works after a crash.
+import { writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { ensureAdminToken } from '../controlplane/admin-token.js';
+import { loadProxyKey, mintProxyToken } from '../controlplane/proxy-credentials.js';
 import type { Container } from '../config/resources.js';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -61,6 +64,8 @@ export class ClusterDaemon {
   private stopping = false;
   private lastError: string | undefined;
   private servicesKey = '';
+  private proxyKey: Buffer = Buffer.alloc(0);
+  private adminToken = '';
 
   constructor(private readonly spec: ClusterSpec, private readonly logger: Logger) {
     this.paths = statePaths(spec.stateDir);
@@ -73,6 +78,8 @@ export class ClusterDaemon {
 
   async run(): Promise<void> {
     await mkdir(`${this.paths.logs}/pods`, { recursive: true });
+    this.proxyKey = await loadProxyKey(this.paths.proxyKey);
+    this.adminToken = await ensureAdminToken(this.paths.adminToken);
     try {
       await this.setPhase('control-plane', 'starting the control plane');
       await this.startControlPlane();
@@ -118,6 +125,7 @@ export class ClusterDaemon {
 
   private async startControlPlane(): Promise<void> {
     const { command, args } = this.ambitArgs('control-plane', '--ca', this.paths.ca, '--node-tokens', this.paths.tokens,
+      '--admin-token-file', this.paths.adminToken, '--proxy-key', this.paths.proxyKey,
       '--nodes', String(this.spec.nodes.length), '--xds', this.spec.xdsAddress, '--admin', this.spec.adminAddress,
       '--trust-domain', this.spec.trustDomain, ...this.spec.configPaths.flatMap((p) => ['-f', p]));
     await this.supervisor.spawn({ name: 'control-plane', command, args, logFile: this.paths.log('control-plane'), restart: 'always', backoff: { initialMs: 500, maxMs: 10_000 } });
@@ -137,13 +145,13 @@ export class ClusterDaemon {
   /**
    * A waypoint replica runs `ambit waypoint` in the node's namespace (it reaches the control
    * plane there, like the ztunnel) with its listeners and upstream sockets made inside its
-   * pod's namespace; its node credential authenticates it. Admin/metrics on NET.<200+k>:15020.
+   * pod's namespace; its own credential (proxyToken) authenticates it. Admin/metrics on NET.<200+k>:15020.
    */
   private waypointSpec(w: MeshStatus['workloads'][number], netns: string, base: ProcessSpec): ProcessSpec {
     const k = this.adminIndex(w.uid);
     const { command, args } = this.ambitArgs('waypoint', '--gateway', `${w.waypointOf!.namespace}/${w.waypointOf!.name}`,
       '--netns', netns, '--pod-ip', w.ip, '--node', w.node, '--service-account', w.serviceAccount,
-      '--xds', this.spec.xdsAddress, '--token-file', this.paths.tokenFile(w.node), '--root-cert', this.paths.root,
+      '--xds', this.spec.xdsAddress, '--token-file', this.proxyToken(w), '--root-cert', this.paths.root,
       '--admin', `${waypointAdminHost(this.spec, k)}:15020`, '--trust-domain', this.spec.trustDomain);
     // Profiling hook, as for the ztunnels: AMBIT_WAYPOINT_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/p'.
     const nodeArgs = (process.env.AMBIT_WAYPOINT_NODE_ARGS ?? '').split(' ').filter(Boolean);
@@ -226,13 +234,20 @@ export class ClusterDaemon {
     const k = this.adminIndex(w.uid);
     const { command, args } = this.ambitArgs('sidecar', '--pod', `${w.namespace}/${w.name}`,
       '--netns', netns, '--pod-ip', w.ip, '--node', w.node, '--service-account', w.serviceAccount,
-      '--xds', this.spec.xdsAddress, '--token-file', this.paths.tokenFile(w.node), '--root-cert', this.paths.root,
+      '--xds', this.spec.xdsAddress, '--token-file', this.proxyToken(w), '--root-cert', this.paths.root,
       '--admin', `${waypointAdminHost(this.spec, k)}:15020`, '--trust-domain', this.spec.trustDomain, '--labels', JSON.stringify(w.labels));
     const nodeArgs = (process.env.AMBIT_SIDECAR_NODE_ARGS ?? '').split(' ').filter(Boolean);
     return {
       name: sidecarProcessName(w), command, args: [...nodeArgs, ...args], logFile: this.paths.podLog(w.namespace, w.name, 'istio-proxy'),
       restart: 'always', backoff: { initialMs: 200, maxMs: 5_000 },
     };
+  }
+
+  /** A credential for the proxy of one pod (waypoint replica, sidecar): it gets that pod's identity only. */
+  private proxyToken(w: { namespace: string; name: string }): string {
+    const file = this.paths.proxyTokenFile(w.namespace, w.name);
+    writeFileSync(file, mintProxyToken(this.proxyKey, w) + '\n', { mode: 0o600 });
+    return file;
   }
 
   private adminIndex(uid: string): number {
@@ -338,7 +353,8 @@ export class ClusterDaemon {
   }
 
   private async fetchStatus(): Promise<MeshStatus> {
-    const res = await fetch(`http://${this.spec.adminAddress}/api/status`, { signal: AbortSignal.timeout(10_000) });
+    const res = await fetch(`http://${this.spec.adminAddress}/api/status`, { signal: AbortSignal.timeout(10_000), headers: { authorization: `Bearer ${this.adminToken}` } });
+    if (!res.ok) throw new Error(`the control plane answered ${res.status} to /api/status`);
     return (await res.json()) as MeshStatus;
   }
 }

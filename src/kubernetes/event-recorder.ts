@@ -18,7 +18,8 @@ export const REASON_INVALID = 'InvalidConfig';
 export function invalidObjectEvent(p: ObjectProblem, nowMs: number): k8s.CoreV1Event {
   const o = p.object;
   const ns = o.metadata.namespace ?? 'default';
-  const message = `Ambit skipped this ${o.kind}: ${errorsOf(p.diagnostics).map((d) => `${d.path ? `${d.path}: ` : ''}${d.message}`).join('; ')}`.slice(0, 1024);
+  const what = p.keptPrevious ? `Ambit ignored this change to the ${o.kind}; its previous version keeps serving` : `Ambit skipped this ${o.kind}`;
+  const message = `${what}: ${errorsOf(p.diagnostics).map((d) => `${d.path ? `${d.path}: ` : ''}${d.message}`).join('; ')}`.slice(0, 1024);
   const when = new Date(nowMs);
   return {
     apiVersion: 'v1', kind: 'Event',

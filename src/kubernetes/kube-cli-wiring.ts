@@ -24,7 +24,7 @@ export interface KubeWiringOptions {
 export interface KubeWiring {
   callers: CallerPolicy;
   /** Start watching once the control plane exists. */
-  start(cp: ControlPlane): KubernetesParts;
+  start(cp: ControlPlane, rootCertPem: string): KubernetesParts;
 }
 
 export function kubernetesWiring(o: KubeWiringOptions): KubeWiring {
@@ -37,9 +37,10 @@ export function kubernetesWiring(o: KubeWiringOptions): KubeWiring {
   });
   return {
     callers,
-    start(cp) {
+    start(cp, rootCertPem) {
       parts = startKubernetesParts({
-        kubeConfig, controlPlane: cp, rootNamespace: o.rootNamespace, logger: o.logger, clock: o.clock, metrics: o.metrics, waypoints: o.waypoints,
+        kubeConfig, controlPlane: cp, rootNamespace: o.rootNamespace, logger: o.logger, clock: o.clock, metrics: o.metrics,
+        waypoints: o.waypoints && { ...o.waypoints, rootCertPem },
       });
       return parts;
     },

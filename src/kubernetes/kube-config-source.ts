@@ -5,7 +5,9 @@
 // - Nothing is committed before every watched kind has finished its first list (a partial
 //   first view would push a mesh with workloads missing); then changes are debounced.
 // - An object that fails its own checks is skipped and reported (log, Event, status
-//   condition through the reporter); the rest of the mesh keeps working. When the set as a
+//   condition through the reporter); the rest of the mesh keeps working. When an object that
+//   was valid becomes invalid (same uid), its last valid version keeps serving, as a refused
+//   file change does: a typo in a DENY policy must not lift the DENY. When the set as a
 //   whole is refused (a clash between objects: two pods with one IP, ...), the objects the
 //   errors name are skipped too and the set is tried again (at most 4 rounds); if it is
 //   still refused, the last good config keeps serving.
@@ -30,6 +32,8 @@ import { WATCHED_KINDS, type WatchedKind } from './watched-kinds.js';
 export interface ObjectProblem {
   object: KubeObject;
   diagnostics: Diagnostic[];
+  /** The object's previous valid version keeps serving (a change made it invalid). */
+  keptPrevious?: boolean;
 }
 
 /** Where skipped objects are told about (Events; the status writer reads problems() itself). */
@@ -51,7 +55,10 @@ export interface KubeConfigSourceOptions {
 
 interface Checked {
   resourceVersion: string | undefined;
+  uid: string | undefined;
   located?: Located;
+  /** The last version of this object (same uid) that passed, kept while a newer one fails. */
+  lastGood?: Located;
   diagnostics: Diagnostic[];
 }
 
@@ -128,7 +135,10 @@ export class KubeConfigSource extends EventEmitter<{ synced: []; committed: [num
         objects.set(key, o);
         const c = this.check(key, kind, o);
         if (c.located) resources.push(c.located);
-        else problems.set(key, { object: o, diagnostics: c.diagnostics });
+        else {
+          problems.set(key, { object: o, diagnostics: c.diagnostics, keptPrevious: c.lastGood !== undefined });
+          if (c.lastGood) resources.push(c.lastGood);
+        }
       }
     }
     for (const k of this.checked.keys()) if (!seen.has(k)) this.checked.delete(k);
@@ -177,7 +187,8 @@ export class KubeConfigSource extends EventEmitter<{ synced: []; committed: [num
     if (before && rv !== undefined && before.resourceVersion === rv) return before;
     const file = `kubernetes:${kind.plural}/${kind.namespaced ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`;
     const { resources, diagnostics } = validateDocuments([{ file, line: 0, value: configDocument(o), locate: () => ({ line: 0, column: 0 }) }]);
-    const c: Checked = { resourceVersion: rv, located: resources[0], diagnostics };
+    const lastGood = before && before.uid === o.metadata.uid ? before.located ?? before.lastGood : undefined;
+    const c: Checked = { resourceVersion: rv, uid: o.metadata.uid, located: resources[0], lastGood: resources[0] ? undefined : lastGood, diagnostics };
     this.checked.set(key, c);
     return c;
   }
@@ -189,7 +200,9 @@ export class KubeConfigSource extends EventEmitter<{ synced: []; committed: [num
       const text = errorsOf(p.diagnostics).map((d) => `${d.path ? `${d.path}: ` : ''}${d.message}`).join('; ');
       if (this.reportedText.get(key) === text) continue;
       this.reportedText.set(key, text);
-      this.opts.logger.warn('kubernetes object skipped: it is invalid; the rest of the mesh keeps working', { object: key, resourceVersion: p.object.metadata.resourceVersion, errors: text });
+      this.opts.logger.warn('kubernetes object skipped: it is invalid; the rest of the mesh keeps working', {
+        object: key, resourceVersion: p.object.metadata.resourceVersion, errors: text, servingPreviousVersion: p.keptPrevious === true,
+      });
       try {
         this.opts.reporter?.report(p);
       } catch (e: unknown) {

@@ -57,7 +57,7 @@ function keyOf(o: KubeObject): string {
 }
 
 function problemText(p: ObjectProblem): string {
-  return errorsOf(p.diagnostics).map((d) => `${d.path ? `${d.path}: ` : ''}${d.message}`).join('; ').slice(0, 32_000);
+  return (p.keptPrevious ? 'this version is invalid; the previous one keeps serving: ' : '') + errorsOf(p.diagnostics).map((d) => `${d.path ? `${d.path}: ` : ''}${d.message}`).join('; ').slice(0, 32_000);
 }
 
 export function desiredStatuses(inp: StatusInputs): DesiredStatus[] {

@@ -37,6 +37,8 @@ export const WATCHED_KINDS: readonly WatchedKind[] = [
   { kind: 'Telemetry', group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'], plural: 'telemetries', namespaced: true, feeds: 'config' },
   { kind: 'Gateway', group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], plural: 'gateways', namespaced: true, feeds: 'config' },
   { kind: 'HTTPRoute', group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], plural: 'httproutes', namespaced: true, feeds: 'config' },
+  // Istio's mesh config: the ConfigMap `istio` of the root namespace (key `mesh`), and no other.
+  { kind: 'ConfigMap', group: '', versions: ['v1'], plural: 'configmaps', namespaced: true, feeds: 'config', namespace: 'root', fieldSelector: 'metadata.name=istio' },
   // What the control plane makes for waypoints (their Services are among all Services above).
   { kind: 'Deployment', group: 'apps', versions: ['v1'], plural: 'deployments', namespaced: true, feeds: 'owned', labelSelector: 'gateway.networking.k8s.io/gateway-name' },
   { kind: 'ServiceAccount', group: '', versions: ['v1'], plural: 'serviceaccounts', namespaced: true, feeds: 'owned', labelSelector: 'gateway.networking.k8s.io/gateway-name' },

@@ -31,6 +31,8 @@ export interface WaypointSettings {
   trustDomain: string;
   rootNamespace: string;
   resources?: k8s.V1ResourceRequirements;
+  /** The mesh root, published as ConfigMap istio-ca-root-cert in each waypoint's namespace. */
+  rootCertPem?: string;
 }
 
 export interface GatewayRef {
@@ -136,4 +138,9 @@ export function hasFields(actual: unknown, desired: unknown): boolean {
   }
   // The API server answers an int-or-string port as given; compare as text.
   return actual === desired || (typeof actual !== 'object' && String(actual) === String(desired));
+}
+
+/** The mesh root for the pods of a namespace (Istio publishes the same ConfigMap). */
+export function rootCertConfigMap(namespace: string, rootCertPem: string): k8s.V1ConfigMap {
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: ROOT_CERT_CONFIGMAP, namespace }, data: { 'root-cert.pem': rootCertPem } };
 }

@@ -10,6 +10,8 @@
 // - An existing object of the same name that the Gateway does not own is left alone, and the
 //   conflict is logged: Ambit never takes over a user's Deployment or Service.
 // - Deletion is the garbage collector's: every object carries an ownerReference to its Gateway.
+// - The mesh root is published in each waypoint namespace (ConfigMap istio-ca-root-cert, as
+//   Istio does), applied once per namespace and resync.
 import * as k8s from '@kubernetes/client-node';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
@@ -18,7 +20,7 @@ import type { MetricsRegistry } from '../telemetry/metrics.js';
 import type { InformerSet } from './informers.js';
 import { messageOf } from './informers.js';
 import type { KubeObject } from './kube-object.js';
-import { FIELD_MANAGER, hasFields, waypointObjects, type WaypointSettings } from './waypoint-objects.js';
+import { FIELD_MANAGER, hasFields, rootCertConfigMap, waypointObjects, type WaypointSettings } from './waypoint-objects.js';
 
 export interface WaypointReconcilerOptions {
   kubeConfig: k8s.KubeConfig;
@@ -41,6 +43,8 @@ export class WaypointReconciler {
   private again = false;
   private closed = false;
   private readonly conflicts = new Set<string>();
+  /** Namespaces whose root-cert ConfigMap was applied since the last resync. */
+  private readonly published = new Set<string>();
   private readonly m;
 
   constructor(private readonly opts: WaypointReconcilerOptions) {
@@ -65,6 +69,7 @@ export class WaypointReconciler {
 
   private armResync(): void {
     this.resync = this.opts.clock.setTimeout(() => {
+      this.published.clear();
       this.schedule();
       if (!this.closed) this.armResync();
     }, this.opts.resyncMs ?? 5 * 60_000);
@@ -96,6 +101,9 @@ export class WaypointReconciler {
       const spec = g.spec as { gatewayClassName?: string; infrastructure?: { labels?: Record<string, string>; annotations?: Record<string, string> } } | undefined;
       if (spec?.gatewayClassName !== WAYPOINT_CLASS || !g.metadata.uid || g.metadata.deletionTimestamp) continue;
       const ns = g.metadata.namespace ?? 'default';
+      if (this.opts.settings.rootCertPem && !this.published.has(ns)) {
+        if (await this.apply(rootCertConfigMap(ns, this.opts.settings.rootCertPem))) this.published.add(ns);
+      }
       const want = waypointObjects({
         apiVersion: g.apiVersion, name: g.metadata.name, namespace: ns, uid: g.metadata.uid,
         infrastructure: spec.infrastructure,

@@ -31,7 +31,7 @@ function bind(token: string, ns: string, sa: string, podName: string, opts: { au
 }
 
 async function ask(token: string, requested?: string): Promise<string> {
-  const ca = new CaClient({ address: mesh.xdsAddress, token, timeoutMs: 3000 });
+  const ca = new CaClient({ address: mesh.xdsAddress, token, tls: mesh.tls, timeoutMs: 3000 });
   clients.push(ca);
   const { csrPem } = await generateKeyAndCsr(mustParseSpiffe(requested ?? id('shop', 'waypoint')));
   const chain = await ca.createCertificate({ csrPem, ttlSeconds: 600, ...(requested ? { impersonatedIdentity: requested } : {}) });
@@ -74,7 +74,8 @@ test('a ztunnel gets the identity of a pod on its own node', async () => {
 test('a ztunnel is refused the identity of a pod on another node, and the refusal says who asked for what', async () => {
   await assert.rejects(ask('tok-ztunnel-a', id('shop', 'server')), /PERMISSION_DENIED.*node node-1 runs no workload with identity spiffe:\/\/cluster\.local\/ns\/shop\/sa\/server/);
   const l = refusals().find((x) => String(x.reason).includes('ns/shop/sa/server'))!;
-  assert.equal(l.caller, id('istio-system', 'ztunnel'));
+  assert.equal(l.credential, id('istio-system', 'ztunnel'));
+  assert.equal(l.caller, 'node-1');
   assert.equal(l.requested, id('shop', 'server'));
   assert.match(String(l.reason), /istio-system\/ztunnel \(pod istio-system\/ztunnel-a on node node-1\)/);
 });
@@ -105,12 +106,12 @@ test('a token bound to a pod that was replaced (same name, new uid) is refused',
 test('xDS: a ztunnel token serves its own node id, and is refused another node\'s', async () => {
   const { logger } = memoryLogger();
   const states: unknown[] = [];
-  const ok = new XdsSource({ address: mesh.xdsAddress, node: 'node-1', token: 'tok-ztunnel-a', logger, onState: (s) => states.push(s) });
+  const ok = new XdsSource({ address: mesh.xdsAddress, node: 'node-1', token: 'tok-ztunnel-a', tls: mesh.tls, logger, onState: (s) => states.push(s) });
   ok.start();
   await waitFor(() => states.length > 0, 'xDS state for node-1');
   ok.close();
   const events: string[] = [];
-  const bad = new XdsSource({ address: mesh.xdsAddress, node: 'node-2', token: 'tok-ztunnel-a', logger, onState: () => events.push('state'), onConnection: (e) => events.push(`${e.state}:${e.error?.message ?? ''}`) });
+  const bad = new XdsSource({ address: mesh.xdsAddress, node: 'node-2', token: 'tok-ztunnel-a', tls: mesh.tls, logger, onState: () => events.push('state'), onConnection: (e) => events.push(`${e.state}:${e.error?.message ?? ''}`) });
   bad.start();
   await waitFor(() => events.some((e) => /does not match the authenticated node 'node-1'/.test(e)), 'node id mismatch refused');
   bad.close();

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeApiServer } from '../helpers/kube/apiserver.js';
@@ -26,7 +26,7 @@ before(async () => {
   const init = spawn(process.execPath, [join(root, 'bin/ambit.js'), 'ca', 'init', '--out', join(dir, 'ca')], { stdio: 'ignore' });
   await new Promise((r) => init.on('exit', r));
   child = spawn(process.execPath, [join(root, 'bin/ambit.js'), 'control-plane', '--kubernetes', '--kubeconfig', join(dir, 'kubeconfig'), '--ca', join(dir, 'ca'),
-    '--xds', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--waypoint-image', 'registry.example/ambit:1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    '--xds', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--waypoint-image', 'registry.example/ambit:1', '--admin-token-file', join(dir, 'admin-token')], { stdio: ['ignore', 'ignore', 'pipe'] });
   child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
 });
 
@@ -46,7 +46,10 @@ test('the control plane reads the cluster, becomes ready and makes the waypoint 
     return ready;
   }, 'ready', 15_000);
   await waitFor(() => api.get('Deployment', 'shop', 'waypoint') !== undefined, 'waypoint Deployment', 15_000);
-  const status = await (await fetch(`http://127.0.0.1:${port}/api/status`)).json() as { pods?: { name: string }[] };
+  await waitFor(() => api.get('ConfigMap', 'shop', 'istio-ca-root-cert') !== undefined, 'root cert published', 15_000);
+  assert.match(api.get('ConfigMap', 'shop', 'istio-ca-root-cert')!.data['root-cert.pem'], /BEGIN CERTIFICATE/);
+  const token = (await readFile(join(dir, 'admin-token'), 'utf8')).trim();
+  const status = await (await fetch(`http://127.0.0.1:${port}/api/status`, { headers: { authorization: `Bearer ${token}` } })).json() as { pods?: { name: string }[] };
   assert.ok(JSON.stringify(status).includes('client'), JSON.stringify(status).slice(0, 300));
   assert.ok(api.requests.some((r) => r.path === '/api/v1/pods' && r.query.watch === 'true' && r.query.allowWatchBookmarks === 'true'));
 });

@@ -124,3 +124,31 @@ test('two pods claiming one IP: the clash is skipped, the others stay', async ()
   await waitFor(() => mesh.parts.source.problems().size === 0, 'clash gone');
   await waitFor(() => z1.latest()!.workloadByIp('10.244.2.7')?.name === 'server', 'server back');
 });
+
+test('Istio\'s mesh config ConfigMap (istio in the root namespace) is watched; others are not', async () => {
+  assert.equal(mesh.cp.store.current().model.meshConfig.pathNormalization, 'MERGE_SLASHES');
+  mesh.api.put({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'istio', namespace: 'istio-system' }, data: { mesh: 'pathNormalization:\n  normalization: BASE\n' } });
+  mesh.api.put({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'istio', namespace: 'shop' }, data: { mesh: 'pathNormalization:\n  normalization: NONE\n' } });
+  mesh.api.put({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'other', namespace: 'istio-system' }, data: { x: 'y' } });
+  await waitFor(() => mesh.cp.store.current().model.meshConfig.pathNormalization === 'BASE', 'mesh config applied');
+  assert.deepEqual(mesh.parts.informers.list('ConfigMap').map((c) => `${c.metadata.namespace}/${c.metadata.name}`), ['istio-system/istio']);
+  mesh.api.modify('ConfigMap', 'istio-system', 'istio', (o) => { o.data.mesh = 'pathNormalization:\n  normalization: SOMETIMES\n'; });
+  await waitFor(() => mesh.parts.source.problems().has('ConfigMap/istio-system/istio'), 'invalid mesh config reported');
+  assert.equal(mesh.cp.store.current().model.meshConfig.pathNormalization, 'BASE', 'an invalid change is ignored: the last valid version keeps serving');
+  assert.equal(mesh.parts.source.problems().get('ConfigMap/istio-system/istio')!.keptPrevious, true);
+  mesh.api.remove('ConfigMap', 'istio-system', 'istio');
+  await waitFor(() => !mesh.parts.source.problems().has('ConfigMap/istio-system/istio'), 'cleared');
+  await waitFor(() => mesh.cp.store.current().model.meshConfig.pathNormalization === 'MERGE_SLASHES', 'deleted: defaults');
+});
+
+test('a DENY policy made invalid by a change keeps denying with its last valid version', async () => {
+  mesh.api.put(authorizationPolicy('shop', 'deny-web', { action: 'DENY', rules: [{ from: [{ source: { namespaces: ['plain'] } }] }] }));
+  await waitFor(() => z1.latest()!.snapshot().authorizations.some((a) => a.name === 'deny-web'), 'deny pushed');
+  mesh.api.modify('AuthorizationPolicy', 'shop', 'deny-web', (o) => { o.spec.action = 'DENYY'; });
+  await waitFor(() => mesh.parts.source.problems().has('AuthorizationPolicy/shop/deny-web'), 'reported');
+  assert.ok(z1.latest()!.snapshot().authorizations.some((a) => a.name === 'deny-web' && a.action === 'DENY'));
+  await waitFor(() => mesh.api.list('Event').some((e) => e.involvedObject.name === 'deny-web'), 'event');
+  assert.match(mesh.api.list('Event').find((e) => e.involvedObject.name === 'deny-web')!.message, /previous version keeps serving/);
+  mesh.api.remove('AuthorizationPolicy', 'shop', 'deny-web');
+  await waitFor(() => !z1.latest()!.snapshot().authorizations.some((a) => a.name === 'deny-web'), 'deleted');
+});

@@ -2,7 +2,10 @@ import { systemClock } from '../../core/clock.js';
 import { Logger } from '../../core/logger.js';
 import { MeshCA } from '../../identity/ca.js';
 import { ControlPlane } from '../../controlplane/control-plane.js';
+import { ensureAdminToken } from '../../controlplane/admin-token.js';
 import { loadNodeTokens } from '../../controlplane/node-credentials.js';
+import { loadProxyKey } from '../../controlplane/proxy-credentials.js';
+import { controlPlaneIdentity } from '../../xds/control-plane-tls.js';
 import { MetricsRegistry } from '../../telemetry/metrics.js';
 import { list, parseCommandArgs, usageError, type Command } from '../command.js';
 import { buildOptionsFrom } from './shared-options.js';
@@ -27,9 +30,18 @@ Options:
   --xds ADDR            gRPC address for xDS and the CA (default 127.0.0.1:15010)
   --admin ADDR          admin and monitoring API (default 127.0.0.1:15014):
                         /ready /metrics /debug/syncz /api/apply /api/delete /api/label /api/resources /api/status
-  --cert-ttl SECONDS    workload certificate lifetime (default 86400)
+  --cert-ttl SECONDS    workload certificate lifetime, and the most any caller gets (default 86400)
+  --admin-token-file F  the bearer token of the admin API (made, mode 0600, when missing); every
+                        path but /metrics, /stats/prometheus and /ready needs it
+  --proxy-key FILE      key of the per-proxy credentials of waypoint replicas and sidecars
+                        (made by \`ambit up\`); each such proxy may obtain only its own pod's identity
+  --identity SPIFFE     the control plane's identity in its TLS certificate
+                        (default spiffe://<trust domain>/ns/istio-system/sa/ambit-control-plane)
   --trust-domain TD     default cluster.local
   --root-namespace NS   default istio-system
+
+xDS and the CA are served over TLS with a certificate the mesh CA issues to the control plane
+(renewed at half life); proxies check its identity before they send their credential.
 
 On Kubernetes (--kubernetes): the config comes from the API server instead of files, through
 informers (list, then watch with bookmarks; 410 Gone relists; errors back off): Namespaces,
@@ -66,7 +78,11 @@ node, any other proxy only its own.
       'ztunnel-sa': { type: 'string', default: 'istio-system/ztunnel' },
       'waypoint-image': { type: 'string' },
       'pod-xds': { type: 'string' },
+      'admin-token-file': { type: 'string' },
+      'proxy-key': { type: 'string' },
+      identity: { type: 'string' },
     });
+    if (!values['admin-token-file']) throw usageError(this, '--admin-token-file FILE is required (it is made, mode 0600, when missing)');
     if (!values.ca) throw usageError(this, '--ca DIR is required');
     const onKube = values.kubernetes || values.kubeconfig !== undefined;
     if (!onKube && !values['node-tokens']) throw usageError(this, '--node-tokens FILE is required (or --kubernetes)');
@@ -78,19 +94,23 @@ node, any other proxy only its own.
     const build = buildOptionsFrom({ nodes: values.nodes, 'trust-domain': values['trust-domain'], 'root-namespace': rootNamespace });
     // The Kubernetes client is loaded only when the cluster is the source.
     const kube = onKube ? await kubeWiring(values, rootNamespace, logger, metrics, this) : undefined;
+    const ca = await MeshCA.load(values.ca, { trustDomain: values['trust-domain'] });
     const cp = new ControlPlane({
       logger, metrics, clock: systemClock,
-      ca: await MeshCA.load(values.ca, { trustDomain: values['trust-domain'] }),
+      ca,
       nodeTokens: values['node-tokens'] ? await loadNodeTokens(values['node-tokens']) : {},
       build: kube ? { settings: build.settings, observedPods: true } : build,
       configPaths: list(values.file),
       xdsAddress: values.xds,
       adminAddress: values.admin,
       certificateTtlSeconds: values['cert-ttl'] ? Number(values['cert-ttl']) : undefined,
+      adminToken: await ensureAdminToken(values['admin-token-file']),
+      proxyKey: values['proxy-key'] ? await loadProxyKey(values['proxy-key']) : undefined,
+      identity: values.identity ?? controlPlaneIdentity(values['trust-domain']),
       ...(kube ? { callers: kube.callers, holdPushUntilLoaded: true } : {}),
     });
     const ports = await cp.start();
-    const parts = kube?.start(cp);
+    const parts = kube?.start(cp, ca.rootPem);
     io.err(`control plane: xDS and CA on ${values.xds.replace(/:\d+$/, `:${ports.xdsPort}`)}, admin http://${values.admin.replace(/:\d+$/, `:${ports.adminPort}`)}/debug/syncz\n`);
     await new Promise<void>((resolve) => {
       const stop = () => { parts?.close(); void cp.close().then(resolve); };

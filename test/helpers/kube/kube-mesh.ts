@@ -7,6 +7,9 @@ import { MetricsRegistry } from '../../../src/telemetry/metrics.js';
 import { ControlPlane, type CallerPolicy } from '../../../src/controlplane/control-plane.js';
 import { issueNodeTokens, type NodeTokens } from '../../../src/controlplane/node-credentials.js';
 import { XdsSource } from '../../../src/ztunnel/xds-source.js';
+import { controlPlaneIdentity, controlPlaneTls } from '../../../src/xds/control-plane-tls.js';
+import type { ClientTlsOptions } from '../../../src/xds/credentials.js';
+import { randomBytes } from 'node:crypto';
 import type { ZtunnelState } from '../../../src/ztunnel/state.js';
 import { loadKubeConfig } from '../../../src/kubernetes/kube-client.js';
 import { startKubernetesParts, type KubernetesParts, type KubernetesPartsOptions } from '../../../src/kubernetes/kube-control-plane.js';
@@ -28,6 +31,9 @@ export interface KubeMesh {
   cpLogs: LogFields[];
   metrics: MetricsRegistry;
   xdsAddress: string;
+  /** TLS to the control plane as proxies use it (mesh root + the control plane's identity). */
+  tls: ClientTlsOptions;
+  adminToken: string;
   ztunnel(node: string): KubeZtunnel;
   close(): Promise<void>;
 }
@@ -46,11 +52,14 @@ export async function startKubeMesh(options: KubeMeshOptions = {}): Promise<Kube
   const tokens = issueNodeTokens(options.nodes ?? ['node-1', 'node-2']);
   const { logger, lines } = memoryLogger({ component: 'control-plane', level: 'debug' });
   const metrics = new MetricsRegistry();
+  const adminToken = randomBytes(16).toString('hex');
+  const tls = controlPlaneTls(ca.rootPem, controlPlaneIdentity('cluster.local'));
   const late: { parts?: KubernetesParts } = {};
   const cp = new ControlPlane({
     logger, metrics, clock: systemClock, ca, nodeTokens: tokens, build: { observedPods: true },
     configPaths: [], xdsAddress: '127.0.0.1:0', adminAddress: '127.0.0.1:0', debounceMs: 10,
     holdPushUntilLoaded: true, callers: options.callers?.(api, () => late.parts!),
+    adminToken, identity: controlPlaneIdentity('cluster.local'),
   });
   const ports = await cp.start();
   const parts = startKubernetesParts({
@@ -61,11 +70,11 @@ export async function startKubeMesh(options: KubeMeshOptions = {}): Promise<Kube
   const xdsAddress = `127.0.0.1:${ports.xdsPort}`;
   const ztunnels: KubeZtunnel[] = [];
   return {
-    api, ca, tokens, cp, parts, cpLogs: lines, metrics, xdsAddress,
+    api, ca, tokens, cp, parts, cpLogs: lines, metrics, xdsAddress, tls, adminToken,
     ztunnel(node) {
       const states: ZtunnelState[] = [];
       const { logger: zl } = memoryLogger({ component: `ztunnel-${node}` });
-      const xds = new XdsSource({ address: xdsAddress, node, token: tokens[node]!, logger: zl, onState: (s) => states.push(s) });
+      const xds = new XdsSource({ address: xdsAddress, node, token: tokens[node]!, tls, logger: zl, onState: (s) => states.push(s) });
       xds.start();
       const z: KubeZtunnel = { node, states, latest: () => states[states.length - 1], close: () => xds.close() };
       ztunnels.push(z);
