@@ -152,3 +152,15 @@ test('a DENY policy made invalid by a change keeps denying with its last valid v
   mesh.api.remove('AuthorizationPolicy', 'shop', 'deny-web');
   await waitFor(() => !z1.latest()!.snapshot().authorizations.some((a) => a.name === 'deny-web'), 'deleted');
 });
+
+test('a Service without a selector takes its endpoints from its EndpointSlices', async () => {
+  mesh.api.put(service('shop', 'ext', { clusterIP: '10.96.0.70', selector: null }));
+  mesh.api.put({
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'ext-abc', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'ext' } },
+    addressType: 'IPv4', endpoints: [{ addresses: ['10.244.2.7'], conditions: { ready: true }, targetRef: { kind: 'Pod', name: 'server', namespace: 'shop' } }], ports: [{ port: 8080, protocol: 'TCP' }],
+  });
+  const eps = () => { const s = z1.latest()!.serviceByVip('10.96.0.70'); return s ? z1.latest()!.endpointsOf(s).map((w) => w.name) : []; };
+  await waitFor(() => eps().join() === 'server', 'endpoint from the slice');
+  mesh.api.modify('EndpointSlice', 'shop', 'ext-abc', (o) => { o.endpoints[0].conditions.ready = false; });
+  await waitFor(() => eps().length === 0, 'not ready: no endpoint');
+});
