@@ -15,6 +15,7 @@
 // - Everything made is findable again without this process (names carry the prefix, PID
 //   files sit in the state directory), so `ambit down` works after a crash.
 import { writeFileSync } from 'node:fs';
+import { cryptoMode } from '../core/crypto-policy.js';
 import { mkdir } from 'node:fs/promises';
 import { ensureAdminToken } from '../controlplane/admin-token.js';
 import { loadProxyKey, mintProxyToken } from '../controlplane/proxy-credentials.js';
@@ -27,6 +28,8 @@ import { installCapture, removeCapture } from './capture-rules.js';
 import { installSourceRouting } from './source-routing.js';
 import { removePodDns, writePodDns, type DnsService } from './dns.js';
 import { containerPlans, processName, type PodInfo } from './pod-processes.js';
+import { preparePodNetns, readableByOthers, sandboxFor } from './pod-sandbox.js';
+import { capLogFiles, DEFAULT_MAX_LOG_BYTES } from './log-cap.js';
 import { syncServiceRules, type ServiceRule } from './service-proxy.js';
 import { statePaths, waypointAdminHost, writeJsonAtomic, ztunnelAdminHost, type ClusterSpec, type ClusterStatusFile, type Phase } from './state-dir.js';
 import { Supervisor, type ProcessSpec } from './supervisor.js';
@@ -45,11 +48,21 @@ interface PodState {
   captured: boolean;
   /** Its sidecar process runs (mode sidecar). */
   sidecar: boolean;
+  /** What its processes were started from (containers and securityContext), as JSON; '' = not started. */
   containersJson: string;
+  /** The containers they were started from. */
+  started: Container[];
   problems: string[];
 }
 
 const POLL_MS = 300;
+const LOG_CHECK_MS = 10_000;
+
+/** The cap on each log file (AMBIT_MAX_LOG_MB, default 50 MiB). */
+function maxLogBytes(): number {
+  const mb = Number(process.env.AMBIT_MAX_LOG_MB);
+  return Number.isFinite(mb) && mb > 0 ? mb * 1024 * 1024 : DEFAULT_MAX_LOG_BYTES;
+}
 
 export class ClusterDaemon {
   private readonly paths;
@@ -65,6 +78,7 @@ export class ClusterDaemon {
   private lastError: string | undefined;
   private servicesKey = '';
   private proxyKey: Buffer = Buffer.alloc(0);
+  private logsCheckedAt = 0;
   private adminToken = '';
 
   constructor(private readonly spec: ClusterSpec, private readonly logger: Logger) {
@@ -80,6 +94,9 @@ export class ClusterDaemon {
     await mkdir(`${this.paths.logs}/pods`, { recursive: true });
     this.proxyKey = await loadProxyKey(this.paths.proxyKey);
     this.adminToken = await ensureAdminToken(this.paths.adminToken);
+    for (const f of [this.spec.ambit.node, this.spec.ambit.script]) {
+      if (!readableByOthers(f)) this.logger.warn('pods running built-in apps (ambit app ...) as an unprivileged user cannot read this file', { file: f, hint: 'make the directories on its path world-searchable (chmod o+rx), or run those pods with securityContext.runAsUser: 0' });
+    }
     try {
       await this.setPhase('control-plane', 'starting the control plane');
       await this.startControlPlane();
@@ -103,6 +120,10 @@ export class ClusterDaemon {
         const s = await this.fetchStatus();
         if (s.version !== this.version) await this.reconcile(s);
         await this.refreshHealth();
+        if (Date.now() - this.logsCheckedAt > LOG_CHECK_MS) {
+          this.logsCheckedAt = Date.now();
+          for (const f of await capLogFiles(this.paths.logs, maxLogBytes())) this.logger.info('log file over its size cap: kept as .1 and truncated', { file: f });
+        }
       } catch (e: unknown) {
         this.lastError = describeError(e).message;
         this.logger.warn('reconcile failed; retrying', { error: this.lastError });
@@ -155,7 +176,7 @@ export class ClusterDaemon {
       '--admin', `${waypointAdminHost(this.spec, k)}:15020`, '--trust-domain', this.spec.trustDomain);
     // Profiling hook, as for the ztunnels: AMBIT_WAYPOINT_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/p'.
     const nodeArgs = (process.env.AMBIT_WAYPOINT_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    return { ...base, command, args: [...nodeArgs, ...args], netns: undefined, backoff: { initialMs: 200, maxMs: 5_000 } };
+    return { ...base, command, args: [...nodeArgs, ...args], netns: undefined, sandbox: undefined, backoff: { initialMs: 200, maxMs: 5_000 } };
   }
 
   // ---- reconcile ----
@@ -172,9 +193,13 @@ export class ClusterDaemon {
     if (fresh.length) {
       await addPods(this.spec.prefix, fresh.map((w) => ({ node: w.node, namespace: w.namespace, name: w.name, ip: w.ip })));
       // Before any proxy serves them: proxies connect to apps with the client's address.
-      await Promise.all(fresh.map((w) => installSourceRouting(podNetnsName(this.spec.prefix, w.namespace, w.name))));
+      await Promise.all(fresh.map(async (w) => {
+        const netns = podNetnsName(this.spec.prefix, w.namespace, w.name);
+        await installSourceRouting(netns);
+        await preparePodNetns(netns);
+      }));
       for (const w of fresh) {
-        this.pods.set(w.uid, { info: w, netns: podNetnsName(this.spec.prefix, w.namespace, w.name), captured: false, sidecar: false, containersJson: '', problems: [] });
+        this.pods.set(w.uid, { info: w, netns: podNetnsName(this.spec.prefix, w.namespace, w.name), captured: false, sidecar: false, containersJson: '', started: [], problems: [] });
       }
     }
     await this.syncDns(s, fresh.length > 0);
@@ -182,12 +207,13 @@ export class ClusterDaemon {
       const st = this.pods.get(w.uid)!;
       st.info = w;
       await this.syncSidecar(st);
-      const containersJson = JSON.stringify(w.containers);
+      const containersJson = JSON.stringify([w.containers, w.securityContext ?? null]);
       if (st.containersJson !== containersJson) {
-        if (st.containersJson) for (const c of JSON.parse(st.containersJson) as Container[]) await this.supervisor.stop(processName(w, c.name), 3000);
+        for (const c of st.started) await this.supervisor.stop(processName(w, c.name), 3000);
         st.containersJson = containersJson;
+        st.started = w.containers;
         st.problems = [];
-        for (const plan of containerPlans(w, st.netns, this.spec.ambit, (c) => this.paths.podLog(w.namespace, w.name, c))) {
+        for (const plan of containerPlans(w, st.netns, this.spec.ambit, (c) => this.paths.podLog(w.namespace, w.name, c), [this.spec.stateDir])) {
           if (plan.ok && w.waypointOf) await this.supervisor.spawn(this.waypointSpec(w, st.netns, plan.spec));
           else if (plan.ok) await this.supervisor.spawn(plan.spec);
           else {
@@ -216,8 +242,9 @@ export class ClusterDaemon {
     const want = w.mode === 'sidecar' && !w.waypointOf;
     if (want === st.sidecar) return;
     if (st.containersJson) {
-      for (const c of JSON.parse(st.containersJson) as Container[]) await this.supervisor.stop(processName(w, c.name), 3000);
+      for (const c of st.started) await this.supervisor.stop(processName(w, c.name), 3000);
       st.containersJson = '';
+      st.started = [];
     }
     if (st.captured) {
       await removeCapture(st.netns);
@@ -335,12 +362,14 @@ export class ClusterDaemon {
   private async writeStatus(): Promise<void> {
     const procs = new Map(this.supervisor.status().map((p) => [p.name, p]));
     const status: ClusterStatusFile = {
+      crypto: cryptoMode(),
       phase: this.phase,
       message: this.message,
       updatedAt: new Date().toISOString(),
       configVersion: this.version,
       pods: [...this.pods.values()].map((st) => ({
         namespace: st.info.namespace, name: st.info.name, node: st.info.node, ip: st.info.ip, mode: st.info.waypointOf ? 'waypoint' : st.info.mode, captured: st.captured,
+        user: podUser(st.info),
         processes: st.info.containers.map((c) => {
           const p = procs.get(processName(st.info, c.name));
           return { name: c.name, state: p?.state ?? (st.problems.length ? 'cannot-run' : 'pending'), restarts: p?.restarts ?? 0, pid: p?.pid };
@@ -357,6 +386,12 @@ export class ClusterDaemon {
     if (!res.ok) throw new Error(`the control plane answered ${res.status} to /api/status`);
     return (await res.json()) as MeshStatus;
   }
+}
+
+/** The user `ambit exec` runs as in a pod: its first container's (waypoints: root, they are ours). */
+function podUser(w: MeshStatus['workloads'][number]): { uid: number; gid: number } {
+  const s = sandboxFor(w.securityContext ?? undefined, w.containers[0]?.securityContext, []);
+  return w.waypointOf || !s.ok ? { uid: 0, gid: 0 } : { uid: s.sandbox.uid, gid: s.sandbox.gid };
 }
 
 export function sidecarProcessName(pod: { namespace: string; name: string }): string {

@@ -75,7 +75,7 @@ export function adminRoutes(deps: { store: ConfigStore; ads: AdsServer; logger: 
           workloads: [...model.workloads.values()].map((w) => ({
             uid: w.uid, namespace: w.namespace, name: w.name, node: w.node, ip: w.ip, mode: w.mode,
             identity: w.identity, serviceAccount: w.serviceAccount, waypoint: w.waypoint ?? null, waypointOf: w.waypointOf ?? null,
-            containers: w.containers, labels: w.labels, servicePorts: w.servicePorts,
+            containers: w.containers, securityContext: w.securityContext ?? null, labels: w.labels, servicePorts: w.servicePorts,
           })),
           services: [...model.services.values()].map((s) => ({ namespace: s.namespace, name: s.name, hostname: s.hostname, vip: s.vip, ports: s.ports, endpoints: s.endpoints, waypoint: s.waypoint ?? null })),
           waypoints: [...model.waypoints.values()],

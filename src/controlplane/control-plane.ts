@@ -18,6 +18,8 @@ import { AdminServer } from '../telemetry/admin-server.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import type { MeshModel } from '../model/mesh-model.js';
 import { AdsServer } from '../xds/ads-server.js';
+import { CONFIG_RESOURCE_TYPE_URL } from '../xds/config-resource.js';
+import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from '../xds/workload-api.js';
 import { registerCaService } from '../xds/ca-service.js';
 import { bearerToken, GrpcStatusError, type Authenticator, type Caller } from '../xds/call-auth.js';
 import { bindServer, serverCredentials } from '../xds/credentials.js';
@@ -96,7 +98,7 @@ export class ControlPlane {
       return { ok: false, message: 'missing or unknown credential (Authorization: Bearer <node or proxy token>)' };
     });
     const authorize = opts.callers ? opts.callers.authorizeCertificate.bind(opts.callers) : authorizeCertificate;
-    this.ads = new AdsServer({ logger: opts.logger.child({ scope: 'xds' }), clock: opts.clock, authenticate });
+    this.ads = new AdsServer({ logger: opts.logger.child({ scope: 'xds' }), clock: opts.clock, authenticate, types: [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, CONFIG_RESOURCE_TYPE_URL] });
     this.ads.register(this.grpcServer);
     this.pusher = new XdsPusher(this.ads);
     const m = opts.metrics;
@@ -204,7 +206,7 @@ export class ControlPlane {
     const snap = this.store.current();
     if (snap.version === this.pushedVersion) return;
     try {
-      const r = this.pusher.push(snap.api, waypointConfigObjects(snap.set));
+      const r = this.pusher.push(snap.api, waypointConfigObjects(snap.set), snap.version);
       this.pushedVersion = snap.version;
       if (r.addresses) this.m.pushes.labels({ type: 'address' }).inc();
       if (r.authorizations) this.m.pushes.labels({ type: 'authorization' }).inc();

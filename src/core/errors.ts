@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'AMBIT_ERR_CLUSTER'
   | 'AMBIT_ERR_KUBERNETES'
   | 'AMBIT_ERR_PERMISSION'
+  | 'AMBIT_ERR_FIPS'
   | 'AMBIT_ERR_INTERNAL';
 
 export interface AmbitErrorOptions {

@@ -208,6 +208,7 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
       mode: dataplaneMode(d, nsLabels(d.namespace)),
       waypointOf: d.waypointOf,
       containers: d.spec.containers as Container[],
+      ...(d.spec.securityContext ? { securityContext: d.spec.securityContext } : {}),
       servicePorts: {},
       source: d.source,
     });
