@@ -10,8 +10,8 @@
 // - An existing object of the same name that the Gateway does not own is left alone, and the
 //   conflict is logged: Ambit never takes over a user's Deployment or Service.
 // - Deletion is the garbage collector's: every object carries an ownerReference to its Gateway.
-// - The mesh root is published in each waypoint namespace (ConfigMap istio-ca-root-cert, as
-//   Istio does), applied once per namespace and resync.
+// - The mesh root is published in the root namespace and each waypoint namespace (ConfigMap
+//   istio-ca-root-cert, as Istio does), applied once per namespace and resync.
 import * as k8s from '@kubernetes/client-node';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
@@ -97,6 +97,11 @@ export class WaypointReconciler {
     const inf = this.opts.informers;
     if (!inf.synced() || !inf.watching('Gateway')) return 0;
     let applied = 0;
+    // The ztunnels and the control plane's own namespace need the mesh root too.
+    const root = this.opts.settings.rootNamespace;
+    if (this.opts.settings.rootCertPem && !this.published.has(root)) {
+      if (await this.apply(rootCertConfigMap(root, this.opts.settings.rootCertPem))) this.published.add(root);
+    }
     for (const g of inf.list('Gateway')) {
       const spec = g.spec as { gatewayClassName?: string; infrastructure?: { labels?: Record<string, string>; annotations?: Record<string, string> } } | undefined;
       if (spec?.gatewayClassName !== WAYPOINT_CLASS || !g.metadata.uid || g.metadata.deletionTimestamp) continue;

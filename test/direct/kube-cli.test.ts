@@ -48,6 +48,7 @@ test('the control plane reads the cluster, becomes ready and makes the waypoint 
   await waitFor(() => api.get('Deployment', 'shop', 'waypoint') !== undefined, 'waypoint Deployment', 15_000);
   await waitFor(() => api.get('ConfigMap', 'shop', 'istio-ca-root-cert') !== undefined, 'root cert published', 15_000);
   assert.match(api.get('ConfigMap', 'shop', 'istio-ca-root-cert')!.data['root-cert.pem'], /BEGIN CERTIFICATE/);
+  await waitFor(() => api.get('ConfigMap', 'istio-system', 'istio-ca-root-cert') !== undefined, 'root cert in the root namespace', 15_000);
   const token = (await readFile(join(dir, 'admin-token'), 'utf8')).trim();
   const status = await (await fetch(`http://127.0.0.1:${port}/api/status`, { headers: { authorization: `Bearer ${token}` } })).json() as { pods?: { name: string }[] };
   assert.ok(JSON.stringify(status).includes('client'), JSON.stringify(status).slice(0, 300));
