@@ -16,10 +16,11 @@ const ALLOWED = {
   rbac: ['core', 'config', 'model', 'xds'],
   hbone: ['core', 'identity', 'telemetry', 'sys'],
   controlplane: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds'],
+  kubernetes: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'controlplane'],
   ztunnel: ['core', 'dns', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys'],
   waypoint: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'ztunnel'],
   cluster: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'ztunnel', 'waypoint'],
-  cli: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'ztunnel', 'waypoint', 'cluster'],
+  cli: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'kubernetes', 'ztunnel', 'waypoint', 'cluster'],
 };
 
 const root = resolve(new URL('..', import.meta.url).pathname, 'src');

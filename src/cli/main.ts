@@ -78,10 +78,25 @@ export async function main(args: string[], io: CliIO = processIO()): Promise<num
 }
 
 function processIO(): CliIO {
+  exitQuietlyOnClosedPipe();
   return {
     out: (t) => process.stdout.write(t),
     err: (t) => process.stderr.write(t),
     env: process.env,
     cwd: process.cwd(),
   };
+}
+
+/**
+ * `ambit status | head`: when the reader of stdout (or stderr) goes away, a write fails with
+ * EPIPE; a command-line tool then stops quietly, as if killed by SIGPIPE (exit status 141),
+ * instead of crashing with an unhandled 'error' event.
+ */
+export function exitQuietlyOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(141);
+      throw e;
+    });
+  }
 }

@@ -30,6 +30,8 @@ export const PING_TIMEOUT_MS = 20_000;
 export const IDLE_TIMEOUT_MS = 300_000;
 export const CONNECT_TIMEOUT_MS = 10_000;
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** The server closes a session that carried no stream for this long. */
+export const SESSION_IDLE_TIMEOUT_MS = 10 * 60_000;
 /**
  * nghttp2 memory a session may use before it refuses new streams (ENHANCE_YOUR_CALM), in MB.
  * Node's default (10) is smaller than one connection window (16 MiB) plus the write queues of

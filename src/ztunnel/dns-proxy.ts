@@ -7,7 +7,8 @@
 //
 // Invariants:
 // - One DnsServer and one forwarder per served workload; removing the workload closes both.
-// - The registry (names -> addresses) is built once per ZtunnelState and cached with it;
+// - The registry (names -> addresses) is built once per state version (the state is updated in
+//   place) and mesh settings;
 //   ServiceEntry exportTo (MeshSettings.serviceVisibility) limits who resolves a host.
 // - Bounded: every forwarder shares the ztunnel-wide budget of outstanding upstream queries.
 import type dgram from 'node:dgram';
@@ -54,7 +55,7 @@ interface Served {
 
 export class ZtunnelDnsProxy {
   private readonly served = new Map<string, Served>();
-  private readonly registries = new WeakMap<ZtunnelState, DnsRegistry>();
+  private cached: { version: string; mesh: unknown; registry: DnsRegistry } | undefined;
   private readonly metrics: DnsMetrics;
   private readonly budget: OutstandingBudget;
 
@@ -114,17 +115,16 @@ export class ZtunnelDnsProxy {
     return this.served.size;
   }
 
-  /** Names answered for the state (for /config_dump). */
+  /** Names answered for the state (for /config_dump). Rebuilt when the state's version or mesh settings change. */
   registry(state: ZtunnelState): DnsRegistry {
-    let r = this.registries.get(state);
-    if (!r) {
-      const vis = state.mesh.serviceVisibility;
-      r = new DnsRegistry([...state.services.values()].map((s) => ({
-        hostname: s.hostname, namespace: s.namespace, addresses: s.addresses.map((a) => a.address),
-        visibleTo: vis[`${s.namespace}/${s.hostname}`],
-      })));
-      this.registries.set(state, r);
-    }
-    return r;
+    const c = this.cached;
+    if (c && c.version === state.version && c.mesh === state.mesh) return c.registry;
+    const vis = state.mesh.serviceVisibility;
+    const registry = new DnsRegistry([...state.services.values()].map((s) => ({
+      hostname: s.hostname, namespace: s.namespace, addresses: s.addresses.map((a) => a.address),
+      visibleTo: vis[`${s.namespace}/${s.hostname}`],
+    })));
+    this.cached = { version: state.version, mesh: state.mesh, registry };
+    return registry;
   }
 }

@@ -8,6 +8,9 @@
 //   address as their source.
 import dgram from 'node:dgram';
 import net from 'node:net';
+import type { Clock } from '../core/clock.js';
+import { LogLimiter } from '../core/log-limiter.js';
+import type { Logger } from '../core/logger.js';
 import { listenInNetns, NetnsHandle, originalDestination, startConnectInNetns, udpSocketInNetns } from '../sys/netns-socket.js';
 
 export const ZTUNNEL_MARK = 0x539;
@@ -112,4 +115,17 @@ export class NetnsPodNetwork implements PodNetwork {
   close(): void {
     this.ns.close();
   }
+}
+
+/**
+ * A listening server's errors after it listens (accept failing with EMFILE/ENFILE under a
+ * connection flood, say) are logged, at most once per interval, and the server keeps
+ * listening: without a listener Node would throw them and end the process.
+ */
+export function guardListener(server: net.Server, logger: Logger, clock: Clock, what: string): void {
+  const limiter = new LogLimiter(clock, 10_000, 1);
+  server.on('error', (e: Error) => {
+    const d = limiter.allow('error');
+    if (d.log) logger.warn('listener error; still listening', { listener: what, code: (e as NodeJS.ErrnoException).code, error: e.message, ...(d.suppressed ? { alsoSinceLastLine: d.suppressed } : {}) });
+  });
 }
