@@ -9,7 +9,8 @@ import { HostPodNetwork, NetnsPodNetwork, type PodNetwork } from '../../ztunnel/
 import type { XdsSource } from '../../ztunnel/xds-source.js';
 import { podNetnsName } from '../../sys/netns-names.js';
 import type { CaClient } from '../../xds/ca-client.js';
-import type { ClientTlsOptions } from '../../xds/credentials.js';
+import type { ClientTlsOptions, TokenSource } from '../../xds/credentials.js';
+import { tokenFromFile } from '../../xds/token-file.js';
 import { formatSpiffe } from '../../identity/spiffe.js';
 import { readFile } from 'node:fs/promises';
 import { Ztunnel } from '../../ztunnel/ztunnel.js';
@@ -94,12 +95,12 @@ Examples:
       ? NetnsPodNetwork.open(podNetnsName(template, w.namespace, w.name))
       : new HostPodNetwork();
     let certificates: CertificateSource;
-    let token: string | undefined;
+    let token: TokenSource | undefined;
     let caClient: CaClient | undefined;
     let tls: ClientTlsOptions | undefined;
     if (values.xds) {
       if (!values['token-file'] || !values['root-cert']) throw usageError(this, '--xds needs --token-file and --root-cert');
-      token = (await readFile(values['token-file'], 'utf8')).trim();
+      token = tokenFromFile(values['token-file']);
       const rootPem = await readFile(values['root-cert'], 'utf8');
       const { CaClient } = await import('../../xds/ca-client.js');
       const { controlPlaneIdentity, controlPlaneTls } = await import('../../xds/control-plane-tls.js');
