@@ -46,9 +46,10 @@ if [ -f native/binding.gyp ]; then
   stamp=native/build/node-version
   if [ ! -f "$addon" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$("$NODE" --version)" ] || [ -n "$(find native -maxdepth 1 -newer "$addon" \( -name '*.c*' -o -name binding.gyp \) 2>/dev/null)" ]; then
     say "building the native addon (node-gyp, against Node.js $("$NODE" --version)'s headers)"
-    # Offline, against the headers shipped in the Node.js 24 package: node-gyp must not
+    # node-gyp is a devDependency (the machine's npm may run on another Node); offline, against
+    # the headers shipped in the Node.js 24 package: node-gyp must not
     # download them.
-    (cd native && "$NODE" "$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js" rebuild --loglevel=error --nodedir="$NODE_HOME") || {
+    (cd native && "$NODE" ../node_modules/node-gyp/bin/node-gyp.js rebuild --loglevel=error --nodedir="$NODE_HOME") || {
       echo "ambit setup: the native addon did not build; it needs python3, make, g++ (Node's headers come with node_modules/node-linux-*)" >&2
       exit 1
     }

@@ -14,7 +14,7 @@ test('the image build runs the commands setup.sh runs', () => {
   for (const cmd of [
     'npm ci --no-audit --no-fund --loglevel=error',
     'node_modules/.bin/node',
-    'node-gyp/bin/node-gyp.js" rebuild --loglevel=error --nodedir="$NODE_HOME"',
+    'node_modules/node-gyp/bin/node-gyp.js rebuild --loglevel=error --nodedir="$NODE_HOME"',
     'node_modules/typescript/bin/tsc -p tsconfig.json',
   ]) {
     assert.ok(containerfile.includes(cmd), `Containerfile lacks: ${cmd}`);
