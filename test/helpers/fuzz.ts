@@ -3,7 +3,8 @@
 //   quick and a failure replays the same way every time;
 // - `npm run fuzz` (AMBIT_FUZZ=1): a random seed per property (or FUZZ_SEED), as many runs as fit
 //   in FUZZ_SECONDS per property (default 15; FUZZ_RUNS caps the count instead), and a line per
-//   property with its seed and run count. A failure prints the command that replays it.
+//   property with its seed and run count. A failure prints the command that replays it;
+//   FUZZ_ONLY (the arguments of `npm run fuzz`) picks properties by name.
 //
 // A property that throws or whose assertion fails is a failure; so is an async case that
 // does not settle within its own deadline (`withDeadline`): a hang is a bug, not a slow run.
@@ -17,6 +18,9 @@ export interface TierBudget {
 }
 
 export const FUZZING = process.env.AMBIT_FUZZ === '1';
+
+// Deeper runs also draw larger values where an arbitrary sets no bound of its own (FUZZ_SIZE).
+if (FUZZING) fc.configureGlobal({ ...fc.readConfigureGlobal(), baseSize: (process.env.FUZZ_SIZE || 'medium') as fc.Size });
 
 function envNumber(name: string): number | undefined {
   const v = process.env[name];
@@ -50,14 +54,22 @@ function report<Ts>(name: string, d: fc.RunDetails<Ts>, started: number): void {
   throw new Error(`property "${name}" failed (seed ${d.seed})${replay}\n${fc.defaultReportMessage(d) ?? ''}`, { cause: d.errorInstance });
 }
 
+/** `npm run fuzz -- NAME`: only the properties whose name holds NAME run; the others pass at once. */
+function skipped(name: string): boolean {
+  const only = FUZZING ? process.env.FUZZ_ONLY?.toLowerCase() : undefined;
+  return only !== undefined && only !== '' && !name.toLowerCase().includes(only);
+}
+
 /** Runs a synchronous property under the budget; throws with the seed and a replay line on failure. */
 export function fuzz<Ts>(name: string, property: fc.IProperty<Ts>, budget: TierBudget): void {
+  if (skipped(name)) return;
   const started = performance.now();
   report(name, fc.check(property, fuzzParameters<Ts>(budget)), started);
 }
 
 /** The same for an async property. */
 export async function fuzzAsync<Ts>(name: string, property: fc.IAsyncProperty<Ts>, budget: TierBudget): Promise<void> {
+  if (skipped(name)) return;
   const started = performance.now();
   report(name, await fc.check(property, fuzzParameters<Ts>(budget)), started);
 }
