@@ -12,6 +12,9 @@
 //   request, or values that cannot be compared) makes the expression false, as in Envoy;
 //   `&&` / `||` absorb an error when the other side decides (CEL's commutative logic).
 // - Equality between different types is false; ordering them is an error.
+// - An expression nests at most MAX_DEPTH levels (parentheses, `!`, chains of `&&`...): parsing
+//   and evaluation recurse over it, and a deeper one is a parse error, never a stack overflow
+//   in the validator or at the end of every request.
 
 /** The attributes a filter may read, with their CEL types. */
 const ATTRIBUTES = {
@@ -69,6 +72,8 @@ export interface LogFilter {
   test(input: FilterInput): boolean;
 }
 
+export const MAX_DEPTH = 64;
+
 export class LogFilterSyntaxError extends Error {
   constructor(readonly column: number, message: string) {
     super(`column ${column}: ${message}`);
@@ -80,6 +85,7 @@ class EvalError extends Error {}
 /** Parse an expression; throws LogFilterSyntaxError. */
 export function parseLogFilter(expression: string): LogFilter {
   const root = new Parser(expression).parseAll();
+  if (depthOf(root) > MAX_DEPTH) throw new LogFilterSyntaxError(1, `the expression nests deeper than ${MAX_DEPTH} levels; split it or use "in [...]"`);
   return {
     expression,
     test(input) {
@@ -143,6 +149,7 @@ const KNOWN = `${Object.keys(ATTRIBUTES).join(', ')}, request.headers['<name>']`
 class Parser {
   private readonly toks: Token[];
   private i = 0;
+  private depth = 0;
 
   constructor(src: string) {
     this.toks = lex(src);
@@ -165,6 +172,20 @@ class Parser {
   }
 
   private or(): Node {
+    return this.nested(() => this.orChain());
+  }
+
+  /** Recursion of the parser itself is bounded (the tree's depth is checked after). */
+  private nested<T>(f: () => T): T {
+    if (++this.depth > MAX_DEPTH) throw new LogFilterSyntaxError(this.peek().at, `the expression nests deeper than ${MAX_DEPTH} levels`);
+    try {
+      return f();
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private orChain(): Node {
     let l = this.and();
     while (this.isOp('||')) { this.next(); l = { k: 'or', l, r: this.and() }; }
     if (this.isOp('?')) throw new LogFilterSyntaxError(this.peek().at, 'the conditional operator (a ? b : c) is not supported; use && and ||');
@@ -192,8 +213,8 @@ class Parser {
   }
 
   private unary(): Node {
-    if (this.isOp('!')) { this.next(); return { k: 'not', e: this.unary() }; }
-    if (this.isOp('-')) { this.next(); return { k: 'neg', e: this.unary() }; }
+    if (this.isOp('!')) { this.next(); return { k: 'not', e: this.nested(() => this.unary()) }; }
+    if (this.isOp('-')) { this.next(); return { k: 'neg', e: this.nested(() => this.unary()) }; }
     return this.member();
   }
 
@@ -272,6 +293,20 @@ class Parser {
     if (!(name in ATTRIBUTES)) throw new LogFilterSyntaxError(first.at, `"${name}" is not an attribute Ambit provides; known: ${KNOWN}`);
     return { k: 'attr', name: name as AttributeName };
   }
+}
+
+/** The depth of a tree, without recursion (a long `a && b && ...` chain is deep). */
+function depthOf(root: Node): number {
+  let max = 0;
+  const stack: [Node, number][] = [[root, 1]];
+  while (stack.length > 0) {
+    const [n, d] = stack.pop()!;
+    if (d > max) max = d;
+    const kids = n.k === 'list' ? n.items : n.k === 'not' || n.k === 'neg' ? [n.e] : n.k === 'has' ? [n.target]
+      : n.k === 'and' || n.k === 'or' || n.k === 'cmp' || n.k === 'in' ? [n.l, n.r] : n.k === 'call' ? [n.target, n.arg] : [];
+    for (const c of kids) stack.push([c, d + 1]);
+  }
+  return max;
 }
 
 function isOpToken(t: Token | undefined, v: string): boolean {

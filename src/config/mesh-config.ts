@@ -11,6 +11,7 @@
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import type { PathSegment } from './diagnostics.js';
 import { any, checkSchema, isPlainObject, obj, str, type Schema } from './schema.js';
+import { documentValue } from './source.js';
 
 export const MESH_CONFIGMAP_NAME = 'istio';
 export const MESH_CONFIGMAP_KEY = 'mesh';
@@ -76,7 +77,9 @@ export function parseMeshConfig(text: string): ParsedMeshConfig {
     for (const e of doc.errors) issues.push({ severity: 'error', code: 'syntax', path: [], line: lc.linePos(e.pos[0]).line, message: e.message.split('\n')[0] ?? e.message });
     return { config: DEFAULT_MESH_CONFIG, issues };
   }
-  const value: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  const js = documentValue(doc);
+  if (!js.ok) return { config: DEFAULT_MESH_CONFIG, issues: [{ severity: 'error', code: 'syntax', path: [], line: 1, message: js.message }] };
+  const value: unknown = js.value ?? {};
   const lineOf = (path: readonly PathSegment[]): number => lc.linePos(nodeOffset(doc.contents, path)).line;
   for (const i of checkSchema(value, MESH_SCHEMA)) issues.push({ severity: 'error', code: i.code, path: i.path, line: lineOf(i.path), message: i.message });
   if (issues.length > 0 || !isPlainObject(value)) {

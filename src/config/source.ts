@@ -1,6 +1,11 @@
 // Reading config text: files, directories and strings of multi-document YAML or JSON.
 // Each document keeps its parsed YAML tree so that a diagnostic about any JSON path can be
 // pointed at the line that holds it.
+//
+// Invariants:
+// - Text never makes parsing throw: YAML errors, aliases past the expansion bound and an
+//   alias inside the node it names (a value that contains itself, which no Kubernetes object
+//   can be and which JSON cannot write) are diagnostics on that document, which is dropped.
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node as YamlNode } from 'yaml';
@@ -77,7 +82,13 @@ export function parseSource(src: SourceText): { documents: RawDocument[]; diagno
       }
       continue;
     }
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    const js = documentValue(doc);
+    if (!js.ok) {
+      const pos = lineCounter.linePos(doc.contents?.range?.[0] ?? 0);
+      diagnostics.push({ severity: 'error', code: 'syntax', file: src.file, line: pos.line, column: pos.col, message: js.message });
+      continue;
+    }
+    const value = js.value;
     if (value === null || value === undefined) continue; // empty document (e.g. a trailing ---)
     const start = doc.contents?.range?.[0] ?? 0;
     documents.push({
@@ -89,6 +100,29 @@ export function parseSource(src: SourceText): { documents: RawDocument[]; diagno
     });
   }
   return { documents, diagnostics };
+}
+
+/** A YAML document as plain data: aliases expanded (boundedly), never a value inside itself. */
+export function documentValue(doc: Document): { ok: true; value: unknown } | { ok: false; message: string } {
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (e: unknown) {
+    // The yaml library refuses an alias expansion past the bound (a "billion laughs").
+    return { ok: false, message: `${firstLine(e instanceof Error ? e.message : String(e))}; use fewer YAML aliases (*name)` };
+  }
+  if (containsItself(value, new Set(), new WeakSet())) return { ok: false, message: 'a YAML alias (*name) is used inside the node it names; the value would contain itself' };
+  return { ok: true, value };
+}
+
+function containsItself(v: unknown, ancestors: Set<object>, clear: WeakSet<object>): boolean {
+  if (v === null || typeof v !== 'object' || clear.has(v)) return false;
+  if (ancestors.has(v)) return true;
+  ancestors.add(v);
+  for (const x of Object.values(v)) if (containsItself(x, ancestors, clear)) return true;
+  ancestors.delete(v);
+  clear.add(v);
+  return false;
 }
 
 function firstLine(s: string): string {

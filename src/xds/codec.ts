@@ -110,7 +110,7 @@ interface PbWorkload {
   uid: string; name: string; namespace: string; addresses: Uint8Array[]; hostname: string; network: string;
   tunnelProtocol: number; trustDomain: string; serviceAccount: string; waypoint: PbGatewayAddress | null; node: string;
   canonicalName: string; canonicalRevision: string; workloadType: number; workloadName: string;
-  services: Record<string, PbPortList>; authorizationPolicies: string[]; status: number; clusterId: string;
+  services: Record<string, PbPortList | null>; authorizationPolicies: string[]; status: number; clusterId: string;
   locality: PbLocality | null; nativeTunnel: boolean;
 }
 interface PbService {
@@ -374,7 +374,8 @@ function workloadFromPb(s: Schema, m: PbWorkload, path: string): Workload {
     if (slash <= 0 || slash === key.length - 1) {
       throw new XdsDecodeError(`${path}.services[${key}]`, 'key is not namespace/hostname');
     }
-    services[key] = { ports: pl.ports.map((p, i) => portFromPb(p, `${path}.services[${key}].ports[${i}]`)) };
+    // A map entry without its value holds the default, an empty PortList (protobufjs gives null).
+    services[key] = { ports: (pl?.ports ?? []).map((p, i) => portFromPb(p, `${path}.services[${key}].ports[${i}]`)) };
   }
   const w: Workload = {
     uid: m.uid,

@@ -1,8 +1,7 @@
 // Request normalization before L7 authorization and routing: a table of path spellings ×
-// normalization modes, the request-target forms, and properties over random paths.
+// normalization modes and the request-target forms.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fc from 'fast-check';
 import { isNormalMethod, normalizePath, normalizeRequestTarget, type PathNormalizationMode } from '../../src/core/http-request-target.js';
 
 const MODES: PathNormalizationMode[] = ['NONE', 'BASE', 'MERGE_SLASHES', 'DECODE_AND_MERGE_SLASHES'];
@@ -68,34 +67,4 @@ test('methods: an upper-case token passes; anything else is refused', () => {
   for (const m of ['get', 'Delete', '', 'GET ', 'G\u0130T', '-X']) assert.ok(!isNormalMethod(m), m);
 });
 
-const pathChars = fc.constantFrom('/', '.', '..', '%2e', '%2E', '%2f', '%5c', '\\', 'a', 'b', '%61', '%41', '%25', '%7e', '%20', '~', '-', '%', '%0', '%00', '//', 'x');
-const paths = fc.array(pathChars, { maxLength: 24 }).map((parts) => `/${parts.join('')}`);
-
-test('property: normalizing twice changes nothing, in every mode', () => {
-  fc.assert(fc.property(paths, fc.constantFrom(...MODES), (p, mode) => {
-    const once = normalizePath(p, mode);
-    if (once === undefined) return;
-    assert.equal(normalizePath(once, mode), once);
-  }), { seed: 1403, numRuns: 3000 });
-});
-
-test('property: BASE and stricter never yield a "." or ".." segment, always start with "/", and never hold %00', () => {
-  fc.assert(fc.property(paths, fc.constantFrom<PathNormalizationMode>('BASE', 'MERGE_SLASHES', 'DECODE_AND_MERGE_SLASHES'), (p, mode) => {
-    const out = normalizePath(p, mode);
-    if (out === undefined) return;
-    assert.ok(out.startsWith('/'));
-    assert.ok(!out.split('/').some((s) => s === '.' || s === '..'), out);
-    // What an application that decodes once sees has no dot segments either.
-    const decoded = out.replace(/%2e/gi, '.');
-    assert.ok(!decoded.split('/').some((s) => s === '.' || s === '..'), `${p} -> ${out}`);
-    assert.ok(!/%00/.test(out));
-    if (mode !== 'BASE') assert.ok(!out.includes('//'), out);
-  }), { seed: 1404, numRuns: 3000 });
-});
-
-test('property: any string gets an answer (never a throw), and an accepted target is a path or "*"', () => {
-  fc.assert(fc.property(fc.string({ maxLength: 200 }), fc.constantFrom(...MODES), (s, mode) => {
-    const r = normalizeRequestTarget(s, mode);
-    if (r.ok) assert.ok(r.path === '*' || r.path.startsWith('/') || mode === 'NONE');
-  }), { seed: 1405, numRuns: 5000 });
-});
+// Properties over random paths and targets: test/unit/fuzz-http-request.test.ts.

@@ -8,7 +8,9 @@
 //   the request-smuggling defences of node:http are kept.
 // - Header lines reach `head()` in the order received, names as sent; a head longer than
 //   llhttp flushes in one callback (over 32 lines) is put together first. Lines that come
-//   after the body (chunked trailers) reach `complete()`.
+//   after the body (chunked trailers) reach `complete()`. Node's binding hands trailer lines on
+//   with the URL of the message they end: that URL is dropped with them, never prefixed to the
+//   next request's target on the connection.
 // - `head()` returning true tells the parser the message has no body (a response to HEAD).
 import { createRequire } from 'node:module';
 
@@ -76,7 +78,11 @@ export class Http1Parser {
   constructor(kind: 'request' | 'response', ev: ParserEvents) {
     const p = new HTTPParser();
     p.initialize(kind === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE, {}, MAX_HEADER_BYTES, 0);
-    if (ev.begin) p[HTTPParser.kOnMessageBegin] = ev.begin;
+    p[HTTPParser.kOnMessageBegin] = (): void => {
+      this.pending = [];
+      this.pendingUrl = '';
+      ev.begin?.();
+    };
     p[HTTPParser.kOnHeaders] = (headers: string[], url: string): void => {
       for (const h of headers) this.pending.push(h);
       this.pendingUrl += url;
@@ -96,6 +102,7 @@ export class Http1Parser {
     p[HTTPParser.kOnMessageComplete] = (): void => {
       const trailers = this.pending;
       this.pending = [];
+      this.pendingUrl = '';
       ev.complete(trailers);
     };
     this.p = p;

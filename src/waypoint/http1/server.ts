@@ -8,7 +8,13 @@
 //   answer (framed by Content-Length or chunks) allow it; otherwise it is ended after the answer.
 // - A request that is not valid HTTP/1.1 gets 400 (431 for a head over MAX_HEADER_BYTES) with
 //   `connection: close`, and the connection ends; the pipeline never sees it. CONNECT gets 501.
-// - `Expect: 100-continue` is answered here, and not forwarded.
+// - `Expect: 100-continue` is answered here, when the request's turn comes (never inside the
+//   answer to an earlier one), and not forwarded.
+// - Nothing after a refused request reaches the pipeline, even when it came in the same read.
+//   After a request that asked to close, the client may send nothing more (RFC 9112 section
+//   9.6): what it sends anyway is dropped unread, and the answer still goes out.
+// - An HTTP/1.0 request with Transfer-Encoding has a framing its sender may not share: the
+//   connection ends after its answer (RFC 9112 section 6.1).
 // - A request asking to switch protocols (Upgrade, e.g. WebSocket) stops the reading: what
 //   follows it stays unread until the answer. A 101 hands the raw stream (those bytes first)
 //   to the pipeline (`switchProtocols()`); any other answer resumes HTTP/1.1 parsing.
@@ -19,7 +25,8 @@
 //   request body must make progress every bodyProgressTimeoutMs (else the connection is cut);
 //   a connection with nothing in flight is closed after idleTimeoutMs; at most maxPipelined
 //   requests wait for their answers, beyond which the connection is not read until one is
-//   answered (backpressure, not a growing queue).
+//   answered (backpressure, not a growing queue) — except for the body of the request being
+//   served, which its answer may need.
 import { EventEmitter } from 'node:events';
 import { systemClock, type Clock, type TimerHandle } from '../../core/clock.js';
 import { Readable, type Duplex } from 'node:stream';
@@ -80,7 +87,7 @@ export function serveHttp1(stream: Duplex, events: Http1ServerEvents, opts: { cl
   return new Http1ServerConnection(stream, events, opts.clock ?? systemClock, opts.limits ?? DEFAULT_HTTP1_LIMITS);
 }
 
-interface Exchange { req: Http1Request; res: Http1Response }
+interface Exchange { req: Http1Request; res: Http1Response; sendContinue: boolean }
 
 export class Http1ServerConnection {
   private readonly parser: Http1Parser;
@@ -99,11 +106,15 @@ export class Http1ServerConnection {
   private timerKind: 'idle' | 'head' | 'body' | undefined;
   /** Reading stopped because maxPipelined requests wait. */
   private pipelineFull = false;
+  /** The client sent more after a request that asked to close: the rest is dropped. */
+  private dropping = false;
 
   constructor(readonly stream: Duplex, private readonly events: Http1ServerEvents, private readonly clock: Clock = systemClock, private readonly limits: Http1Limits = DEFAULT_HTTP1_LIMITS) {
     this.parser = new Http1Parser('request', {
       begin: () => { this.headPending = true; },
-      head: (h) => { this.headPending = false; return this.onHead(h); },
+      // A refusal or a closing answer may come while llhttp still has bytes of this read to
+      // parse: later heads are skipped, never handed on.
+      head: (h) => { this.headPending = false; return this.closed ? true : this.onHead(h); },
       body: (b) => {
         if (this.timerKind === 'body') this.arm('body');
         if (this.reading && !this.reading.push(b)) {
@@ -134,18 +145,25 @@ export class Http1ServerConnection {
   }
 
   resumeReading(): void {
-    if (this.closed || this.upgradeWait || this.pipelineFull) return;
+    if (this.closed || this.upgradeWait || (this.pipelineFull && !this.servedBodyPending())) return;
     this.stream.resume();
     this.updateTimer();
+  }
+
+  /** The request being served has not been read whole: its answer may wait for that body. */
+  private servedBodyPending(): boolean {
+    return this.reading !== undefined && !this.reading.complete && this.queue[0]?.req === this.reading;
   }
 
   private onData(b: Buffer): void {
     this.feed(b);
     this.updateTimer();
-    if (!this.closed && !this.pipelineFull && this.queue.length >= this.limits.maxPipelined) {
-      this.pipelineFull = true;
+    if (!this.closed && this.queue.length >= this.limits.maxPipelined && !this.servedBodyPending()) {
       this.stream.pause();
-      this.events.limitHit?.('pipelined');
+      if (!this.pipelineFull) {
+        this.pipelineFull = true;
+        this.events.limitHit?.('pipelined');
+      }
     }
   }
 
@@ -189,6 +207,7 @@ export class Http1ServerConnection {
   }
 
   private feed(b: Buffer): void {
+    if (this.dropping) return;
     if (this.upgradeWait) {
       this.upgradeWait.held = Buffer.concat([this.upgradeWait.held, b]);
       return;
@@ -201,7 +220,11 @@ export class Http1ServerConnection {
         if (typeof used === 'number' && used < rest.length) this.stream.unshift(Buffer.from(rest.subarray(used)));
         return;
       }
-      if (used instanceof Error) return this.refuse(used);
+      if (used instanceof Error) {
+        if (this.closed) return;
+        if (used.code === 'HPE_CLOSED_CONNECTION') { this.dropping = true; return; }
+        return this.refuse(used);
+      }
       if (used >= rest.length) break;
       rest = rest.subarray(used);
       // The parser stopped after an upgrade request: the rest waits for the answer.
@@ -247,20 +270,25 @@ export class Http1ServerConnection {
       return true;
     }
     const req = new Http1Request(h, this);
-    const res = new Http1Response(this, req.method, h.keepAlive, h.versionMinor);
-    if (req.headers.expect !== undefined && String(req.headers.expect).toLowerCase() === '100-continue' && h.versionMinor >= 1) {
-      delete req.headers.expect;
-      this.stream.write(Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1'));
-    }
+    const keepAlive = h.keepAlive && !(h.versionMinor === 0 && countHeader(h.rawHeaders, 'transfer-encoding') > 0);
+    const res = new Http1Response(this, req.method, keepAlive, h.versionMinor);
+    const sendContinue = req.headers.expect !== undefined && String(req.headers.expect).toLowerCase() === '100-continue' && h.versionMinor >= 1;
+    if (sendContinue) delete req.headers.expect;
     this.reading = req;
     if (h.upgrade) {
       req.upgrade = true;
       this.upgradeWait = { req, held: Buffer.alloc(0) };
       this.stream.pause();
     }
-    this.queue.push({ req, res });
-    if (this.queue.length === 1) this.events.request(req, res);
+    this.queue.push({ req, res, sendContinue });
+    if (this.queue.length === 1) this.dispatch(this.queue[0]!);
     return false;
+  }
+
+  /** The request's turn: the pipeline gets it (after the interim 100 it asked for). */
+  private dispatch(x: Exchange): void {
+    if (x.sendContinue) this.stream.write(Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1'));
+    this.events.request(x.req, x.res);
   }
 
   /** The answer at the head of the queue is complete: serve the next request, or end. */
@@ -287,9 +315,12 @@ export class Http1ServerConnection {
       return;
     }
     const next = this.queue[0];
-    if (next) this.events.request(next.req, next.res);
+    if (next) this.dispatch(next);
     if (this.pipelineFull && this.queue.length < this.limits.maxPipelined) {
       this.pipelineFull = false;
+      this.resumeReading();
+    } else if (this.pipelineFull && this.servedBodyPending()) {
+      // The next one's body was cut off by the limit; its reader asked once, before its turn.
       this.resumeReading();
     }
     this.updateTimer();
