@@ -29,7 +29,7 @@ import type { Service, Workload } from '../xds/workload-api.js';
 import { stripSpiffe } from '../rbac/index.js';
 import type { RequestAttributes } from '../rbac/attributes.js';
 import { decideRoute, noEdits, type BackendTarget, type HeaderEdits, type RouteDecision } from './routing.js';
-import { authenticateRequest } from './request-authn.js';
+import { authenticateRequest, type AuthnResult } from './request-authn.js';
 import { authorizeRequest } from './l7-authz.js';
 import type { EndpointPicker } from './endpoint-picker.js';
 import type { UpstreamTarget, Upstreams } from './upstream.js';
@@ -41,6 +41,9 @@ import { Http1Request, Http1Response } from './http1/server.js';
 import { shouldLog } from './access-log-config.js';
 import type { ReplayBudget } from './replay-budget.js';
 import { isNormalMethod, normalizeRequestTarget } from '../core/http-request-target.js';
+
+/** A request through a target without RequestAuthentication: no promise to wait for. */
+const ANONYMOUS: AuthnResult = { kind: 'anonymous', tokenPresent: false };
 
 export const MAX_REPLAY_BYTES = 1024 * 1024;
 
@@ -138,13 +141,17 @@ export class HttpProxy {
         return this.local(res, record, 400, 'Bad Request');
       }
       // 1. Authentication and authorization.
-      const authn = authenticateRequest(bound.providers, { headers, path }, Math.floor(d.now() / 1000));
+      const authn = bound.providers.length === 0 ? ANONYMOUS : await authenticateRequest(bound.providers, { headers, path }, Math.floor(d.now() / 1000));
       if (authn.kind === 'rejected') {
         record.reason = { kind: 'denied', policy: null, rule: null, message: `JWT rejected: ${authn.reason}` };
         return this.local(res, record, 401, 'Jwt verification fails', { 'www-authenticate': authn.wwwAuthenticate });
       }
       // A token the provider does not forward is removed before the request goes upstream.
-      if (authn.kind === 'authenticated') for (const h of authn.stripHeaders) delete headers[h.toLowerCase()];
+      // Claims and payload the provider outputs replace whatever the client sent in those headers.
+      if (authn.kind === 'authenticated') {
+        for (const h of authn.stripHeaders) delete headers[h.toLowerCase()];
+        for (const [name, value] of authn.outputHeaders) headers[name] = value;
+      }
       const attrs: RequestAttributes = {
         sourceIp: normalizeIp(ctx.peerAddress.ip), sourcePrincipal: ctx.peerIdentity ? stripSpiffe(ctx.peerIdentity) : undefined,
         destinationIp: ctx.target.ip, destinationPort: ctx.target.port, destinationNamespace: ctx.service?.namespace ?? ctx.workload?.namespace,
