@@ -24,7 +24,7 @@ import { EndpointPicker } from './endpoint-picker.js';
 import { HttpProxy, type TunnelContext } from './http-proxy.js';
 import { waypointService } from '../ztunnel/route.js';
 import { sniffProtocol, type SniffResult } from './sniff.js';
-import { Upstreams } from './upstream.js';
+import { hboneDialer, Upstreams } from './upstream.js';
 import { HttpServing, serveHttp } from './serve-http.js';
 import { ReplayBudget } from './replay-budget.js';
 import { compileWaypointConfig, WarningLatch, type WaypointConfig, type WaypointIdentity } from './waypoint-config.js';
@@ -94,7 +94,7 @@ export class Waypoint {
       createSocket: (dst) => opts.network.connect(dst, { allowHalfOpen: false }),
     });
     const certificate = () => currentCertificate(opts.certificates, opts.identity);
-    this.upstreams = new Upstreams({ pool: this.pool, sourceIdentity: opts.identity, certificate, sourceIp: undefined, connectTimeoutMs: opts.connectTimeoutMs ?? 5_000, now: () => opts.clock.now() });
+    this.upstreams = new Upstreams({ dial: hboneDialer({ pool: this.pool, sourceIdentity: opts.identity, certificate, connectTimeoutMs: opts.connectTimeoutMs ?? 5_000 }), now: () => opts.clock.now() });
     const picker = new EndpointPicker({ now: () => opts.clock.now() });
     this.proxy = new HttpProxy({
       waypoint: opts.waypoint,
