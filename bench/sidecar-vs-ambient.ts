@@ -1,4 +1,4 @@
-// The seed's resource claim, measured (issue 8): what the proxies cost per node with N pods per
+// The resource claim of ambient mode, measured: what the proxies cost per node with N pods per
 // node all calling each other at a fixed request rate, in ambient mode (one `ambit ztunnel` per
 // node) and in sidecar mode (one `ambit sidecar` per pod), for N = 1, 5, 20 on 2 nodes.
 //

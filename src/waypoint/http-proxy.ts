@@ -21,7 +21,7 @@ import { PassThrough, type Duplex, type Readable } from 'node:stream';
 import { relay } from '../hbone/index.js';
 import type { Logger } from '../core/logger.js';
 import { describeError } from '../core/errors.js';
-import { normalizeIp, type ZtunnelState } from '../ztunnel/state.js';
+import { identityOf, normalizeIp, type ZtunnelState } from '../ztunnel/state.js';
 import { peerInfo, serviceInfo } from '../ztunnel/peer-info.js';
 import type { RequestRecord, RequestTelemetry } from '../telemetry/request-record.js';
 import type { ResponseFlag } from '../telemetry/istio-labels.js';
@@ -253,7 +253,7 @@ export class HttpProxy {
           last.res.body.resume();
           continue;
         }
-        record.destination = { ip: last.endpoint.addresses[0]!, port: targetPortOf(last.endpoint, target), workload: peerInfo(last.endpoint), identity: `spiffe://${last.endpoint.trustDomain}/ns/${last.endpoint.namespace}/sa/${last.endpoint.serviceAccount}` };
+        record.destination = { ip: last.endpoint.addresses[0]!, port: targetPortOf(last.endpoint, target), workload: peerInfo(last.endpoint), identity: identityOf(last.endpoint) };
         if (i > 0) record.route = `${record.route ?? ''} (attempt ${i + 1})`;
         if (last.res.status === 101 && upgrade && req instanceof Http1Request && res instanceof Http1Response) await this.switchProtocols(req, res, record, last.res, decision.responseHeaders);
         else await this.respond(res, record, last.res, decision.responseHeaders);
@@ -278,7 +278,7 @@ export class HttpProxy {
     if (!pick) return { kind: 'connect-failed', message: `no healthy endpoint for ${target.service?.hostname ?? 'the workload'}` };
     const w = pick.w;
     tried.add(w.uid);
-    const up: UpstreamTarget = { uid: w.uid, ip: w.addresses[0]!, port: targetPortOf(w, target), identity: `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}` };
+    const up: UpstreamTarget = { uid: w.uid, ip: w.addresses[0]!, port: targetPortOf(w, target), identity: identityOf(w) };
     d.picker.started(w.uid);
     try {
       const abort = Number.isFinite(timeoutMs) ? new AbortController() : undefined;

@@ -12,7 +12,8 @@
 //   15001  captured outbound, decided by the ztunnel's own route decision (route.ts):
 //          - the destination (service or workload) uses a waypoint -> HBONE to the waypoint,
 //            relayed as TCP with :authority = the original destination, so the destination's
-//            L7 policy is applied there (Istio issue #51445: sidecars skip waypoints);
+//            L7 policy is applied there (Istio's sidecars skip the waypoint, and with it that
+//            policy; Ambit does not);
 //          - HBONE straight to a pod -> HTTP is routed here (HTTPRoute / VirtualService) and
 //            forwarded over HBONE to the chosen endpoint's 15008 (an ambient pod's ztunnel or
 //            another sidecar); other TCP is tunnelled as is;

@@ -19,7 +19,7 @@ import { peerInfo, serviceInfo } from '../ztunnel/peer-info.js';
 import type { ConfigObject } from '../xds/config-resource.js';
 import { currentCertificate, type CertificateSource } from '../ztunnel/certificates.js';
 import { guardListener, type PodNetwork } from '../ztunnel/pod-network.js';
-import { normalizeIp, ZtunnelState } from '../ztunnel/state.js';
+import { identityOf, normalizeIp, ZtunnelState } from '../ztunnel/state.js';
 import { EndpointPicker } from './endpoint-picker.js';
 import { HttpProxy, type TunnelContext } from './http-proxy.js';
 import { waypointService } from '../ztunnel/route.js';
@@ -218,7 +218,7 @@ export class Waypoint {
       return;
     }
     const port = ctx.service ? (ctx.service.ports.find((p) => p.servicePort === ctx.target.port)?.targetPort || w.services[`${ctx.service.namespace}/${ctx.service.hostname}`]?.ports?.find((p) => p.servicePort === ctx.target.port)?.targetPort || ctx.target.port) : ctx.target.port;
-    const identity = `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}`;
+    const identity = identityOf(w);
     record.destination = { ip: w.addresses[0]!, port, workload: peerInfo(w), identity };
     void this.upstreams.tunnel({ uid: w.uid, ip: w.addresses[0]!, port, identity }).then((up) => {
       void relay(stream, up).done.then((r) => {

@@ -8,6 +8,7 @@ import {
   type Authorization, type Service, type Workload,
 } from '../xds/workload-api.js';
 import { byCodeUnits } from '../core/compare.js';
+import { formatSpiffe } from '../identity/spiffe.js';
 
 export interface WorkloadApiSnapshot {
   workloads: Workload[];
@@ -98,5 +99,5 @@ export function normalizeIp(ip: string): string {
 }
 
 export function identityOf(w: Workload): string {
-  return `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}`;
+  return formatSpiffe(w);
 }

@@ -18,7 +18,7 @@ import { list, parseCommandArgs, usageError, type Command } from '../command.js'
 import { ZTUNNEL } from './specs.js';
 import { registerProcessMetrics } from '../../telemetry/process-metrics.js';
 
-// Each config mode imports only what it uses (issue 7, resident memory): --xds loads gRPC and
+// Each config mode imports only what it uses, to keep a ztunnel's resident memory low: --xds loads gRPC and
 // the protos, --config loads yaml and the local CA.
 
 export const ztunnelCommand: Command = {
