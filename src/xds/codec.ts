@@ -27,7 +27,8 @@
 // - Fields the .proto has but workload-api.ts does not (network_gateway,
 //   application_tunnel, network_mode, ip_families, canonical, health_policy) are ignored when
 //   decoding and never written.
-import { create, fromBinary, toBinary, type DescEnum, type Message, type MessageInitShape } from '@bufbuild/protobuf';
+import type { DescEnum, Message, MessageInitShape } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from './protobuf-runtime.js';
 import type { GenMessage } from '@bufbuild/protobuf/codegenv2';
 import { BinaryReader } from '@bufbuild/protobuf/wire';
 import { AmbitError } from '../core/errors.js';

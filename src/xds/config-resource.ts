@@ -4,7 +4,7 @@
 // Invariants:
 // - The resource name is `<kind>/<namespace>/<name>`; decoding checks it against the content.
 // - `json` holds the whole object; decoding parses it and checks kind, namespace and name agree.
-import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from './protobuf-runtime.js';
 import { XdsDecodeError } from './codec.js';
 import { ConfigResourceSchema, type ConfigResource } from './gen/ambit/config_pb.js';
 import type { ResourceType } from './ads-client.js';

@@ -8,7 +8,8 @@
 //   input); callers turn that into a gRPC status (INTERNAL for a client, the call's error for
 //   the server) and never crash.
 // - Serialized messages are Buffers over the encoder's bytes (no copy).
-import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+import type { DescMessage, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from './protobuf-runtime.js';
 import type * as grpc from '@grpc/grpc-js';
 
 export const ADS_SERVICE = 'envoy.service.discovery.v3.AggregatedDiscoveryService';

@@ -9,7 +9,7 @@
 //
 // Invariants: fields are written in field-number order and default values are left out, as
 // the generated encoder writes a whole DeltaDiscoveryResponse (same bytes either way).
-import { create, toBinary } from '@bufbuild/protobuf';
+import { create, toBinary } from './protobuf-runtime.js';
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { DeltaDiscoveryResponseSchema, ResourceSchema } from './gen/envoy/service/discovery/v3/discovery_pb.js';
 

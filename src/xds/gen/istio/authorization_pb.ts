@@ -12,8 +12,8 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Empty } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_empty } from "@bufbuild/protobuf/wkt";
+import type { Empty } from "../../protobuf-runtime.js";
+import { file_google_protobuf_empty } from "../../protobuf-runtime.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**

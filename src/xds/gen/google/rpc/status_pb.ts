@@ -6,8 +6,8 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Any } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_any } from "@bufbuild/protobuf/wkt";
+import type { Any } from "../../../protobuf-runtime.js";
+import { file_google_protobuf_any } from "../../../protobuf-runtime.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
