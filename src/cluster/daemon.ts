@@ -25,6 +25,7 @@ import type { Logger } from '../core/logger.js';
 import type { NodeInfo } from '../model/types.js';
 import { podNetnsName } from '../sys/netns-names.js';
 import { installCapture, removeCapture } from './capture-rules.js';
+import { startOutside, type OutsideServices } from './outside-services.js';
 import { installSourceRouting } from './source-routing.js';
 import { removePodDns, writePodDns, type DnsService } from './dns.js';
 import { containerPlans, processName, type PodInfo } from './pod-processes.js';
@@ -33,7 +34,7 @@ import { capLogFiles, DEFAULT_MAX_LOG_BYTES } from './log-cap.js';
 import { syncServiceRules, type ServiceRule } from './service-proxy.js';
 import { statePaths, waypointAdminHost, writeJsonAtomic, ztunnelAdminHost, type ClusterSpec, type ClusterStatusFile, type Phase } from './state-dir.js';
 import { Supervisor, type ProcessSpec } from './supervisor.js';
-import { addPods, createTopology, removePod } from './topology.js';
+import { addPods, createTopology, POD_GATEWAY, removePod } from './topology.js';
 
 export interface MeshStatus {
   version: number;
@@ -77,6 +78,7 @@ export class ClusterDaemon {
   private stopping = false;
   private lastError: string | undefined;
   private servicesKey = '';
+  private outside: OutsideServices | undefined;
   private proxyKey: Buffer = Buffer.alloc(0);
   private logsCheckedAt = 0;
   private adminToken = '';
@@ -104,6 +106,7 @@ export class ClusterDaemon {
       this.nodes = first.nodes;
       await this.setPhase('network', `creating ${this.nodes.length} nodes`);
       await createTopology({ prefix: this.spec.prefix, nodes: this.nodes });
+      if (this.spec.outside) this.outside = await startOutside(this.spec, this.nodes, this.logger);
       await this.setPhase('ztunnels', 'starting one ztunnel per node');
       for (const n of this.nodes) await this.startZtunnel(n);
       await this.setPhase('pods', 'creating pods');
@@ -134,6 +137,7 @@ export class ClusterDaemon {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.outside?.close();
     await this.setPhase('stopping', 'stopping processes');
     await this.supervisor.stopAll(3000);
   }
@@ -157,7 +161,8 @@ export class ClusterDaemon {
     const host = ztunnelAdminHost(this.spec, n.index);
     const { command, args } = this.ambitArgs('ztunnel', '--node', n.name, '--xds', this.spec.xdsAddress,
       '--token-file', this.paths.tokenFile(n.name), '--root-cert', this.paths.root, '--pod-netns-prefix', this.spec.prefix,
-      '--admin', `${host}:15000`, '--metrics', `${host}:15020`, '--readiness', `${host}:15021`, '--trust-domain', this.spec.trustDomain);
+      '--admin', `${host}:15000`, '--metrics', `${host}:15020`, '--readiness', `${host}:15021`, '--trust-domain', this.spec.trustDomain,
+      '--dns-capture', this.spec.dnsCapture === false ? 'off' : 'on', ...(this.spec.outside ? ['--dns-upstream', this.spec.outside.ip] : []));
     // Profiling hook (bench/README.md): extra node flags for the ztunnels only, e.g. AMBIT_ZTUNNEL_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/p'.
     const nodeArgs = (process.env.AMBIT_ZTUNNEL_NODE_ARGS ?? '').split(' ').filter(Boolean);
     await this.supervisor.spawn({ name: `ztunnel-${n.name}`, command, args: [...nodeArgs, ...args], logFile: this.paths.log(`ztunnel-${n.name}`), restart: 'always', backoff: { initialMs: 200, maxMs: 5_000 } });
@@ -173,7 +178,8 @@ export class ClusterDaemon {
     const { command, args } = this.ambitArgs('waypoint', '--gateway', `${w.waypointOf!.namespace}/${w.waypointOf!.name}`,
       '--netns', netns, '--pod-ip', w.ip, '--node', w.node, '--service-account', w.serviceAccount,
       '--xds', this.spec.xdsAddress, '--token-file', this.proxyToken(w), '--root-cert', this.paths.root,
-      '--admin', `${waypointAdminHost(this.spec, k)}:15020`, '--trust-domain', this.spec.trustDomain);
+      '--admin', `${waypointAdminHost(this.spec, k)}:15020`, '--trust-domain', this.spec.trustDomain,
+      ...(this.spec.outside ? ['--dns-upstream', this.spec.outside.ip] : []));
     // Profiling hook, as for the ztunnels: AMBIT_WAYPOINT_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/p'.
     const nodeArgs = (process.env.AMBIT_WAYPOINT_NODE_ARGS ?? '').split(' ').filter(Boolean);
     return { ...base, command, args: [...nodeArgs, ...args], netns: undefined, sandbox: undefined, backoff: { initialMs: 200, maxMs: 5_000 } };
@@ -298,7 +304,8 @@ export class ClusterDaemon {
       const served = await waitUntil(() => ztunnelServes(ztunnelAdminHost(this.spec, node.index), st.info.uid), 5000, '').then(() => true, () => false);
       if (!served) this.logger.warn('ztunnel does not serve the pod yet; capturing anyway (its connections fail closed until it does)', { pod: `${st.info.namespace}/${st.info.name}` });
     }
-    if (want) await installCapture(st.netns);
+    // A sidecar pod's DNS is not captured: its ztunnel does not serve it, and no sidecar listens on 15053.
+    if (want) await installCapture(st.netns, { dns: this.spec.dnsCapture === false || st.info.mode === 'sidecar' ? false : undefined });
     else await removeCapture(st.netns);
     st.captured = want;
     this.logger.info(want ? 'pod enrolled: traffic captured' : 'pod un-enrolled: capture removed', { pod: `${st.info.namespace}/${st.info.name}` });
@@ -312,6 +319,7 @@ export class ClusterDaemon {
     this.servicesKey = key;
     await Promise.all([...this.pods.values()].map((st) => writePodDns({
       prefix: this.spec.prefix, netns: st.netns, namespace: st.info.namespace, name: st.info.name, ip: st.info.ip, services, pods,
+      ...podNameserver(this.spec),
     })));
   }
 
@@ -440,4 +448,16 @@ export async function waitUntil(cond: () => Promise<boolean> | boolean, timeoutM
     if (Date.now() > until) throw new Error(message || 'timed out');
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * The nameserver of a pod's resolv.conf: the outside host's resolver when there is one; else,
+ * with the DNS proxy on, an address that is not loopback (the pod's gateway), so an enrolled
+ * pod's queries are captured and its ztunnel answers Services and ServiceEntry hosts (and fails
+ * the rest at once: there is no upstream), while an un-enrolled pod's are refused by the node at
+ * once; with the proxy off, loopback (nothing listens: unknown names fail at once).
+ */
+function podNameserver(spec: ClusterSpec): { nameserver?: string } {
+  if (spec.outside) return { nameserver: spec.outside.ip };
+  return spec.dnsCapture === false ? {} : { nameserver: POD_GATEWAY };
 }

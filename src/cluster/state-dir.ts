@@ -35,6 +35,10 @@ export interface ClusterSpec {
   ambit: { node: string; script: string };
   createdAt: string;
   trustDomain: string;
+  /** The outside host (cluster/outside-host.ts) and the names its DNS resolver answers with its address. */
+  outside?: { ip: string; hosts: string[]; demoPartner?: boolean };
+  /** The ztunnel's DNS proxy and the pods' port-53 capture; default true (Istio 1.25+). */
+  dnsCapture?: boolean;
 }
 
 export type Phase = 'starting' | 'network' | 'control-plane' | 'ztunnels' | 'pods' | 'ready' | 'degraded' | 'stopping' | 'failed';

@@ -5,6 +5,7 @@
 // any byte of a request is sent; a sidecar's inbound side dials its own application in plain
 // TCP. Over those streams, HTTP/1.1 requests reuse connections through a keep-alive HTTP/1.1
 // client per endpoint (http1/client.ts); HTTP/2 requests share one HTTP/2 session per endpoint.
+// An endpoint outside the mesh (a ServiceEntry's) is reached by `external` instead.
 import type { Duplex } from 'node:stream';
 import http2 from 'node:http2';
 import type { HbonePool } from '../hbone/index.js';
@@ -12,12 +13,16 @@ import type { WorkloadCertificate } from '../identity/workload-certificate.js';
 import { formatAuthority } from '../core/ip.js';
 import { asHttpTransport } from './http-transport.js';
 import { Http1Client } from './http1/client.js';
+import type { ExternalTarget } from './egress-connect.js';
 
 export interface UpstreamTarget {
   uid: string;
   ip: string;
   port: number;
+  /** The identity expected over HBONE; for an external endpoint, a key of its TLS settings. */
   identity: string;
+  /** An endpoint outside the mesh (ServiceEntry): plain TCP or originated TLS, not HBONE. */
+  external?: ExternalTarget;
 }
 
 /** Opens a byte stream to an endpoint (rejects when it cannot); the HTTP clients run over it. */
@@ -52,6 +57,8 @@ export interface UpstreamsOptions {
   now(): number;
   /** Free keep-alive connections per endpoint. */
   maxFreeSockets?: number;
+  /** Connects to an endpoint outside the mesh (egress-connect.ts). */
+  external?: (target: ExternalTarget, signal?: AbortSignal) => Promise<Duplex>;
 }
 
 /** Client and session keys are `<uid>|<ip>:<port>|<identity>`. */
@@ -79,6 +86,10 @@ export class Upstreams {
 
   /** A raw stream to the endpoint (TCP passthrough, and the transport of the HTTP clients below). */
   tunnel(target: UpstreamTarget, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Duplex> {
+    if (target.external) {
+      if (!this.opts.external) return Promise.reject(Object.assign(new Error('this proxy does not connect outside the mesh'), { code: 'EGRESS_UNSUPPORTED' }));
+      return this.opts.external(target.external, signal);
+    }
     return this.opts.dial(target, headers, signal);
   }
 

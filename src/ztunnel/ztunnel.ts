@@ -23,6 +23,7 @@ import { guardListener, type Endpoint, type PodNetwork } from './pod-network.js'
 import { roundRobin } from './route.js';
 import { identityOf, ZtunnelState } from './state.js';
 import { formatSpiffe } from '../identity/spiffe.js';
+import { DNS_PROXY_BIND, ZtunnelDnsProxy } from './dns-proxy.js';
 
 export const OUTBOUND_PORT = 15001;
 export const INBOUND_PLAINTEXT_PORT = 15006;
@@ -45,6 +46,8 @@ export interface ZtunnelOptions {
   bindAddress(workload: Workload): string;
   upstreamConnectTimeoutMs?: number;
   pool?: { idleTimeoutMs?: number; pingIntervalMs?: number; pingTimeoutMs?: number };
+  /** The DNS proxy on each served workload's 15053 (capture mode); off when absent. */
+  dns?: { upstreams: { ip: string; port: number }[]; clusterDomain?: string };
   /** Bounds on inbound HBONE connections (defaults: DEFAULT_HBONE_LIMITS). */
   hboneLimits?: Partial<HboneLimits>;
 }
@@ -74,6 +77,7 @@ export class Ztunnel {
   private closing = false;
   private readonly failures = new Map<string, string>();
   private retryTimer: import('../core/clock.js').TimerHandle | undefined;
+  private readonly dnsProxy: ZtunnelDnsProxy | undefined;
 
   constructor(private readonly opts: ZtunnelOptions) {
     this.logger = opts.logger;
@@ -99,6 +103,10 @@ export class Ztunnel {
     this.selfCalls = new SelfCallGuard(opts.logger, opts.metrics, opts.clock);
     this.admission = new HboneAdmission({ ...DEFAULT_HBONE_LIMITS, ...opts.hboneLimits });
     this.registerMetrics();
+    this.dnsProxy = opts.dns ? new ZtunnelDnsProxy({
+      upstreams: opts.dns.upstreams, clusterDomain: opts.dns.clusterDomain ?? 'cluster.local',
+      metrics: opts.metrics, logger: opts.logger, clock: opts.clock, state: () => this.state,
+    }) : undefined;
   }
 
   current(): ZtunnelState {
@@ -116,7 +124,10 @@ export class Ztunnel {
     for (const [uid, proxy] of this.proxies) {
       const w = wanted.get(uid);
       if (!w || w.addresses[0] !== proxy.workload.addresses[0] || identityOf(w) !== proxy.identity) await this.removeProxy(uid);
-      else proxy.workload = w;
+      else {
+        proxy.workload = w;
+        this.dnsProxy?.update(w);
+      }
     }
     await Promise.all([...wanted.values()].filter((w) => !this.proxies.has(w.uid)).map((w) => this.addProxy(w)));
     const identities = new Set([...this.proxies.values()].map((p) => p.identity));
@@ -168,6 +179,8 @@ export class Ztunnel {
       policies: [...this.state.authorizations.values()],
       certificates: this.opts.certificates.list().map((c) => ({ ...c, identity: formatSpiffe(c.identity) })),
       served: [...this.proxies.values()].map((p) => ({ uid: p.workload.uid, identity: p.identity, address: p.workload.addresses[0], network: p.network.kind })),
+      mesh: this.state.mesh,
+      dns: this.dnsProxy ? { workloads: this.dnsProxy.size, names: this.dnsProxy.registry(this.state).size, upstreams: this.opts.dns!.upstreams } : null,
       failures: Object.fromEntries(this.failures),
       pool: this.pool.stats(),
       liveInboundConnections: this.connections.size,
@@ -191,6 +204,7 @@ export class Ztunnel {
     for (const uid of [...this.proxies.keys()]) {
       const p = this.proxies.get(uid)!;
       p.hbone.destroy();
+      this.dnsProxy?.remove(uid);
       for (const s of p.servers) s.close();
       p.network.close();
     }
@@ -252,12 +266,14 @@ export class Ztunnel {
         guardListener(plaintext, this.logger, this.opts.clock, `${w.namespace}/${w.name}:${INBOUND_PLAINTEXT_PORT}`);
         plaintext.on('connection', (s: net.Socket) => this.onCaptured(s, w.uid, 'inbound'));
         servers.push(plaintext);
+        await this.dnsProxy?.add(w, network, DNS_PROXY_BIND);
       }
       this.proxies.set(w.uid, { workload: w, identity, network, hbone, servers });
       this.failures.delete(w.uid);
       this.logger.info('serving workload', { workload: `${w.namespace}/${w.name}`, address: w.addresses[0], identity, network: network.kind });
     } catch (e: unknown) {
       for (const s of servers) s.close();
+      this.dnsProxy?.remove(w.uid);
       network.close();
       const d = describeError(e);
       this.failures.set(w.uid, d.message);
@@ -301,6 +317,7 @@ export class Ztunnel {
     const p = this.proxies.get(uid);
     if (!p) return;
     this.proxies.delete(uid);
+    this.dnsProxy?.remove(uid);
     for (const s of p.servers) s.close();
     const drained = p.hbone.close(drainMs).finally(() => p.network.close());
     if (this.closing) await drained;

@@ -30,8 +30,11 @@ export interface TestCluster {
 
 let counter = 0;
 
-/** `patch` rewrites the config once the state directory is known (tests that name it in pods). */
-export function startCluster(yamlText: string, options: { nodes?: number; name?: string; patch?: (stateDir: string) => string } = {}): TestCluster {
+/**
+ * `patch` rewrites the config once the state directory is known (tests that name it in pods);
+ * `upArgs` are added to `ambit up` (e.g. --outside-host NAME).
+ */
+export function startCluster(yamlText: string, options: { nodes?: number; name?: string; patch?: (stateDir: string) => string; upArgs?: string[] } = {}): TestCluster {
   const id = `${process.pid % 10000}${counter++}`;
   const prefix = `at${id}${options.name ?? ''}`.slice(0, 12);
   const stateDir = mkdtempSync(join(tmpdir(), 'ambit-e2e-state-'));
@@ -49,7 +52,7 @@ export function startCluster(yamlText: string, options: { nodes?: number; name?:
     const r = spawnSync(process.execPath, [BIN, ...args], { env, encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, input: opts.input });
     return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
   };
-  const up = ambit(['up', '--nodes', String(options.nodes ?? 2), '-f', configDir, '--prefix', prefix, '--xds', xds, '--admin', admin, '--ztunnel-admin-net', net], { timeoutMs: 120_000 });
+  const up = ambit(['up', '--nodes', String(options.nodes ?? 2), '-f', configDir, '--prefix', prefix, '--xds', xds, '--admin', admin, '--ztunnel-admin-net', net, ...(options.upArgs ?? [])], { timeoutMs: 120_000 });
   const cluster: TestCluster = {
     prefix, stateDir, configDir, adminUrl: `http://${admin}`,
     ztunnelHost: (node) => `${net}.${node}`,

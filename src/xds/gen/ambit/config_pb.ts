@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ambit/config.proto.
  */
 export const file_ambit_config: GenFile = /*@__PURE__*/
-  fileDesc("ChJhbWJpdC9jb25maWcucHJvdG8SD2FtYml0LmNvbmZpZy52MSJNCg5Db25maWdSZXNvdXJjZRIMCgRraW5kGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRIMCgRuYW1lGAMgASgJEgwKBGpzb24YBCABKAliBnByb3RvMw");
+  fileDesc("ChJhbWJpdC9jb25maWcucHJvdG8SD2FtYml0LmNvbmZpZy52MSJNCg5Db25maWdSZXNvdXJjZRIMCgRraW5kGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRIMCgRuYW1lGAMgASgJEgwKBGpzb24YBCABKAkiHAoMTWVzaFNldHRpbmdzEgwKBGpzb24YASABKAliBnByb3RvMw");
 
 /**
  * @generated from message ambit.config.v1.ConfigResource
@@ -52,4 +52,28 @@ export type ConfigResource = Message<"ambit.config.v1.ConfigResource"> & {
  */
 export const ConfigResourceSchema: GenMessage<ConfigResource> = /*@__PURE__*/
   messageDesc(file_ambit_config, 0);
+
+/**
+ * What a ztunnel applies beyond the workload API, as the control plane resolved it: the
+ * outbound traffic policy of Istio's mesh config, which ServiceEntry hosts each namespace may
+ * see (exportTo), and the address ranges ServiceEntries declare. One resource, named "mesh".
+ *
+ * @generated from message ambit.config.v1.MeshSettings
+ */
+export type MeshSettings = Message<"ambit.config.v1.MeshSettings"> & {
+  /**
+   * {"outboundTrafficPolicy": "ALLOW_ANY" | "REGISTRY_ONLY", "serviceVisibility": {"ns/host": ["ns", ...]},
+   *  "registryCidrs": ["192.0.2.0/24", ...]}
+   *
+   * @generated from field: string json = 1;
+   */
+  json: string;
+};
+
+/**
+ * Describes the message ambit.config.v1.MeshSettings.
+ * Use `create(MeshSettingsSchema)` to create a new message.
+ */
+export const MeshSettingsSchema: GenMessage<MeshSettings> = /*@__PURE__*/
+  messageDesc(file_ambit_config, 1);
 
