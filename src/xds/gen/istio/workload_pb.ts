@@ -451,7 +451,7 @@ export type Port = Message<"istio.workload.Port"> & {
   targetPort: number;
 
   /**
-   * Ambit: the Kubernetes Service port's appProtocol (design section 5). Not in the upstream
+   * Ambit: the Kubernetes Service port's appProtocol, which tells the waypoint the port's protocol. Not in the upstream
    * ztunnel proto we checked (which has fields 1 and 2 only); a peer without it skips it.
    *
    * @generated from field: string app_protocol = 3;
