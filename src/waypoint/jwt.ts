@@ -29,10 +29,12 @@
 //   audiences compare after dropping an `http://` or `https://` scheme and a trailing `/`, as
 //   jwt_verify_lib does (jose compares exactly, so it is given every spelling that normalizes
 //   to a configured audience). No audiences configured: `aud` is not checked.
-// - FIPS: jose verifies through WebCrypto, i.e. Node's OpenSSL. Under an OpenSSL FIPS provider
-//   RSA (PKCS#1 v1.5 and PSS) and ECDSA on P-256/P-384/P-521 with SHA-2 are approved and work;
-//   EdDSA works only where the provider implements Ed25519 (OpenSSL's FIPS provider does from
-//   3.4 on, not in 3.0–3.3): elsewhere an EdDSA token gets "Jwt verification fails".
+// - FIPS: jose verifies through WebCrypto, i.e. Node's OpenSSL, so under an OpenSSL FIPS
+//   provider the provider does the work. Checked with OpenSSL 3.0.20's FIPS provider under
+//   Node 24 (OpenSSL 3.5): RS*, PS*, ES256/384/512 and EdDSA (Ed25519, which that provider
+//   implements) all verify, MD5 refused (test/direct/crypto-fips.test.ts runs this wherever a
+//   provider is configured). A provider without Ed25519 would fail EdDSA tokens with
+//   "Jwt verification fails"; nothing else changes.
 
 import { createLocalJWKSet } from 'jose/jwks/local';
 import { jwtVerify, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose/jwt/verify';
