@@ -4,7 +4,8 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'native/build/**'] },
+  // src/xds/gen: generated from proto/ (npm run proto), checked by scripts/check-proto.mjs.
+  { ignores: ['dist/**', 'node_modules/**', 'native/build/**', 'src/xds/gen/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

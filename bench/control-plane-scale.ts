@@ -1,4 +1,4 @@
-// The control plane at scale (issue 4): a mesh of W workloads, S services and P policies
+// The control plane at scale: a mesh of W workloads, S services and P policies
 // applied to a real ControlPlane (validation, model, translation, incremental push, ADS),
 // with C simulated ztunnels (real AdsClients with the real decoders, in a child process,
 // each with its node's credential). Then one policy changes, R times: time from the apply

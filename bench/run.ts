@@ -1,4 +1,4 @@
-// `npm run bench`: the macro suite of issue 7 (bench/suite, documented in bench/README.md).
+// `npm run bench`: the macro suite (bench/suite, documented in bench/README.md).
 //
 //   node dist/bench/run.js [--quick | --smoke] [--out FILE] [--paths direct,ambitL4,...] [--workloads keepalive,...]
 //                          [--rounds N] [--seconds S] [--hold N] [--prefix P] [--profile DIR]

@@ -1,4 +1,4 @@
-// The seed's resource claim, measured (issue 8): what the proxies cost per node with N pods per
+// The resource claim of ambient mode, measured: what the proxies cost per node with N pods per
 // node all calling each other at a fixed request rate, in ambient mode (one `ambit ztunnel` per
 // node) and in sidecar mode (one `ambit sidecar` per pod), for N = 1, 5, 20 on 2 nodes.
 //
@@ -37,6 +37,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BenchCluster, waitFor } from './suite/bench-cluster.js';
 import { sampleProc } from './suite/proc-stats.js';
+import { readProcStat } from '../src/sys/proc.js';
 
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 const SELF = join(ROOT, 'dist', 'bench', 'sidecar-vs-ambient.js');
@@ -258,13 +259,11 @@ function childrenMap(): Map<number, number[]> {
   const out = new Map<number, number[]>();
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const list = out.get(ppid) ?? [];
-      list.push(Number(d));
-      out.set(ppid, list);
-    } catch { /* gone */ }
+    const ppid = readProcStat(Number(d))?.ppid;
+    if (ppid === undefined) continue; // gone
+    const list = out.get(ppid) ?? [];
+    list.push(Number(d));
+    out.set(ppid, list);
   }
   return out;
 }

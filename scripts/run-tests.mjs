@@ -2,7 +2,7 @@
 // Runs Ambit's test tiers in order and prints one summary line `N passed, N failed`.
 //   node scripts/run-tests.mjs            # lint, unit, direct, netns
 //   node scripts/run-tests.mjs unit direct
-// Tiers: lint (eslint + layer check; the type-check is the build), unit (pure functions),
+// Tiers: lint (eslint + layer check + generated protobuf code current; the type-check is the build), unit (pure functions),
 // direct (whole components in one process on loopback), netns (Linux network namespaces,
 // end to end; needs root). A tier that finds no test, or a test that skips, fails the run:
 // nothing passes by being empty. The netns tier fails, not skips, when namespaces can't be made.
@@ -41,7 +41,7 @@ function findTests(dir) {
 
 function runLint() {
   banner('lint');
-  for (const [cmd, args] of [['npx', ['eslint', '--max-warnings', '0', '.']], ['node', ['scripts/check-layers.mjs']]]) {
+  for (const [cmd, args] of [['npx', ['eslint', '--max-warnings', '0', '.']], ['node', ['scripts/check-layers.mjs']], ['node', ['scripts/check-proto.mjs']]]) {
     const r = spawnSync(cmd, args, { stdio: 'inherit' });
     if (r.status === 0) passed++;
     else { failed++; failures.push(`lint: ${cmd} ${args.join(' ')}`); }

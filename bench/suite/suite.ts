@@ -1,4 +1,4 @@
-// The macro benchmark suite (issue 7): every path of paths.ts measured in one run, in rounds
+// The macro benchmark suite: every path of paths.ts measured in one run, in rounds
 // whose path order rotates, with the same client tools (iperf3, wrk, hey) and the same server
 // program (http-server.ts, iperf3 -s). Every load is bounded in time (tool duration + a hard
 // kill) and count (fixed connection counts); all traffic stays inside the cluster's namespaces.

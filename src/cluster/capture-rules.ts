@@ -1,4 +1,4 @@
-// The in-pod redirection of an enrolled pod (design section 4), as Istio's in-pod mode does it:
+// The in-pod redirection of an enrolled pod, as Istio's in-pod mode does it:
 // in the pod's own network namespace,
 //
 //   nat OUTPUT     -> AMBIT_OUTPUT:      -o lo                    RETURN

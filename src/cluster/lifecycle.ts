@@ -14,7 +14,8 @@ import { loadNative } from '../sys/native.js';
 import { runCommand } from '../sys/exec.js';
 import { removeDnsForPrefix } from './dns.js';
 import { statePaths, writeJsonAtomic, type ClusterSpec } from './state-dir.js';
-import { checkPidRecord, killFromPidFiles, readPidRecord, readProcStat, readCmdline, type PidRecord } from './supervisor.js';
+import { checkPidRecord, killFromPidFiles, readPidRecord, type PidRecord } from './supervisor.js';
+import { readCmdline, readProcStat } from '../sys/proc.js';
 import { destroyTopology } from './topology.js';
 
 /** What the local cluster needs from this machine; a clear error says what to do otherwise. */

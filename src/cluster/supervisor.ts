@@ -24,6 +24,7 @@ import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, 
 import { dirname, join } from 'node:path';
 import { AmbitError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { readCmdline, readProcStat } from '../sys/proc.js';
 
 export type RestartPolicy = 'always' | 'on-failure' | 'never';
 
@@ -126,39 +127,6 @@ export function shouldRestart(policy: RestartPolicy, code: number | null, signal
   if (policy === 'always') return true;
   if (policy === 'never') return false;
   return code !== 0 || signal !== null;
-}
-
-// ---------------------------------------------------------------------------------------
-// /proc
-
-export interface ProcStat {
-  state: string;
-  pgrp: number;
-  startTime: string;
-}
-
-/** Reads /proc/<pid>/stat; undefined when the process is gone. */
-export function readProcStat(pid: number): ProcStat | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // comm (field 2) is in parentheses and may hold spaces or parentheses: split after the last ')'.
-  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { state: rest[0]!, pgrp: Number(rest[2]), startTime: rest[19]! };
-}
-
-export function readCmdline(pid: number): string[] | undefined {
-  try {
-    const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    const parts = raw.split('\0');
-    if (parts[parts.length - 1] === '') parts.pop();
-    return parts;
-  } catch {
-    return undefined;
-  }
 }
 
 /**

@@ -1,4 +1,4 @@
-// The local cluster's network (design section 8): an underlay namespace with a bridge, a
+// The local cluster's network: an underlay namespace with a bridge, a
 // namespace per node hung on that bridge, a namespace per pod joined to its node by a veth.
 //
 //   <prefix>-underlay     br0, n<i> (one port per node)

@@ -15,6 +15,17 @@
 // - An expression nests at most MAX_DEPTH levels (parentheses, `!`, chains of `&&`...): parsing
 //   and evaluation recurse over it, and a deeper one is a parse error, never a stack overflow
 //   in the validator or at the end of every request.
+//
+// Why our own and not a CEL library (bench/micro/log-filter-cel.ts, against
+// @marcbachmann/cel-js 8, same 10 filters, Node 24, this project's 2-core machine): both decide
+// the same on every request; evaluation with what each reads from a finished request 0.6 µs
+// here vs 1.3 µs (CEL's int64 attributes must be BigInts), compile about equal (7–8 µs); and
+// `ambit validate` refuses here, with a column, what the library accepts and a proxy could
+// never match: a misspelt attribute (`response.cod`, with the list of known ones), a regex
+// that does not compile, a duration literal that is not one. The library reads all of CEL
+// (a ? b : c, arithmetic, size(), lowerAscii(), macros), which this file refuses with a
+// column; if filters come to need that, switch, declaring the attributes as a schema so
+// misspellings still fail (the library then says "No such key: cod").
 
 /** The attributes a filter may read, with their CEL types. */
 const ATTRIBUTES = {

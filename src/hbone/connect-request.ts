@@ -1,5 +1,5 @@
 // Reading an incoming HBONE request: a pure function from HTTP/2 headers to either the tunnel
-// target or a 400 with the reason (design section 5). Whether the target IP belongs to the
+// target or a 400 with the reason. Whether the target IP belongs to the
 // workload behind this listener is the caller's (the ztunnel's) decision.
 import { parseAuthority } from '../core/ip.js';
 

@@ -1,4 +1,4 @@
-// HBONE (design section 5): HTTP/2 CONNECT over mutual TLS. The server terminates tunnels and
+// HBONE: HTTP/2 CONNECT over mutual TLS on port 15008. The server terminates tunnels and
 // hands each request to its owner; the pool opens tunnels over shared connections; relay()
 // copies bytes between a tunnel and a TCP socket with TCP's half-close and reset semantics.
 

@@ -1,4 +1,4 @@
-// The HBONE pool key (design section 5): connections are shared only between tunnels with the
+// The HBONE pool key: connections are shared only between tunnels with the
 // same source identity, the same set of acceptable server identities, the same destination
 // ip:port and the same local source address. Pure.
 import { formatAuthority } from '../core/ip.js';

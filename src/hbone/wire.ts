@@ -1,4 +1,4 @@
-// The HBONE wire facts (design section 5) in one place: TLS parameters, HTTP/2 settings and
+// The HBONE wire facts, as Istio's ztunnel speaks them, in one place: TLS parameters, HTTP/2 settings and
 // the keepalive/idle timings, plus the TLS option builders both ends share.
 //
 // Invariants:

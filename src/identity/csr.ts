@@ -5,7 +5,7 @@
 // - Every call makes a new key; keys are never reused across requests (renewal rotates keys).
 // - The key leaves this file only as PKCS#8 PEM.
 // - Requests are made with node:crypto and a fixed-shape DER encoder (below), not
-//   @peculiar/x509, so a ztunnel or waypoint never loads that library (~10 MB resident, issue 7).
+//   @peculiar/x509, so a ztunnel or waypoint never loads that library (~10 MB resident each).
 //   The encoding is the one @peculiar/x509 produced for the same key and identity, byte for
 //   byte (checked against the library for 200 keys when this was written): version 0, empty subject, the key's
 //   SubjectPublicKeyInfo, one extensionRequest attribute holding a critical subjectAltName with

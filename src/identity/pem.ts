@@ -1,7 +1,7 @@
 // PEM and certificate helpers that need only node:crypto. Kept apart from ./x509.ts so the
 // data path (TLS peer checks, the certificate manager) never loads @peculiar/x509 and its
-// dependencies (reflect-metadata, tsyringe, asn1-*): ~10 MB of resident memory per process
-// (issue 7). Imports nothing of ours.
+// dependencies (reflect-metadata, tsyringe, asn1-*): ~10 MB of resident memory per process.
+// Imports nothing of ours.
 import { createPrivateKey, createPublicKey, X509Certificate as NodeX509Certificate } from 'node:crypto';
 
 /** Splits a PEM bundle into its CERTIFICATE blocks, each ending with a newline. */

@@ -128,25 +128,11 @@ export function identityOfSubjectAltName(subjectAltName: string | undefined): Id
   return id.ok ? id.value : undefined;
 }
 
-/** The SPIFFE identity in a PEM certificate (the first one of a chain), or undefined. */
-export function identityOfCertificate(certPem: string): Identity | undefined {
-  try {
-    return identityOfSubjectAltName(new NodeX509Certificate(certPem).subjectAltName);
-  } catch {
-    return undefined;
-  }
-}
-
 /** The verified peer's identity; undefined when the peer is unverified or has no single SPIFFE URI SAN. */
 export function peerIdentity(socket: TLSSocket): Identity | undefined {
   if (!socket.authorized) return undefined;
   const peer = socket.getPeerCertificate();
   if (!peer || Object.keys(peer).length === 0) return undefined;
   return identityOfSubjectAltName(peer.subjectaltname);
-}
-
-/** True when the certificate is inside its validity window at nowMs. */
-export function isCertificateValid(cert: Pick<WorkloadCertificate, 'notBefore' | 'notAfter'>, nowMs: number): boolean {
-  return nowMs >= cert.notBefore.getTime() && nowMs < cert.notAfter.getTime();
 }
 

@@ -16,6 +16,7 @@ import type { Caller, CallContext, AuthResult } from '../xds/call-auth.js';
 import type { MeshModel } from '../model/mesh-model.js';
 import type { InformerSet } from './informers.js';
 import type { TokenReviewer } from './token-review.js';
+import { formatSpiffe } from '../identity/spiffe.js';
 
 export interface KubeCallerOptions {
   reviewer: TokenReviewer;
@@ -41,7 +42,7 @@ export function kubernetesCallerPolicy(o: KubeCallerOptions): CallerPolicy {
       const isZtunnel = t.namespace === o.ztunnel.namespace && t.serviceAccount === o.ztunnel.serviceAccount;
       const caller: Caller = {
         nodeId: node,
-        identity: `spiffe://${o.trustDomain}/ns/${t.namespace}/sa/${t.serviceAccount}`,
+        identity: formatSpiffe({ trustDomain: o.trustDomain, namespace: t.namespace, serviceAccount: t.serviceAccount }),
         attributes: { serviceAccount: who, pod: `${t.namespace}/${t.pod.name}`, role: isZtunnel ? 'ztunnel' : 'proxy' },
       };
       return { ok: true, caller };

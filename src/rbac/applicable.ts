@@ -1,4 +1,5 @@
-// Which policies apply to what (design section 6).
+// Which policies apply to what: by scope and selector for a workload, by targetRefs for a
+// waypoint, as Istio binds them.
 //
 // For a workload (what its node's ztunnel enforces):
 // - root-namespace policies without selector or targetRefs (GLOBAL scope);

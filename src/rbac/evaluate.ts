@@ -1,6 +1,6 @@
 // The authorization decision, shared by the ztunnel (L4) and the waypoint (L7). Pure.
 //
-// Order (design section 6): CUSTOM -> DENY -> ALLOW; AUDIT never decides.
+// Order (Istio's): CUSTOM -> DENY -> ALLOW; AUDIT never decides.
 // - CUSTOM (waypoint only): Ambit has no ext-authz provider, so a matching CUSTOM policy denies
 //   ("no ext-authz provider": fail closed). The ztunnel does not enforce CUSTOM at all (the
 //   conversion to the workload API warns about it).
@@ -16,7 +16,7 @@
 // matches nothing), and inside a match every field kind present must hold.
 //
 // L7 fields can only be decided with HTTP attributes at the waypoint. Without them (at the
-// ztunnel, or a plain TCP connection through a waypoint) they fail closed (design section 6):
+// ztunnel, or a plain TCP connection through a waypoint) they fail closed:
 // - in an ALLOW policy a rule using any L7 field matches nothing;
 // - in any other action L7 fields are treated as "may match": only the L4 fields decide.
 // Condition keys Ambit does not know are never provable: they fail closed the same way even

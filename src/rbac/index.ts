@@ -1,4 +1,4 @@
-// The authorization engine (design section 6): one pure engine with Istio's semantics, used by
+// The authorization engine: one pure engine with Istio's semantics, used by
 // the ztunnel (L4, over the workload API's Authorization) and the waypoint (L7, over compiled
 // AuthorizationPolicy resources). No I/O anywhere in this room.
 

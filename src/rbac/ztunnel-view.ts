@@ -1,8 +1,8 @@
 // The ztunnel's view of an AuthorizationPolicy: the workload API's istio.security.Authorization
-// (design section 5), and back (`fromAuthorization`) so the ztunnel evaluates exactly what it
+// (what the control plane pushes), and back (`fromAuthorization`) so the ztunnel evaluates exactly what it
 // received with the same engine as the waypoint.
 //
-// Conversion (design sections 5 and 6):
+// Conversion, as Istio's control plane converts a policy for ztunnels:
 // - targetRefs policies are the waypoint's: no Authorization. AUDIT never decides: none either.
 //   CUSTOM needs ext-authz, which only a waypoint can call: none, with a warning.
 // - scope: GLOBAL (root namespace, no selector), NAMESPACE (no selector), WORKLOAD_SELECTOR.

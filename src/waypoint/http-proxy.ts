@@ -21,7 +21,7 @@ import { PassThrough, type Duplex, type Readable } from 'node:stream';
 import { relay } from '../hbone/index.js';
 import type { Logger } from '../core/logger.js';
 import { describeError } from '../core/errors.js';
-import { normalizeIp, type ZtunnelState } from '../ztunnel/state.js';
+import { identityOf, normalizeIp, type ZtunnelState } from '../ztunnel/state.js';
 import { peerInfo, serviceInfo } from '../ztunnel/peer-info.js';
 import type { RequestRecord, RequestTelemetry } from '../telemetry/request-record.js';
 import type { ResponseFlag } from '../telemetry/istio-labels.js';
@@ -29,7 +29,7 @@ import type { Service, Workload } from '../xds/workload-api.js';
 import { stripSpiffe } from '../rbac/index.js';
 import type { RequestAttributes } from '../rbac/attributes.js';
 import { decideRoute, noEdits, type BackendTarget, type HeaderEdits, type RouteDecision } from './routing.js';
-import { authenticateRequest } from './request-authn.js';
+import { authenticateRequest, type AuthnResult } from './request-authn.js';
 import { authorizeRequest } from './l7-authz.js';
 import type { EndpointPicker } from './endpoint-picker.js';
 import type { UpstreamTarget, Upstreams } from './upstream.js';
@@ -42,6 +42,9 @@ import { shouldLog } from './access-log-config.js';
 import type { ReplayBudget } from './replay-budget.js';
 import { isNormalMethod, normalizeRequestTarget } from '../core/http-request-target.js';
 import type { EgressEntry } from './egress-config.js';
+
+/** A request through a target without RequestAuthentication: no promise to wait for. */
+const ANONYMOUS: AuthnResult = { kind: 'anonymous', tokenPresent: false };
 
 export const MAX_REPLAY_BYTES = 1024 * 1024;
 
@@ -139,13 +142,17 @@ export class HttpProxy {
         return this.local(res, record, 400, 'Bad Request');
       }
       // 1. Authentication and authorization.
-      const authn = authenticateRequest(bound.providers, { headers, path }, Math.floor(d.now() / 1000));
+      const authn = bound.providers.length === 0 ? ANONYMOUS : await authenticateRequest(bound.providers, { headers, path }, Math.floor(d.now() / 1000));
       if (authn.kind === 'rejected') {
         record.reason = { kind: 'denied', policy: null, rule: null, message: `JWT rejected: ${authn.reason}` };
         return this.local(res, record, 401, 'Jwt verification fails', { 'www-authenticate': authn.wwwAuthenticate });
       }
       // A token the provider does not forward is removed before the request goes upstream.
-      if (authn.kind === 'authenticated') for (const h of authn.stripHeaders) delete headers[h.toLowerCase()];
+      // Claims and payload the provider outputs replace whatever the client sent in those headers.
+      if (authn.kind === 'authenticated') {
+        for (const h of authn.stripHeaders) delete headers[h.toLowerCase()];
+        for (const [name, value] of authn.outputHeaders) headers[name] = value;
+      }
       const attrs: RequestAttributes = {
         sourceIp: normalizeIp(ctx.peerAddress.ip), sourcePrincipal: ctx.peerIdentity ? stripSpiffe(ctx.peerIdentity) : undefined,
         destinationIp: ctx.target.ip, destinationPort: ctx.target.port, destinationNamespace: ctx.service?.namespace ?? ctx.workload?.namespace,
@@ -249,7 +256,7 @@ export class HttpProxy {
         }
         record.destination = last.up.external
           ? { ip: last.up.external.ip ?? last.up.external.hostname ?? '', port: last.up.port, workload: peerInfo(last.endpoint) }
-          : { ip: last.endpoint.addresses[0]!, port: targetPortOf(last.endpoint, target), workload: peerInfo(last.endpoint), identity: `spiffe://${last.endpoint.trustDomain}/ns/${last.endpoint.namespace}/sa/${last.endpoint.serviceAccount}` };
+          : { ip: last.endpoint.addresses[0]!, port: targetPortOf(last.endpoint, target), workload: peerInfo(last.endpoint), identity: identityOf(last.endpoint) };
         if (i > 0) record.route = `${record.route ?? ''} (attempt ${i + 1})`;
         if (last.res.status === 101 && upgrade && req instanceof Http1Request && res instanceof Http1Response) await this.switchProtocols(req, res, record, last.res, decision.responseHeaders);
         else await this.respond(res, record, last.res, decision.responseHeaders);
@@ -276,7 +283,7 @@ export class HttpProxy {
     tried.add(w.uid);
     const up: UpstreamTarget = target.egress
       ? externalTarget(target.egress, w, targetPortOf(w, target), target.port, host, h2)
-      : { uid: w.uid, ip: w.addresses[0]!, port: targetPortOf(w, target), identity: `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}` };
+      : { uid: w.uid, ip: w.addresses[0]!, port: targetPortOf(w, target), identity: identityOf(w) };
     d.picker.started(w.uid);
     try {
       const abort = Number.isFinite(timeoutMs) ? new AbortController() : undefined;

@@ -3,8 +3,10 @@
 //
 // Invariants:
 // - String chunks are turned into Buffers before a vectored write. Node 20's Http2Stream
-//   corrupts the first bytes of a `_writev` batch holding latin1 strings (what http writes its
-//   head as when corked): seen as "Received HTTP/0.9" by curl. Buffers are written as is.
+//   corrupted the first bytes of a `_writev` batch holding latin1 strings (what http writes its
+//   head as when corked): seen as "Received HTTP/0.9" by curl. Node 24 writes them intact; the
+//   conversion stays because it costs nothing and `_writev` is an internal whose behaviour
+//   test/unit/node-internals.test.ts checks both ways (with and without this wrapper).
 // - No half-close: when the peer ends its side, this side ends too, so a keep-alive
 //   connection closed by the server leaves the agent's free list instead of swallowing the
 //   next request.

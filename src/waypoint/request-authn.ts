@@ -16,6 +16,14 @@
 //   presenter = `azp`; claims = the whole payload.
 // - forwardOriginalToken false (Istio's default): the headers that carried verified tokens are
 //   listed in `stripHeaders` for the proxy to remove before forwarding (as Envoy does).
+// - A token is verified only by the providers that read its location and name its issuer (as
+//   Envoy picks a provider by `iss`); none -> "Jwt issuer ... is not configured".
+// - Output headers of a verified token (in `outputHeaders`, for the proxy to set, replacing any
+//   value the client sent): `outputPayloadToHeader` gets the token's payload segment
+//   (base64url, as received); each `outputClaimToHeaders` entry gets its claim (a nested one
+//   by `a.b`), formatted as Envoy does: a string as is, a bool as true/false, a whole number
+//   from 0 to 2^64 as an integer, any other number with six decimals (`1.500000`), an object or
+//   array as base64 of its JSON; a claim that is absent or an empty string sets no header.
 // - Binding at a waypoint is by `targetRefs` only (Gateway = the waypoint, Service,
 //   ServiceEntry, and root-namespace GatewayClass `istio-waypoint`); a selector-based or
 //   namespace-wide RequestAuthentication is enforced by sidecars/gateways, never by a
@@ -39,6 +47,10 @@ export interface JwtProvider {
   fromCookies: string[];
   /** Istio's forwardOriginalToken (default false: the token header is removed before forwarding). */
   forwardOriginalToken: boolean;
+  /** Istio's outputPayloadToHeader: this header gets the token's payload (base64url). */
+  outputPayloadToHeader?: string;
+  /** Istio's outputClaimToHeaders: header (lower-case) <- claim (`a.b` for a nested one). */
+  outputClaimToHeaders?: { header: string; claim: string }[];
   /** `ns/name rule i` */
   source: string;
 }
@@ -130,6 +142,8 @@ function providerOf(rule: JwtRule, jwks: Jwks, source: string): JwtProvider {
     source,
   };
   if (rule.audiences?.length) p.audiences = [...rule.audiences];
+  if (rule.outputPayloadToHeader) p.outputPayloadToHeader = rule.outputPayloadToHeader.toLowerCase();
+  if (rule.outputClaimToHeaders?.length) p.outputClaimToHeaders = rule.outputClaimToHeaders.map((o) => ({ header: o.header.toLowerCase(), claim: o.claim }));
   return p;
 }
 
@@ -205,6 +219,8 @@ export type AuthnResult =
       provider: string;
       /** Headers (lower-case) carrying a verified token to remove before forwarding (forwardOriginalToken false). */
       stripHeaders: string[];
+      /** Headers (lower-case name, value) to set before forwarding: outputPayloadToHeader, outputClaimToHeaders. */
+      outputHeaders: [string, string][];
     }
   | { kind: 'anonymous'; tokenPresent: false }
   | { kind: 'rejected'; status: 401; reason: string; wwwAuthenticate: string };
@@ -312,35 +328,79 @@ function reject(req: AuthnRequest, reason: string): AuthnResult {
   return { kind: 'rejected', status: 401, reason, wwwAuthenticate: `Bearer realm="${realmOf(req)}", error="invalid_token"` };
 }
 
+/** A claim as Envoy copies it into a header (see the invariants); undefined sets no header. */
+export function claimHeaderValue(claims: Record<string, unknown>, path: string): string | undefined {
+  let cur: unknown = claims;
+  for (const p of path.split('.')) {
+    if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) return undefined;
+    cur = (cur as Record<string, unknown>)[p];
+  }
+  switch (typeof cur) {
+    case 'string': return cur === '' ? undefined : cur;
+    case 'boolean': return cur ? 'true' : 'false';
+    case 'number':
+      if (!Number.isFinite(cur)) return undefined;
+      return Number.isInteger(cur) && cur >= 0 && cur < 2 ** 64 ? BigInt(cur).toString() : cur.toFixed(6);
+    case 'object': return cur === null ? undefined : Buffer.from(JSON.stringify(cur)).toString('base64');
+    default: return undefined;
+  }
+}
+
+function outputHeadersOf(p: JwtProvider, token: string, claims: Record<string, unknown>): [string, string][] {
+  const out: [string, string][] = [];
+  if (p.outputPayloadToHeader) out.push([p.outputPayloadToHeader, token.split('.')[1] ?? '']);
+  for (const o of p.outputClaimToHeaders ?? []) {
+    const v = claimHeaderValue(claims, o.claim);
+    if (v !== undefined) out.push([o.header, v]);
+  }
+  return out;
+}
+
+interface Verified {
+  auth: RequestAuthAttributes;
+  provider: string;
+}
+
 /**
  * Authenticates one request against the providers bound to its waypoint/service (see
  * `providersFor`). No providers: every request is anonymous (tokens are not inspected).
  */
-export function authenticateRequest(providers: readonly JwtProvider[], req: AuthnRequest, nowSec: number): AuthnResult {
+export async function authenticateRequest(providers: readonly JwtProvider[], req: AuthnRequest, nowSec: number): Promise<AuthnResult> {
   if (providers.length === 0) return { kind: 'anonymous', tokenPresent: false };
   const tokens = findTokens(providers, req);
   if (tokens.length === 0) return { kind: 'anonymous', tokenPresent: false };
 
-  let first: { auth: RequestAuthAttributes; provider: string } | null = null;
+  let first: Verified | null = null;
   const strip = new Set<string>();
+  const outputHeaders: [string, string][] = [];
   for (const t of tokens) {
-    // Prefer the reason of the provider whose issuer the token names: "Jwt is expired" beats
-    // "issuer not configured" from the other providers.
-    const iss = decodeJwt(t.token)?.claims.iss;
+    const decoded = decodeJwt(t.token);
+    if (!decoded) {
+      // Malformed: any provider says why in the same words.
+      const v = await verifyJwt(t.token, t.providers[0]!.jwks, { issuer: t.providers[0]!.issuer, nowSec });
+      return reject(req, `${v.ok ? 'Jwt verification fails' : v.reason} (token in ${t.where})`);
+    }
+    const iss = decoded.claims.iss;
+    const candidates = t.providers.filter((p) => p.issuer === iss);
+    if (candidates.length === 0) {
+      const reason = typeof iss === 'string' ? `Jwt issuer ${JSON.stringify(iss)} is not configured` : 'Jwt has no iss claim';
+      return reject(req, `${reason} (token in ${t.where})`);
+    }
     let reason: string | null = null;
-    let ok: { auth: RequestAuthAttributes; provider: string } | null = null;
-    for (const p of t.providers) {
-      const v = verifyJwt(t.token, p.jwks, { issuer: p.issuer, ...(p.audiences ? { audiences: p.audiences } : {}), nowSec });
+    let ok: Verified | null = null;
+    for (const p of candidates) {
+      const v = await verifyJwt(t.token, p.jwks, { issuer: p.issuer, ...(p.audiences ? { audiences: p.audiences } : {}), nowSec });
       if (v.ok) {
         ok = { auth: authAttributesOf(v.claims), provider: p.source };
         if (t.header !== undefined && !p.forwardOriginalToken) strip.add(t.header);
+        outputHeaders.push(...outputHeadersOf(p, t.token, v.claims));
         break;
       }
-      if (reason === null || p.issuer === iss) reason = v.reason;
+      reason ??= v.reason;
     }
     if (!ok) return reject(req, `${reason ?? 'Jwt verification fails'} (token in ${t.where})`);
     first ??= ok;
   }
-  const f = first as { auth: RequestAuthAttributes; provider: string };
-  return { kind: 'authenticated', auth: f.auth, tokenPresent: true, provider: f.provider, stripHeaders: [...strip] };
+  const f = first as Verified;
+  return { kind: 'authenticated', auth: f.auth, tokenPresent: true, provider: f.provider, stripHeaders: [...strip], outputHeaders };
 }

@@ -223,9 +223,3 @@ export function applyHeaderEdits(headers: Record<string, string | string[] | und
   return out;
 }
 
-/** For `ambit` explain output and tests: the kind and names of the routes of a service port. */
-export function routesOf(table: RouteTable, hostname: string, port: number): { kind: PortRoutes['kind']; names: string[] } | undefined {
-  const pr = table.routes.get(`${hostname}:${port}`);
-  return pr ? { kind: pr.kind, names: [...pr.names] } : undefined;
-}
-

@@ -1,7 +1,7 @@
 // What a sidecar enforces for its own pod (pure).
 //
-// - Inbound AuthorizationPolicy: the policies that apply to the pod as a workload (design
-//   section 6): root-namespace policies without selector, its namespace's policies without
+// - Inbound AuthorizationPolicy: the policies that apply to the pod as a workload (as
+//   rbac/applicable.ts selects them): root-namespace policies without selector, its namespace's policies without
 //   selector, and the selector policies that pick it. The control plane already matched the
 //   selectors against the pod's labels and listed the matches by name in the workload's
 //   `authorization_policies`, so the sidecar needs no labels: it selects, among the full

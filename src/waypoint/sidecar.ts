@@ -12,7 +12,8 @@
 //   15001  captured outbound, decided by the ztunnel's own route decision (route.ts):
 //          - the destination (service or workload) uses a waypoint -> HBONE to the waypoint,
 //            relayed as TCP with :authority = the original destination, so the destination's
-//            L7 policy is applied there (Istio issue #51445: sidecars skip waypoints);
+//            L7 policy is applied there (Istio's sidecars skip the waypoint, and with it that
+//            policy; Ambit does not);
 //          - HBONE straight to a pod -> HTTP is routed here (HTTPRoute / VirtualService) and
 //            forwarded over HBONE to the chosen endpoint's 15008 (an ambient pod's ztunnel or
 //            another sidecar); other TCP is tunnelled as is;
@@ -47,7 +48,7 @@ import { HttpServing, serveHttp } from './serve-http.js';
 import { ReplayBudget } from './replay-budget.js';
 import { authorizeRequest } from './l7-authz.js';
 import { decidePlaintext, sidecarInboundPolicies } from './sidecar-policy.js';
-import { Upstreams, type UpstreamTarget } from './upstream.js';
+import { hboneDialer, Upstreams, type UpstreamDialer } from './upstream.js';
 import { podHboneServer, sniff, type PodProxyOptions } from './waypoint.js';
 import { compileWaypointConfig, WarningLatch, type WaypointConfig } from './waypoint-config.js';
 
@@ -62,20 +63,14 @@ export interface SidecarOptions extends PodProxyOptions {
   labels: Record<string, string>;
 }
 
-/** Upstreams that reach the local application: plain TCP to <pod ip>:<port> inside the pod. */
-class LocalUpstreams extends Upstreams {
-  constructor(private readonly network: PodNetwork, private readonly timeoutMs: number, pool: HbonePool, now: () => number) {
-    super({ pool, sourceIdentity: '', certificate: () => { throw new Error('not used'); }, connectTimeoutMs: timeoutMs, now });
-  }
-
-  override tunnel(target: UpstreamTarget): Promise<Duplex> {
-    return new Promise((resolve, reject) => {
-      const s = this.network.connect({ ip: target.ip, port: target.port }, { allowHalfOpen: false });
-      const timer = setTimeout(() => { s.destroy(); reject(new Error(`connect to the application at ${target.ip}:${target.port} timed out`)); }, this.timeoutMs);
-      s.once('connect', () => { clearTimeout(timer); s.removeAllListeners('error'); s.on('error', () => {}); resolve(s); });
-      s.once('error', (e) => { clearTimeout(timer); reject(e); });
-    });
-  }
+/** Reaches the local application: plain TCP to <pod ip>:<port> inside the pod. */
+function localDialer(network: PodNetwork, timeoutMs: number): UpstreamDialer {
+  return (target) => new Promise<Duplex>((resolve, reject) => {
+    const s = network.connect({ ip: target.ip, port: target.port }, { allowHalfOpen: false });
+    const timer = setTimeout(() => { s.destroy(); reject(new Error(`connect to the application at ${target.ip}:${target.port} timed out`)); }, timeoutMs);
+    s.once('connect', () => { clearTimeout(timer); s.removeAllListeners('error'); s.on('error', () => {}); resolve(s); });
+    s.once('error', (e) => { clearTimeout(timer); reject(e); });
+  });
 }
 
 export class Sidecar {
@@ -84,7 +79,8 @@ export class Sidecar {
   private config: WaypointConfig;
   private readonly pool: HbonePool;
   private readonly upstreams: Upstreams;
-  private readonly local: LocalUpstreams;
+  /** The inbound side's upstreams: the application in this pod. */
+  private readonly local: Upstreams;
   private readonly outboundProxy: HttpProxy;
   private readonly inboundProxy: HttpProxy;
   private readonly dataPath: DataPath;
@@ -109,8 +105,8 @@ export class Sidecar {
       createSocket: (dst) => opts.network.connect(dst, { allowHalfOpen: false }),
     });
     const certificate = () => currentCertificate(opts.certificates, opts.identity);
-    this.upstreams = new Upstreams({ pool: this.pool, sourceIdentity: opts.identity, certificate, sourceIp: opts.podIp, connectTimeoutMs: timeoutMs, now: () => opts.clock.now() });
-    this.local = new LocalUpstreams(opts.network, timeoutMs, this.pool, () => opts.clock.now());
+    this.upstreams = new Upstreams({ dial: hboneDialer({ pool: this.pool, sourceIdentity: opts.identity, certificate, sourceIp: opts.podIp, connectTimeoutMs: timeoutMs }), now: () => opts.clock.now() });
+    this.local = new Upstreams({ dial: localDialer(opts.network, timeoutMs), now: () => opts.clock.now() });
     const telemetry = new RequestTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }) });
     const common = {
       waypoint: opts.pod,

@@ -1,9 +1,11 @@
-// The waypoint's connections to destination pods: every one is an HBONE tunnel to the pod's
-// ztunnel (`<pod ip>:15008`, `:authority` = `<pod ip>:<target port>`), made with the
-// waypoint's own certificate and checked against the destination's identity before any
-// byte of a request is sent. HTTP/1.1 requests reuse tunnels through the waypoint's own
-// keep-alive HTTP/1.1 client per endpoint (http1/client.ts); HTTP/2 requests share one HTTP/2
-// session per endpoint over one tunnel.
+// A proxy's connections to destination pods. How a byte stream to an endpoint is opened is the
+// dialer's business: for a waypoint (and a sidecar's outbound side) `hboneDialer` makes an
+// HBONE tunnel to the pod's ztunnel (`<pod ip>:15008`, `:authority` = `<pod ip>:<target
+// port>`) with the proxy's own certificate, checked against the destination's identity before
+// any byte of a request is sent; a sidecar's inbound side dials its own application in plain
+// TCP. Over those streams, HTTP/1.1 requests reuse connections through a keep-alive HTTP/1.1
+// client per endpoint (http1/client.ts); HTTP/2 requests share one HTTP/2 session per endpoint.
+// An endpoint outside the mesh (a ServiceEntry's) is reached by `external` instead.
 import type { Duplex } from 'node:stream';
 import http2 from 'node:http2';
 import type { HbonePool } from '../hbone/index.js';
@@ -23,13 +25,35 @@ export interface UpstreamTarget {
   external?: ExternalTarget;
 }
 
-export interface UpstreamsOptions {
+/** Opens a byte stream to an endpoint (rejects when it cannot); the HTTP clients run over it. */
+export type UpstreamDialer = (target: UpstreamTarget, headers?: Record<string, string>, signal?: AbortSignal) => Promise<Duplex>;
+
+export interface HboneDialerOptions {
   pool: HbonePool;
   sourceIdentity: string;
   certificate: () => WorkloadCertificate;
-  /** The waypoint pod's IP (the source of its tunnels). */
+  /** The proxy pod's IP (the source of its tunnels). */
   sourceIp?: string;
   connectTimeoutMs: number;
+}
+
+/** Streams are HBONE tunnels to the endpoint's ztunnel, its identity checked. */
+export function hboneDialer(o: HboneDialerOptions): UpstreamDialer {
+  return (target, headers = {}, signal) => o.pool.connect({
+    sourceIdentity: o.sourceIdentity,
+    certificate: o.certificate,
+    destination: { ip: target.ip, port: HBONE_PORT },
+    expectedIdentities: [target.identity],
+    authority: formatAuthority(target.ip, target.port),
+    headers,
+    sourceIp: o.sourceIp,
+    connectTimeoutMs: o.connectTimeoutMs,
+    signal,
+  });
+}
+
+export interface UpstreamsOptions {
+  dial: UpstreamDialer;
   now(): number;
   /** Free keep-alive connections per endpoint. */
   maxFreeSockets?: number;
@@ -47,7 +71,6 @@ const IDLE_TIMEOUT_MS = 4_000;
 
 const HBONE_PORT = 15008;
 
-
 export class Upstreams {
   private readonly clients = new Map<string, Http1Client>();
   private readonly sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
@@ -61,23 +84,13 @@ export class Upstreams {
     return n;
   }
 
-  /** A raw tunnel (TCP passthrough, and the transport of the HTTP clients below). */
+  /** A raw stream to the endpoint (TCP passthrough, and the transport of the HTTP clients below). */
   tunnel(target: UpstreamTarget, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Duplex> {
     if (target.external) {
       if (!this.opts.external) return Promise.reject(Object.assign(new Error('this proxy does not connect outside the mesh'), { code: 'EGRESS_UNSUPPORTED' }));
       return this.opts.external(target.external, signal);
     }
-    return this.opts.pool.connect({
-      sourceIdentity: this.opts.sourceIdentity,
-      certificate: this.opts.certificate,
-      destination: { ip: target.ip, port: HBONE_PORT },
-      expectedIdentities: [target.identity],
-      authority: formatAuthority(target.ip, target.port),
-      headers,
-      sourceIp: this.opts.sourceIp,
-      connectTimeoutMs: this.opts.connectTimeoutMs,
-      signal,
-    });
+    return this.opts.dial(target, headers, signal);
   }
 
   /** The keep-alive HTTP/1.1 client whose connections are tunnels to `target`. */

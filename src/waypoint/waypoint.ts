@@ -19,12 +19,12 @@ import { peerInfo, serviceInfo } from '../ztunnel/peer-info.js';
 import type { ConfigObject } from '../xds/config-resource.js';
 import { currentCertificate, type CertificateSource } from '../ztunnel/certificates.js';
 import { guardListener, type PodNetwork } from '../ztunnel/pod-network.js';
-import { normalizeIp, ZtunnelState } from '../ztunnel/state.js';
+import { identityOf, normalizeIp, ZtunnelState } from '../ztunnel/state.js';
 import { EndpointPicker } from './endpoint-picker.js';
 import { HttpProxy, type TunnelContext } from './http-proxy.js';
 import { waypointService } from '../ztunnel/route.js';
 import { sniffProtocol, type SniffResult } from './sniff.js';
-import { Upstreams } from './upstream.js';
+import { hboneDialer, Upstreams } from './upstream.js';
 import { HttpServing, serveHttp } from './serve-http.js';
 import { ReplayBudget } from './replay-budget.js';
 import { compileWaypointConfig, WarningLatch, type WaypointConfig, type WaypointIdentity } from './waypoint-config.js';
@@ -109,7 +109,7 @@ export class Waypoint {
     }) : undefined;
     this.external = (t, signal) => connectExternal(t, { network: opts.network, resolver, timeoutMs: opts.connectTimeoutMs ?? 5_000 }, signal);
     this.upstreams = new Upstreams({
-      pool: this.pool, sourceIdentity: opts.identity, certificate, sourceIp: undefined, connectTimeoutMs: opts.connectTimeoutMs ?? 5_000, now: () => opts.clock.now(),
+      dial: hboneDialer({ pool: this.pool, sourceIdentity: opts.identity, certificate, connectTimeoutMs: opts.connectTimeoutMs ?? 5_000 }), now: () => opts.clock.now(),
       external: this.external,
     });
     const picker = new EndpointPicker({ now: () => opts.clock.now() });
@@ -240,7 +240,7 @@ export class Waypoint {
       return;
     }
     const port = ctx.service ? (ctx.service.ports.find((p) => p.servicePort === ctx.target.port)?.targetPort || w.services[`${ctx.service.namespace}/${ctx.service.hostname}`]?.ports?.find((p) => p.servicePort === ctx.target.port)?.targetPort || ctx.target.port) : ctx.target.port;
-    const identity = `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}`;
+    const identity = identityOf(w);
     record.destination = { ip: w.addresses[0]!, port, workload: peerInfo(w), identity };
     void this.upstreams.tunnel({ uid: w.uid, ip: w.addresses[0]!, port, identity }).then((up) => {
       void relay(stream, up).done.then((r) => {

@@ -16,7 +16,7 @@
 //   response. Each attempt opens a fresh channel (grpc-lite.ts, one HTTP/2 session): the delay
 //   is ours alone; there is no hidden transport-level reconnect backoff.
 // - The proxies load no grpc-js and no proto-loader: the stream is a grpc-lite call and its
-//   messages are (de)serialized by protobufjs into the same shapes proto-loader gives.
+//   messages are the generated ones (messages.ts).
 // - State: idle -> connecting -> connected (the server accepted the stream: response headers)
 //   -> disconnected (waiting to retry) -> connecting ... ; closed after close(). Listeners of
 //   `update` and `state` that throw are logged and do not break the client.
@@ -24,17 +24,22 @@ import { EventEmitter } from 'node:events';
 import type * as grpc from '@grpc/grpc-js';
 import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import type { Logger, Tracer } from '../core/logger.js';
-import type { DeltaRequestOut, DeltaResponse } from './ads-types.js';
 import type { ClientTlsOptions, TokenSource } from './credentials.js';
 import { holdsWholePush } from './push-version.js';
 import { bearerMetadata, GrpcCode, grpcStatusName, GrpcLiteChannel, type GrpcCallError, type GrpcLiteStream, type GrpcStatus } from './grpc-lite.js';
-import { ADS_DELTA_PATH, serviceMessageCodec, type MessageCodec } from './protos.js';
-import { toStruct, type JsonObject } from './struct.js';
+import { ADS_DELTA_PATH, messageCodec, type MessageCodec } from './messages.js';
+import type { JsonObject, MessageInitShape } from '@bufbuild/protobuf';
+import {
+  DeltaDiscoveryRequestSchema, DeltaDiscoveryResponseSchema, type DeltaDiscoveryResponse,
+} from './gen/envoy/service/discovery/v3/discovery_pb.js';
+
+type DeltaRequestOut = MessageInitShape<typeof DeltaDiscoveryRequestSchema>;
+type DeltaResponse = DeltaDiscoveryResponse;
 
 /** How to decode one type URL's resources; decode throws (with a reason) to reject a resource. */
 export interface ResourceType<T> {
   typeUrl: string;
-  decode(body: Buffer, name: string): T;
+  decode(body: Uint8Array, name: string): T;
 }
 
 export interface ClientResource<T> {
@@ -151,7 +156,7 @@ export class AdsClient {
   private lastError: { code: string; message: string; atMs: number } | undefined;
   private closed = false;
   private readonly syncWaiters: (() => void)[] = [];
-  private codecs: { request: MessageCodec<DeltaRequestOut, unknown>; response: MessageCodec<unknown, DeltaResponse> } | undefined;
+  private codecs: { request: MessageCodec<typeof DeltaDiscoveryRequestSchema>; response: MessageCodec<typeof DeltaDiscoveryResponseSchema> } | undefined;
 
   constructor(options: AdsClientOptions) {
     this.options = options;
@@ -253,8 +258,8 @@ export class AdsClient {
     }
     if (this.closed) return;
     this.codecs ??= {
-      request: serviceMessageCodec<DeltaRequestOut, unknown>('envoy.service.discovery.v3.DeltaDiscoveryRequest'),
-      response: serviceMessageCodec<unknown, DeltaResponse>('envoy.service.discovery.v3.DeltaDiscoveryResponse'),
+      request: messageCodec(DeltaDiscoveryRequestSchema),
+      response: messageCodec(DeltaDiscoveryResponseSchema),
     };
     const codecs = this.codecs;
     const extra = this.options.channelOptions ?? {};
@@ -303,7 +308,7 @@ export class AdsClient {
         req.node = {
           id: node.id,
           ...(node.cluster ? { cluster: node.cluster } : {}),
-          ...(node.metadata ? { metadata: toStruct(node.metadata) } : {}),
+          ...(node.metadata ? { metadata: node.metadata } : {}),
           ...(node.userAgentName ? { userAgentName: node.userAgentName } : {}),
         };
         first = false;
@@ -359,8 +364,8 @@ export class AdsClient {
     for (const r of resp.resources) {
       if (!r.resource) {
         rejected.push({ name: r.name, reason: 'the resource has no body' });
-      } else if (r.resource.type_url !== resp.typeUrl) {
-        rejected.push({ name: r.name, reason: `its body is a ${r.resource.type_url || '(no type)'}, not a ${resp.typeUrl}` });
+      } else if (r.resource.typeUrl !== resp.typeUrl) {
+        rejected.push({ name: r.name, reason: `its body is a ${r.resource.typeUrl || '(no type)'}, not a ${resp.typeUrl}` });
       } else {
         try {
           upserted.push({ name: r.name, version: r.version, value: t.spec.decode(r.resource.value, r.name) });

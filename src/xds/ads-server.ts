@@ -48,12 +48,14 @@ import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import type { Logger, Tracer } from '../core/logger.js';
 import { chunkBySize, commitDelta, computeDelta, Subscription } from './ads-delta.js';
 import type {
-  AdsClientInfo, AdsClientStatus, AdsResource, AdsServerCounters, AdsServerStatus, AdsTypeStatus, DeltaRequest, LatencyStat,
+  AdsClientInfo, AdsClientStatus, AdsResource, AdsServerCounters, AdsServerStatus, AdsTypeStatus, LatencyStat,
   ServerResource,
 } from './ads-types.js';
 import { authenticateCall, callContext, type Authenticator } from './call-auth.js';
-import { ADS_SERVICE, grpcDefinitions } from './protos.js';
-import { fromStruct } from './struct.js';
+import { ADS_DELTA_PATH, grpcMethod } from './messages.js';
+import {
+  DeltaDiscoveryRequestSchema, DeltaDiscoveryResponseSchema, type DeltaDiscoveryRequest as DeltaRequest,
+} from './gen/envoy/service/discovery/v3/discovery_pb.js';
 import { encodeDeltaResponse, encodeResource } from './wire.js';
 import { PARTIAL_VERSION_SUFFIX } from './push-version.js';
 
@@ -191,10 +193,9 @@ export class AdsServer {
 
   /** Adds the ADS service to a gRPC server (which may carry other services, e.g. the CA). */
   register(server: grpc.Server): void {
-    const def = grpcDefinitions()[ADS_SERVICE] as unknown as grpc.ServiceDefinition;
-    const method = def.DeltaAggregatedResources as grpc.MethodDefinition<DeltaRequest, Buffer>;
+    const method = grpcMethod(ADS_DELTA_PATH, DeltaDiscoveryRequestSchema, DeltaDiscoveryResponseSchema, { request: true, response: true });
     // Responses are encoded by wire.ts (resources pre-encoded once for all clients).
-    const service: grpc.ServiceDefinition = { DeltaAggregatedResources: { ...method, responseSerialize: (b: Buffer) => b } };
+    const service: grpc.ServiceDefinition = { DeltaAggregatedResources: { ...method, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b } };
     server.addService(service, {
       DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaRequest, Buffer>) => {
         void this.onStream(call);
@@ -428,7 +429,7 @@ export class AdsServer {
     c.info.node = {
       id: nodeId,
       cluster: req.node?.cluster ?? '',
-      metadata: fromStruct(req.node?.metadata),
+      metadata: req.node?.metadata ?? {},
       userAgentName: req.node?.userAgentName ?? '',
     };
     c.log = c.log.child({ node: nodeId });

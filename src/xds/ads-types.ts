@@ -1,8 +1,8 @@
-// Shapes shared by the ADS server and client: resources, the requests and responses as
-// proto-loader presents them (camelCase; google.protobuf.Any keeps `type_url`), and the
-// status the server reports for /debug/syncz.
+// Shapes shared by the ADS server and client: resources, the status the server reports for
+// /debug/syncz, and the delta messages as proto-loader presents them (for the tests' reference
+// clients; Ambit's own client and server use the generated messages).
 import type { Caller } from './call-auth.js';
-import type { JsonObject, PbStruct } from './struct.js';
+import type { JsonObject } from '@bufbuild/protobuf';
 
 /** A resource as the control plane hands it to the server. */
 export interface AdsResource {
@@ -22,31 +22,13 @@ export interface ServerResource {
 }
 
 // ---- messages as proto-loader (de)serializes them (see protos.ts LOADER_OPTIONS) ----
+// The shapes proto-loader (protos.ts's grpcDefinitions, the reference decoder the tests check the
+// generated path against) gives the delta ADS messages: camelCase fields, defaults filled in,
+// Any with its snake_case `type_url`. Ambit's own client and server use the generated types.
 
-export interface PbNode {
-  id: string;
-  cluster: string;
-  metadata: PbStruct | null;
-  userAgentName: string;
-}
-
-export interface PbStatus {
-  code: number;
-  message: string;
-}
-
-export interface DeltaRequest {
-  node: PbNode | null;
-  typeUrl: string;
-  resourceNamesSubscribe: string[];
-  resourceNamesUnsubscribe: string[];
-  initialResourceVersions: Record<string, string>;
-  responseNonce: string;
-  errorDetail: PbStatus | null;
-}
-
+/** A DeltaDiscoveryRequest as a proto-loader client writes it. */
 export interface DeltaRequestOut {
-  node?: { id: string; cluster?: string; metadata?: PbStruct; userAgentName?: string };
+  node?: { id: string; cluster?: string; metadata?: unknown; userAgentName?: string };
   typeUrl: string;
   resourceNamesSubscribe?: string[];
   resourceNamesUnsubscribe?: string[];
@@ -56,7 +38,6 @@ export interface DeltaRequestOut {
 }
 
 export interface PbAny {
-  // protobufjs's bundled Any keeps snake_case even with keepCase false.
   type_url: string;
   value: Buffer;
 }
@@ -68,6 +49,7 @@ export interface PbResource {
   resource: PbAny | null;
 }
 
+/** A DeltaDiscoveryResponse as proto-loader decodes it. */
 export interface DeltaResponse {
   systemVersionInfo: string;
   resources: PbResource[];
@@ -75,8 +57,6 @@ export interface DeltaResponse {
   removedResources: string[];
   nonce: string;
 }
-
-// ---- server status (/debug/syncz) and counters ----
 
 export interface AdsNode {
   id: string;

@@ -10,14 +10,15 @@
 //   server's words; details.grpcStatus carries the status name (PERMISSION_DENIED, ...). An
 //   empty chain is a failure too.
 // - The proxies load no grpc-js and no proto-loader: the call goes over grpc-lite.ts (one
-//   HTTP/2 session, reopened on the next call after it closed) and the messages are
-//   (de)serialized by protobufjs into the same shapes proto-loader gives.
+//   HTTP/2 session, reopened on the next call after it closed) and the messages are the
+//   generated ones (messages.ts).
 import type * as grpc from '@grpc/grpc-js';
 import { AmbitError } from '../core/errors.js';
 import type { ClientTlsOptions, TokenSource } from './credentials.js';
 import { bearerMetadata, GrpcCallError, GrpcCode, grpcStatusName, GrpcLiteChannel } from './grpc-lite.js';
-import { CA_CREATE_PATH, serviceMessageCodec, type MessageCodec } from './protos.js';
-import { toStruct, type PbStruct } from './struct.js';
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import { CA_CREATE_PATH, messageCodec, type MessageCodec } from './messages.js';
+import { IstioCertificateRequestSchema, IstioCertificateResponseSchema, type IstioCertificateResponse } from './gen/istio/ca_pb.js';
 
 export const IMPERSONATED_IDENTITY_KEY = 'ImpersonatedIdentity';
 
@@ -39,21 +40,12 @@ export interface CreateCertificateRequest {
   impersonatedIdentity?: string;
 }
 
-interface PbCertRequest {
-  csr: string;
-  validityDuration: number;
-  metadata?: PbStruct;
-}
-
-interface PbCertResponse {
-  certChain: string[];
-}
 
 export class CaClient {
   private readonly options: CaClientOptions;
   private readonly client: GrpcLiteChannel;
-  private readonly request: MessageCodec<PbCertRequest, unknown>;
-  private readonly response: MessageCodec<unknown, PbCertResponse>;
+  private readonly request: MessageCodec<typeof IstioCertificateRequestSchema>;
+  private readonly response: MessageCodec<typeof IstioCertificateResponseSchema>;
 
   constructor(options: CaClientOptions) {
     this.options = options;
@@ -66,14 +58,14 @@ export class CaClient {
       ...(typeof maxReceive === 'number' && maxReceive >= 0 ? { maxReceiveMessageBytes: maxReceive } : {}),
       ...(typeof authority === 'string' ? { authority } : {}),
     });
-    this.request = serviceMessageCodec<PbCertRequest, unknown>('istio.v1.auth.IstioCertificateRequest');
-    this.response = serviceMessageCodec<unknown, PbCertResponse>('istio.v1.auth.IstioCertificateResponse');
+    this.request = messageCodec(IstioCertificateRequestSchema);
+    this.response = messageCodec(IstioCertificateResponseSchema);
   }
 
   /** Resolves to the PEM chain, leaf first, root last. */
   async createCertificate(req: CreateCertificateRequest): Promise<string[]> {
-    const body: PbCertRequest = { csr: req.csrPem, validityDuration: req.ttlSeconds };
-    if (req.impersonatedIdentity) body.metadata = toStruct({ [IMPERSONATED_IDENTITY_KEY]: req.impersonatedIdentity });
+    const body: MessageInitShape<typeof IstioCertificateRequestSchema> = { csr: req.csrPem, validityDuration: BigInt(req.ttlSeconds) };
+    if (req.impersonatedIdentity) body.metadata = { [IMPERSONATED_IDENTITY_KEY]: req.impersonatedIdentity };
     let metadata: Record<string, string>;
     try {
       metadata = await bearerMetadata(this.options.token);
@@ -81,7 +73,7 @@ export class CaClient {
       throw new AmbitError('AMBIT_ERR_CA', `cannot get a token for the CA request: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
     const who = req.impersonatedIdentity ? ` for ${req.impersonatedIdentity}` : '';
-    let resp: PbCertResponse;
+    let resp: IstioCertificateResponse;
     try {
       const bytes = await this.client.unary(CA_CREATE_PATH, this.request.serialize(body), metadata, this.options.timeoutMs ?? 10_000);
       try {

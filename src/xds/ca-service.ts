@@ -15,8 +15,11 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../core/logger.js';
 import { authenticateCall, callContext, GrpcStatusError, toStatus, type Authenticator, type Caller, type GrpcStatusName } from './call-auth.js';
 import { IMPERSONATED_IDENTITY_KEY } from './ca-client.js';
-import { CA_SERVICE, grpcDefinitions } from './protos.js';
-import { fromStruct, type JsonObject, type PbStruct } from './struct.js';
+import type { JsonObject } from '@bufbuild/protobuf';
+import { CA_CREATE_PATH, grpcMethod } from './messages.js';
+import {
+  IstioCertificateRequestSchema, IstioCertificateResponseSchema, type IstioCertificateRequest as PbCertRequest,
+} from './gen/istio/ca_pb.js';
 
 export interface CaServiceRequest {
   csrPem: string;
@@ -38,19 +41,16 @@ export interface CaServiceOptions {
   logger: Logger;
 }
 
-interface PbCertRequest {
-  csr: string;
-  validityDuration: number;
-  metadata: PbStruct | null;
-}
-
+/** What the handler answers with (the response's only field). */
 interface PbCertResponse {
   certChain: string[];
 }
 
 export function registerCaService(server: grpc.Server, options: CaServiceOptions): void {
   const log = options.logger.child({ part: 'ca-service' });
-  const def = grpcDefinitions()[CA_SERVICE] as unknown as grpc.ServiceDefinition;
+  const def: grpc.ServiceDefinition = {
+    CreateCertificate: grpcMethod(CA_CREATE_PATH, IstioCertificateRequestSchema, IstioCertificateResponseSchema, { request: false, response: false }) as grpc.MethodDefinition<unknown, unknown>,
+  };
   server.addService(def, {
     CreateCertificate: (call: grpc.ServerUnaryCall<PbCertRequest, PbCertResponse>, callback: grpc.sendUnaryData<PbCertResponse>) => {
       void handle(call, options, log).then(
@@ -74,15 +74,15 @@ async function handle(call: grpc.ServerUnaryCall<PbCertRequest, PbCertResponse>,
   if (!auth.ok) throw refuse(auth.status ?? 'UNAUTHENTICATED', auth.message);
   const req = call.request;
   if (!req.csr) throw refuse('INVALID_ARGUMENT', 'the request has no CSR', auth.caller);
-  if (req.validityDuration < 0) throw refuse('INVALID_ARGUMENT', `validity_duration ${req.validityDuration} is negative`, auth.caller);
-  const metadata = fromStruct(req.metadata);
+  if (req.validityDuration < 0n) throw refuse('INVALID_ARGUMENT', `validity_duration ${req.validityDuration} is negative`, auth.caller);
+  const metadata = req.metadata ?? {};
   const imp = metadata[IMPERSONATED_IDENTITY_KEY];
   if (imp !== undefined && (typeof imp !== 'string' || imp === '')) {
     throw refuse('INVALID_ARGUMENT', `metadata ${IMPERSONATED_IDENTITY_KEY} must be a non-empty string`, auth.caller);
   }
   const request: CaServiceRequest = {
     csrPem: req.csr,
-    ttlSeconds: req.validityDuration > 0 ? req.validityDuration : undefined,
+    ttlSeconds: req.validityDuration > 0n ? Number(req.validityDuration) : undefined,
     metadata,
     caller: auth.caller,
     peer: ctx.peer,

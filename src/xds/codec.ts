@@ -2,7 +2,9 @@
 // `value` of the google.protobuf.Any carried in each ADS Resource).
 //
 // Invariants:
-// - Field numbers and types come from proto/istio/*.proto (loaded by protos.ts); enum names
+// - Messages, field numbers and enums are the code generated from proto/istio/*.proto
+//   (src/xds/gen, @bufbuild/protobuf); this file maps them to and from workload-api.ts's values
+//   (IP strings, enum names) and checks what the generated code cannot (see below). Enum names
 //   are the .proto's names, which are also the TypeScript union members.
 // - IP addresses are strings in TypeScript and 4 or 16 bytes on the wire. Encoding writes the
 //   canonical bytes; decoding formats them canonically (IPv6 compressed per RFC 5952), so
@@ -15,7 +17,8 @@
 // - Decoding rejects a malformed resource with an XdsDecodeError whose message starts with the
 //   path of the bad field (`workload.addresses[1]: ...`): bytes that are not protobuf, an IP
 //   that is not 4/16 bytes, an enum number this build does not know, a port above 65535, a
-//   CIDR length above 32/128, a oneof with no (or, for Address, both) members set, a missing
+//   CIDR length above 32/128, a oneof with no (or, for Address, both — seen on the wire, as a
+//   decoder keeps only the last) members set, a missing
 //   uid/hostname/name, a resource whose name does not match its content. The ADS client NACKs
 //   just that resource with this message.
 // - Encoding throws AmbitError AMBIT_ERR_XDS on a value the wire cannot carry (an IP string
@@ -24,11 +27,19 @@
 // - Fields the .proto has but workload-api.ts does not (network_gateway,
 //   application_tunnel, network_mode, ip_families, canonical, health_policy) are ignored when
 //   decoding and never written.
-import type protobuf from 'protobufjs';
+import type { DescEnum, Message, MessageInitShape } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from './protobuf-runtime.js';
+import type { GenMessage } from '@bufbuild/protobuf/codegenv2';
+import { BinaryReader } from '@bufbuild/protobuf/wire';
 import { AmbitError } from '../core/errors.js';
 import { formatIp, parseIp } from '../core/ip.js';
 import type { ResourceType } from './ads-client.js';
-import { workloadRoot } from './protos.js';
+import * as Pb from './gen/istio/workload_pb.js';
+import {
+  AddressSchema, LoadBalancing_ModeSchema, LoadBalancing_ScopeSchema, TunnelProtocolSchema, WorkloadStatusSchema, WorkloadTypeSchema,
+} from './gen/istio/workload_pb.js';
+import * as PbSec from './gen/istio/authorization_pb.js';
+import { ActionSchema, AuthorizationSchema, ScopeSchema } from './gen/istio/authorization_pb.js';
 import {
   ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, authorizationResourceName, serviceResourceName, workloadResourceName,
   type Address, type AddressMatch, type Authorization, type Clause, type GatewayAddress, type LoadBalancing,
@@ -51,92 +62,52 @@ export class XdsDecodeError extends AmbitError {
 
 // ---------------------------------------------------------------- schema
 
+/** An enum of the generated code, by the .proto's names (which are also the TypeScript union members). */
 interface EnumTable {
   name: string;
   byName: Record<string, number>;
   byId: Record<number, string>;
 }
 
-interface Schema {
-  address: protobuf.Type;
-  authorization: protobuf.Type;
-  tunnelProtocol: EnumTable;
-  workloadStatus: EnumTable;
-  workloadType: EnumTable;
-  lbScope: EnumTable;
-  lbMode: EnumTable;
-  scope: EnumTable;
-  action: EnumTable;
-}
-
-const schemas = new WeakMap<protobuf.Root, Schema>();
-
-function schema(): Schema {
-  const root = workloadRoot();
-  let s = schemas.get(root);
-  if (!s) {
-    const table = (path: string): EnumTable => {
-      const e = root.lookupEnum(path);
-      return { name: path, byName: e.values, byId: e.valuesById };
-    };
-    s = {
-      address: root.lookupType('istio.workload.Address'),
-      authorization: root.lookupType('istio.security.Authorization'),
-      tunnelProtocol: table('istio.workload.TunnelProtocol'),
-      workloadStatus: table('istio.workload.WorkloadStatus'),
-      workloadType: table('istio.workload.WorkloadType'),
-      lbScope: table('istio.workload.LoadBalancing.Scope'),
-      lbMode: table('istio.workload.LoadBalancing.Mode'),
-      scope: table('istio.security.Scope'),
-      action: table('istio.security.Action'),
-    };
-    schemas.set(root, s);
+function table(e: DescEnum): EnumTable {
+  const byName: Record<string, number> = {};
+  const byId: Record<number, string> = {};
+  for (const v of e.values) {
+    byName[v.name] = v.number;
+    byId[v.number] = v.name;
   }
-  return s;
+  return { name: e.typeName, byName, byId };
 }
 
-// ---------------------------------------------------------------- protobufjs message shapes
-// What protobufjs's decode() produces for our messages (defaults on the prototype: '' / 0 /
-// false / [] / {} / null for unset sub-messages).
+const ENUMS = {
+  tunnelProtocol: table(TunnelProtocolSchema),
+  workloadStatus: table(WorkloadStatusSchema),
+  workloadType: table(WorkloadTypeSchema),
+  lbScope: table(LoadBalancing_ScopeSchema),
+  lbMode: table(LoadBalancing_ModeSchema),
+  scope: table(ScopeSchema),
+  action: table(ActionSchema),
+};
 
-interface PbNetworkAddress { network: string; address: Uint8Array }
-interface PbNamespacedHostname { namespace: string; hostname: string }
-interface PbGatewayAddress { hostname: PbNamespacedHostname | null; address: PbNetworkAddress | null; hboneMtlsPort: number }
-interface PbPort { servicePort: number; targetPort: number; appProtocol: string }
-interface PbPortList { ports: PbPort[] }
-interface PbLocality { region: string; zone: string; subzone: string }
-interface PbLoadBalancing { routingPreference: number[]; mode: number }
-interface PbWorkload {
-  uid: string; name: string; namespace: string; addresses: Uint8Array[]; hostname: string; network: string;
-  tunnelProtocol: number; trustDomain: string; serviceAccount: string; waypoint: PbGatewayAddress | null; node: string;
-  canonicalName: string; canonicalRevision: string; workloadType: number; workloadName: string;
-  services: Record<string, PbPortList | null>; authorizationPolicies: string[]; status: number; clusterId: string;
-  locality: PbLocality | null; nativeTunnel: boolean;
-}
-interface PbService {
-  name: string; namespace: string; hostname: string; addresses: PbNetworkAddress[]; ports: PbPort[];
-  subjectAltNames: string[]; waypoint: PbGatewayAddress | null; loadBalancing: PbLoadBalancing | null;
-}
-interface PbAddress { workload: PbWorkload | null; service: PbService | null }
-interface PbStringMatch { exact?: string; prefix?: string; suffix?: string; presence?: object | null; matchType?: string }
-interface PbCidr { address: Uint8Array; length: number }
-interface PbSaMatch { namespace: string; serviceAccount: string }
-interface PbMatch {
-  namespaces: PbStringMatch[]; notNamespaces: PbStringMatch[]; principals: PbStringMatch[]; notPrincipals: PbStringMatch[];
-  sourceIps: PbCidr[]; notSourceIps: PbCidr[]; destinationIps: PbCidr[]; notDestinationIps: PbCidr[];
-  destinationPorts: number[]; notDestinationPorts: number[]; serviceAccounts: PbSaMatch[]; notServiceAccounts: PbSaMatch[];
-}
-interface PbAuthorization { name: string; namespace: string; scope: number; action: number; rules: { clauses: { matches: PbMatch[] }[] }[]; dryRun: boolean }
-
-type Obj = Record<string, unknown>;
+type PbWorkload = Pb.Workload;
+type PbService = Pb.Service;
+type PbGatewayAddress = Pb.GatewayAddress;
+type PbNetworkAddress = Pb.NetworkAddress;
+type PbPort = Pb.Port;
+type PbLoadBalancing = Pb.LoadBalancing;
+type PbAuthorization = PbSec.Authorization;
+type PbMatch = PbSec.Match;
+type PbStringMatch = PbSec.StringMatch;
+type PbCidr = PbSec.Address;
 
 // ---------------------------------------------------------------- public API
 
 /** istio.workload.Address bytes for a workload or a service. */
 export function encodeAddress(a: Address): Buffer {
-  const s = schema();
-  const o: Obj = a.workload ? { workload: workloadToPb(s, a.workload) } : { service: serviceToPb(s, a.service) };
-  return toBuffer(s.address.encode(o).finish());
+  const type: MessageInitShape<typeof AddressSchema>['type'] = a.workload
+    ? { case: 'workload', value: workloadToPb(a.workload) }
+    : { case: 'service', value: serviceToPb(a.service) };
+  return toBuffer(toBinary(AddressSchema, create(AddressSchema, { type })));
 }
 
 export function encodeWorkload(w: Workload): Buffer {
@@ -149,11 +120,11 @@ export function encodeService(svc: Service): Buffer {
 
 /** Decodes istio.workload.Address bytes; throws XdsDecodeError on a malformed resource. */
 export function decodeAddress(bytes: Uint8Array): Address {
-  const s = schema();
-  const m = decodeMessage<PbAddress>(s.address, bytes, 'address');
-  if (m.workload && m.service) throw new XdsDecodeError('address', 'both workload and service are set; an Address carries exactly one');
-  if (m.workload) return { workload: workloadFromPb(s, m.workload, 'workload') };
-  if (m.service) return { service: serviceFromPb(s, m.service, 'service') };
+  const m = decodeMessage(() => fromBinary(AddressSchema, bytes), 'address');
+  // A decoder keeps the last member of a oneof; both on the wire is a malformed Address.
+  if (topLevelFields(bytes).has(1) && topLevelFields(bytes).has(2)) throw new XdsDecodeError('address', 'both workload and service are set; an Address carries exactly one');
+  if (m.type.case === 'workload') return { workload: workloadFromPb(m.type.value, 'workload') };
+  if (m.type.case === 'service') return { service: serviceFromPb(m.type.value, 'service') };
   throw new XdsDecodeError('address', 'neither workload nor service is set');
 }
 
@@ -169,14 +140,12 @@ export function decodeAddressResource(bytes: Uint8Array, name: string): Address 
 
 /** istio.security.Authorization bytes. */
 export function encodeAuthorization(a: Authorization): Buffer {
-  const s = schema();
-  return toBuffer(s.authorization.encode(authorizationToPb(s, a)).finish());
+  return toBuffer(toBinary(AuthorizationSchema, create(AuthorizationSchema, authorizationToPb(a))));
 }
 
 /** Decodes istio.security.Authorization bytes; throws XdsDecodeError on a malformed resource. */
 export function decodeAuthorization(bytes: Uint8Array): Authorization {
-  const s = schema();
-  return authorizationFromPb(s, decodeMessage<PbAuthorization>(s.authorization, bytes, 'authorization'), 'authorization');
+  return authorizationFromPb(decodeMessage(() => fromBinary(AuthorizationSchema, bytes), 'authorization'), 'authorization');
 }
 
 /** decodeAuthorization, and the resource name must be namespace/name. */
@@ -206,12 +175,24 @@ function toBuffer(u: Uint8Array): Buffer {
   return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
 
-function decodeMessage<T>(type: protobuf.Type, bytes: Uint8Array, path: string): T {
+function decodeMessage<T>(decode: () => T, path: string): T {
   try {
-    return type.decode(bytes) as unknown as T;
+    return decode();
   } catch (e: unknown) {
     throw new XdsDecodeError(path, `malformed protobuf (${e instanceof Error ? e.message : String(e)})`, e);
   }
+}
+
+/** The field numbers present at the top level of a message (bytes already known to parse). */
+function topLevelFields(bytes: Uint8Array): Set<number> {
+  const seen = new Set<number>();
+  const r = new BinaryReader(bytes);
+  while (r.pos < r.len) {
+    const [no, wireType] = r.tag();
+    seen.add(no);
+    r.skip(wireType, no);
+  }
+  return seen;
 }
 
 function encodeError(path: string, reason: string): AmbitError {
@@ -219,18 +200,6 @@ function encodeError(path: string, reason: string): AmbitError {
     hint: 'this is a bug in the translation to the workload API; the value never left the control plane',
     details: { path },
   });
-}
-
-function setStr(o: Obj, key: string, v: string | undefined): void {
-  if (v) o[key] = v;
-}
-
-function setNum(o: Obj, key: string, v: number | undefined): void {
-  if (v) o[key] = v;
-}
-
-function setList(o: Obj, key: string, v: unknown[] | undefined): void {
-  if (v && v.length) o[key] = v;
 }
 
 function enumToPb(t: EnumTable, name: string | undefined, path: string): number {
@@ -269,51 +238,45 @@ function portFromPbNumber(n: number, path: string): number {
 }
 
 // ---------------------------------------------------------------- istio.workload
+// Encoding builds the generated messages' init shapes; proto3 leaves default values (empty
+// strings and lists, 0, false) off the wire, which keeps the bytes canonical.
 
-function networkAddressToPb(a: NetworkAddress, path: string): Obj {
-  const o: Obj = { address: ipToPb(a.address, `${path}.address`) };
-  setStr(o, 'network', a.network);
-  return o;
+type Init<T extends Message> = MessageInitShape<GenMessage<T>>;
+type WorkloadInit = Init<PbWorkload>;
+
+function networkAddressToPb(a: NetworkAddress, path: string): Init<PbNetworkAddress> {
+  return { network: a.network, address: ipToPb(a.address, `${path}.address`) };
 }
 
 function networkAddressFromPb(m: PbNetworkAddress, path: string): NetworkAddress {
   return { network: m.network, address: ipFromPb(m.address, `${path}.address`) };
 }
 
-function gatewayToPb(g: GatewayAddress, path: string): Obj {
-  const o: Obj = {};
+function gatewayToPb(g: GatewayAddress, path: string): Init<PbGatewayAddress> {
   if (g.hostname && g.address) throw encodeError(path, 'both hostname and address are set; a GatewayAddress has one');
-  if (g.hostname) {
-    const h: Obj = {};
-    setStr(h, 'namespace', g.hostname.namespace);
-    setStr(h, 'hostname', g.hostname.hostname);
-    o.hostname = h;
-  } else if (g.address) {
-    o.address = networkAddressToPb(g.address, `${path}.address`);
-  } else {
-    throw encodeError(path, 'neither hostname nor address is set');
-  }
-  setNum(o, 'hboneMtlsPort', portToPbNumber(g.hboneMtlsPort, `${path}.hbone_mtls_port`));
-  return o;
+  const hboneMtlsPort = portToPbNumber(g.hboneMtlsPort, `${path}.hbone_mtls_port`);
+  if (g.hostname) return { destination: { case: 'hostname', value: { namespace: g.hostname.namespace, hostname: g.hostname.hostname } }, hboneMtlsPort };
+  if (g.address) return { destination: { case: 'address', value: networkAddressToPb(g.address, `${path}.address`) }, hboneMtlsPort };
+  throw encodeError(path, 'neither hostname nor address is set');
 }
 
 function gatewayFromPb(m: PbGatewayAddress, path: string): GatewayAddress {
   const hboneMtlsPort = portFromPbNumber(m.hboneMtlsPort, `${path}.hbone_mtls_port`);
-  if (m.hostname && m.address) throw new XdsDecodeError(path, 'both hostname and address are set');
-  if (m.hostname) {
-    if (!m.hostname.hostname) throw new XdsDecodeError(`${path}.hostname.hostname`, 'is empty');
-    return { hostname: { namespace: m.hostname.namespace, hostname: m.hostname.hostname }, hboneMtlsPort };
+  const d = m.destination;
+  if (d.case === 'hostname') {
+    if (!d.value.hostname) throw new XdsDecodeError(`${path}.hostname.hostname`, 'is empty');
+    return { hostname: { namespace: d.value.namespace, hostname: d.value.hostname }, hboneMtlsPort };
   }
-  if (m.address) return { address: networkAddressFromPb(m.address, `${path}.address`), hboneMtlsPort };
+  if (d.case === 'address') return { address: networkAddressFromPb(d.value, `${path}.address`), hboneMtlsPort };
   throw new XdsDecodeError(path, 'neither hostname nor address is set');
 }
 
-function portToPb(p: Port, path: string): Obj {
-  const o: Obj = {};
-  setNum(o, 'servicePort', portToPbNumber(p.servicePort, `${path}.service_port`));
-  setNum(o, 'targetPort', portToPbNumber(p.targetPort, `${path}.target_port`));
-  setStr(o, 'appProtocol', p.appProtocol);
-  return o;
+function portToPb(p: Port, path: string): Init<PbPort> {
+  return {
+    servicePort: portToPbNumber(p.servicePort, `${path}.service_port`),
+    targetPort: portToPbNumber(p.targetPort, `${path}.target_port`),
+    appProtocol: p.appProtocol ?? '',
+  };
 }
 
 function portFromPb(m: PbPort, path: string): Port {
@@ -325,48 +288,37 @@ function portFromPb(m: PbPort, path: string): Port {
   return p;
 }
 
-function workloadToPb(s: Schema, w: Workload): Obj {
+function workloadToPb(w: Workload): WorkloadInit {
   const path = 'workload';
-  const o: Obj = {};
-  setStr(o, 'uid', w.uid);
-  setStr(o, 'name', w.name);
-  setStr(o, 'namespace', w.namespace);
-  setList(o, 'addresses', w.addresses.map((a, i) => ipToPb(a, `${path}.addresses[${i}]`)));
-  setStr(o, 'hostname', w.hostname);
-  setStr(o, 'network', w.network);
-  setNum(o, 'tunnelProtocol', enumToPb(s.tunnelProtocol, w.tunnelProtocol, `${path}.tunnel_protocol`));
-  setStr(o, 'trustDomain', w.trustDomain);
-  setStr(o, 'serviceAccount', w.serviceAccount);
-  if (w.waypoint) o.waypoint = gatewayToPb(w.waypoint, `${path}.waypoint`);
-  setStr(o, 'node', w.node);
-  setStr(o, 'canonicalName', w.canonicalName);
-  setStr(o, 'canonicalRevision', w.canonicalRevision);
-  setNum(o, 'workloadType', enumToPb(s.workloadType, w.workloadType, `${path}.workload_type`));
-  setStr(o, 'workloadName', w.workloadName);
-  if (w.nativeTunnel) o.nativeTunnel = true;
   // Sorted, so that equal maps encode to equal bytes whatever their insertion order.
   const services = Object.entries(w.services).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  if (services.length) {
-    o.services = Object.fromEntries(services.map(([key, pl]) => {
-      const p: Obj = {};
-      setList(p, 'ports', pl.ports.map((port, i) => portToPb(port, `${path}.services[${key}].ports[${i}]`)));
-      return [key, p];
-    }));
-  }
-  setList(o, 'authorizationPolicies', w.authorizationPolicies);
-  setNum(o, 'status', enumToPb(s.workloadStatus, w.status, `${path}.status`));
-  setStr(o, 'clusterId', w.clusterId);
-  if (w.locality) {
-    const l: Obj = {};
-    setStr(l, 'region', w.locality.region);
-    setStr(l, 'zone', w.locality.zone);
-    setStr(l, 'subzone', w.locality.subzone);
-    o.locality = l;
-  }
+  const o: WorkloadInit = {
+    uid: w.uid,
+    name: w.name,
+    namespace: w.namespace,
+    addresses: w.addresses.map((a, i) => ipToPb(a, `${path}.addresses[${i}]`)),
+    hostname: w.hostname ?? '',
+    network: w.network,
+    tunnelProtocol: enumToPb(ENUMS.tunnelProtocol, w.tunnelProtocol, `${path}.tunnel_protocol`),
+    trustDomain: w.trustDomain,
+    serviceAccount: w.serviceAccount,
+    node: w.node,
+    canonicalName: w.canonicalName,
+    canonicalRevision: w.canonicalRevision,
+    workloadType: enumToPb(ENUMS.workloadType, w.workloadType, `${path}.workload_type`),
+    workloadName: w.workloadName,
+    nativeTunnel: w.nativeTunnel === true,
+    services: Object.fromEntries(services.map(([key, pl]) => [key, { ports: pl.ports.map((port, i) => portToPb(port, `${path}.services[${key}].ports[${i}]`)) }])),
+    authorizationPolicies: w.authorizationPolicies,
+    status: enumToPb(ENUMS.workloadStatus, w.status, `${path}.status`),
+    clusterId: w.clusterId,
+  };
+  if (w.waypoint) o.waypoint = gatewayToPb(w.waypoint, `${path}.waypoint`);
+  if (w.locality) o.locality = { region: w.locality.region, zone: w.locality.zone, subzone: w.locality.subzone };
   return o;
 }
 
-function workloadFromPb(s: Schema, m: PbWorkload, path: string): Workload {
+function workloadFromPb(m: PbWorkload, path: string): Workload {
   if (!m.uid) throw new XdsDecodeError(`${path}.uid`, 'is empty; every workload needs a uid (its resource name)');
   const services: Record<string, PortList> = {};
   for (const [key, pl] of Object.entries(m.services)) {
@@ -383,16 +335,16 @@ function workloadFromPb(s: Schema, m: PbWorkload, path: string): Workload {
     namespace: m.namespace,
     addresses: m.addresses.map((b, i) => ipFromPb(b, `${path}.addresses[${i}]`)),
     network: m.network,
-    tunnelProtocol: enumFromPb(s.tunnelProtocol, m.tunnelProtocol, `${path}.tunnel_protocol`),
+    tunnelProtocol: enumFromPb(ENUMS.tunnelProtocol, m.tunnelProtocol, `${path}.tunnel_protocol`),
     trustDomain: m.trustDomain,
     serviceAccount: m.serviceAccount,
     node: m.node,
     canonicalName: m.canonicalName,
     canonicalRevision: m.canonicalRevision,
-    workloadType: enumFromPb(s.workloadType, m.workloadType, `${path}.workload_type`),
+    workloadType: enumFromPb(ENUMS.workloadType, m.workloadType, `${path}.workload_type`),
     workloadName: m.workloadName,
     authorizationPolicies: [...m.authorizationPolicies],
-    status: enumFromPb(s.workloadStatus, m.status, `${path}.status`),
+    status: enumFromPb(ENUMS.workloadStatus, m.status, `${path}.status`),
     clusterId: m.clusterId,
     services,
   };
@@ -403,21 +355,22 @@ function workloadFromPb(s: Schema, m: PbWorkload, path: string): Workload {
   return w;
 }
 
-function serviceToPb(s: Schema, svc: Service): Obj {
+function serviceToPb(svc: Service): Init<PbService> {
   const path = 'service';
-  const o: Obj = {};
-  setStr(o, 'name', svc.name);
-  setStr(o, 'namespace', svc.namespace);
-  setStr(o, 'hostname', svc.hostname);
-  setList(o, 'addresses', svc.addresses.map((a, i) => networkAddressToPb(a, `${path}.addresses[${i}]`)));
-  setList(o, 'ports', svc.ports.map((p, i) => portToPb(p, `${path}.ports[${i}]`)));
-  setList(o, 'subjectAltNames', svc.subjectAltNames);
+  const o: Init<PbService> = {
+    name: svc.name,
+    namespace: svc.namespace,
+    hostname: svc.hostname,
+    addresses: svc.addresses.map((a, i) => networkAddressToPb(a, `${path}.addresses[${i}]`)),
+    ports: svc.ports.map((p, i) => portToPb(p, `${path}.ports[${i}]`)),
+    subjectAltNames: svc.subjectAltNames,
+  };
   if (svc.waypoint) o.waypoint = gatewayToPb(svc.waypoint, `${path}.waypoint`);
-  if (svc.loadBalancing) o.loadBalancing = loadBalancingToPb(s, svc.loadBalancing, `${path}.load_balancing`);
+  if (svc.loadBalancing) o.loadBalancing = loadBalancingToPb(svc.loadBalancing, `${path}.load_balancing`);
   return o;
 }
 
-function serviceFromPb(s: Schema, m: PbService, path: string): Service {
+function serviceFromPb(m: PbService, path: string): Service {
   if (!m.hostname) throw new XdsDecodeError(`${path}.hostname`, 'is empty; every service needs a hostname');
   const svc: Service = {
     name: m.name,
@@ -428,49 +381,45 @@ function serviceFromPb(s: Schema, m: PbService, path: string): Service {
     subjectAltNames: [...m.subjectAltNames],
   };
   if (m.waypoint) svc.waypoint = gatewayFromPb(m.waypoint, `${path}.waypoint`);
-  if (m.loadBalancing) svc.loadBalancing = loadBalancingFromPb(s, m.loadBalancing, `${path}.load_balancing`);
+  if (m.loadBalancing) svc.loadBalancing = loadBalancingFromPb(m.loadBalancing, `${path}.load_balancing`);
   return svc;
 }
 
 const LB_MODES = ['UNSPECIFIED_MODE', 'STRICT', 'FAILOVER'] as const;
 
-function loadBalancingToPb(s: Schema, lb: LoadBalancing, path: string): Obj {
-  const o: Obj = {};
-  setList(o, 'routingPreference', (lb.routingPreference ?? []).map((p, i) => enumToPb(s.lbScope, p, `${path}.routing_preference[${i}]`)));
-  setNum(o, 'mode', enumToPb(s.lbMode, lb.mode, `${path}.mode`));
-  return o;
+function loadBalancingToPb(lb: LoadBalancing, path: string): Init<PbLoadBalancing> {
+  return {
+    routingPreference: (lb.routingPreference ?? []).map((p, i) => enumToPb(ENUMS.lbScope, p, `${path}.routing_preference[${i}]`)),
+    mode: enumToPb(ENUMS.lbMode, lb.mode, `${path}.mode`),
+  };
 }
 
-function loadBalancingFromPb(s: Schema, m: PbLoadBalancing, path: string): LoadBalancing {
+function loadBalancingFromPb(m: PbLoadBalancing, path: string): LoadBalancing {
   return {
-    mode: enumFromPb(s.lbMode, m.mode, `${path}.mode`, LB_MODES),
-    routingPreference: m.routingPreference.map((n, i) => enumFromPb<string>(s.lbScope, n, `${path}.routing_preference[${i}]`)),
+    mode: enumFromPb(ENUMS.lbMode, m.mode, `${path}.mode`, LB_MODES),
+    routingPreference: m.routingPreference.map((n, i) => enumFromPb<string>(ENUMS.lbScope, n, `${path}.routing_preference[${i}]`)),
   };
 }
 
 // ---------------------------------------------------------------- istio.security
 
-function authorizationToPb(s: Schema, a: Authorization): Obj {
+function authorizationToPb(a: Authorization): Init<PbAuthorization> {
   const path = 'authorization';
-  const o: Obj = {};
-  setStr(o, 'name', a.name);
-  setStr(o, 'namespace', a.namespace);
-  setNum(o, 'scope', enumToPb(s.scope, a.scope, `${path}.scope`));
-  setNum(o, 'action', enumToPb(s.action, a.action, `${path}.action`));
-  setList(o, 'rules', a.rules.map((r, ri) => {
-    const ro: Obj = {};
-    setList(ro, 'clauses', r.clauses.map((c, ci) => {
-      const co: Obj = {};
-      setList(co, 'matches', c.matches.map((m, mi) => matchToPb(m, `${path}.rules[${ri}].clauses[${ci}].matches[${mi}]`)));
-      return co;
-    }));
-    return ro;
-  }));
-  if (a.dryRun) o.dryRun = true;
-  return o;
+  return {
+    name: a.name,
+    namespace: a.namespace,
+    scope: enumToPb(ENUMS.scope, a.scope, `${path}.scope`),
+    action: enumToPb(ENUMS.action, a.action, `${path}.action`),
+    rules: a.rules.map((r, ri) => ({
+      clauses: r.clauses.map((c, ci) => ({
+        matches: c.matches.map((m, mi) => matchToPb(m, `${path}.rules[${ri}].clauses[${ci}].matches[${mi}]`)),
+      })),
+    })),
+    dryRun: a.dryRun === true,
+  };
 }
 
-function authorizationFromPb(s: Schema, m: PbAuthorization, path: string): Authorization {
+function authorizationFromPb(m: PbAuthorization, path: string): Authorization {
   if (!m.name) throw new XdsDecodeError(`${path}.name`, 'is empty; every policy needs a name');
   const rules: Rule[] = m.rules.map((r, ri) => ({
     clauses: r.clauses.map((c, ci): Clause => ({
@@ -480,8 +429,8 @@ function authorizationFromPb(s: Schema, m: PbAuthorization, path: string): Autho
   return {
     name: m.name,
     namespace: m.namespace,
-    scope: enumFromPb(s.scope, m.scope, `${path}.scope`),
-    action: enumFromPb(s.action, m.action, `${path}.action`),
+    scope: enumFromPb(ENUMS.scope, m.scope, `${path}.scope`),
+    action: enumFromPb(ENUMS.action, m.action, `${path}.action`),
     rules,
     dryRun: m.dryRun,
   };
@@ -497,19 +446,12 @@ function snake(key: string): string {
   return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
-function matchToPb(m: Match, path: string): Obj {
-  const o: Obj = {};
-  for (const k of STRING_LISTS) setList(o, k, m[k].map((sm, i) => stringMatchToPb(sm, `${path}.${snake(k)}[${i}]`)));
-  for (const k of CIDR_LISTS) setList(o, k, m[k].map((c, i) => cidrToPb(c, `${path}.${snake(k)}[${i}]`)));
-  for (const k of PORT_LISTS) setList(o, k, m[k].map((p, i) => portToPbNumber(p, `${path}.${snake(k)}[${i}]`)));
-  for (const k of SA_LISTS) {
-    setList(o, k, m[k].map((sa) => {
-      const so: Obj = {};
-      setStr(so, 'namespace', sa.namespace);
-      setStr(so, 'serviceAccount', sa.serviceAccount);
-      return so;
-    }));
-  }
+function matchToPb(m: Match, path: string): Init<PbMatch> {
+  const o: Init<PbMatch> = {};
+  for (const k of STRING_LISTS) o[k] = m[k].map((sm, i) => stringMatchToPb(sm, `${path}.${snake(k)}[${i}]`));
+  for (const k of CIDR_LISTS) o[k] = m[k].map((c, i) => cidrToPb(c, `${path}.${snake(k)}[${i}]`));
+  for (const k of PORT_LISTS) o[k] = m[k].map((p, i) => portToPbNumber(p, `${path}.${snake(k)}[${i}]`));
+  for (const k of SA_LISTS) o[k] = m[k].map((sa) => ({ namespace: sa.namespace, serviceAccount: sa.serviceAccount }));
   return o;
 }
 
@@ -534,32 +476,30 @@ function matchFromPb(m: PbMatch, path: string): Match {
   };
 }
 
-function stringMatchToPb(sm: StringMatch, path: string): Obj {
-  if ('exact' in sm) return { exact: sm.exact };
-  if ('prefix' in sm) return { prefix: sm.prefix };
-  if ('suffix' in sm) return { suffix: sm.suffix };
-  if ('presence' in sm) return { presence: {} };
+function stringMatchToPb(sm: StringMatch, path: string): Init<PbStringMatch> {
+  if ('exact' in sm) return { matchType: { case: 'exact', value: sm.exact } };
+  if ('prefix' in sm) return { matchType: { case: 'prefix', value: sm.prefix } };
+  if ('suffix' in sm) return { matchType: { case: 'suffix', value: sm.suffix } };
+  if ('presence' in sm) return { matchType: { case: 'presence', value: {} } };
   throw encodeError(path, 'a StringMatch needs one of exact, prefix, suffix, presence');
 }
 
 function stringMatchFromPb(m: PbStringMatch, path: string): StringMatch {
-  // The oneof's last member on the wire wins (protobufjs records it as matchType).
-  switch (m.matchType) {
-    case 'exact': return { exact: m.exact ?? '' };
-    case 'prefix': return { prefix: m.prefix ?? '' };
-    case 'suffix': return { suffix: m.suffix ?? '' };
+  // The oneof's last member on the wire wins.
+  switch (m.matchType.case) {
+    case 'exact': return { exact: m.matchType.value };
+    case 'prefix': return { prefix: m.matchType.value };
+    case 'suffix': return { suffix: m.matchType.value };
     case 'presence': return { presence: {} };
     default: throw new XdsDecodeError(path, 'none of exact, prefix, suffix, presence is set');
   }
 }
 
-function cidrToPb(c: AddressMatch, path: string): Obj {
+function cidrToPb(c: AddressMatch, path: string): Init<PbCidr> {
   const bytes = ipToPb(c.address, `${path}.address`);
   const max = bytes.length * 8;
   if (!Number.isInteger(c.length) || c.length < 0 || c.length > max) throw encodeError(`${path}.length`, `${c.length} is not a prefix length (0-${max})`);
-  const o: Obj = { address: bytes };
-  setNum(o, 'length', c.length);
-  return o;
+  return { address: bytes, length: c.length };
 }
 
 function cidrFromPb(m: PbCidr, path: string): AddressMatch {

@@ -4,8 +4,9 @@
 // Invariants:
 // - The resource name is `<kind>/<namespace>/<name>`; decoding checks it against the content.
 // - `json` holds the whole object; decoding parses it and checks kind, namespace and name agree.
-import { workloadRoot } from './protos.js';
+import { create, fromBinary, toBinary } from './protobuf-runtime.js';
 import { XdsDecodeError } from './codec.js';
+import { ConfigResourceSchema, type ConfigResource } from './gen/ambit/config_pb.js';
 import type { ResourceType } from './ads-client.js';
 
 export const CONFIG_RESOURCE_TYPE_URL = 'type.googleapis.com/ambit.config.v1.ConfigResource';
@@ -18,32 +19,20 @@ export interface ConfigObject {
   [k: string]: unknown;
 }
 
-interface PbConfigResource {
-  kind: string;
-  namespace: string;
-  name: string;
-  json: string;
-}
-
 export function configResourceName(o: ConfigObject): string {
   return `${o.kind}/${o.metadata.namespace ?? 'default'}/${o.metadata.name}`;
 }
 
-function type() {
-  return workloadRoot().lookupType('ambit.config.v1.ConfigResource');
-}
-
 export function configResource(o: ConfigObject): { name: string; body: Buffer } {
-  const t = type();
-  const msg: PbConfigResource = { kind: o.kind, namespace: o.metadata.namespace ?? 'default', name: o.metadata.name, json: JSON.stringify(o) };
-  const bytes = t.encode(t.create(msg)).finish();
+  const msg = create(ConfigResourceSchema, { kind: o.kind, namespace: o.metadata.namespace ?? 'default', name: o.metadata.name, json: JSON.stringify(o) });
+  const bytes = toBinary(ConfigResourceSchema, msg);
   return { name: configResourceName(o), body: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
 }
 
 export function decodeConfigResource(bytes: Uint8Array, name: string): ConfigObject {
-  let m: PbConfigResource;
+  let m: ConfigResource;
   try {
-    m = type().decode(bytes) as unknown as PbConfigResource;
+    m = fromBinary(ConfigResourceSchema, bytes);
   } catch (e: unknown) {
     throw new XdsDecodeError('config', `not a ConfigResource: ${e instanceof Error ? e.message : String(e)}`);
   }

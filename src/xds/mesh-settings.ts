@@ -8,7 +8,8 @@
 //   the last good settings stay.
 import { parseCidr } from '../core/ip.js';
 import { XdsDecodeError } from './codec.js';
-import { workloadRoot } from './protos.js';
+import { create, fromBinary, toBinary } from './protobuf-runtime.js';
+import { MeshSettingsSchema } from './gen/ambit/config_pb.js';
 import type { ResourceType } from './ads-client.js';
 
 export const MESH_SETTINGS_TYPE_URL = 'type.googleapis.com/ambit.config.v1.MeshSettings';
@@ -26,13 +27,8 @@ export interface MeshSettings {
 
 export const DEFAULT_MESH_SETTINGS: MeshSettings = Object.freeze({ outboundTrafficPolicy: 'ALLOW_ANY', serviceVisibility: {}, registryCidrs: [] });
 
-function type() {
-  return workloadRoot().lookupType('ambit.config.v1.MeshSettings');
-}
-
 export function meshSettingsResource(s: MeshSettings): { name: string; body: Buffer } {
-  const t = type();
-  const bytes = t.encode(t.create({ json: JSON.stringify(s) })).finish();
+  const bytes = toBinary(MeshSettingsSchema, create(MeshSettingsSchema, { json: JSON.stringify(s) }));
   return { name: MESH_SETTINGS_NAME, body: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
 }
 
@@ -40,7 +36,7 @@ export function decodeMeshSettings(bytes: Uint8Array, name: string): MeshSetting
   if (name !== MESH_SETTINGS_NAME) throw new XdsDecodeError('mesh', `resource is named '${name}', expected '${MESH_SETTINGS_NAME}'`);
   let json: string;
   try {
-    json = (type().decode(bytes) as unknown as { json: string }).json;
+    json = fromBinary(MeshSettingsSchema, bytes).json;
   } catch (e: unknown) {
     throw new XdsDecodeError('mesh', `not a MeshSettings: ${e instanceof Error ? e.message : String(e)}`);
   }

@@ -1,17 +1,18 @@
-// Loads the control plane's .proto files (proto/ at the package root) at run time.
+// The reference decoders: proto/'s .proto files loaded at run time by protobufjs and
+// proto-loader, implementations independent of the generated code (src/xds/gen) that Ambit
+// itself encodes and decodes with. Nothing in src/ calls them at run time; the tests do, to
+// check the generated path against another implementation byte for byte (the workload API
+// codec, the ADS server's hand-assembled responses, a grpc-js client that speaks to the
+// control plane as a third party would).
 //
-// Three views of the same files:
-// - grpcDefinitions(): proto-loader's package definition, used for the gRPC services (ADS, CA)
-//   by the server side (grpc-js). Options: keepCase false (fields are camelCase in JS:
-//   `typeUrl`, `responseNonce`), longs as Number, enums as names, defaults filled in, oneofs
-//   named. One exception, because protobufjs defines the well-known types from bundled JSON
-//   rather than by parsing: google.protobuf.Any keeps its snake_case field `type_url` (and
-//   `value`). proto-loader is loaded on first use only, so the proxies never load it.
-// - serviceMessageCodec(): the same messages (de)serialized the same way (same object shapes)
-//   with protobufjs directly, for the clients on grpc-lite.ts.
-// - workloadRoot(): a protobufjs Root with istio.workload and istio.security, used by the codec
-//   to encode and decode Any.value bytes. It is the same Root as serviceRoot() (all files
-//   loaded once, the shared well-known types defined once).
+// Two views of the same files:
+// - grpcDefinitions(): proto-loader's package definition of the ADS and CA services. Options:
+//   keepCase false (fields are camelCase in JS: `typeUrl`, `responseNonce`), longs as Number,
+//   enums as names, defaults filled in, oneofs named. One exception, because protobufjs defines
+//   the well-known types from bundled JSON rather than by parsing: google.protobuf.Any keeps
+//   its snake_case field `type_url` (and `value`).
+// - workloadRoot(): a protobufjs Root with every file (istio.workload, istio.security, Ambit's
+//   ConfigResource, the xDS and CA messages).
 //
 // Invariants:
 // - The proto directory is found by walking up from this file to the first directory holding
@@ -19,11 +20,9 @@
 // - The directory and both loads are cached: they are immutable schema, found and parsed once.
 // - google/protobuf/{any,struct,empty,duration}.proto come from protobufjs's bundled copies;
 //   nothing is fetched.
-// - protobufjs is loaded on first use, without long.js when this file loads it first: long.js
-//   instantiates a WebAssembly module when it loads, which costs a proxy about 7 MB of resident
-//   memory for nothing (every 64-bit field here is read as a Number, as LOADER_OPTIONS asks;
-//   protobufjs without Long decodes 64-bit integers to Numbers itself). If something else
-//   loaded protobufjs first, its Long stays.
+// - protobufjs is loaded on first use, without long.js when this file loads it first (long.js
+//   instantiates a WebAssembly module when it loads; every 64-bit field here is read as a
+//   Number, as LOADER_OPTIONS asks). If something else loaded protobufjs first, its Long stays.
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
@@ -32,10 +31,7 @@ import type * as protoLoader from '@grpc/proto-loader';
 import type protobuf from 'protobufjs';
 import { AmbitError } from '../core/errors.js';
 
-export const ADS_SERVICE = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
-export const ADS_DELTA_PATH = `/${ADS_SERVICE}/DeltaAggregatedResources`;
-export const CA_SERVICE = 'istio.v1.auth.IstioCertificateService';
-export const CA_CREATE_PATH = `/${CA_SERVICE}/CreateCertificate`;
+export { ADS_DELTA_PATH, ADS_SERVICE, CA_CREATE_PATH, CA_SERVICE } from './messages.js';
 
 const GRPC_FILES = ['envoy/service/discovery/v3/ads.proto', 'istio/ca.proto'];
 const WORKLOAD_FILES = ['istio/workload.proto', 'istio/authorization.proto', 'ambit/config.proto'];
@@ -105,9 +101,6 @@ function protobufjs(): typeof protobuf {
   return pb;
 }
 
-/** protobufjs toObject options giving the objects proto-loader gives with LOADER_OPTIONS. */
-const TO_OBJECT_OPTIONS: protobuf.IConversionOptions = CONVERSIONS;
-
 const grpcCache = new Map<string, protoLoader.PackageDefinition>();
 const rootCache = new Map<string, protobuf.Root>();
 
@@ -128,13 +121,8 @@ export function grpcDefinitions(dir: string = protoDir()): protoLoader.PackageDe
   return def;
 }
 
-/** protobufjs types of the workload API (istio.workload, istio.security). Same Root as serviceRoot(). */
+/** protobufjs types of every message (istio.workload, istio.security, ambit.config.v1, xDS, CA). */
 export function workloadRoot(dir: string = protoDir()): protobuf.Root {
-  return messageRoot(dir);
-}
-
-/** protobufjs types of the ADS and CA services' messages (the files grpcDefinitions() loads). */
-export function serviceRoot(dir: string = protoDir()): protobuf.Root {
   return messageRoot(dir);
 }
 
@@ -146,23 +134,6 @@ function messageRoot(dir: string): protobuf.Root {
     rootCache.set(dir, root);
   }
   return root;
-}
-
-export interface MessageCodec<Out, In> {
-  serialize(value: Out): Buffer;
-  deserialize(bytes: Uint8Array): In;
-}
-
-/**
- * Serializes and deserializes one message of serviceRoot() exactly as proto-loader's method
- * definitions do (fromObject + encode; decode + toObject with LOADER_OPTIONS' conversions).
- */
-export function serviceMessageCodec<Out, In>(typeName: string, dir: string = protoDir()): MessageCodec<Out, In> {
-  const type = serviceRoot(dir).lookupType(typeName);
-  return {
-    serialize: (value: Out): Buffer => Buffer.from(type.encode(type.fromObject(value as Record<string, unknown>)).finish()),
-    deserialize: (bytes: Uint8Array): In => type.toObject(type.decode(bytes), TO_OBJECT_OPTIONS) as In,
-  };
 }
 
 function loadRoot(dir: string, files: string[], what: string): protobuf.Root {

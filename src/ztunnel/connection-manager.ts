@@ -1,5 +1,6 @@
 // The live inbound connections of a ztunnel, so that a policy change can close those that
-// no longer pass (design section 6), and so that shutdown can drain them.
+// no longer pass (a connection is authorized when it opens and again on every policy
+// change, as Istio's ztunnel does), and so that shutdown can drain them.
 //
 // Invariants:
 // - Every accepted inbound connection is registered until its relay is done.

@@ -1,7 +1,8 @@
 // Where a ztunnel opens a workload's listeners and makes its upstream connections.
 // - In the local cluster (capture mode) each enrolled pod is a network namespace: listeners
 //   for 15001/15006/15008 are made inside it, upstream sockets are made inside it with mark
-//   0x539 so the pod's capture rules let them through (design section 4), and the original
+//   0x539 so the pod's capture rules let them through (cluster/capture-rules.ts skips that
+//   mark), and the original
 //   destination of a captured connection comes from SO_ORIGINAL_DST.
 // - In the direct tier and for a standalone ztunnel, workloads are addresses of this host
 //   (e.g. 127.0.10.1): listeners bind those addresses and upstream sockets bind the workload

@@ -19,6 +19,7 @@ import {
   type Authorization, type Service, type Workload,
 } from '../xds/workload-api.js';
 import { byCodeUnits } from '../core/compare.js';
+import { formatSpiffe } from '../identity/spiffe.js';
 import { DEFAULT_MESH_SETTINGS, type MeshSettings } from '../xds/mesh-settings.js';
 
 export interface WorkloadApiSnapshot {
@@ -241,5 +242,5 @@ export function normalizeIp(ip: string): string {
 }
 
 export function identityOf(w: Workload): string {
-  return `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}`;
+  return formatSpiffe(w);
 }

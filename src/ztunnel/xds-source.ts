@@ -1,4 +1,4 @@
-// The ztunnel as an xDS client (design section 5): a wildcard delta subscription to the
+// The ztunnel as an xDS client of the control plane: a wildcard delta subscription to the
 // workload API; each update becomes a new ZtunnelState. Waypoints and sidecars use the same
 // source with Ambit's ConfigResource type added (their L7 config objects). A resource the ztunnel cannot
 // decode is NACKed by the ADS client with its reason while the rest applies; while the

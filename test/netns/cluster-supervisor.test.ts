@@ -9,9 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AmbitError } from '../../src/core/errors.js';
 import {
-  Supervisor, killFromPidFiles, pidDir, pidFilePath, readPidRecord, readProcStat, type PidRecord, type SupervisorEvent,
+  Supervisor, killFromPidFiles, pidDir, pidFilePath, readPidRecord, type PidRecord, type SupervisorEvent,
 } from '../../src/cluster/supervisor.js';
 import { createTestNetwork, type TestNetwork } from '../helpers/netns.js';
+import { readProcStat } from '../../src/sys/proc.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,6 +1,6 @@
 // Sidecar mode on the local cluster, end to end, mixed with ambient pods in one mesh: the four
 // directions with both identities checked in the access logs of the proxies on each side, the
-// destination's waypoint applied to a sidecar client (Istio issue #51445 closed), inbound L7
+// destination's waypoint applied to a sidecar client (where Istio's sidecars skip it), inbound L7
 // policy at a sidecar, STRICT against a non-mesh client, `ambit authz check` naming the
 // sidecar, and removing a sidecar turning the pod back into an ambient pod.
 import { test, before, after } from 'node:test';

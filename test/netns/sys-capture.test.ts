@@ -1,4 +1,4 @@
-// The capture path of design section 4, with real iptables rules in a real namespace, driven
+// The capture path (src/cluster/capture-rules.ts), with real iptables rules in a real namespace, driven
 // from this (host-namespace) Node process through src/sys/: listeners on 15001/15006/15008
 // made inside the pod's namespace, SO_ORIGINAL_DST, and the 0x539 mark that exempts a socket.
 //

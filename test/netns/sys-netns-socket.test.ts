@@ -3,7 +3,7 @@
 // this process's namespace never moving, and no fd leaking over thousands of connections.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { AmbitError } from '../../src/core/errors.js';
 import { runCommand } from '../../src/sys/exec.js';
@@ -16,6 +16,7 @@ import {
   socketFd,
   socketMark,
 } from '../../src/sys/netns-socket.js';
+import { isProcessAlive } from '../../src/sys/proc.js';
 import {
   createTestNetwork,
   listNetns,
@@ -296,13 +297,7 @@ describe('sys: sockets in another network namespace', () => {
     b.close();
     await network.cleanup();
     await tracked.exited;
-    const alive = (pid: number) => {
-      try {
-        return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); // a zombie is dead
-      } catch {
-        return false;
-      }
-    };
+    const alive = isProcessAlive; // a zombie is dead
     assert.equal(alive(tracked.pid), false);
     await waitFor(() => !alive(strays[0]!));
     assert.deepEqual((await listNetns()).filter((n) => n.startsWith(network.prefix)), []);

@@ -131,7 +131,11 @@ const mesh = [
     metadata: {name: tokens, namespace: shop}
     spec:
       targetRefs: [{kind: Service, group: "", name: tokens}]
-      jwtRules: [{issuer: "${ISSUER}", audiences: [shop], jwks: '${JSON.stringify({ keys: [jwk] })}'}]
+      jwtRules:
+      - issuer: "${ISSUER}"
+        audiences: [shop]
+        jwks: '${JSON.stringify({ keys: [jwk] })}'
+        outputClaimToHeaders: [{header: x-jwt-group, claim: group}, {header: x-jwt-level, claim: level}]
     ---
     apiVersion: security.istio.io/v1
     kind: AuthorizationPolicy
@@ -344,6 +348,14 @@ test('JWT: the right claim is allowed, a wrong one denied, none 401, a bad signa
   assert.equal(code('shop/client', 'http://tokens/', ['-H', `authorization: Bearer ${user}`]), '403');
   assert.equal(code('shop/client', 'http://tokens/'), '401');
   assert.equal(code('shop/client', 'http://tokens/', ['-H', `authorization: Bearer ${forged}`]), '401');
+});
+
+test('JWT: outputClaimToHeaders sets the claims (a number as an integer) in place of what the client sent; the token is not forwarded', () => {
+  const now = Math.floor(Date.now() / 1000);
+  const good = signJwt({ iss: ISSUER, sub: 'alice', aud: 'shop', group: 'admin', level: 3, exp: now + 600 });
+  const r = curl('shop/client', 'http://tokens/', ['-H', `authorization: Bearer ${good}`, '-H', 'x-jwt-group: spoofed']);
+  const seen = JSON.parse(r.stdout) as { headers: Record<string, string> };
+  assert.deepEqual([seen.headers['x-jwt-group'], seen.headers['x-jwt-level'], seen.headers.authorization], ['admin', '3', undefined], r.stdout);
 });
 
 test('retries turn a backend failing every other request into all successes; a timeout gives 504', () => {

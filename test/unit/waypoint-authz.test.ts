@@ -46,11 +46,11 @@ interface Req {
 }
 
 /** Authenticates and authorizes one request through shop/waypoint to shop/cart. */
-function run(ps: CompiledPolicy[], r: Req = {}): { verdict: L7Verdict; authn: AuthnResult } {
+async function run(ps: CompiledPolicy[], r: Req = {}): Promise<{ verdict: L7Verdict; authn: AuthnResult }> {
   const headers: Record<string, string> = { host: r.host ?? 'cart.shop.svc.cluster.local', ...(r.headers ?? {}) };
   if (r.token) headers.authorization = `Bearer ${r.token}`;
   const path = r.path ?? '/items';
-  const a = authenticateRequest(providers, { headers, path }, NOW);
+  const a = await authenticateRequest(providers, { headers, path }, NOW);
   const attrs: RequestAttributes = {
     sourceIp: '10.0.1.5', destinationIp: '10.96.0.20', destinationPort: 8080, destinationNamespace: 'shop',
     ...(r.principal === null ? {} : { sourcePrincipal: r.principal ?? CLIENT }),
@@ -121,7 +121,7 @@ const SELECTION = policies(yaml`
     rules: [{}]
 `);
 
-test('selectWaypointPolicies: waypoint Gateway, the destination Service, root GatewayClass; never selector/namespace ones', () => {
+test('selectWaypointPolicies: waypoint Gateway, the destination Service, root GatewayClass; never selector/namespace ones', async () => {
   const keys = (t: Parameters<typeof selectWaypointPolicies>[1]) => selectWaypointPolicies(SELECTION, t, ROOT).map((p) => p.key).sort();
   assert.deepEqual(keys({ waypoint: WAYPOINT, service: CART }), ['istio-system/every-waypoint', 'shop/on-cart', 'shop/on-waypoint']);
   assert.deepEqual(keys({ waypoint: WAYPOINT }), ['istio-system/every-waypoint', 'shop/on-waypoint']);
@@ -148,37 +148,37 @@ const REQUIRE_JWT = policies(yaml`
       - operation: {paths: [/healthz]}
 `);
 
-test('ALLOW requestPrincipals: valid token -> allow; no token -> 401 with WWW-Authenticate; bad token -> 401; token but wrong path -> 403', () => {
-  const ok = run(REQUIRE_JWT, { token: token() });
+test('ALLOW requestPrincipals: valid token -> allow; no token -> 401 with WWW-Authenticate; bad token -> 401; token but wrong path -> 403', async () => {
+  const ok = await run(REQUIRE_JWT, { token: token() });
   assert.equal(status(ok.verdict), 200);
   assert.equal(ok.verdict.decision.policy, 'shop/require-jwt');
 
-  const missing = run(REQUIRE_JWT, {}).verdict;
+  const missing = (await run(REQUIRE_JWT, {})).verdict;
   assert.equal(status(missing), 401);
   assert.ok(!missing.allow);
   assert.equal(!missing.allow && missing.body, 'Jwt is missing');
   assert.equal(!missing.allow && missing.wwwAuthenticate, 'Bearer realm="http://cart.shop.svc.cluster.local/items"');
   assert.equal(missing.decision.code, 'DENIED_NO_ALLOW_MATCH');
 
-  const expired = run(REQUIRE_JWT, { token: token({ exp: NOW - 3600 }) }).verdict;
+  const expired = (await run(REQUIRE_JWT, { token: token({ exp: NOW - 3600 }) })).verdict;
   assert.equal(status(expired), 401);
   assert.equal(expired.decision.code, 'DENIED_INVALID_TOKEN');
   assert.match(!expired.allow ? expired.body : '', /Jwt is expired/);
   assert.match(!expired.allow ? expired.wwwAuthenticate ?? '' : '', /error="invalid_token"/);
 
-  const wrongPath = run(REQUIRE_JWT, { token: token(), path: '/admin' }).verdict;
+  const wrongPath = (await run(REQUIRE_JWT, { token: token(), path: '/admin' })).verdict;
   assert.deepEqual([status(wrongPath), !wrongPath.allow && wrongPath.body, !wrongPath.allow && wrongPath.wwwAuthenticate], [403, 'RBAC: access denied', undefined]);
 
   // Anonymous on a path no token would open: 403, not 401.
-  assert.equal(status(run(REQUIRE_JWT, { path: '/admin' }).verdict), 403);
+  assert.equal(status((await run(REQUIRE_JWT, { path: '/admin' })).verdict), 403);
   // Anonymous DELETE on /items: the JWT rule allows only GET/POST, so a token would not help.
-  assert.equal(status(run(REQUIRE_JWT, { method: 'DELETE' }).verdict), 403);
+  assert.equal(status((await run(REQUIRE_JWT, { method: 'DELETE' })).verdict), 403);
   // The open rule needs no token.
-  assert.equal(status(run(REQUIRE_JWT, { path: '/healthz' }).verdict), 200);
+  assert.equal(status((await run(REQUIRE_JWT, { path: '/healthz' })).verdict), 200);
 });
 
-test('auth attributes come only from authentication, never from the caller', () => {
-  const a = authenticateRequest(providers, { headers: {}, path: '/items' }, NOW);
+test('auth attributes come only from authentication, never from the caller', async () => {
+  const a = await authenticateRequest(providers, { headers: {}, path: '/items' }, NOW);
   const attrs: RequestAttributes = {
     sourcePrincipal: CLIENT, destinationIp: '10.96.0.20', destinationPort: 8080,
     http: { method: 'GET', path: '/items', host: 'cart', headers: {}, auth: { principal: `${ISS}/alice` } },
@@ -200,15 +200,15 @@ const DENY_NO_JWT = policies(yaml`
       - operation: {notPaths: [/public/*]}
 `);
 
-test('DENY notRequestPrincipals ["*"] (Istio\'s require-a-token pattern): anonymous -> 401, token -> allow, public path open', () => {
-  const anon = run(DENY_NO_JWT).verdict;
+test('DENY notRequestPrincipals ["*"] (Istio\'s require-a-token pattern): anonymous -> 401, token -> allow, public path open', async () => {
+  const anon = (await run(DENY_NO_JWT)).verdict;
   assert.equal(status(anon), 401);
   assert.equal(anon.decision.code, 'DENIED_BY_POLICY');
   assert.equal(anon.decision.policy, 'shop/deny-anonymous');
-  assert.equal(status(run(DENY_NO_JWT, { token: token() }).verdict), 200);
-  assert.equal(status(run(DENY_NO_JWT, { path: '/public/logo.png' }).verdict), 200);
+  assert.equal(status((await run(DENY_NO_JWT, { token: token() })).verdict), 200);
+  assert.equal(status((await run(DENY_NO_JWT, { path: '/public/logo.png' })).verdict), 200);
   // A token without sub has no principal: still denied, but with 403 (another try with the same token won't help).
-  assert.equal(status(run(DENY_NO_JWT, { token: token({ sub: undefined }) }).verdict), 403);
+  assert.equal(status((await run(DENY_NO_JWT, { token: token({ sub: undefined }) })).verdict), 403);
 });
 
 const DENY_DELETE = policies(yaml`
@@ -223,12 +223,12 @@ const DENY_DELETE = policies(yaml`
       - operation: {methods: [DELETE]}
 `);
 
-test('a DENY on DELETE works at the waypoint (403), other methods pass', () => {
-  const del = run(DENY_DELETE, { method: 'DELETE', token: token() }).verdict;
+test('a DENY on DELETE works at the waypoint (403), other methods pass', async () => {
+  const del = (await run(DENY_DELETE, { method: 'DELETE', token: token() })).verdict;
   assert.deepEqual([status(del), del.decision.policy, del.decision.ruleIndex], [403, 'shop/no-delete', 0]);
-  assert.equal(status(run(DENY_DELETE, { method: 'DELETE' }).verdict), 403);
-  assert.equal(status(run(DENY_DELETE, { method: 'GET' }).verdict), 200);
-  assert.equal(status(run(DENY_DELETE, { method: 'POST' }).verdict), 200);
+  assert.equal(status((await run(DENY_DELETE, { method: 'DELETE' })).verdict), 403);
+  assert.equal(status((await run(DENY_DELETE, { method: 'GET' })).verdict), 200);
+  assert.equal(status((await run(DENY_DELETE, { method: 'POST' })).verdict), 200);
 });
 
 const RICH = policies(yaml`
@@ -262,6 +262,13 @@ const RICH = policies(yaml`
         values: [web-app]
       - key: request.auth.principal
         values: ["${ISS}/alice"]
+    - to:
+      - operation: {paths: [/levels]}
+      when:
+      - key: request.auth.claims[level]
+        values: ["3"]
+      - key: request.auth.claims[verified]
+        values: ["true"]
 `);
 
 const richCases: { name: string; req: Req; want: number }[] = [
@@ -282,37 +289,42 @@ const richCases: { name: string; req: Req; want: number }[] = [
   { name: 'checkout: another presenter', req: { method: 'POST', path: '/checkout', token: token({ groups: 'buyers', org: { team: 'payments' }, azp: 'cli' }) }, want: 403 },
   { name: 'checkout: another subject', req: { method: 'POST', path: '/checkout', token: token({ sub: 'bob', groups: 'buyers', org: { team: 'payments' } }) }, want: 403 },
   { name: 'checkout without a token: a token could satisfy the rule -> 401', req: { method: 'POST', path: '/checkout' }, want: 401 },
+  { name: 'numeric and boolean claims match their decimal and true/false forms', req: { path: '/levels', token: token({ level: 3, verified: true }) }, want: 200 },
+  { name: 'numeric claim in a list', req: { path: '/levels', token: token({ level: [1, 3], verified: true }) }, want: 200 },
+  { name: 'numeric claim sent as a string', req: { path: '/levels', token: token({ level: '3', verified: 'true' }) }, want: 200 },
+  { name: 'numeric claim of another value', req: { path: '/levels', token: token({ level: 4, verified: true }) }, want: 403 },
+  { name: 'boolean claim false', req: { path: '/levels', token: token({ level: 3, verified: false }) }, want: 403 },
 ];
 for (const tc of richCases) {
-  test(`ALLOW with methods/paths/hosts/headers/claims: ${tc.name} -> ${tc.want}`, () => {
-    const v = run(RICH, tc.req).verdict;
+  test(`ALLOW with methods/paths/hosts/headers/claims: ${tc.name} -> ${tc.want}`, async () => {
+    const v = (await run(RICH, tc.req)).verdict;
     assert.equal(status(v), tc.want, v.decision.reason);
   });
 }
 
-test('no ALLOW policy bound -> allowed; a policy for another service does not apply', () => {
-  const v = run(policies(yaml`
+test('no ALLOW policy bound -> allowed; a policy for another service does not apply', async () => {
+  const v = (await run(policies(yaml`
     apiVersion: security.istio.io/v1
     kind: AuthorizationPolicy
     metadata: {name: billing-only, namespace: shop}
     spec:
       targetRefs: [{kind: Service, group: "", name: billing}]
       rules: [{to: [{operation: {methods: [HEAD]}}]}]
-  `)).verdict;
+  `))).verdict;
   assert.equal(status(v), 200);
   assert.equal(v.decision.code, 'ALLOWED_NO_ALLOW_POLICY');
 });
 
-test('an ALLOW with no rules denies everything with 403; a CUSTOM policy without provider denies with 403', () => {
-  const none = run(policies(yaml`
+test('an ALLOW with no rules denies everything with 403; a CUSTOM policy without provider denies with 403', async () => {
+  const none = (await run(policies(yaml`
     apiVersion: security.istio.io/v1
     kind: AuthorizationPolicy
     metadata: {name: allow-nothing, namespace: istio-system}
     spec:
       targetRefs: [{kind: GatewayClass, group: gateway.networking.k8s.io, name: istio-waypoint}]
-  `), { token: token() }).verdict;
+  `), { token: token() })).verdict;
   assert.equal(status(none), 403);
-  const custom = run(policies(yaml`
+  const custom = (await run(policies(yaml`
     apiVersion: security.istio.io/v1
     kind: AuthorizationPolicy
     metadata: {name: ext, namespace: shop}
@@ -321,19 +333,19 @@ test('an ALLOW with no rules denies everything with 403; a CUSTOM policy without
       action: CUSTOM
       provider: {name: opa}
       rules: [{to: [{operation: {paths: ["/admin*"]}}]}]
-  `), { path: '/admin/users' }).verdict;
+  `), { path: '/admin/users' })).verdict;
   assert.deepEqual([status(custom), custom.decision.code], [403, 'DENIED_NO_EXT_AUTHZ_PROVIDER']);
 });
 
-test('dry-run ALLOW requiring a JWT neither denies nor asks for a token', () => {
-  const v = run(policies(yaml`
+test('dry-run ALLOW requiring a JWT neither denies nor asks for a token', async () => {
+  const v = (await run(policies(yaml`
     apiVersion: security.istio.io/v1
     kind: AuthorizationPolicy
     metadata: {name: trial, namespace: shop, annotations: {istio.io/dry-run: "true"}}
     spec:
       targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}]
       rules: [{from: [{source: {requestPrincipals: ["*"]}}]}]
-  `)).verdict;
+  `))).verdict;
   assert.equal(status(v), 200);
   assert.deepEqual(v.decision.dryRun.map((d) => [d.policy, d.wouldDecide]), [['shop/trial', 'DENY']]);
 });

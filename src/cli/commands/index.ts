@@ -1,6 +1,6 @@
 // Every `ambit` subcommand, in the order `ambit --help` lists them. Each entry carries its
 // path and summary (from ./specs.ts) and loads its module on demand, so one command's run
-// pays only for its own imports (the ztunnel's resident memory is the reason: issue 7).
+// pays only for its own imports (each module a proxy does not load is resident memory saved).
 import type { Command, CommandEntry } from '../command.js';
 import * as S from './specs.js';
 

@@ -11,6 +11,7 @@ import { parseCommandArgs, usageError, type Command } from '../command.js';
 import { SIDECAR } from './specs.js';
 import { POD_PROXY_ARGS, POD_PROXY_REQUIRED, podProxyAdmin, podProxyCredentials, untilStopped } from './pod-proxy.js';
 import { registerProcessMetrics } from '../../telemetry/process-metrics.js';
+import { formatSpiffe } from '../../identity/spiffe.js';
 
 export const sidecarCommand: Command = {
   ...SIDECAR,
@@ -65,7 +66,7 @@ Options:
     const metrics = new MetricsRegistry();
     registerProcessMetrics(metrics);
     const { token, tls, ca, certificates } = await podProxyCredentials({ xds: values.xds!, tokenFile: values['token-file']!, rootCert: values['root-cert']!, trustDomain: values['trust-domain'], xdsIdentity: values['xds-identity'], logger });
-    const identity = `spiffe://${values['trust-domain']}/ns/${namespace}/sa/${values['service-account']}`;
+    const identity = formatSpiffe({ trustDomain: values['trust-domain']!, namespace, serviceAccount: values['service-account']! });
     const sidecar = new Sidecar({
       pod: { namespace, name }, labels, identity, trustDomain: values['trust-domain'], rootNamespace: values['root-namespace'],
       podIp: values['pod-ip']!, network: NetnsPodNetwork.open(values.netns!), bindAddress: '0.0.0.0',

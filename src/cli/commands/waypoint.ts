@@ -14,6 +14,7 @@ import type { CliIO } from '../command.js';
 import { list, parseCommandArgs, usageError, type Command } from '../command.js';
 import { WAYPOINT, WAYPOINT_APPLY, WAYPOINT_DELETE } from './specs.js';
 import { registerProcessMetrics } from '../../telemetry/process-metrics.js';
+import { formatSpiffe } from '../../identity/spiffe.js';
 
 export const waypointCommand: Command = {
   ...WAYPOINT,
@@ -76,7 +77,7 @@ Declaring a waypoint (through the control plane, like istioctl waypoint apply):
     const metrics = new MetricsRegistry();
     registerProcessMetrics(metrics);
     const { token, tls, ca, certificates } = await podProxyCredentials({ xds: values.xds!, tokenFile: values['token-file']!, rootCert: values['root-cert']!, trustDomain: values['trust-domain'], xdsIdentity: values['xds-identity'], logger });
-    const identity = `spiffe://${values['trust-domain']}/ns/${namespace}/sa/${values['service-account'] ?? name}`;
+    const identity = formatSpiffe({ trustDomain: values['trust-domain']!, namespace, serviceAccount: values['service-account'] ?? name });
     const waypoint = new Waypoint({
       waypoint: { namespace, name }, identity, trustDomain: values['trust-domain'], rootNamespace: values['root-namespace'],
       podIp: values['pod-ip']!, network: values['in-pod'] ? new HostPodNetwork() : NetnsPodNetwork.open(values.netns!), bindAddress: '0.0.0.0',

@@ -20,7 +20,7 @@ import { ZTUNNEL } from './specs.js';
 import { registerProcessMetrics } from '../../telemetry/process-metrics.js';
 import { parseUpstream } from './dns-upstream.js';
 
-// Each config mode imports only what it uses (issue 7, resident memory): --xds loads gRPC and
+// Each config mode imports only what it uses, to keep a ztunnel's resident memory low: --xds loads gRPC and
 // the protos, --config loads yaml and the local CA.
 
 export const ztunnelCommand: Command = {

@@ -8,6 +8,7 @@ import type * as k8s from '@kubernetes/client-node';
 import { crdFor, CRD_KINDS } from './crds.js';
 import type { InstallValues } from './values.js';
 import { toWire } from './wire.js';
+import { formatSpiffe } from '../../identity/spiffe.js';
 
 export const CONTROL_PLANE = 'ambit-control-plane';
 export const ZTUNNEL = 'ztunnel';
@@ -103,7 +104,7 @@ function controlPlane(v: InstallValues): k8s.KubernetesObject[] {
             args: [
               'control-plane', '--kubernetes', '--ca', '/etc/cacerts', '--xds', `0.0.0.0:${XDS_PORT}`, '--admin', `0.0.0.0:${MONITORING_PORT}`,
               '--admin-token-file', '/var/run/ambit/admin-token', '--trust-domain', v.trustDomain, '--root-namespace', ns,
-              '--identity', `spiffe://${v.trustDomain}/ns/${ns}/sa/${CONTROL_PLANE}`, '--ztunnel-sa', `${ns}/${ZTUNNEL}`,
+              '--identity', formatSpiffe({ trustDomain: v.trustDomain, namespace: ns, serviceAccount: CONTROL_PLANE }), '--ztunnel-sa', `${ns}/${ZTUNNEL}`,
               '--cert-ttl', String(v.controlPlane.certTtlSeconds),
               ...(v.controlPlane.waypoints ? ['--waypoint-image', image(v), '--pod-xds', `${CONTROL_PLANE}.${ns}.svc:${XDS_PORT}`] : []),
             ],

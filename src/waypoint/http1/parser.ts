@@ -12,7 +12,11 @@
 //   with the URL of the message they end: that URL is dropped with them, never prefixed to the
 //   next request's target on the connection.
 // - `head()` returning true tells the parser the message has no body (a response to HEAD).
+// - `_http_common` is a Node internal: its slot numbers are checked when this file loads (a
+//   Node whose binding moved refuses to start the codec, naming what is missing), and
+//   test/unit/node-internals.test.ts checks the callbacks' arguments on the Node under test.
 import { createRequire } from 'node:module';
+import { AmbitError } from '../../core/errors.js';
 
 interface NativeParser {
   initialize(kind: number, resource: object, maxHeaderSize: number, lenient: number): void;
@@ -35,6 +39,13 @@ interface ParserBinding {
 
 const common = createRequire(import.meta.url)('_http_common') as { HTTPParser: ParserBinding; methods: string[] };
 const { HTTPParser, methods } = common;
+for (const slot of ['REQUEST', 'RESPONSE', 'kOnMessageBegin', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete', 'kOnExecute'] as const) {
+  if (!Number.isInteger(HTTPParser?.[slot])) {
+    throw new AmbitError('AMBIT_ERR_INTERNAL', `Node ${process.versions.node}'s _http_common has no HTTPParser.${slot}: the waypoint's HTTP/1.1 codec cannot drive llhttp`, {
+      hint: 'run Ambit on the Node.js major that package.json engines names (npm run setup installs it)',
+    });
+  }
+}
 
 export const MAX_HEADER_BYTES = 16 * 1024;
 
