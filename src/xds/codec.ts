@@ -122,7 +122,8 @@ export function encodeService(svc: Service): Buffer {
 export function decodeAddress(bytes: Uint8Array): Address {
   const m = decodeMessage(() => fromBinary(AddressSchema, bytes), 'address');
   // A decoder keeps the last member of a oneof; both on the wire is a malformed Address.
-  if (topLevelFields(bytes).has(1) && topLevelFields(bytes).has(2)) throw new XdsDecodeError('address', 'both workload and service are set; an Address carries exactly one');
+  const fields = decodeMessage(() => topLevelFields(bytes), 'address');
+  if (fields.has(1) && fields.has(2)) throw new XdsDecodeError('address', 'both workload and service are set; an Address carries exactly one');
   if (m.type.case === 'workload') return { workload: workloadFromPb(m.type.value, 'workload') };
   if (m.type.case === 'service') return { service: serviceFromPb(m.type.value, 'service') };
   throw new XdsDecodeError('address', 'neither workload nor service is set');
@@ -183,7 +184,7 @@ function decodeMessage<T>(decode: () => T, path: string): T {
   }
 }
 
-/** The field numbers present at the top level of a message (bytes already known to parse). */
+/** The field numbers present at the top level of a message (throws on bytes that end early). */
 function topLevelFields(bytes: Uint8Array): Set<number> {
   const seen = new Set<number>();
   const r = new BinaryReader(bytes);
