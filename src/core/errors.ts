@@ -21,6 +21,8 @@ export type ErrorCode =
   | 'AMBIT_ERR_NETNS'
   | 'AMBIT_ERR_CLUSTER'
   | 'AMBIT_ERR_PERMISSION'
+  | 'AMBIT_ERR_CNI'
+  | 'AMBIT_ERR_ZDS'
   | 'AMBIT_ERR_INTERNAL';
 
 export interface AmbitErrorOptions {

@@ -165,7 +165,7 @@ export function serviceMessageCodec<Out, In>(typeName: string, dir: string = pro
   };
 }
 
-function loadRoot(dir: string, files: string[], what: string): protobuf.Root {
+export function loadRoot(dir: string, files: string[], what: string): protobuf.Root {
   const root = new (protobufjs().Root)();
   // Bundled well-known types keep their short names; our files resolve under dir.
   root.resolvePath = (_origin: string, target: string): string =>
