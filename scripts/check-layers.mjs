@@ -8,6 +8,7 @@ const ALLOWED = {
   core: [],
   sys: ['core'],
   xds: ['core'],
+  cni: ['core', 'sys'],
   config: ['core'],
   model: ['core', 'config'],
   identity: ['core'],
@@ -17,8 +18,9 @@ const ALLOWED = {
   controlplane: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds'],
   ztunnel: ['core', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys'],
   waypoint: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'ztunnel'],
-  cluster: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'ztunnel', 'waypoint'],
-  cli: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'ztunnel', 'waypoint', 'cluster'],
+  nodeagent: ['core', 'config', 'model', 'sys', 'xds', 'cni', 'ztunnel'],
+  cluster: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'ztunnel', 'waypoint', 'cni', 'nodeagent'],
+  cli: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'ztunnel', 'waypoint', 'cni', 'nodeagent', 'cluster'],
 };
 
 const root = resolve(new URL('..', import.meta.url).pathname, 'src');

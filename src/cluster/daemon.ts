@@ -1,17 +1,20 @@
 // The cluster daemon: started by `ambit up`, it builds the local cluster and keeps it
 // matching the control plane's view of the mesh.
 //
-//   bring-up: control plane -> network (underlay, nodes) -> one ztunnel per node -> pods
-//   then, on every config version: pods added/removed (network namespace, DNS files,
-//   containers), sidecars (`ambit sidecar` for sidecar-mode pods), enrolment (capture rules),
-//   service routing for non-mesh pods.
+//   bring-up: control plane -> network (underlay, nodes) -> one node agent per node -> one
+//   ztunnel per node (fed by its agent over ZDS) -> pods
+//   then, on every config version: pods added/removed (sandbox through the node's CNI chain,
+//   DNS files, containers), sidecars (`ambit sidecar` for sidecar-mode pods), capture of
+//   sidecar-mode pods, service routing for non-mesh pods. Ambient capture is the node agents'
+//   (they are told by ambit-cni and watch the labels); the daemon shows what they report.
 //
 // Invariants:
 // - The control plane's model is the truth (pod IPs, nodes, modes); the daemon only makes
 //   the kernel and the processes agree with it.
-// - Enrolment: capture rules go in only once the node's ztunnel serves the pod (or after a
-//   wait, failing closed); un-enrolment removes the rules first. Established connections
-//   survive both (conntrack keeps their translation).
+// - A pod's containers start only after its CNI ADD succeeded (pod-sandbox.ts): an ambient
+//   pod is captured before its first process runs. A failed ADD is retried at the next tick.
+// - Sidecar-mode capture: rules go in once the sidecar is ready (or after a wait, failing
+//   closed); un-enrolment removes the rules first. Established connections survive both.
 // - Everything made is findable again without this process (names carry the prefix, PID
 //   files sit in the state directory), so `ambit down` works after a crash.
 import { mkdir } from 'node:fs/promises';
@@ -21,13 +24,16 @@ import type { Logger } from '../core/logger.js';
 import type { NodeInfo } from '../model/types.js';
 import { podNetnsName } from '../sys/netns-names.js';
 import { installCapture, removeCapture } from './capture-rules.js';
+import { agentGet } from '../nodeagent/control-api.js';
+import { mapLimit } from './netns.js';
+import { ensureNodeConfList, nodeDir, PodSandboxes } from './pod-sandbox.js';
 import { installSourceRouting } from './source-routing.js';
 import { removePodDns, writePodDns, type DnsService } from './dns.js';
 import { containerPlans, processName, type PodInfo } from './pod-processes.js';
 import { syncServiceRules, type ServiceRule } from './service-proxy.js';
 import { statePaths, waypointAdminHost, writeJsonAtomic, ztunnelAdminHost, type ClusterSpec, type ClusterStatusFile, type Phase } from './state-dir.js';
 import { Supervisor, type ProcessSpec } from './supervisor.js';
-import { addPods, createTopology, removePod } from './topology.js';
+import { createTopology } from './topology.js';
 
 export interface MeshStatus {
   version: number;
@@ -47,6 +53,10 @@ interface PodState {
 }
 
 const POLL_MS = 300;
+/** Pod sandboxes made at once (each runs the CNI chain: ptp, then ambit-cni). */
+const SANDBOX_PARALLEL = 8;
+/** A ztunnel drains this long after SIGTERM (graceful restarts; Istio's default grace is 30 s). */
+export const ZTUNNEL_DRAIN_MS = 30_000;
 
 export class ClusterDaemon {
   private readonly paths;
@@ -61,6 +71,11 @@ export class ClusterDaemon {
   private stopping = false;
   private lastError: string | undefined;
   private servicesKey = '';
+  private sandboxes: PodSandboxes | undefined;
+  /** Some pod's sandbox could not be made: reconcile again even if the version did not change. */
+  private retry = false;
+  /** What each node agent reports, by `ns/name`: captured and annotations. */
+  private agentPods = new Map<string, { captured: boolean; annotations: Record<string, string> }>();
 
   constructor(private readonly spec: ClusterSpec, private readonly logger: Logger) {
     this.paths = statePaths(spec.stateDir);
@@ -80,6 +95,9 @@ export class ClusterDaemon {
       this.nodes = first.nodes;
       await this.setPhase('network', `creating ${this.nodes.length} nodes`);
       await createTopology({ prefix: this.spec.prefix, nodes: this.nodes });
+      this.sandboxes = new PodSandboxes({ prefix: this.spec.prefix, stateDir: this.spec.stateDir, nodes: this.nodes });
+      await this.setPhase('node-agents', 'starting one node agent per node');
+      await Promise.all(this.nodes.map((n) => this.startNodeAgent(n)));
       await this.setPhase('ztunnels', 'starting one ztunnel per node');
       for (const n of this.nodes) await this.startZtunnel(n);
       await this.setPhase('pods', 'creating pods');
@@ -94,7 +112,7 @@ export class ClusterDaemon {
     while (!this.stopping) {
       try {
         const s = await this.fetchStatus();
-        if (s.version !== this.version) await this.reconcile(s);
+        if (s.version !== this.version || this.retry) await this.reconcile(s);
         await this.refreshHealth();
       } catch (e: unknown) {
         this.lastError = describeError(e).message;
@@ -104,9 +122,14 @@ export class ClusterDaemon {
     }
   }
 
+  /** Stops the pods' processes, deletes their sandboxes (CNI DEL) while the agents run, then the rest. */
   async stop(): Promise<void> {
     this.stopping = true;
     await this.setPhase('stopping', 'stopping processes');
+    const podProcesses = this.supervisor.status().filter((p) => p.name.startsWith('pod.') || p.name.startsWith('sidecar.'));
+    await Promise.all(podProcesses.map((p) => this.supervisor.stop(p.name, 2000)));
+    const sandboxes = this.sandboxes;
+    if (sandboxes) await mapLimit(sandboxes.records(), SANDBOX_PARALLEL, (r) => sandboxes.remove(r).catch(() => undefined));
     await this.supervisor.stopAll(3000);
   }
 
@@ -124,14 +147,32 @@ export class ClusterDaemon {
     await waitUntil(async () => (await fetchOk(`http://${this.spec.adminAddress}/ready`)), 30_000, 'the control plane did not become ready (see logs/control-plane.log)');
   }
 
+  /**
+   * The node agent (Istio's istio-cni agent) of a node: it puts ambit-cni into the node's CNI
+   * chain and listens for it; ready once its control socket answers.
+   */
+  private async startNodeAgent(n: NodeInfo): Promise<void> {
+    const dir = nodeDir(this.spec.stateDir, n.name);
+    const conflist = ensureNodeConfList(this.spec.stateDir, n.name);
+    const { command, args } = this.ambitArgs('node-agent', '--node', n.name, '--dir', dir, '--control-plane', `http://${this.spec.adminAddress}`, '--cni-conf', conflist);
+    await this.supervisor.spawn({ name: `node-agent-${n.name}`, command, args, logFile: this.paths.log(`node-agent-${n.name}`), restart: 'always', backoff: { initialMs: 200, maxMs: 5_000 } });
+    await waitUntil(() => agentGet(`${dir}/agent.sock`, '/healthz').then(() => true, () => false), 30_000, `the node agent of ${n.name} did not start (see logs/node-agent-${n.name}.log)`);
+  }
+
   private async startZtunnel(n: NodeInfo): Promise<void> {
-    const host = ztunnelAdminHost(this.spec, n.index);
-    const { command, args } = this.ambitArgs('ztunnel', '--node', n.name, '--xds', this.spec.xdsAddress,
-      '--token-file', this.paths.tokenFile(n.name), '--root-cert', this.paths.root, '--pod-netns-prefix', this.spec.prefix,
-      '--admin', `${host}:15000`, '--metrics', `${host}:15020`, '--readiness', `${host}:15021`, '--trust-domain', this.spec.trustDomain);
+    const { command, args } = this.ztunnelCommand(n);
     // Profiling hook (bench/README.md): extra node flags for the ztunnels only, e.g. AMBIT_ZTUNNEL_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/p'.
     const nodeArgs = (process.env.AMBIT_ZTUNNEL_NODE_ARGS ?? '').split(' ').filter(Boolean);
     await this.supervisor.spawn({ name: `ztunnel-${n.name}`, command, args: [...nodeArgs, ...args], logFile: this.paths.log(`ztunnel-${n.name}`), restart: 'always', backoff: { initialMs: 200, maxMs: 5_000 } });
+  }
+
+  /** A node's ztunnel: pods from its node agent (ZDS), admin endpoints shareable with a successor. */
+  private ztunnelCommand(n: NodeInfo): { command: string; args: string[] } {
+    const host = ztunnelAdminHost(this.spec, n.index);
+    return this.ambitArgs('ztunnel', '--node', n.name, '--xds', this.spec.xdsAddress,
+      '--token-file', this.paths.tokenFile(n.name), '--root-cert', this.paths.root, '--zds', `${nodeDir(this.spec.stateDir, n.name)}/ztunnel.sock`,
+      '--admin', `${host}:15000`, '--metrics', `${host}:15020`, '--readiness', `${host}:15021`, '--admin-reuse-port',
+      '--drain-ms', String(ZTUNNEL_DRAIN_MS), '--trust-domain', this.spec.trustDomain);
   }
 
   /**
@@ -159,19 +200,30 @@ export class ClusterDaemon {
       const w = desired.get(uid);
       if (!w || w.ip !== st.info.ip || w.node !== st.info.node) await this.removePodNow(uid, st);
     }
-    // New pods: network first (batched), then DNS, processes, capture.
+    // New pods: a sandbox each through the node's CNI chain (the agent captures ambient ones
+    // during ADD), then DNS, processes, sidecar capture. A pod whose ADD failed waits for the
+    // next tick.
     const fresh = s.workloads.filter((w) => !this.pods.has(w.uid));
-    if (fresh.length) {
-      await addPods(this.spec.prefix, fresh.map((w) => ({ node: w.node, namespace: w.namespace, name: w.name, ip: w.ip })));
-      // Before any proxy serves them: proxies connect to apps with the client's address.
-      await Promise.all(fresh.map((w) => installSourceRouting(podNetnsName(this.spec.prefix, w.namespace, w.name))));
-      for (const w of fresh) {
-        this.pods.set(w.uid, { info: w, netns: podNetnsName(this.spec.prefix, w.namespace, w.name), captured: false, sidecar: false, containersJson: '', problems: [] });
+    this.retry = false;
+    const made = await mapLimit(fresh, SANDBOX_PARALLEL, async (w) => {
+      try {
+        await this.sandboxes!.create({ node: w.node, namespace: w.namespace, name: w.name, ip: w.ip });
+        // Before any proxy serves it: proxies connect to apps with the client's address.
+        await installSourceRouting(podNetnsName(this.spec.prefix, w.namespace, w.name));
+        return true;
+      } catch (e: unknown) {
+        this.retry = true;
+        this.logger.warn('pod sandbox not created; retrying', { pod: `${w.namespace}/${w.name}`, error: describeError(e).message });
+        return false;
       }
-    }
+    });
+    fresh.forEach((w, i) => {
+      if (made[i]) this.pods.set(w.uid, { info: w, netns: podNetnsName(this.spec.prefix, w.namespace, w.name), captured: false, sidecar: false, containersJson: '', problems: [] });
+    });
     await this.syncDns(s, fresh.length > 0);
     for (const w of s.workloads) {
-      const st = this.pods.get(w.uid)!;
+      const st = this.pods.get(w.uid);
+      if (!st) continue;
       st.info = w;
       await this.syncSidecar(st);
       const containersJson = JSON.stringify(w.containers);
@@ -189,7 +241,7 @@ export class ClusterDaemon {
         }
       }
     }
-    await Promise.all(s.workloads.map((w) => this.syncCapture(this.pods.get(w.uid)!)));
+    await Promise.all(s.workloads.filter((w) => this.pods.has(w.uid)).map((w) => this.syncCapture(this.pods.get(w.uid)!)));
     const rules = serviceRules(s);
     await Promise.all(this.nodes.map((n) => syncServiceRules(this.spec.prefix, n.name, rules)));
     this.version = s.version;
@@ -244,17 +296,14 @@ export class ClusterDaemon {
     return k;
   }
 
+  /** Capture of sidecar-mode pods (the injection path). Ambient pods are the node agents'. */
   private async syncCapture(st: PodState): Promise<void> {
-    const want = (st.info.mode === 'ambient' || st.info.mode === 'sidecar') && !st.info.waypointOf;
+    const want = st.info.mode === 'sidecar' && !st.info.waypointOf;
     if (want === st.captured) return;
-    if (want && st.info.mode === 'sidecar') {
+    if (want) {
       const host = waypointAdminHost(this.spec, this.adminIndex(st.info.uid));
       const ready = await waitUntil(() => fetchOk(`http://${host}:15020/healthz/ready`), 10_000, '').then(() => true, () => false);
       if (!ready) this.logger.warn('the sidecar is not ready yet; capturing anyway (its connections fail closed until it is)', { pod: `${st.info.namespace}/${st.info.name}` });
-    } else if (want) {
-      const node = this.nodes.find((n) => n.name === st.info.node)!;
-      const served = await waitUntil(() => ztunnelServes(ztunnelAdminHost(this.spec, node.index), st.info.uid), 5000, '').then(() => true, () => false);
-      if (!served) this.logger.warn('ztunnel does not serve the pod yet; capturing anyway (its connections fail closed until it does)', { pod: `${st.info.namespace}/${st.info.name}` });
     }
     if (want) await installCapture(st.netns);
     else await removeCapture(st.netns);
@@ -276,7 +325,7 @@ export class ClusterDaemon {
   private async removePodNow(uid: string, st: PodState): Promise<void> {
     for (const c of st.info.containers) await this.supervisor.stop(processName(st.info, c.name), 3000);
     if (st.sidecar) await this.supervisor.stop(sidecarProcessName(st.info), 3000);
-    await removePod({ prefix: this.spec.prefix, namespace: st.info.namespace, name: st.info.name });
+    await this.sandboxes!.remove({ namespace: st.info.namespace, name: st.info.name });
     await removePodDns({ netns: st.netns });
     this.pods.delete(uid);
     this.logger.info('pod removed', { pod: `${st.info.namespace}/${st.info.name}` });
@@ -295,6 +344,7 @@ export class ClusterDaemon {
 
   private async refreshHealth(): Promise<void> {
     const ztunnels = await Promise.all(this.nodes.map(async (n) => fetchOk(`http://${ztunnelAdminHost(this.spec, n.index)}:15021/healthz/ready`)));
+    await this.refreshAgentPods();
     const procs = this.supervisor.status();
     const down = procs.filter((p) => p.state !== 'running').map((p) => p.name);
     const problems = [...this.pods.values()].flatMap((p) => p.problems);
@@ -307,6 +357,21 @@ export class ClusterDaemon {
       this.message = [...down, ...notReady].join(', ') || this.message;
       await this.writeStatus();
     }
+  }
+
+  /** What the node agents say about their pods (captured, `ambient.istio.io/redirection`). */
+  private async refreshAgentPods(): Promise<void> {
+    const next = new Map<string, { captured: boolean; annotations: Record<string, string> }>();
+    await Promise.all(this.nodes.map(async (n) => {
+      try {
+        const pods = await agentGet<Array<{ namespace: string; name: string; captured: boolean; annotations: Record<string, string> }>>(`${nodeDir(this.spec.stateDir, n.name)}/agent.sock`, '/pods', 2000);
+        for (const p of pods) next.set(`${p.namespace}/${p.name}`, { captured: p.captured, annotations: p.annotations });
+      } catch {
+        // an agent away: keep what it said last
+        for (const [k, v] of this.agentPods) if (!next.has(k)) next.set(k, v);
+      }
+    }));
+    this.agentPods = next;
   }
 
   private async setPhase(phase: Phase, message: string): Promise<void> {
@@ -325,7 +390,9 @@ export class ClusterDaemon {
       updatedAt: new Date().toISOString(),
       configVersion: this.version,
       pods: [...this.pods.values()].map((st) => ({
-        namespace: st.info.namespace, name: st.info.name, node: st.info.node, ip: st.info.ip, mode: st.info.waypointOf ? 'waypoint' : st.info.mode, captured: st.captured,
+        namespace: st.info.namespace, name: st.info.name, node: st.info.node, ip: st.info.ip, mode: st.info.waypointOf ? 'waypoint' : st.info.mode,
+        captured: st.info.mode === 'sidecar' ? st.captured : (this.agentPods.get(`${st.info.namespace}/${st.info.name}`)?.captured ?? false),
+        annotations: this.agentPods.get(`${st.info.namespace}/${st.info.name}`)?.annotations ?? {},
         processes: st.info.containers.map((c) => {
           const p = procs.get(processName(st.info, c.name));
           return { name: c.name, state: p?.state ?? (st.problems.length ? 'cannot-run' : 'pending'), restarts: p?.restarts ?? 0, pid: p?.pid };
@@ -368,16 +435,6 @@ async function fetchOk(url: string): Promise<boolean> {
     const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
     await r.text();
     return r.ok;
-  } catch {
-    return false;
-  }
-}
-
-async function ztunnelServes(host: string, uid: string): Promise<boolean> {
-  try {
-    const r = await fetch(`http://${host}:15000/config_dump`, { signal: AbortSignal.timeout(2000) });
-    const dump = (await r.json()) as { served?: { uid: string }[] };
-    return (dump.served ?? []).some((s) => s.uid === uid);
   } catch {
     return false;
   }

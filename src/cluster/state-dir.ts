@@ -6,7 +6,12 @@
 //   ca/                 the mesh CA (Istio cacerts files)
 //   root-cert.pem       the mesh root, for ztunnels
 //   node-tokens.json    per-node credentials (0600); tokens/<node>.token for each ztunnel
-//   logs/               control-plane.log, ztunnel-<node>.log, daemon.log, pods/<ns>_<pod>_<container>.log
+//   logs/               control-plane.log, ztunnel-<node>.log, node-agent-<node>.log, daemon.log,
+//                       pods/<ns>_<pod>_<container>.log
+//   nodes/<node>/       the node agent's sockets (cni.sock, ztunnel.sock, agent.sock) and pod
+//                       records (pods/), the node's CNI configuration (net.d/10-ambit.conflist)
+//   sandboxes/          one record per pod sandbox (container ID, netns) for CNI DEL
+//   cni/results/        the CNI runtime's cache of ADD results (as libcni keeps them)
 //   pids/               one PID file per supervised process; daemon.pid for the daemon
 import { existsSync } from 'node:fs';
 import { readFile, writeFile, rename } from 'node:fs/promises';
@@ -31,14 +36,14 @@ export interface ClusterSpec {
   trustDomain: string;
 }
 
-export type Phase = 'starting' | 'network' | 'control-plane' | 'ztunnels' | 'pods' | 'ready' | 'degraded' | 'stopping' | 'failed';
+export type Phase = 'starting' | 'network' | 'control-plane' | 'node-agents' | 'ztunnels' | 'pods' | 'ready' | 'degraded' | 'stopping' | 'failed';
 
 export interface ClusterStatusFile {
   phase: Phase;
   message: string;
   updatedAt: string;
   configVersion: number;
-  pods: { namespace: string; name: string; node: string; ip: string; mode: string; captured: boolean; processes: { name: string; state: string; restarts: number; pid?: number }[] }[];
+  pods: { namespace: string; name: string; node: string; ip: string; mode: string; captured: boolean; annotations?: Record<string, string>; processes: { name: string; state: string; restarts: number; pid?: number }[] }[];
   components: { name: string; state: string; restarts: number; pid?: number; ready?: boolean; log: string }[];
   error?: string;
 }

@@ -75,8 +75,10 @@ export function adminRoutes(deps: { store: ConfigStore; ads: AdsServer; logger: 
           workloads: [...model.workloads.values()].map((w) => ({
             uid: w.uid, namespace: w.namespace, name: w.name, node: w.node, ip: w.ip, mode: w.mode,
             identity: w.identity, serviceAccount: w.serviceAccount, waypoint: w.waypoint ?? null, waypointOf: w.waypointOf ?? null,
-            containers: w.containers, labels: w.labels, servicePorts: w.servicePorts,
+            containers: w.containers, labels: w.labels, annotations: w.annotations, servicePorts: w.servicePorts,
           })),
+          // For the node agents' enrolment decision (model/enrolment.ts reads namespace labels).
+          namespaces: [...model.namespaces.values()].map((n) => ({ name: n.name, labels: n.labels })),
           services: [...model.services.values()].map((s) => ({ namespace: s.namespace, name: s.name, hostname: s.hostname, vip: s.vip, ports: s.ports, endpoints: s.endpoints, waypoint: s.waypoint ?? null })),
           waypoints: [...model.waypoints.values()],
         },

@@ -76,6 +76,14 @@ export class NetnsHandle {
     return new NetnsHandle(isPath ? path : nameOrPath, path, fd, native);
   }
 
+  /**
+   * Adopts an open network namespace fd (one received over ZDS, a dup of one); the handle owns
+   * it from then on and closes it on close().
+   */
+  static fromFd(fd: number, name: string): NetnsHandle {
+    return new NetnsHandle(name, `/proc/self/fd/${fd}`, fd, loadNative());
+  }
+
   get closed(): boolean {
     return this.fdValue < 0;
   }

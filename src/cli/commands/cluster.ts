@@ -144,6 +144,10 @@ export const statusCommand: Command = {
   ...STATUS,
   help: `Usage: ambit status [-o table|json]
 
+Nodes' components (control plane, node agents, ztunnels) and pods: IP, node, data plane mode,
+whether traffic is captured, and REDIRECTION, the pod's ambient.istio.io/redirection
+annotation as its node agent records it ("enabled" while the agent captures it).
+
 ${STATE_HELP}
 `,
   async run(argv, io) {
@@ -159,8 +163,8 @@ ${STATE_HELP}
     const stale = Date.now() - Date.parse(s.updatedAt) > 10_000;
     io.out(`cluster ${spec.prefix}: ${s.phase}${stale ? ' (daemon not reporting: is it running?)' : ''} — ${s.message}; config version ${s.configVersion}\n\n`);
     io.out(table([['COMPONENT', 'STATE', 'RESTARTS', 'PID'], ...s.components.map((c) => [c.name, c.state, String(c.restarts), String(c.pid ?? '-')])]) + '\n');
-    io.out(table([['NAMESPACE', 'POD', 'NODE', 'IP', 'MODE', 'CAPTURED', 'CONTAINERS'],
-      ...s.pods.map((p) => [p.namespace, p.name, p.node, p.ip, p.mode, p.captured ? 'yes' : 'no',
+    io.out(table([['NAMESPACE', 'POD', 'NODE', 'IP', 'MODE', 'CAPTURED', 'REDIRECTION', 'CONTAINERS'],
+      ...s.pods.map((p) => [p.namespace, p.name, p.node, p.ip, p.mode, p.captured ? 'yes' : 'no', p.annotations?.['ambient.istio.io/redirection'] ?? '-',
         p.processes.map((x) => `${x.name}:${x.state}${x.restarts ? `(${x.restarts} restarts)` : ''}`).join(' ')])]));
     return s.phase === 'ready' ? 0 : 1;
   },
