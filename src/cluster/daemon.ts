@@ -34,6 +34,12 @@ import { syncServiceRules, type ServiceRule } from './service-proxy.js';
 import { statePaths, waypointAdminHost, writeJsonAtomic, ztunnelAdminHost, type ClusterSpec, type ClusterStatusFile, type Phase } from './state-dir.js';
 import { Supervisor, type ProcessSpec } from './supervisor.js';
 import { createTopology } from './topology.js';
+import { dirname } from 'node:path';
+import { AmbitError } from '../core/errors.js';
+import { systemClock } from '../core/clock.js';
+import type { ZdsConnectionStatus } from '../nodeagent/zds-server.js';
+import { CodeWatch } from './code-watch.js';
+import { DaemonApi, MAX_DRAIN_MS, type RestartOutcome } from './daemon-api.js';
 
 export interface MeshStatus {
   version: number;
@@ -55,7 +61,11 @@ interface PodState {
 const POLL_MS = 300;
 /** Pod sandboxes made at once (each runs the CNI chain: ptp, then ambit-cni). */
 const SANDBOX_PARALLEL = 8;
-/** A ztunnel drains this long after SIGTERM (graceful restarts; Istio's default grace is 30 s). */
+/**
+ * A replaced ztunnel drains this long by default (Istio's ztunnel gets the pod's 30 s grace);
+ * `ambit ztunnel restart --drain-timeout` chooses another. The supervisor enforces it (SIGKILL),
+ * so the ztunnel itself is started with the longest drain allowed.
+ */
 export const ZTUNNEL_DRAIN_MS = 30_000;
 
 export class ClusterDaemon {
@@ -74,6 +84,9 @@ export class ClusterDaemon {
   private sandboxes: PodSandboxes | undefined;
   /** Some pod's sandbox could not be made: reconcile again even if the version did not change. */
   private retry = false;
+  private readonly restarting = new Set<string>();
+  private api: DaemonApi | undefined;
+  private codeWatch: CodeWatch | undefined;
   /** What each node agent reports, by `ns/name`: captured and annotations. */
   private agentPods = new Map<string, { captured: boolean; annotations: Record<string, string> }>();
 
@@ -103,6 +116,10 @@ export class ClusterDaemon {
       await this.setPhase('pods', 'creating pods');
       await this.reconcile(first);
       await this.waitHealthy(60_000);
+      this.api = new DaemonApi({ path: `${this.spec.stateDir}/daemon.sock`, restartZtunnel: (node, drainMs, wait) => this.restartZtunnel(node, drainMs, wait) });
+      await this.api.listen();
+      this.codeWatch = new CodeWatch({ root: dirname(dirname(this.spec.ambit.script)), clock: systemClock, onChange: () => this.upgradeZtunnels() });
+      this.codeWatch.start();
     } catch (e: unknown) {
       this.lastError = describeError(e).message;
       await this.setPhase('failed', this.lastError);
@@ -125,12 +142,57 @@ export class ClusterDaemon {
   /** Stops the pods' processes, deletes their sandboxes (CNI DEL) while the agents run, then the rest. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.codeWatch?.close();
+    this.api?.close();
     await this.setPhase('stopping', 'stopping processes');
     const podProcesses = this.supervisor.status().filter((p) => p.name.startsWith('pod.') || p.name.startsWith('sidecar.'));
     await Promise.all(podProcesses.map((p) => this.supervisor.stop(p.name, 2000)));
     const sandboxes = this.sandboxes;
     if (sandboxes) await mapLimit(sandboxes.records(), SANDBOX_PARALLEL, (r) => sandboxes.remove(r).catch(() => undefined));
     await this.supervisor.stopAll(3000);
+  }
+
+  // ---- ztunnel restarts without a dropped connection ----
+
+  /**
+   * Replaces a node's ztunnel: the new one starts beside the old, connects to the node agent
+   * and gets the pods with their listening sockets (the same sockets: nothing queued is lost);
+   * once the agent reports it synced (serving every pod), the old one is told to stop (it
+   * closes its copies of the listeners, drains its connections) and killed after drainMs.
+   */
+  async restartZtunnel(node: string, drainMs: number, wait: boolean): Promise<RestartOutcome> {
+    if (!this.nodes.some((n) => n.name === node)) {
+      throw new AmbitError('AMBIT_ERR_NOT_FOUND', `no node ${node}`, { hint: `nodes: ${this.nodes.map((n) => n.name).join(', ')}` });
+    }
+    if (this.restarting.has(node)) throw new AmbitError('AMBIT_ERR_USAGE', `a restart of ${node}'s ztunnel is already running`);
+    this.restarting.add(node);
+    try {
+      const r = await this.supervisor.replace(`ztunnel-${node}`, { ready: (pid) => this.ztunnelSynced(node, pid), readyTimeoutMs: 60_000, drainMs });
+      this.logger.info('ztunnel replaced; the old one drains', { node, oldPid: r.oldPid, newPid: r.newPid, drainMs });
+      if (wait) await r.oldExited;
+      return { node, oldPid: r.oldPid, newPid: r.newPid, drainMs, ...(wait ? { oldExited: true } : {}) };
+    } finally {
+      this.restarting.delete(node);
+    }
+  }
+
+  /** The node agent reports the ztunnel process `pid` connected and serving its snapshot. */
+  private async ztunnelSynced(node: string, pid: number): Promise<boolean> {
+    const conns = await agentGet<ZdsConnectionStatus[]>(`${nodeDir(this.spec.stateDir, node)}/agent.sock`, '/ztunnels', 2000);
+    return conns.some((c) => c.pid === pid && c.state === 'synced');
+  }
+
+  /** The ztunnel's code changed on disk: replace each node's ztunnel in turn. */
+  private async upgradeZtunnels(): Promise<void> {
+    this.logger.info('the ztunnel code changed; replacing the ztunnels one node at a time');
+    for (const n of this.nodes) {
+      if (this.stopping) return;
+      try {
+        await this.restartZtunnel(n.name, ZTUNNEL_DRAIN_MS, false);
+      } catch (e: unknown) {
+        this.logger.warn('ztunnel upgrade failed on a node; it keeps the old one', { node: n.name, error: describeError(e).message });
+      }
+    }
   }
 
   // ---- bring-up ----
@@ -172,7 +234,7 @@ export class ClusterDaemon {
     return this.ambitArgs('ztunnel', '--node', n.name, '--xds', this.spec.xdsAddress,
       '--token-file', this.paths.tokenFile(n.name), '--root-cert', this.paths.root, '--zds', `${nodeDir(this.spec.stateDir, n.name)}/ztunnel.sock`,
       '--admin', `${host}:15000`, '--metrics', `${host}:15020`, '--readiness', `${host}:15021`, '--admin-reuse-port',
-      '--drain-ms', String(ZTUNNEL_DRAIN_MS), '--trust-domain', this.spec.trustDomain);
+      '--drain-ms', String(MAX_DRAIN_MS), '--trust-domain', this.spec.trustDomain);
   }
 
   /**

@@ -126,7 +126,9 @@ export class Ztunnel {
       }
     }
     await Promise.all([...wanted.values()].filter((w) => !this.proxies.has(w.uid)).map((w) => this.addProxy(w)));
-    const identities = new Set([...this.proxies.values()].map((p) => p.identity));
+    // Identities of proxies being started count too: a reconcile that runs while another one
+    // waits for a certificate must not forget it under that one's feet.
+    const identities = new Set([...this.proxies.values()].map((p) => p.identity).concat([...wanted.values()].map((w) => identityOf(w))));
     for (const c of this.opts.certificates.list()) {
       const id = formatSpiffe(c.identity);
       if (!identities.has(id)) this.opts.certificates.forget(id);
