@@ -20,7 +20,7 @@ import { LabelIndex } from './label-index.js';
 import { MeshModel } from './mesh-model.js';
 import { dataplaneMode } from './enrolment.js';
 import {
-  DEFAULT_SETTINGS, type DataplaneMode, type ModelSettings, type NamespaceInfo, type NodeInfo, type ServiceInfo,
+  DEFAULT_SETTINGS, type ModelSettings, type NamespaceInfo, type NodeInfo, type ServiceInfo,
   type WaypointInfo, type WaypointRef, type WorkloadInfo,
 } from './types.js';
 import { byCodeUnits } from '../core/compare.js';
