@@ -109,8 +109,11 @@ export class ClusterDaemon {
       await this.setPhase('network', `creating ${this.nodes.length} nodes`);
       await createTopology({ prefix: this.spec.prefix, nodes: this.nodes });
       this.sandboxes = new PodSandboxes({ prefix: this.spec.prefix, stateDir: this.spec.stateDir, nodes: this.nodes });
-      await this.setPhase('node-agents', 'starting one node agent per node');
-      await Promise.all(this.nodes.map((n) => this.startNodeAgent(n)));
+      for (const n of this.nodes) ensureNodeConfList(this.spec.stateDir, n.name);
+      if (this.spec.nodeAgents !== false) {
+        await this.setPhase('node-agents', 'starting one node agent per node');
+        await Promise.all(this.nodes.map((n) => this.startNodeAgent(n)));
+      }
       await this.setPhase('ztunnels', 'starting one ztunnel per node');
       for (const n of this.nodes) await this.startZtunnel(n);
       await this.setPhase('pods', 'creating pods');

@@ -34,6 +34,8 @@ export interface ClusterSpec {
   ambit: { node: string; script: string };
   createdAt: string;
   trustDomain: string;
+  /** false: the daemon runs no node agents (a person runs `ambit node-agent`, as installing istio-cni later). */
+  nodeAgents?: boolean;
 }
 
 export type Phase = 'starting' | 'network' | 'control-plane' | 'node-agents' | 'ztunnels' | 'pods' | 'ready' | 'degraded' | 'stopping' | 'failed';

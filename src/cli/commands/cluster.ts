@@ -28,9 +28,12 @@ export const upCommand: Command = {
 
 Creates a cluster on this machine with no Kubernetes: every node and every pod is a Linux
 network namespace, nodes hang on a private bridge, pods run their containers' commands
-unmodified. A control plane and one ztunnel per node run as supervised processes; pods
-labelled istio.io/dataplane-mode=ambient (or in such a namespace) are captured
-transparently. Returns when the cluster is ready. Needs root.
+unmodified. Pods are made as a Kubernetes runtime makes them: a sandbox namespace, then the
+node's CNI chain (ptp with static IPAM from containernetworking-plugins, then ambit-cni).
+A control plane, one node agent and one ztunnel per node run as supervised processes; pods
+labelled istio.io/dataplane-mode=ambient (or in such a namespace) are captured by their
+node's agent, which hands them to the ztunnel over ZDS. Returns when the cluster is ready.
+Needs root.
 
 Options:
   --nodes N       number of nodes, named node-1..node-N (default 2)
@@ -39,6 +42,9 @@ Options:
   --prefix P      name prefix of the namespaces (default ambit)
   --xds ADDR, --admin ADDR   control plane addresses (default 127.0.0.1:15010, :15014)
   --ztunnel-admin-net NET    ztunnel admin endpoints on NET.<node index> (default 127.0.1)
+  --no-node-agent  run no node agents: pods get their network from the CNI chain without
+                   ambit-cni and nothing is captured until you run \`ambit node-agent\` for a
+                   node yourself (like installing istio-cni into a running cluster)
 ${STATE_HELP}
 `,
   async run(argv, io) {
@@ -46,7 +52,7 @@ ${STATE_HELP}
       nodes: { type: 'string', default: '2' }, file: { type: 'string', short: 'f', multiple: true }, demo: { type: 'boolean' },
       prefix: { type: 'string', default: DEFAULT_PREFIX }, 'trust-domain': { type: 'string', default: 'cluster.local' }, ...stateOption,
       xds: { type: 'string', default: '127.0.0.1:15010' }, admin: { type: 'string', default: '127.0.0.1:15014' },
-      'ztunnel-admin-net': { type: 'string', default: '127.0.1' },
+      'ztunnel-admin-net': { type: 'string', default: '127.0.1' }, 'no-node-agent': { type: 'boolean' },
     });
     const n = Number(values.nodes);
     if (!Number.isInteger(n) || n < 1 || n > 16) throw usageError(this, '--nodes must be 1..16');
@@ -61,7 +67,7 @@ ${STATE_HELP}
       prefix: values.prefix, nodes: Array.from({ length: n }, (_, i) => `node-${i + 1}`), stateDir, configPaths: files,
       xdsAddress: values.xds, adminAddress: values.admin, ztunnelAdminNet: values['ztunnel-admin-net'],
       ambit: { node: process.execPath, script: resolve(repoRoot(), 'bin', 'ambit.js') },
-      createdAt: new Date().toISOString(), trustDomain: values['trust-domain'],
+      createdAt: new Date().toISOString(), trustDomain: values['trust-domain'], nodeAgents: values['no-node-agent'] !== true,
     };
     await prepareState(spec);
     step('mesh CA and node credentials created');
