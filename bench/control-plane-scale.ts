@@ -18,6 +18,7 @@ import { issueNodeTokens, type NodeTokens } from '../src/controlplane/node-crede
 import { MeshCA } from '../src/identity/ca.js';
 import { MetricsRegistry } from '../src/telemetry/metrics.js';
 import { AdsClient } from '../src/xds/ads-client.js';
+import { controlPlaneIdentity, controlPlaneTls } from '../src/xds/control-plane-tls.js';
 import { addressResourceType, authorizationResourceType } from '../src/xds/codec.js';
 import { AUTHORIZATION_TYPE_URL } from '../src/xds/workload-api.js';
 
@@ -39,9 +40,10 @@ function policyYaml(a: number, namespaces: number, fromNs: string): string {
   return `apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: pol${a}, namespace: ns${a % namespaces}}\nspec:\n  selector: {matchLabels: {app: app${a}}}\n  rules: [{from: [{source: {principals: [cluster.local/ns/${fromNs}/sa/sa${a}]}}]}]`;
 }
 
-async function runClients(address: string, tokens: NodeTokens): Promise<void> {
+async function runClients(address: string, tokens: NodeTokens, rootPem: string): Promise<void> {
+  const tls = controlPlaneTls(rootPem, controlPlaneIdentity('cluster.local'));
   const clients = Object.entries(tokens).map(([node, token]) => {
-    const c = new AdsClient({ address, node: { id: node }, token, types: [addressResourceType, authorizationResourceType], logger: quiet(), backoff: { initialMs: 200, maxMs: 2000 } });
+    const c = new AdsClient({ address, node: { id: node }, token, tls, types: [addressResourceType, authorizationResourceType], logger: quiet(), backoff: { initialMs: 200, maxMs: 2000 } });
     c.start();
     return c;
   });
@@ -61,9 +63,11 @@ async function main(): Promise<void> {
   const [clients = 100, workloads = 10_000, services = 2_000, policies = 500, rounds = 5] = process.argv.slice(2).map(Number);
   const nodes = Array.from({ length: clients }, (_, i) => `node-${i + 1}`);
   const tokens = issueNodeTokens(nodes);
+  const ca = await MeshCA.create({});
   const cp = new ControlPlane({
-    logger: quiet(), metrics: new MetricsRegistry(), clock: systemClock, ca: await MeshCA.create({}), nodeTokens: tokens,
+    logger: quiet(), metrics: new MetricsRegistry(), clock: systemClock, ca, nodeTokens: tokens,
     build: { nodes }, configPaths: [], xdsAddress: '127.0.0.1:0', adminAddress: '127.0.0.1:0', debounceMs: 0,
+    adminToken: 'bench', identity: controlPlaneIdentity('cluster.local'),
   });
   const { xdsPort } = await cp.start();
   const rssIdle = process.memoryUsage().rss;
@@ -73,7 +77,7 @@ async function main(): Promise<void> {
   const applyMs = performance.now() - t;
   t = performance.now();
   const child = fork(fileURLToPath(import.meta.url), ['--clients', `127.0.0.1:${xdsPort}`], { serialization: 'advanced' });
-  child.send({ tokens });
+  child.send({ tokens, rootPem: ca.rootPem });
   await new Promise<void>((resolve) => child.on('message', (m: { kind: string }) => { if (m.kind === 'synced') resolve(); }));
   const syncMs = performance.now() - t;
   const rssLoaded = process.memoryUsage().rss;
@@ -113,7 +117,7 @@ async function main(): Promise<void> {
 
 if (process.argv[2] === '--clients') {
   const address = process.argv[3]!;
-  process.once('message', (m: { tokens: NodeTokens }) => void runClients(address, m.tokens));
+  process.once('message', (m: { tokens: NodeTokens; rootPem: string }) => void runClients(address, m.tokens, m.rootPem));
 } else {
   void main().catch((e: unknown) => { console.error(e); process.exit(1); });
 }

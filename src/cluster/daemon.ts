@@ -17,7 +17,10 @@
 //   closed); un-enrolment removes the rules first. Established connections survive both.
 // - Everything made is findable again without this process (names carry the prefix, PID
 //   files sit in the state directory), so `ambit down` works after a crash.
+import { writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { ensureAdminToken } from '../controlplane/admin-token.js';
+import { loadProxyKey, mintProxyToken } from '../controlplane/proxy-credentials.js';
 import type { Container } from '../config/resources.js';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -89,6 +92,8 @@ export class ClusterDaemon {
   private codeWatch: CodeWatch | undefined;
   /** What each node agent reports, by `ns/name`: captured and annotations. */
   private agentPods = new Map<string, { captured: boolean; annotations: Record<string, string> }>();
+  private proxyKey: Buffer = Buffer.alloc(0);
+  private adminToken = '';
 
   constructor(private readonly spec: ClusterSpec, private readonly logger: Logger) {
     this.paths = statePaths(spec.stateDir);
@@ -101,6 +106,8 @@ export class ClusterDaemon {
 
   async run(): Promise<void> {
     await mkdir(`${this.paths.logs}/pods`, { recursive: true });
+    this.proxyKey = await loadProxyKey(this.paths.proxyKey);
+    this.adminToken = await ensureAdminToken(this.paths.adminToken);
     try {
       await this.setPhase('control-plane', 'starting the control plane');
       await this.startControlPlane();
@@ -206,6 +213,7 @@ export class ClusterDaemon {
 
   private async startControlPlane(): Promise<void> {
     const { command, args } = this.ambitArgs('control-plane', '--ca', this.paths.ca, '--node-tokens', this.paths.tokens,
+      '--admin-token-file', this.paths.adminToken, '--proxy-key', this.paths.proxyKey,
       '--nodes', String(this.spec.nodes.length), '--xds', this.spec.xdsAddress, '--admin', this.spec.adminAddress,
       '--trust-domain', this.spec.trustDomain, ...this.spec.configPaths.flatMap((p) => ['-f', p]));
     await this.supervisor.spawn({ name: 'control-plane', command, args, logFile: this.paths.log('control-plane'), restart: 'always', backoff: { initialMs: 500, maxMs: 10_000 } });
@@ -219,7 +227,8 @@ export class ClusterDaemon {
   private async startNodeAgent(n: NodeInfo): Promise<void> {
     const dir = nodeDir(this.spec.stateDir, n.name);
     const conflist = ensureNodeConfList(this.spec.stateDir, n.name);
-    const { command, args } = this.ambitArgs('node-agent', '--node', n.name, '--dir', dir, '--control-plane', `http://${this.spec.adminAddress}`, '--cni-conf', conflist);
+    const { command, args } = this.ambitArgs('node-agent', '--node', n.name, '--dir', dir, '--control-plane', `http://${this.spec.adminAddress}`,
+      '--admin-token-file', this.paths.adminToken, '--cni-conf', conflist);
     await this.supervisor.spawn({ name: `node-agent-${n.name}`, command, args, logFile: this.paths.log(`node-agent-${n.name}`), restart: 'always', backoff: { initialMs: 200, maxMs: 5_000 } });
     await waitUntil(() => agentGet(`${dir}/agent.sock`, '/healthz').then(() => true, () => false), 30_000, `the node agent of ${n.name} did not start (see logs/node-agent-${n.name}.log)`);
   }
@@ -243,13 +252,13 @@ export class ClusterDaemon {
   /**
    * A waypoint replica runs `ambit waypoint` in the node's namespace (it reaches the control
    * plane there, like the ztunnel) with its listeners and upstream sockets made inside its
-   * pod's namespace; its node credential authenticates it. Admin/metrics on NET.<200+k>:15020.
+   * pod's namespace; its own credential (proxyToken) authenticates it. Admin/metrics on NET.<200+k>:15020.
    */
   private waypointSpec(w: MeshStatus['workloads'][number], netns: string, base: ProcessSpec): ProcessSpec {
     const k = this.adminIndex(w.uid);
     const { command, args } = this.ambitArgs('waypoint', '--gateway', `${w.waypointOf!.namespace}/${w.waypointOf!.name}`,
       '--netns', netns, '--pod-ip', w.ip, '--node', w.node, '--service-account', w.serviceAccount,
-      '--xds', this.spec.xdsAddress, '--token-file', this.paths.tokenFile(w.node), '--root-cert', this.paths.root,
+      '--xds', this.spec.xdsAddress, '--token-file', this.proxyToken(w), '--root-cert', this.paths.root,
       '--admin', `${waypointAdminHost(this.spec, k)}:15020`, '--trust-domain', this.spec.trustDomain);
     // Profiling hook, as for the ztunnels: AMBIT_WAYPOINT_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/p'.
     const nodeArgs = (process.env.AMBIT_WAYPOINT_NODE_ARGS ?? '').split(' ').filter(Boolean);
@@ -343,13 +352,20 @@ export class ClusterDaemon {
     const k = this.adminIndex(w.uid);
     const { command, args } = this.ambitArgs('sidecar', '--pod', `${w.namespace}/${w.name}`,
       '--netns', netns, '--pod-ip', w.ip, '--node', w.node, '--service-account', w.serviceAccount,
-      '--xds', this.spec.xdsAddress, '--token-file', this.paths.tokenFile(w.node), '--root-cert', this.paths.root,
+      '--xds', this.spec.xdsAddress, '--token-file', this.proxyToken(w), '--root-cert', this.paths.root,
       '--admin', `${waypointAdminHost(this.spec, k)}:15020`, '--trust-domain', this.spec.trustDomain, '--labels', JSON.stringify(w.labels));
     const nodeArgs = (process.env.AMBIT_SIDECAR_NODE_ARGS ?? '').split(' ').filter(Boolean);
     return {
       name: sidecarProcessName(w), command, args: [...nodeArgs, ...args], logFile: this.paths.podLog(w.namespace, w.name, 'istio-proxy'),
       restart: 'always', backoff: { initialMs: 200, maxMs: 5_000 },
     };
+  }
+
+  /** A credential for the proxy of one pod (waypoint replica, sidecar): it gets that pod's identity only. */
+  private proxyToken(w: { namespace: string; name: string }): string {
+    const file = this.paths.proxyTokenFile(w.namespace, w.name);
+    writeFileSync(file, mintProxyToken(this.proxyKey, w) + '\n', { mode: 0o600 });
+    return file;
   }
 
   private adminIndex(uid: string): number {
@@ -470,7 +486,8 @@ export class ClusterDaemon {
   }
 
   private async fetchStatus(): Promise<MeshStatus> {
-    const res = await fetch(`http://${this.spec.adminAddress}/api/status`, { signal: AbortSignal.timeout(10_000) });
+    const res = await fetch(`http://${this.spec.adminAddress}/api/status`, { signal: AbortSignal.timeout(10_000), headers: { authorization: `Bearer ${this.adminToken}` } });
+    if (!res.ok) throw new Error(`the control plane answered ${res.status} to /api/status`);
     return (await res.json()) as MeshStatus;
   }
 }

@@ -3,11 +3,13 @@
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { AmbitError } from '../core/errors.js';
 import { sleep } from '../core/clock.js';
 import { MeshCA } from '../identity/ca.js';
 import { issueNodeTokens, saveNodeTokens } from '../controlplane/node-credentials.js';
+import { newProxyKey, saveProxyKey } from '../controlplane/proxy-credentials.js';
+import { ensureAdminToken } from '../controlplane/admin-token.js';
 import { loadNative } from '../sys/native.js';
 import { runCommand } from '../sys/exec.js';
 import { removeDnsForPrefix } from './dns.js';
@@ -37,7 +39,8 @@ export async function prepareState(spec: ClusterSpec): Promise<void> {
   if (existsSync(p.spec)) {
     throw new AmbitError('AMBIT_ERR_CLUSTER', `a cluster already exists in ${spec.stateDir}`, { hint: 'see it with `ambit status`, or remove it with `ambit down`' });
   }
-  await mkdir(spec.stateDir, { recursive: true, mode: 0o755 });
+  await mkdir(spec.stateDir, { recursive: true, mode: 0o700 });
+  await chmod(spec.stateDir, 0o700);
   await mkdir(`${p.logs}/pods`, { recursive: true });
   await mkdir(p.pids, { recursive: true });
   await mkdir(`${spec.stateDir}/tokens`, { recursive: true, mode: 0o700 });
@@ -47,6 +50,8 @@ export async function prepareState(spec: ClusterSpec): Promise<void> {
   const tokens = issueNodeTokens(spec.nodes);
   await saveNodeTokens(p.tokens, tokens);
   for (const [node, token] of Object.entries(tokens)) await writeFile(p.tokenFile(node), token + '\n', { mode: 0o600 });
+  await saveProxyKey(p.proxyKey, newProxyKey());
+  await ensureAdminToken(p.adminToken);
   await writeJsonAtomic(p.spec, spec);
 }
 

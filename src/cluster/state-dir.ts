@@ -6,6 +6,9 @@
 //   ca/                 the mesh CA (Istio cacerts files)
 //   root-cert.pem       the mesh root, for ztunnels
 //   node-tokens.json    per-node credentials (0600); tokens/<node>.token for each ztunnel
+//   proxy-key           key of the per-proxy credentials (0600); tokens/<ns>_<pod>.token for each
+//                       waypoint replica and sidecar
+//   admin-token         the control plane's admin API token (0600); `ambit` reads it
 //   logs/               control-plane.log, ztunnel-<node>.log, node-agent-<node>.log, daemon.log,
 //                       pods/<ns>_<pod>_<container>.log
 //   nodes/<node>/       the node agent's sockets (cni.sock, ztunnel.sock, agent.sock) and pod
@@ -13,6 +16,8 @@
 //   sandboxes/          one record per pod sandbox (container ID, netns) for CNI DEL
 //   cni/results/        the CNI runtime's cache of ADD results (as libcni keeps them)
 //   pids/               one PID file per supervised process; daemon.pid for the daemon
+// The directory itself is 0700: pods (unprivileged, and without the state dir in their mount
+// namespace) never see any of it.
 import { existsSync } from 'node:fs';
 import { readFile, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -59,6 +64,9 @@ export function statePaths(dir: string) {
     root: join(dir, 'root-cert.pem'),
     tokens: join(dir, 'node-tokens.json'),
     tokenFile: (node: string) => join(dir, 'tokens', `${node}.token`),
+    proxyTokenFile: (ns: string, pod: string) => join(dir, 'tokens', `${ns}_${pod}.token`),
+    proxyKey: join(dir, 'proxy-key'),
+    adminToken: join(dir, 'admin-token'),
     logs: join(dir, 'logs'),
     log: (name: string) => join(dir, 'logs', `${name}.log`),
     podLog: (ns: string, pod: string, container: string) => join(dir, 'logs', 'pods', `${ns}_${pod}_${container}.log`),

@@ -398,6 +398,7 @@ const ISTIO_NETWORKING = ['networking.istio.io/v1', 'networking.istio.io/v1beta1
 
 export const KINDS: readonly KindInfo[] = [
   { kind: 'Namespace', apiVersions: ['v1'], namespaced: false, schema: top(any) },
+  { kind: 'ConfigMap', apiVersions: ['v1'], namespaced: true, schema: top(undefined, { data: map(str(), 'key: text'), binaryData: any, immutable: bool }) },
   { kind: 'ServiceAccount', apiVersions: ['v1'], namespaced: true, schema: top(undefined, { secrets: any, imagePullSecrets: any, automountServiceAccountToken: bool }) },
   { kind: 'Pod', apiVersions: ['v1'], namespaced: true, schema: top(podSpec, { status: podStatus }, ['spec']) },
   { kind: 'Deployment', apiVersions: ['apps/v1'], namespaced: true, schema: top(deploymentSpec, {}, ['spec']) },

@@ -28,6 +28,10 @@ interface Base<K extends string, S> {
 }
 
 export type NamespaceResource = Base<'Namespace', Record<string, never>>;
+/** A ConfigMap; Ambit reads only Istio's mesh config (`istio` in the root namespace, key `mesh`). */
+export interface ConfigMapResource extends Base<'ConfigMap', Record<string, never>> {
+  data?: Record<string, string>;
+}
 export type ServiceAccountResource = Base<'ServiceAccount', Record<string, never>>;
 
 export interface EnvVar {
@@ -411,6 +415,7 @@ export type VirtualServiceResource = Base<'VirtualService', VirtualServiceSpec>;
 
 export type Resource =
   | NamespaceResource
+  | ConfigMapResource
   | ServiceAccountResource
   | PodResource
   | DeploymentResource

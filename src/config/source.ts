@@ -13,6 +13,11 @@ export interface RawDocument {
   value: unknown;
   /** Line/column of the deepest existing node on `path` (the key's line when `atKey`). */
   locate(path: readonly PathSegment[], atKey?: boolean): { line: number; column: number };
+  /**
+   * The line on which the text of the string at `path` starts (the line after `|` or `>` for
+   * a block scalar), so that a line inside an embedded document can be mapped to the file.
+   */
+  contentLine?(path: readonly PathSegment[]): number | undefined;
 }
 
 export interface SourceText {
@@ -80,6 +85,7 @@ export function parseSource(src: SourceText): { documents: RawDocument[]; diagno
       line: lineCounter.linePos(start).line,
       value,
       locate: (path, atKey = false) => locate(doc, lineCounter, path, atKey),
+      contentLine: (path) => contentLine(doc, lineCounter, path),
     });
   }
   return { documents, diagnostics };
@@ -87,6 +93,13 @@ export function parseSource(src: SourceText): { documents: RawDocument[]; diagno
 
 function firstLine(s: string): string {
   return s.split('\n')[0] ?? s;
+}
+
+function contentLine(doc: Document, lc: LineCounter, path: readonly PathSegment[]): number | undefined {
+  const node = doc.getIn(path, true);
+  if (!isScalar(node) || !node.range) return undefined;
+  const line = lc.linePos(node.range[0]).line;
+  return node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED' ? line + 1 : line;
 }
 
 function locate(doc: Document, lc: LineCounter, path: readonly PathSegment[], atKey: boolean): { line: number; column: number } {

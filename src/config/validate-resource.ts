@@ -3,16 +3,20 @@
 import { isCanonicalCidr, parseCidr, parseIp } from '../core/ip.js';
 import type { PathSegment } from './diagnostics.js';
 import type {
-  AuthorizationPolicyResource, DeploymentResource, GatewayResource, HTTPRouteFilter, HTTPRouteResource,
+  AuthorizationPolicyResource, ConfigMapResource, DeploymentResource, GatewayResource, HTTPRouteFilter, HTTPRouteResource,
   PeerAuthenticationResource, PodResource, PodSpec, RequestAuthenticationResource, Resource, ServiceResource, TelemetryResource,
 } from './resources.js';
 import { checkVirtualService } from './validate-virtual-service.js';
+import { MESH_CONFIGMAP_KEY, MESH_CONFIGMAP_NAME, parseMeshConfig } from './mesh-config.js';
 import { LogFilterSyntaxError, parseLogFilter } from './log-filter.js';
 import { LABEL_DATAPLANE_MODE, LABEL_USE_WAYPOINT, LABEL_WAYPOINT_FOR, WAYPOINT_FOR_VALUES } from './labels.js';
 
 export interface Reporter {
-  error(path: PathSegment[], code: string, message: string): void;
-  warn(path: PathSegment[], code: string, message: string): void;
+  /** `line` overrides the line of `path` (a problem inside an embedded document). */
+  error(path: PathSegment[], code: string, message: string, line?: number): void;
+  warn(path: PathSegment[], code: string, message: string, line?: number): void;
+  /** The line where the string at `path` starts, when the source text is known. */
+  contentLine?(path: PathSegment[]): number | undefined;
 }
 
 export function checkResource(r: Resource, rep: Reporter): void {
@@ -28,9 +32,22 @@ export function checkResource(r: Resource, rep: Reporter): void {
     case 'HTTPRoute': checkHTTPRoute(r, rep); break;
     case 'VirtualService': checkVirtualService(r, rep); break;
     case 'Telemetry': checkTelemetry(r, rep); break;
+    case 'ConfigMap': checkConfigMap(r, rep); break;
     case 'Namespace':
     case 'ServiceAccount':
       break;
+  }
+}
+
+/** Istio's mesh config (`istio`, key `mesh`) is checked inside; other ConfigMaps are opaque. */
+function checkConfigMap(cm: ConfigMapResource, rep: Reporter): void {
+  const text = cm.data?.[MESH_CONFIGMAP_KEY];
+  if (cm.metadata.name !== MESH_CONFIGMAP_NAME || text === undefined) return;
+  const at: PathSegment[] = ['data', MESH_CONFIGMAP_KEY];
+  const start = rep.contentLine?.(at);
+  for (const i of parseMeshConfig(text).issues) {
+    const line = start === undefined ? undefined : start + i.line - 1;
+    (i.severity === 'error' ? rep.error : rep.warn).call(rep, [...at, ...i.path], i.code, i.message, line);
   }
 }
 

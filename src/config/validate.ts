@@ -49,8 +49,8 @@ function expandLists(doc: RawDocument, diagnostics: Diagnostic[]): { doc: RawDoc
 
 function validateOne(doc: RawDocument, value: unknown, prefix: PathSegment[], diagnostics: Diagnostic[]): Located | undefined {
   const at = (path: PathSegment[], atKey = false) => doc.locate([...prefix, ...path], atKey);
-  const push = (severity: 'error' | 'warning', code: string, path: PathSegment[], message: string, resource?: string, atKey = false) => {
-    const loc = at(path, atKey);
+  const push = (severity: 'error' | 'warning', code: string, path: PathSegment[], message: string, resource?: string, atKey = false, line?: number) => {
+    const loc = line === undefined ? at(path, atKey) : { line, column: undefined };
     diagnostics.push({ severity, code, file: doc.file, line: loc.line, column: loc.column, resource, path: formatPath(path) || undefined, message });
   };
   if (!isPlainObject(value)) {
@@ -89,8 +89,9 @@ function validateOne(doc: RawDocument, value: unknown, prefix: PathSegment[], di
   let semanticError = false;
   try {
     checkResource(resource, {
-      error: (path, code, message) => { semanticError = true; push('error', code, path, message, ref); },
-      warn: (path, code, message) => { if (!bad) push('warning', code, path, message, ref); },
+      error: (path, code, message, line) => { semanticError = true; push('error', code, path, message, ref, false, line); },
+      warn: (path, code, message, line) => { if (!bad) push('warning', code, path, message, ref, false, line); },
+      contentLine: (path) => doc.contentLine?.([...prefix, ...path]),
     });
   } catch (e: unknown) {
     // The semantic checks assume the shape is right; when it is not, what they found

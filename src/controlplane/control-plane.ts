@@ -24,6 +24,12 @@ import { adminRoutes } from './admin-api.js';
 import { authorizeCertificate } from './ca-authorizer.js';
 import { ConfigStore } from './config-store.js';
 import { nodeForToken, type NodeTokens } from './node-credentials.js';
+import { proxyForToken } from './proxy-credentials.js';
+import { ServingCertificate } from './serving-certificate.js';
+import { DEFAULT_WORKLOAD_TTL_SECONDS } from '../identity/ca.js';
+
+/** What the admin API serves without its token: what Prometheus and probes read. */
+const OPEN_ADMIN_PATHS: ReadonlySet<string> = new Set(['/metrics', '/stats/prometheus', '/ready', '/healthz/ready']);
 import { watchPaths } from './watch.js';
 import { waypointConfigObjects, XdsPusher } from './xds-push.js';
 
@@ -39,7 +45,16 @@ export interface ControlPlaneOptions {
   xdsAddress: string;
   adminAddress: string;
   debounceMs?: number;
+  /** Lifetime of issued certificates; a request for longer gets this (default 24 h). */
   certificateTtlSeconds?: number;
+  /** Key of the per-proxy credentials (waypoint replicas, sidecars); without it only node credentials exist. */
+  proxyKey?: Buffer;
+  /** Bearer token the admin API requires for everything but metrics and readiness. */
+  adminToken: string;
+  /** The control plane's identity in its serving certificate (proxies check it). */
+  identity: string;
+  /** Serve xDS and the CA over TLS with that certificate (default true); false only for tests of plaintext peers. */
+  tls?: boolean;
 }
 
 export class ControlPlane {
@@ -48,6 +63,7 @@ export class ControlPlane {
   private readonly pusher: XdsPusher;
   private readonly grpcServer = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024 });
   private readonly admin: AdminServer;
+  private readonly serving: ServingCertificate;
   private stopWatch: (() => void) | undefined;
   private pushTimer: NodeJS.Timeout | undefined;
   private pushedVersion = -1;
@@ -57,9 +73,17 @@ export class ControlPlane {
   constructor(private readonly opts: ControlPlaneOptions) {
     this.store = new ConfigStore({ ...opts.build, logger: opts.logger.child({ scope: 'config' }) });
     const authenticate: Authenticator = (ctx) => {
-      const node = nodeForToken(opts.nodeTokens, ctx.bearerToken ?? bearerTokenOf(ctx.metadata));
-      if (!node) return { ok: false, message: 'missing or unknown node credential (Authorization: Bearer <node token>)' };
-      return { ok: true, caller: { nodeId: node, identity: `node/${node}` } };
+      const token = ctx.bearerToken ?? bearerTokenOf(ctx.metadata);
+      const node = nodeForToken(opts.nodeTokens, token);
+      if (node) return { ok: true, caller: { nodeId: node, identity: `node/${node}` } };
+      const pod = opts.proxyKey ? proxyForToken(opts.proxyKey, token) : undefined;
+      if (pod) {
+        // A proxy acts for its pod only; the ADS node id it may claim is its pod's.
+        const w = this.store.current().model.workloadByName(pod.namespace, pod.name);
+        if (!w) return { ok: false, status: 'PERMISSION_DENIED', message: `the proxy credential of ${pod.namespace}/${pod.name} names no pod of this mesh` };
+        return { ok: true, caller: { nodeId: `${w.node}~${pod.name}.${pod.namespace}`, identity: `proxy/${pod.namespace}/${pod.name}`, pod } };
+      }
+      return { ok: false, message: 'missing or unknown credential (Authorization: Bearer <node or proxy token>)' };
     };
     this.ads = new AdsServer({ logger: opts.logger.child({ scope: 'xds' }), clock: opts.clock, authenticate });
     this.ads.register(this.grpcServer);
@@ -99,24 +123,31 @@ export class ControlPlane {
         const verdict = authorizeCertificate(this.store.current().model, req.caller, req.impersonatedIdentity);
         if (!verdict.ok) {
           this.m.refused.labels({ reason: verdict.status.toLowerCase() }).inc();
-          opts.logger.warn('certificate refused', { caller: req.caller.nodeId, peer: req.peer, requested: req.impersonatedIdentity, reason: verdict.reason });
+          opts.logger.warn('certificate refused', { caller: req.caller.nodeId, credential: req.caller.identity, peer: req.peer, requested: req.impersonatedIdentity, reason: verdict.reason });
           throw new GrpcStatusError(verdict.status, verdict.reason);
         }
         const id = parseSpiffe(verdict.identity);
         if (!id.ok) throw new GrpcStatusError('INVALID_ARGUMENT', id.error.message);
-        const signed = await opts.ca.sign({ csrPem: req.csrPem, identity: id.value, ttlSeconds: req.ttlSeconds ?? opts.certificateTtlSeconds });
+        // The operator's lifetime is a cap: a caller may ask for less, never for more.
+        const cap = opts.certificateTtlSeconds ?? DEFAULT_WORKLOAD_TTL_SECONDS;
+        const ttlSeconds = req.ttlSeconds && req.ttlSeconds > 0 ? Math.min(req.ttlSeconds, cap) : cap;
+        const signed = await opts.ca.sign({ csrPem: req.csrPem, identity: id.value, ttlSeconds });
         if (!signed.ok) {
           this.m.refused.labels({ reason: 'bad_csr' }).inc();
           opts.logger.warn('certificate refused', { caller: req.caller.nodeId, requested: verdict.identity, reason: signed.error.message });
           throw new GrpcStatusError('PERMISSION_DENIED', signed.error.message);
         }
         this.m.issued.labels({}).inc();
-        opts.logger.info('certificate issued', { caller: req.caller.nodeId, identity: verdict.identity, notAfter: signed.value.notAfter.toISOString() });
+        opts.logger.info('certificate issued', { caller: req.caller.nodeId, credential: req.caller.identity, identity: verdict.identity, notAfter: signed.value.notAfter.toISOString() });
         return signed.value.certChainPem;
       },
     });
+    this.serving = new ServingCertificate({
+      ca: opts.ca, identity: opts.identity, hosts: [splitHostPort(opts.xdsAddress)[0]], ttlSeconds: opts.certificateTtlSeconds ?? DEFAULT_WORKLOAD_TTL_SECONDS,
+      clock: opts.clock, logger: opts.logger,
+    });
     this.admin = new AdminServer({
-      logger: opts.logger, metrics: opts.metrics,
+      logger: opts.logger, metrics: opts.metrics, auth: { token: opts.adminToken, open: OPEN_ADMIN_PATHS },
       ready: () => (this.pushedVersion >= 0 ? { ready: true } : { ready: false, reason: 'config not loaded yet' }),
       routes: adminRoutes({ store: this.store, ads: this.ads, logger: opts.logger, onChange: (r) => this.recordChange(r.ok) }),
     });
@@ -136,10 +167,12 @@ export class ControlPlane {
       });
     }
     this.pushNow();
-    this.xdsPort = await bindServer(this.grpcServer, this.opts.xdsAddress, serverCredentials(undefined));
+    const secure = this.opts.tls ?? true;
+    if (secure) await this.serving.start();
+    this.xdsPort = await bindServer(this.grpcServer, this.opts.xdsAddress, secure ? this.serving.credentials() : serverCredentials(undefined));
     const [host, port] = splitHostPort(this.opts.adminAddress);
     const admin = await this.admin.listen(host, port);
-    this.opts.logger.info('control plane started', { xds: `${host}:${this.xdsPort}`, admin: `${host}:${admin.port}`, configVersion: this.store.current().version });
+    this.opts.logger.info('control plane started', { xds: `${host}:${this.xdsPort}`, xdsTls: secure ? this.opts.identity : false, admin: `${host}:${admin.port}`, configVersion: this.store.current().version });
     return { xdsPort: this.xdsPort, adminPort: admin.port };
   }
 
@@ -175,6 +208,7 @@ export class ControlPlane {
     clearTimeout(this.pushTimer);
     this.stopWatch?.();
     this.ads.close();
+    this.serving.close();
     await new Promise<void>((resolve) => this.grpcServer.tryShutdown(() => resolve()));
     await this.admin.close();
   }

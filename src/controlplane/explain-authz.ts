@@ -9,6 +9,7 @@
 // A sidecar-mode destination is enforced by its sidecar (enforcedBy 'sidecar'), which applies
 // the policies selecting the pod with HTTP attributes (L7 rules hold, nothing fails closed).
 import { AmbitError } from '../core/errors.js';
+import { isNormalMethod, normalizeRequestTarget, type PathNormalizationMode } from '../core/http-request-target.js';
 import type { MeshModel } from '../model/mesh-model.js';
 import type { WaypointRef, WorkloadInfo } from '../model/types.js';
 import {
@@ -49,11 +50,17 @@ export interface AuthzExplanation {
   source: { workload: string | null; ip: string; identity: string | null };
   destination: { kind: 'service' | 'pod'; name: string; port: number; workload: string; ip: string; targetPort: number };
   path: 'direct' | 'waypoint' | 'not-meshed';
+  /**
+   * The HTTP request as an L7 proxy (waypoint, sidecar) sees it: the path after the mesh's
+   * normalization, which is what its policies match and what the application receives.
+   */
+  request?: { method: string; path: string; normalizedPath: string | null; normalization: PathNormalizationMode; refused?: string };
   steps: AuthzStep[];
 }
 
-export function explainAuthz(model: MeshModel, api: WorkloadApi, q: AuthzQuery): AuthzExplanation {
+export function explainAuthz(model: MeshModel, api: WorkloadApi, query: AuthzQuery): AuthzExplanation {
   const { settings } = model;
+  const { q, request } = normalizeQuery(query, model.meshConfig.pathNormalization);
   // Source.
   let srcWorkload: WorkloadInfo | undefined;
   let srcIp: string;
@@ -89,6 +96,7 @@ export function explainAuthz(model: MeshModel, api: WorkloadApi, q: AuthzQuery):
     waypointRef = pod.waypoint;
   }
   const explanation = {
+    request,
     source: { workload: srcWorkload ? `${srcWorkload.namespace}/${srcWorkload.name}` : null, ip: srcIp, identity: srcIdentity },
     destination: { kind: svc ? 'service' as const : 'pod' as const, name: `${q.to.namespace}/${q.to.name}`, port: q.to.port, workload: `${dst.namespace}/${dst.name}`, ip: dst.ip, targetPort },
   };
@@ -102,6 +110,17 @@ export function explainAuthz(model: MeshModel, api: WorkloadApi, q: AuthzQuery):
   }
 
   const steps: AuthzStep[] = [];
+  const l7 = (waypointRef && !isWaypointReplica(srcWorkload, waypointRef)) || dst.mode === 'sidecar';
+  if (l7 && request?.refused) {
+    // The L7 proxy answers 400 before any policy or route sees the request.
+    const at = dst.mode === 'sidecar' && !waypointRef ? `sidecar of ${dst.namespace}/${dst.name} on ${dst.node}` : `waypoint ${waypointRef!.namespace}/${waypointRef!.name}`;
+    const reason = `400 Bad Request: ${request.refused}`;
+    return {
+      ...explanation, decision: 'DENY', enforcedBy: dst.mode === 'sidecar' && !waypointRef ? 'sidecar' : 'waypoint', policy: null, rule: null, reason, warnings,
+      path: waypointRef ? 'waypoint' : 'direct',
+      steps: [{ enforcedBy: dst.mode === 'sidecar' && !waypointRef ? 'sidecar' : 'waypoint', at, decision: 'DENY', policy: null, rule: null, reason, sourceIdentity: srcIdentity, policiesConsidered: [], dryRun: [] }],
+    };
+  }
   let ztunnelSource = { identity: srcIdentity, ip: srcIp };
   const wp = waypointRef && !isWaypointReplica(srcWorkload, waypointRef) ? model.waypoint(waypointRef.namespace, waypointRef.name) : undefined;
   if (wp) {
@@ -174,6 +193,17 @@ function dedupe(ps: CompiledPolicy[]): CompiledPolicy[] {
 
 function isWaypointReplica(w: WorkloadInfo | undefined, ref: WaypointRef): boolean {
   return !!w?.waypointOf && w.waypointOf.namespace === ref.namespace && w.waypointOf.name === ref.name;
+}
+
+/** The query with its path normalized as the L7 proxies do, and what was done to it. */
+function normalizeQuery(q: AuthzQuery, mode: PathNormalizationMode): { q: AuthzQuery; request: AuthzExplanation['request'] } {
+  if (!q.http) return { q, request: undefined };
+  const t = normalizeRequestTarget(q.http.path, mode);
+  const refused = !t.ok ? t.reason : !isNormalMethod(q.http.method) ? `method "${q.http.method}" is not an upper-case token` : undefined;
+  const normalizedPath = t.ok ? t.path + t.query : null;
+  const request = { method: q.http.method, path: q.http.path, normalizedPath, normalization: mode, ...(refused ? { refused } : {}) };
+  if (!t.ok) return { q, request };
+  return { q: { ...q, http: { ...q.http, path: t.path + t.query, host: t.authority ?? q.http.host } }, request };
 }
 
 function httpAttrs(h: NonNullable<AuthzQuery['http']>, host: string): HttpAttributes {

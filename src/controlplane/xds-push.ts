@@ -9,15 +9,17 @@ import {
 } from '../xds/workload-api.js';
 import { CONFIG_RESOURCE_TYPE_URL, configResource, configResourceName, type ConfigObject } from '../xds/config-resource.js';
 import type { ConfigSet } from '../config/config-set.js';
+import { MESH_CONFIGMAP_KEY, MESH_CONFIGMAP_NAME } from '../config/mesh-config.js';
 import type { WorkloadApi } from './translate.js';
 
 /** The kinds a waypoint compiles itself (sent as Ambit's ConfigResource type). */
-export const WAYPOINT_CONFIG_KINDS: ReadonlySet<string> = new Set(['HTTPRoute', 'VirtualService', 'AuthorizationPolicy', 'RequestAuthentication', 'Telemetry']);
+export const WAYPOINT_CONFIG_KINDS: ReadonlySet<string> = new Set(['HTTPRoute', 'VirtualService', 'AuthorizationPolicy', 'RequestAuthentication', 'Telemetry', 'ConfigMap']);
 
-/** The L7 config objects of a snapshot: what waypoints need beyond the workload API. */
+/** The L7 config objects of a snapshot: what waypoints need beyond the workload API (of ConfigMaps, only Istio's mesh config). */
 export function waypointConfigObjects(set: ConfigSet): ConfigObject[] {
   return set.all()
     .filter((l) => WAYPOINT_CONFIG_KINDS.has(l.resource.kind))
+    .filter((l) => l.resource.kind !== 'ConfigMap' || (l.resource.metadata.name === MESH_CONFIGMAP_NAME && l.resource.data?.[MESH_CONFIGMAP_KEY] !== undefined))
     .map((l) => l.resource as unknown as ConfigObject);
 }
 

@@ -65,6 +65,8 @@ export interface SignRequest {
   /** The identity the caller is authorized for (from its own credentials, never from the CSR). */
   identity: Identity;
   ttlSeconds?: number;
+  /** Extra server names for the leaf (the control plane's own certificate: its address). */
+  serverNames?: { dns?: readonly string[]; ips?: readonly string[] };
 }
 
 export interface SignedCertificate {
@@ -300,7 +302,11 @@ export class MeshCA {
             new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
             new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], false),
             // Critical because the subject is empty (RFC 5280 4.2.1.6), as in Istio's certificates.
-            new x509.SubjectAlternativeNameExtension([{ type: 'url', value: authorized }], true),
+            new x509.SubjectAlternativeNameExtension([
+              { type: 'url', value: authorized },
+              ...(request.serverNames?.dns ?? []).map((value) => ({ type: 'dns' as const, value })),
+              ...(request.serverNames?.ips ?? []).map((value) => ({ type: 'ip' as const, value })),
+            ], true),
             aki
               ? new x509.AuthorityKeyIdentifierExtension(aki.keyId, false)
               : await x509.AuthorityKeyIdentifierExtension.create(this.signingCert.publicKey, false, crypto),
@@ -321,9 +327,9 @@ export class MeshCA {
   }
 
   /** Makes a key and CSR for the identity and signs it here: a complete WorkloadCertificate (tests, local tools). */
-  async issueWorkloadCertificate(identity: Identity, ttlSeconds?: number): Promise<Result<WorkloadCertificate, AmbitError>> {
+  async issueWorkloadCertificate(identity: Identity, ttlSeconds?: number, serverNames?: SignRequest['serverNames']): Promise<Result<WorkloadCertificate, AmbitError>> {
     const { keyPem, csrPem } = await generateKeyAndCsr(identity);
-    const signed = await this.sign({ csrPem, identity, ttlSeconds });
+    const signed = await this.sign({ csrPem, identity, ttlSeconds, serverNames });
     if (!signed.ok) return signed;
     return workloadCertificateFromChain({ identity, keyPem, certChainPem: signed.value.certChainPem, rootPem: this.rootPem });
   }

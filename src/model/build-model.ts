@@ -7,6 +7,7 @@
 //   as it exists, so that a change elsewhere never renumbers the running cluster.
 // - A pod's IP comes from status.podIP when given, else from its node's pod CIDR
 //   (10.244.<node index>.0/24 by default; .1 is the node's own side of the pod links).
+import { MESH_CONFIGMAP_KEY, MESH_CONFIGMAP_NAME, meshConfigOf } from '../config/mesh-config.js';
 import { createHash } from 'node:crypto';
 import type { ConfigSet } from '../config/config-set.js';
 import type { Diagnostic } from '../config/diagnostics.js';
@@ -261,8 +262,16 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
     }
   }
 
+  for (const l of set.located('ConfigMap')) {
+    const cm = l.resource;
+    if (cm.metadata.name === MESH_CONFIGMAP_NAME && cm.data?.[MESH_CONFIGMAP_KEY] !== undefined && cm.metadata.namespace !== settings.rootNamespace) {
+      diagnostics.push({ severity: 'warning', code: 'ignored', file: l.source.file, line: l.source.line, resource: `ConfigMap ${cm.metadata.namespace}/${cm.metadata.name}`, path: 'metadata.namespace',
+        message: `the mesh config is read from the root namespace (${settings.rootNamespace}); this one is ignored` });
+    }
+  }
   const model = new MeshModel({
     workloads, services, waypoints, namespaces: [...namespaces.values()], nodes,
+    meshConfig: meshConfigOf(set.ofKind('ConfigMap'), settings.rootNamespace),
     policies: {
       authorization: set.located('AuthorizationPolicy'),
       peerAuthentication: set.located('PeerAuthentication'),

@@ -1,4 +1,5 @@
 // The indexed, immutable mesh model. Lookups by uid, IP, node, identity, VIP and hostname.
+import { DEFAULT_MESH_CONFIG, type MeshConfig } from '../config/mesh-config.js';
 import { LabelIndex } from './label-index.js';
 import type { MeshPolicies, ModelSettings, NamespaceInfo, NodeInfo, ServiceInfo, WaypointInfo, WorkloadInfo } from './types.js';
 
@@ -10,6 +11,8 @@ export class MeshModel {
   readonly nodes: readonly NodeInfo[];
   readonly policies: MeshPolicies;
   readonly settings: ModelSettings;
+  /** Istio's mesh config (ConfigMap `istio` in the root namespace), Ambit's defaults where unset. */
+  readonly meshConfig: MeshConfig;
 
   private readonly byIp = new Map<string, WorkloadInfo>();
   private readonly byNode = new Map<string, WorkloadInfo[]>();
@@ -27,6 +30,7 @@ export class MeshModel {
     nodes: NodeInfo[];
     policies: MeshPolicies;
     settings: ModelSettings;
+    meshConfig?: MeshConfig;
   }) {
     this.workloads = new Map(parts.workloads.map((w) => [w.uid, w]));
     this.services = new Map(parts.services.map((s) => [`${s.namespace}/${s.name}`, s]));
@@ -35,6 +39,7 @@ export class MeshModel {
     this.nodes = parts.nodes;
     this.policies = parts.policies;
     this.settings = parts.settings;
+    this.meshConfig = parts.meshConfig ?? DEFAULT_MESH_CONFIG;
     for (const w of parts.workloads) {
       this.byIp.set(w.ip, w);
       this.byName.set(`${w.namespace}/${w.name}`, w);

@@ -46,6 +46,8 @@ export interface NodeAgentOptions {
   dir: string;
   /** The control plane's admin API (pods and labels), e.g. http://127.0.0.1:15014. */
   controlPlaneUrl: string;
+  /** The admin API's bearer token. */
+  controlPlaneToken?: () => string;
   /** The node's CNI configuration list to put ambit-cni into (optional). */
   cniConfList?: string;
   clock: Clock;
@@ -107,7 +109,7 @@ export class NodeAgent {
     this.paths = agentPaths(opts.dir);
     this.records = new PodRecords(this.paths.records);
     this.source = new PodSource({
-      url: opts.controlPlaneUrl, node: opts.node, clock: opts.clock, logger: opts.logger, intervalMs: opts.podPollMs,
+      url: opts.controlPlaneUrl, token: opts.controlPlaneToken, node: opts.node, clock: opts.clock, logger: opts.logger, intervalMs: opts.podPollMs,
       onChange: (view) => this.reconcile(view),
     });
     this.zds = new ZdsServer({

@@ -36,6 +36,8 @@ export interface PodView {
 export interface PodSourceOptions {
   /** The control plane's admin URL, e.g. http://127.0.0.1:15014. */
   url: string;
+  /** Bearer token of the admin API (read when a request is made: it may be rotated). */
+  token?: () => string;
   node: string;
   clock: Clock;
   logger: Logger;
@@ -101,7 +103,8 @@ export class PodSource {
   private async fetchView(): Promise<PodView> {
     let body: StatusBody;
     try {
-      const res = await fetch(`${this.opts.url}/api/status`, { signal: AbortSignal.timeout(5000) });
+      const token = this.opts.token?.();
+      const res = await fetch(`${this.opts.url}/api/status`, { signal: AbortSignal.timeout(5000), headers: token ? { authorization: `Bearer ${token}` } : {} });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       body = (await res.json()) as StatusBody;
     } catch (e: unknown) {

@@ -2,7 +2,9 @@
 // text, log level and tracers at run time, readiness, and whatever JSON a component adds
 // (e.g. the ztunnel's /config_dump). Several listeners may share one router (Istio splits
 // admin 15000, metrics 15020 and readiness 15021 across ports).
+import { timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
+import { isIP } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { parseLevel, type Logger } from '../core/logger.js';
 import { PROMETHEUS_CONTENT_TYPE, type MetricsRegistry } from './metrics.js';
@@ -20,6 +22,11 @@ export interface AdminServerOptions {
   metrics?: MetricsRegistry;
   ready?: () => boolean | { ready: boolean; reason?: string };
   routes?: Record<string, AdminHandler>;
+  /**
+   * A bearer token every path but `open` requires (401 without it). Without `auth` every path
+   * is served to whoever can connect.
+   */
+  auth?: { token: string; open: ReadonlySet<string> };
 }
 
 export class AdminServer {
@@ -66,7 +73,9 @@ export class AdminServer {
     const route = this.routes[url.pathname];
     let r: AdminResponse;
     try {
-      r = route ? await route(req, url) : { status: 404, text: `no such endpoint; try ${Object.keys(this.routes).join(' ')}\n` };
+      const refusal = refuseRequest(req, url.pathname, this.opts.auth);
+      if (refusal) this.opts.logger.warn('admin request refused', { path: url.pathname, method: req.method, peer: req.socket.remoteAddress, reason: (refusal.text ?? '').trim() });
+      r = refusal ?? (route ? await route(req, url) : { status: 404, text: `no such endpoint; try ${Object.keys(this.routes).join(' ')}\n` });
     } catch (e: unknown) {
       r = { status: 500, text: `${e instanceof Error ? e.message : String(e)}\n` };
     }
@@ -74,7 +83,10 @@ export class AdminServer {
     // One request per connection: scrapes are seconds apart, and a kept-alive connection the
     // server times out just as a client reuses it fails that client's request ("other side
     // closed"), a race no operator should have to debug.
-    res.writeHead(r.status ?? 200, { 'content-type': r.contentType ?? (r.json !== undefined ? 'application/json' : 'text/plain; charset=utf-8'), connection: 'close' });
+    res.writeHead(r.status ?? 200, {
+      'content-type': r.contentType ?? (r.json !== undefined ? 'application/json' : 'text/plain; charset=utf-8'), connection: 'close',
+      ...(r.status === 401 ? { 'www-authenticate': 'Bearer realm="ambit"' } : {}),
+    });
     res.end(body);
   }
 
@@ -104,4 +116,29 @@ export class AdminServer {
     }
     return { json: { level: logger.level, ...logger.tracing() } };
   }
+}
+
+/**
+ * Requests an admin port must not serve (pure):
+ * - any request from a web page (an `Origin` header), so a browser cannot be made to POST to it;
+ * - a `Host` that is not an address or localhost (DNS rebinding: a page's own name resolving to
+ *   127.0.0.1);
+ * - with `auth`, a path outside `open` without the bearer token.
+ */
+export function refuseRequest(req: Pick<http.IncomingMessage, 'headers'>, path: string, auth: AdminServerOptions['auth']): AdminResponse | undefined {
+  if (req.headers.origin !== undefined) return { status: 403, text: 'requests from web pages (with an Origin header) are refused\n' };
+  const host = (req.headers.host ?? '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  if (host !== '' && host !== 'localhost' && isIP(host) === 0) return { status: 403, text: `host "${host.slice(0, 64)}" is not an address of this admin port\n` };
+  if (!auth || auth.open.has(path)) return undefined;
+  const given = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+  if (given === undefined || !sameSecret(given, auth.token)) {
+    return { status: 401, text: 'this endpoint needs the admin token (Authorization: Bearer <token>); `ambit` reads it from the state directory\n' };
+  }
+  return undefined;
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }

@@ -37,6 +37,7 @@ import { applyEdits, childTraceparent, first, HOP_BY_HOP, hostOnly, upstreamHead
 import { sendHttp1, sendHttp2, type UpstreamResponse } from './upstream-exchange.js';
 import { Http1Request, Http1Response } from './http1/server.js';
 import { shouldLog } from './access-log-config.js';
+import { isNormalMethod, normalizeRequestTarget } from '../core/http-request-target.js';
 
 export const MAX_REPLAY_BYTES = 1024 * 1024;
 
@@ -95,9 +96,13 @@ export class HttpProxy {
     const { d } = this;
     const h2 = req.httpVersionMajor === 2;
     const headers = req.headers as Record<string, string | string[] | undefined>;
-    const authority = String((h2 ? headers[':authority'] : headers.host) ?? `${ctx.target.ip}:${ctx.target.port}`);
-    const path = req.url ?? '/';
+    // A request keeps the config it started with, its access-log decision included.
+    const cfg = d.config();
     const method = req.method ?? 'GET';
+    // Normalized before anything reads it: what the policies see is what the application gets.
+    const target = normalizeRequestTarget(req.url ?? '/', cfg.mesh.pathNormalization);
+    const authority = (target.ok ? target.authority : undefined) ?? String((h2 ? headers[':authority'] : headers.host) ?? `${ctx.target.ip}:${ctx.target.port}`);
+    const path = target.ok ? target.path + target.query : (req.url ?? '/');
     const state = d.state();
     const traceparent = childTraceparent(first(headers.traceparent), this.ids);
     const record: RequestRecord = {
@@ -111,8 +116,6 @@ export class HttpProxy {
       requestId: first(headers['x-request-id']) ?? this.ids.hex(16),
       userAgent: first(headers['user-agent']),
     };
-    // A request keeps the config it started with, its access-log decision included.
-    const cfg = d.config();
     const bound = d.bind ? d.bind(cfg, ctx) : cfg.forRequest({ waypoint: d.waypoint, service: ctx.service ? { namespace: ctx.service.namespace, name: ctx.service.name } : undefined });
     let finished = false;
     const finish = (): void => {
@@ -123,6 +126,10 @@ export class HttpProxy {
     };
     res.once('close', finish);
     try {
+      if (!target.ok || !isNormalMethod(method)) {
+        record.reason = { kind: 'local', code: 'BAD_REQUEST', message: target.ok ? `method "${method.slice(0, 32)}" is not an upper-case token` : target.reason };
+        return this.local(res, record, 400, 'Bad Request');
+      }
       // 1. Authentication and authorization.
       const authn = authenticateRequest(bound.providers, { headers, path }, Math.floor(d.now() / 1000));
       if (authn.kind === 'rejected') {
@@ -162,7 +169,7 @@ export class HttpProxy {
         return this.local(res, record, decision.fault.abortStatus, 'fault filter abort');
       }
       // 4. Forward.
-      await this.forward(req, res, ctx, decision, record, authority, traceparent);
+      await this.forward(req, res, ctx, decision, record, authority, path, traceparent);
     } catch (e: unknown) {
       if (e instanceof RequestFailure) {
         record.responseFlags = e.flag;
@@ -178,14 +185,14 @@ export class HttpProxy {
     }
   }
 
-  private async forward(req: DownReq, res: DownRes, ctx: TunnelContext, decision: Extract<RouteDecision, { kind: 'forward' }>, record: RequestRecord, authority: string, traceparent: string): Promise<void> {
+  private async forward(req: DownReq, res: DownRes, ctx: TunnelContext, decision: Extract<RouteDecision, { kind: 'forward' }>, record: RequestRecord, authority: string, path: string, traceparent: string): Promise<void> {
     const { d } = this;
     const h2 = req.httpVersionMajor === 2;
     const state = d.state();
     const backend = ctx.service && !decision.backendMissing ? resolveBackend(state, decision.backend) : undefined;
     if (ctx.service && !backend) throw new RequestFailure(500, 'NR', 'BACKEND_NOT_FOUND', `backend ${decision.backend.name}.${decision.backend.namespace}:${decision.backend.port} does not exist`);
     if (backend) record.service = serviceInfo(backend.service);
-    const upstreamPath = decision.path ?? req.url ?? '/';
+    const upstreamPath = decision.path ?? path;
     const upstreamHost = decision.host ?? authority;
     const headers = upstreamHeaders(req.headers as Record<string, string | string[] | undefined>, decision.requestHeaders, traceparent, record.requestId!);
     // A protocol switch (WebSocket) asked for over HTTP/1.1 is asked of the upstream too.

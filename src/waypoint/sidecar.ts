@@ -35,6 +35,7 @@ import type { ConfigObject } from '../xds/config-resource.js';
 import type { Workload } from '../xds/workload-api.js';
 import { currentCertificate } from '../ztunnel/certificates.js';
 import { ConnectionManager } from '../ztunnel/connection-manager.js';
+import { SelfCallGuard } from '../ztunnel/self-call-guard.js';
 import { DataPath } from '../ztunnel/data-path.js';
 import { baggageOf, peerInfo } from '../ztunnel/peer-info.js';
 import type { Endpoint, PodNetwork } from '../ztunnel/pod-network.js';
@@ -90,6 +91,7 @@ export class Sidecar {
   /** Round robin over endpoints and waypoint replicas for L4 outbound routes (one counter per key). */
   private readonly pick = roundRobin();
   private readonly connections = new ConnectionManager();
+  private readonly selfCalls: SelfCallGuard;
   private hbone: HboneServer | undefined;
   private readonly servers: net.Server[] = [];
   private seq = 0;
@@ -97,6 +99,7 @@ export class Sidecar {
 
   constructor(private readonly opts: SidecarOptions) {
     this.config = this.compile(ZtunnelState.empty(), [], '0');
+    this.selfCalls = new SelfCallGuard(opts.logger, opts.metrics, opts.clock);
     const timeoutMs = opts.connectTimeoutMs ?? 5_000;
     this.pool = new HbonePool({
       logger: opts.logger, clock: opts.clock,
@@ -207,8 +210,8 @@ export class Sidecar {
     this.serveInbound(stream, { peerIdentity: req.peerIdentity, peerAddress: req.peerAddress, target: req.target, workload: self });
   }
 
-  /** The pod and the original destination of a captured connection; resets it when either is unknown. */
-  private captured(socket: net.Socket): { self: Workload; dst: Endpoint } | undefined {
+  /** The pod and the original destination of a captured connection; resets it when either is unknown, or when it is a self-call. */
+  private captured(socket: net.Socket, direction: 'inbound' | 'outbound'): { self: Workload; dst: Endpoint } | undefined {
     socket.on('error', () => {});
     const self = this.self();
     let dst: Endpoint | undefined;
@@ -221,11 +224,12 @@ export class Sidecar {
       socket.resetAndDestroy();
       return undefined;
     }
+    if (this.selfCalls.refuse(socket, direction, dst, self)) return undefined;
     return { self, dst };
   }
 
   private onPlaintext(socket: net.Socket): void {
-    const captured = this.captured(socket);
+    const captured = this.captured(socket, 'inbound');
     if (!captured) return;
     const { self, dst } = captured;
     const sourceIp = normalizeIp(socket.remoteAddress ?? '');
@@ -288,7 +292,7 @@ export class Sidecar {
   // ---- outbound ----
 
   private onOutbound(socket: net.Socket): void {
-    const captured = this.captured(socket);
+    const captured = this.captured(socket, 'outbound');
     if (!captured) return;
     const { self, dst } = captured;
     const target = dst;

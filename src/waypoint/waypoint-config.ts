@@ -9,7 +9,8 @@
 // - Policies are compiled once per config; selection per request is by target (the waypoint
 //   Gateway, the destination Service).
 import type { ConfigObject } from '../xds/config-resource.js';
-import type { AuthorizationPolicyResource, HTTPRouteResource, RequestAuthenticationResource, TelemetryResource, VirtualServiceResource } from '../config/resources.js';
+import { meshConfigOf, type MeshConfig } from '../config/mesh-config.js';
+import type { AuthorizationPolicyResource, ConfigMapResource, HTTPRouteResource, RequestAuthenticationResource, TelemetryResource, VirtualServiceResource } from '../config/resources.js';
 import { byPolicyKey, compilePolicy, type CompiledPolicy } from '../rbac/index.js';
 import type { ZtunnelState } from '../ztunnel/state.js';
 import { compileRoutes, type RouteService, type RouteTable } from './routing.js';
@@ -35,6 +36,8 @@ export interface RequestBinding {
 
 export interface WaypointConfig {
   readonly version: string;
+  /** Istio's mesh config (path normalization and the outbound policy). */
+  readonly mesh: MeshConfig;
   readonly routes: RouteTable;
   readonly policies: CompiledPolicy[];
   /** The binding of a request through the waypoint to `target` (one lookup per request). */
@@ -88,6 +91,7 @@ export function compileWaypointConfig(input: CompileWaypointInput): WaypointConf
   warnings.push(...accessLog.warnings);
   return {
     version: input.version,
+    mesh: meshConfigOf(of<ConfigMapResource>('ConfigMap'), input.rootNamespace),
     routes: routes.table,
     policies,
     // Selection scans every resource; the config is immutable, so it is done once per target

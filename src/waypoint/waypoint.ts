@@ -22,6 +22,7 @@ import type { PodNetwork } from '../ztunnel/pod-network.js';
 import { normalizeIp, ZtunnelState } from '../ztunnel/state.js';
 import { EndpointPicker } from './endpoint-picker.js';
 import { HttpProxy, type TunnelContext } from './http-proxy.js';
+import { waypointService } from '../ztunnel/route.js';
 import { sniffProtocol, type SniffResult } from './sniff.js';
 import { Upstreams } from './upstream.js';
 import { serveHttp } from './serve-http.js';
@@ -157,6 +158,15 @@ export class Waypoint {
     if (!service && !workload) {
       this.m.refused.labels({ reason: 'unknown_destination' }).inc();
       req.reject(503, `no service or workload has address ${req.target.ip}`);
+      return;
+    }
+    // Only what is bound to this waypoint: anything else would have the waypoint lend its
+    // identity to a client asking for a destination the client cannot reach itself.
+    const bound = (service ?? workload)!.waypoint;
+    const boundService = bound ? waypointService(this.state, bound) : undefined;
+    if (boundService?.namespace !== this.opts.waypoint.namespace || boundService.name !== this.opts.waypoint.name) {
+      this.m.refused.labels({ reason: 'not_bound' }).inc();
+      req.reject(400, `${service ? `service ${service.hostname}` : `workload ${workload!.namespace}/${workload!.name}`} does not use waypoint ${this.opts.waypoint.namespace}/${this.opts.waypoint.name}`);
       return;
     }
     const ctx: TunnelContext = { peerIdentity: req.peerIdentity, peerAddress: req.peerAddress, target: req.target, service, workload };

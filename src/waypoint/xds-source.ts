@@ -4,15 +4,16 @@
 // while the control plane is away the last good config keeps serving.
 import type { Logger } from '../core/logger.js';
 import type { ConfigObject } from '../xds/config-resource.js';
-import type { TokenSource } from '../xds/credentials.js';
+import type { ClientTlsOptions, TokenSource } from '../xds/credentials.js';
 import type { ZtunnelState } from '../ztunnel/state.js';
 import { XdsSource } from '../ztunnel/xds-source.js';
 
 export interface WaypointXdsOptions {
   address: string;
-  /** `<node>~<pod>.<namespace>`: a proxy of that node, authenticated with the node's credential. */
+  /** `<node>~<pod>.<namespace>`: the proxy of that pod, authenticated with its own credential. */
   nodeId: string;
   token?: TokenSource;
+  tls?: ClientTlsOptions;
   logger: Logger;
   /** Also subscribe to istio.security.Authorization (a sidecar needs PeerAuthentication's converted policies). */
   authorizations?: boolean;
@@ -24,7 +25,7 @@ export interface WaypointXdsOptions {
 export class WaypointXdsSource extends XdsSource {
   constructor(opts: WaypointXdsOptions) {
     super({
-      address: opts.address, node: opts.nodeId, token: opts.token, logger: opts.logger,
+      address: opts.address, node: opts.nodeId, token: opts.token, tls: opts.tls, logger: opts.logger,
       userAgent: opts.userAgent ?? 'ambit-waypoint', authorizations: opts.authorizations ?? false, configObjects: true,
       onState: (state, objects) => opts.onConfig(state, objects, state.version),
     });

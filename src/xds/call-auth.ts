@@ -43,6 +43,8 @@ export interface Caller {
   nodeId?: string;
   /** An authenticated identity (a SPIFFE ID, a service account), for logs and authorization. */
   identity?: string;
+  /** The caller is the proxy of this one pod (a waypoint replica, a sidecar): it acts for that pod only. */
+  pod?: { namespace: string; name: string };
   attributes?: Record<string, string>;
 }
 

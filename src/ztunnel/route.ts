@@ -12,10 +12,32 @@
 // 4. Anything else is outside the mesh: plain TCP passthrough.
 import { formatAuthority } from '../core/ip.js';
 import type { GatewayAddress, Service, Workload } from '../xds/workload-api.js';
-import { identityOf, type ZtunnelState } from './state.js';
+import { identityOf, normalizeIp, type ZtunnelState } from './state.js';
 
-export const CAPTURE_PORTS = new Set([15001, 15006, 15008]);
+/** Ports a proxy listens on inside a pod's network namespace (outbound, inbound, HBONE, DNS). */
+export const CAPTURE_PORTS = new Set([15001, 15006, 15008, 15053]);
 export const HBONE_PORT = 15008;
+
+/**
+ * Why a captured connection is the proxy calling itself, or undefined when it is not. It
+ * reached the capture listener without being redirected (its original destination is the
+ * listener itself: someone connected to the port directly), or, outbound, it aims at loopback
+ * or the pod's own address — traffic the capture rules never redirect, so only a direct
+ * connection can bring it here. Followed, such a connection would come straight back to the
+ * listener, again and again.
+ */
+export function selfCall(direction: 'inbound' | 'outbound', dst: Destination, listener: Destination, pod: { addresses: readonly string[] }): string | undefined {
+  if (dst.port === listener.port && normalizeIp(dst.ip) === normalizeIp(listener.ip)) return `a direct connection to the ${direction} capture port ${listener.port}`;
+  if (direction === 'inbound') return CAPTURE_PORTS.has(dst.port) ? `port ${dst.port} is a proxy port` : undefined;
+  if (isLoopback(dst.ip)) return `destination ${formatAuthority(dst.ip, dst.port)} is loopback`;
+  if (pod.addresses.includes(normalizeIp(dst.ip))) return `destination ${formatAuthority(dst.ip, dst.port)} is the pod itself`;
+  return undefined;
+}
+
+function isLoopback(ip: string): boolean {
+  const n = normalizeIp(ip);
+  return n.startsWith('127.') || n === '::1';
+}
 
 export interface Destination {
   ip: string;
@@ -95,7 +117,8 @@ function toWorkload(workload: Workload, targetPort: number, service: Service | u
   return { kind: 'passthrough', connectTo: { ip, port: targetPort }, workload, service, reason: 'destination does not speak HBONE' };
 }
 
-function waypointService(state: ZtunnelState, gw: GatewayAddress): Service | undefined {
+/** The Service of a waypoint, from a workload's or service's waypoint address. */
+export function waypointService(state: ZtunnelState, gw: GatewayAddress): Service | undefined {
   if (gw.address) return state.serviceByVip(gw.address.address);
   if (gw.hostname) return state.serviceByKey(`${gw.hostname.namespace}/${gw.hostname.hostname}`);
   return undefined;

@@ -17,6 +17,7 @@ import { TcpTelemetry } from '../telemetry/connection-record.js';
 import type { Workload } from '../xds/workload-api.js';
 import { currentCertificate, type CertificateSource } from './certificates.js';
 import { ConnectionManager } from './connection-manager.js';
+import { SelfCallGuard } from './self-call-guard.js';
 import { DataPath } from './data-path.js';
 import type { Endpoint, PodNetwork } from './pod-network.js';
 import { roundRobin } from './route.js';
@@ -71,6 +72,7 @@ export class Ztunnel {
   private readonly telemetry: TcpTelemetry;
   private readonly connections = new ConnectionManager();
   private readonly dataPath: DataPath;
+  private readonly selfCalls: SelfCallGuard;
   private readonly logger: Logger;
   private seq = 0;
   private closing = false;
@@ -100,6 +102,7 @@ export class Ztunnel {
       now: () => opts.clock.now(),
       upstreamConnectTimeoutMs: opts.upstreamConnectTimeoutMs ?? 10_000,
     });
+    this.selfCalls = new SelfCallGuard(opts.logger, opts.metrics, opts.clock);
     this.registerMetrics();
   }
 
@@ -358,6 +361,7 @@ export class Ztunnel {
       this.logger.warn('no original destination for a captured connection', { error: describeError(e).message });
     }
     if (!dst) { socket.resetAndDestroy(); return; }
+    if (this.selfCalls.refuse(socket, kind, dst, proxy.workload)) return;
     this.captured.add(socket);
     socket.once('close', () => this.captured.delete(socket));
     if (kind === 'outbound') this.dataPath.outbound(socket, proxy.workload, proxy.network, dst);

@@ -3,7 +3,11 @@
 // surviving the control plane's absence.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
+import { X509Certificate } from 'node:crypto';
+import { mintProxyToken, newProxyKey } from '../../src/controlplane/proxy-credentials.js';
 import { once } from 'node:events';
 import { startXdsMesh, type XdsMesh } from '../helpers/xds-mesh.js';
 import { yaml } from '../helpers/config.js';
@@ -58,7 +62,7 @@ after(async () => {
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await main(args, { out: (t) => { out += t; }, err: (t) => { err += t; }, env: { AMBIT_CONTROL_PLANE: mesh.adminUrl }, cwd: process.cwd() });
+  const code = await main(args, { out: (t) => { out += t; }, err: (t) => { err += t; }, env: { AMBIT_CONTROL_PLANE: mesh.adminUrl, AMBIT_ADMIN_TOKEN: mesh.adminToken }, cwd: process.cwd() });
   return { code, out, err };
 }
 
@@ -150,9 +154,9 @@ test('a valid apply that adds a DENY closes a live connection through the real z
 
 test('CA: a node may get certificates only for its own workloads; a wrong credential is refused', async () => {
   const { csrPem } = await generateKeyAndCsr(mustParseSpiffe('spiffe://cluster.local/ns/shop/sa/server'));
-  const asNode1 = new CaClient({ address: mesh.xdsAddress, token: mesh.tokens['node-1']! });
-  const asNode2 = new CaClient({ address: mesh.xdsAddress, token: mesh.tokens['node-2']! });
-  const stranger = new CaClient({ address: mesh.xdsAddress, token: 'not-a-node-token' });
+  const asNode1 = new CaClient({ address: mesh.xdsAddress, token: mesh.tokens['node-1']!, tls: mesh.tls });
+  const asNode2 = new CaClient({ address: mesh.xdsAddress, token: mesh.tokens['node-2']!, tls: mesh.tls });
+  const stranger = new CaClient({ address: mesh.xdsAddress, token: 'not-a-node-token', tls: mesh.tls });
   try {
     await assert.rejects(asNode1.createCertificate({ csrPem, ttlSeconds: 600, impersonatedIdentity: 'spiffe://cluster.local/ns/shop/sa/server' }),
       (e: Error & { details?: { grpcStatus?: string } }) => /PERMISSION_DENIED|node node-1 runs no workload/.test(`${e.message} ${JSON.stringify(e.details)}`));
@@ -191,3 +195,76 @@ async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+test('xDS and the CA speak TLS only: a plaintext client gets nothing; a client refuses a server that is not the control plane before sending its token', async () => {
+  const { csrPem } = await generateKeyAndCsr(mustParseSpiffe('spiffe://cluster.local/ns/shop/sa/server'));
+  const plaintext = new CaClient({ address: mesh.xdsAddress, token: mesh.tokens['node-2']!, timeoutMs: 2000 });
+  try {
+    await assert.rejects(plaintext.createCertificate({ csrPem, ttlSeconds: 600, impersonatedIdentity: 'spiffe://cluster.local/ns/shop/sa/server' }), /UNAVAILABLE|INTERNAL|connection/i);
+  } finally {
+    plaintext.close();
+  }
+  // An impostor with a perfectly valid workload certificate of the same mesh.
+  const impostorCert = await mesh.ca.issueWorkloadCertificate(mustParseSpiffe('spiffe://cluster.local/ns/shop/sa/server'));
+  if (!impostorCert.ok) throw impostorCert.error;
+  const seen: string[] = [];
+  const impostor = http2.createSecureServer({ key: impostorCert.value.keyPem, cert: impostorCert.value.certChainPem.join(''), allowHTTP1: false });
+  impostor.on('stream', (s, h) => { seen.push(String(h.authorization ?? '')); s.respond({ ':status': 200 }); s.end(); });
+  await new Promise<void>((r) => impostor.listen(0, '127.0.0.1', () => r()));
+  const fooled = new CaClient({ address: `127.0.0.1:${(impostor.address() as net.AddressInfo).port}`, token: mesh.tokens['node-2']!, tls: mesh.tls, timeoutMs: 2000 });
+  try {
+    await assert.rejects(fooled.createCertificate({ csrPem, ttlSeconds: 600, impersonatedIdentity: 'spiffe://cluster.local/ns/shop/sa/server' }), /not the control plane|UNAVAILABLE/);
+    assert.deepEqual(seen, [], 'the token never reached the impostor');
+  } finally {
+    fooled.close();
+    impostor.close();
+  }
+});
+
+test('a proxy credential gets only its own pod\'s identity; lifetimes are capped at --cert-ttl', async () => {
+  const key = newProxyKey();
+  await mesh.stopControlPlane();
+  mesh.controlPlaneOptions = { proxyKey: key, certificateTtlSeconds: 3600 };
+  await mesh.startControlPlane();
+  const asServerProxy = new CaClient({ address: mesh.xdsAddress, token: mintProxyToken(key, { namespace: 'shop', name: 'server' }), tls: mesh.tls });
+  const forged = new CaClient({ address: mesh.xdsAddress, token: mintProxyToken(newProxyKey(), { namespace: 'shop', name: 'server' }), tls: mesh.tls });
+  try {
+    const own = await generateKeyAndCsr(mustParseSpiffe('spiffe://cluster.local/ns/shop/sa/server'));
+    const chain = await asServerProxy.createCertificate({ csrPem: own.csrPem, ttlSeconds: 10 * 24 * 3600, impersonatedIdentity: 'spiffe://cluster.local/ns/shop/sa/server' });
+    const leaf = new X509Certificate(chain[0]!);
+    const lifetimeS = (Date.parse(leaf.validTo) - Date.parse(leaf.validFrom)) / 1000;
+    assert.ok(lifetimeS <= 3600 + 5 * 60 + 1, `asked for 10 days, got ${lifetimeS} s`);
+    const other = await generateKeyAndCsr(mustParseSpiffe('spiffe://cluster.local/ns/shop/sa/client'));
+    await assert.rejects(asServerProxy.createCertificate({ csrPem: other.csrPem, ttlSeconds: 600, impersonatedIdentity: 'spiffe://cluster.local/ns/shop/sa/client' }),
+      (e: Error & { details?: unknown }) => /may obtain only its own identity/.test(`${e.message} ${JSON.stringify(e.details)}`));
+    await assert.rejects(forged.createCertificate({ csrPem: own.csrPem, ttlSeconds: 600, impersonatedIdentity: 'spiffe://cluster.local/ns/shop/sa/server' }),
+      (e: Error & { details?: unknown }) => /UNAUTHENTICATED|credential/.test(`${e.message} ${JSON.stringify(e.details)}`));
+    assert.ok(mesh.cpLogs.some((l) => l.msg === 'certificate refused' && l.credential === 'proxy/shop/server' && l.requested === 'spiffe://cluster.local/ns/shop/sa/client'));
+  } finally {
+    asServerProxy.close();
+    forged.close();
+    await mesh.stopControlPlane();
+    mesh.controlPlaneOptions = {};
+    await mesh.startControlPlane();
+  }
+});
+
+test('the admin API wants its token for everything but metrics and readiness, and refuses web pages', async () => {
+  const get = (path: string, headers: Record<string, string> = {}) => fetch(`${mesh.adminUrl}${path}`, { headers }).then(async (r) => ({ status: r.status, text: await r.text() }));
+  assert.equal((await get('/api/status')).status, 401);
+  assert.equal((await get('/api/resources')).status, 401);
+  assert.equal((await get('/debug/syncz', { authorization: 'Bearer wrong-token-of-any-length' })).status, 401);
+  assert.equal((await get('/api/status', { authorization: `Bearer ${mesh.adminToken}` })).status, 200);
+  assert.equal((await get('/metrics')).status, 200);
+  assert.equal((await get('/ready')).status, 200);
+  // A page's POST (text/plain needs no preflight) carries an Origin: refused, even with the token.
+  const post = await fetch(`${mesh.adminUrl}/api/apply`, { method: 'POST', body: 'kind: Namespace', headers: { 'content-type': 'text/plain', origin: 'http://evil.example', authorization: `Bearer ${mesh.adminToken}` } });
+  assert.equal(post.status, 403);
+  // DNS rebinding: a page's own name pointing at 127.0.0.1.
+  const rebound = await new Promise<number>((resolve, reject) => {
+    http.get(`${mesh.adminUrl}/metrics`, { headers: { host: 'evil.example:15014' } }, (r) => { r.resume(); resolve(r.statusCode ?? 0); }).on('error', reject);
+  });
+  assert.equal(rebound, 403);
+  const cliNoToken = await main(['get', 'pods'], { out: () => {}, err: () => {}, env: { AMBIT_CONTROL_PLANE: mesh.adminUrl, AMBIT_STATE_DIR: '/nonexistent' }, cwd: process.cwd() });
+  assert.notEqual(cliNoToken, 0);
+});

@@ -72,7 +72,12 @@ before(async () => {
       workloadType: 'POD', workloadName: 'grpc', authorizationPolicies: [], status: 'HEALTHY', clusterId: 'Kubernetes',
       services: { 'shop/grpc.shop.svc.cluster.local': { ports: [{ servicePort: 80, targetPort: 9090 }] } },
     }],
-    services: [{ name: 'grpc', namespace: 'shop', hostname: 'grpc.shop.svc.cluster.local', addresses: [{ network: '', address: VIP }], ports: [{ servicePort: 80, targetPort: 9090, appProtocol: 'grpc' }], subjectAltNames: [] }],
+    // The service uses this waypoint (a waypoint refuses destinations that are not bound to it).
+    services: [
+      { name: 'grpc', namespace: 'shop', hostname: 'grpc.shop.svc.cluster.local', addresses: [{ network: '', address: VIP }], ports: [{ servicePort: 80, targetPort: 9090, appProtocol: 'grpc' }], subjectAltNames: [],
+        waypoint: { hostname: { namespace: 'shop', hostname: 'waypoint.shop.svc.cluster.local' }, hboneMtlsPort: 15008 } },
+      { name: 'waypoint', namespace: 'shop', hostname: 'waypoint.shop.svc.cluster.local', addresses: [{ network: '', address: '10.96.0.10' }], ports: [{ servicePort: 15008, targetPort: 15008 }], subjectAltNames: [] },
+    ],
     authorizations: [],
   }), [], '1');
   await wp.start();
@@ -131,4 +136,13 @@ test('a failing gRPC call: grpc-status 5 arrives in trailers and telemetry repor
   assert.match(text, /istio_requests_total\{[^}]*request_protocol="grpc"[^}]*grpc_response_status="5"/);
   assert.match(text, /istio_requests_total\{[^}]*request_protocol="grpc"[^}]*grpc_response_status="0"/);
   assert.equal(lines.filter((l) => l.level === 'error' && l.msg !== 'request complete').length, 0, JSON.stringify(lines));
+});
+
+test('a destination not bound to this waypoint is refused with 400 (no confused deputy), counted', async () => {
+  // The workload itself has no waypoint: a client must not get the waypoint to reach it with the waypoint's identity.
+  await assert.rejects(pool.connect({
+    sourceIdentity: id('client'), certificate: () => certs.get(id('client'))!, destination: { ip: WAYPOINT_IP, port: 15008 },
+    expectedIdentities: [id('waypoint')], authority: `${APP_IP}:9090`,
+  }), (e: unknown) => (e as { details?: { status?: number } }).details?.status === 400);
+  assert.match(metrics.render(), /ambit_waypoint_tunnels_refused_total\{reason="not_bound"\} 1/);
 });

@@ -1,12 +1,15 @@
 // A control plane and ztunnels in one process, talking real gRPC (xDS + CA) on loopback.
 // Workloads are loopback addresses (HostPodNetwork), as in loopback-mesh.ts.
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import { controlPlaneIdentity, controlPlaneTls } from '../../src/xds/control-plane-tls.js';
+import type { ClientTlsOptions } from '../../src/xds/credentials.js';
 import { memoryLogger, type LogFields } from '../../src/core/logger.js';
 import { systemClock } from '../../src/core/clock.js';
 import { MeshCA } from '../../src/identity/ca.js';
 import { formatSpiffe } from '../../src/identity/spiffe.js';
 import { MetricsRegistry } from '../../src/telemetry/metrics.js';
-import { ControlPlane } from '../../src/controlplane/control-plane.js';
+import { ControlPlane, type ControlPlaneOptions } from '../../src/controlplane/control-plane.js';
 import { issueNodeTokens, type NodeTokens } from '../../src/controlplane/node-credentials.js';
 import { CaClient } from '../../src/xds/ca-client.js';
 import { Ztunnel } from '../../src/ztunnel/ztunnel.js';
@@ -27,6 +30,12 @@ export interface XdsNode {
 export interface XdsMesh {
   ca: MeshCA;
   tokens: NodeTokens;
+  /** The admin API's bearer token. */
+  adminToken: string;
+  /** TLS to the control plane as the proxies use it (mesh root + the control plane's identity). */
+  tls: ClientTlsOptions;
+  /** Extra options for the next startControlPlane(). */
+  controlPlaneOptions: Partial<ControlPlaneOptions>;
   cp: ControlPlane | undefined;
   cpLogs: LogFields[];
   xdsAddress: string;
@@ -46,12 +55,15 @@ export async function startXdsMesh(initialYaml: string, nodeNames = ['node-1', '
   const cpLog = memoryLogger({ component: 'control-plane' });
   let xdsPort = 0;
   let adminPort = 0;
+  const adminToken = randomBytes(16).toString('hex');
+  const tls = controlPlaneTls(ca.rootPem, controlPlaneIdentity('cluster.local'));
   const mesh: XdsMesh = {
-    ca, tokens, cp: undefined, cpLogs: cpLog.lines, xdsAddress: '', adminUrl: '', nodes: {},
+    ca, tokens, adminToken, tls, controlPlaneOptions: {}, cp: undefined, cpLogs: cpLog.lines, xdsAddress: '', adminUrl: '', nodes: {},
     async startControlPlane() {
       const cp = new ControlPlane({
         logger: cpLog.logger, metrics: new MetricsRegistry(), clock: systemClock, ca, nodeTokens: tokens,
         build: { nodes: nodeNames }, configPaths: [], xdsAddress: `127.0.0.1:${xdsPort}`, adminAddress: `127.0.0.1:${adminPort}`, debounceMs: 10,
+        adminToken, identity: controlPlaneIdentity('cluster.local'), ...mesh.controlPlaneOptions,
       });
       const ports = await cp.start();
       xdsPort = ports.xdsPort;
@@ -71,7 +83,7 @@ export async function startXdsMesh(initialYaml: string, nodeNames = ['node-1', '
     async startNode(name) {
       const { logger, lines } = memoryLogger({ component: `ztunnel-${name}` });
       const metrics = new MetricsRegistry();
-      const caClient = new CaClient({ address: mesh.xdsAddress, token: tokens[name]!, timeoutMs: 2000 });
+      const caClient = new CaClient({ address: mesh.xdsAddress, token: tokens[name]!, tls, timeoutMs: 2000 });
       const ztunnel = new Ztunnel({
         node: name, trustDomain: 'cluster.local', logger, metrics, clock: systemClock,
         certificates: managedCertificates({
@@ -80,7 +92,7 @@ export async function startXdsMesh(initialYaml: string, nodeNames = ['node-1', '
         }),
         network: () => new HostPodNetwork(), capture: false, bindAddress: (w) => w.addresses[0]!, upstreamConnectTimeoutMs: 3000,
       });
-      const xds = new XdsSource({ address: mesh.xdsAddress, node: name, token: tokens[name]!, logger, onState: (s) => void ztunnel.setState(s) });
+      const xds = new XdsSource({ address: mesh.xdsAddress, node: name, token: tokens[name]!, tls, logger, onState: (s) => void ztunnel.setState(s) });
       xds.start();
       const node: XdsNode = {
         name, ztunnel, xds, ca: caClient, logs: lines, metrics,

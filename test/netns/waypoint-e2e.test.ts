@@ -71,6 +71,8 @@ const mesh = [
   service('echo-v1', '{app: echo, version: v1}'),
   service('echo-v2', '{app: echo, version: v2}'),
   service('secure', '{app: echo}'),
+  service('guarded', '{app: echo}'),
+  service('allowlist', '{app: echo}'),
   service('tokens', '{app: echo}'),
   service('faulty', '{app: echo}'),
   yaml`
@@ -107,6 +109,22 @@ const mesh = [
       targetRefs: [{kind: Service, group: "", name: secure}]
       action: ALLOW
       rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/client]}}], to: [{operation: {methods: [GET]}}]}]
+    ---
+    apiVersion: security.istio.io/v1
+    kind: AuthorizationPolicy
+    metadata: {name: guarded-no-admin, namespace: shop}
+    spec:
+      targetRefs: [{kind: Service, group: "", name: guarded}]
+      action: DENY
+      rules: [{to: [{operation: {paths: ["/admin*"]}}]}]
+    ---
+    apiVersion: security.istio.io/v1
+    kind: AuthorizationPolicy
+    metadata: {name: allowlist-public, namespace: shop}
+    spec:
+      targetRefs: [{kind: Service, group: "", name: allowlist}]
+      action: ALLOW
+      rules: [{to: [{operation: {paths: ["/public/*"]}}]}]
     ---
     apiVersion: security.istio.io/v1
     kind: RequestAuthentication
@@ -271,6 +289,50 @@ test('L7 policy: GET allowed, DELETE denied with 403 RBAC, another identity deni
   const del = curl('shop/client', 'http://secure/', ['-X', 'DELETE', '-w', ' %{http_code}']);
   assert.equal(del.stdout.trim(), 'RBAC: access denied 403');
   assert.equal(code('shop/other', 'http://secure/'), '403');
+});
+
+// Each spelling reaches the application as its normalized path (MERGE_SLASHES, Ambit's
+// default), and that is what the policy matched: none gets past a DENY on /admin*, none
+// escapes an ALLOW on /public/*.
+const SPELLINGS: [string, string[], string | null][] = [
+  ['/admin', [], '/admin'],
+  ['/./admin', [], '/admin'],
+  ['//admin', [], '/admin'],
+  ['/%61dmin', [], '/admin'],
+  ['/x/../admin', [], '/admin'],
+  ['/x/%2e%2e/admin', [], '/admin'],
+  ['/x\\..\\admin', [], '/admin'],
+  ['/', ['--request-target', 'http://HOST/admin'], '/admin'],
+  ['/admin%00', [], null],
+  ['/%%36%31dmin', [], null],
+];
+
+function seen(pod: string, host: string, path: string, extra: string[]): { code: string; path?: string } {
+  const r = curl(pod, `http://${host}${path}`, ['--path-as-is', '-w', '\n%{http_code}', ...extra.map((a) => a.replace('HOST', host))]);
+  const lines = r.stdout.trim().split('\n');
+  const code = lines.pop()!;
+  let got: string | undefined;
+  try { got = (JSON.parse(lines.join('\n')) as { path: string }).path; } catch { /* not the echo app's answer */ }
+  return { code, path: got };
+}
+
+test('path spellings against a DENY on /admin*: each is denied (403) or refused (400); the application never sees /admin', () => {
+  for (const [path, extra, normal] of SPELLINGS) {
+    const r = seen('shop/client', 'guarded', path, extra);
+    assert.equal(r.code, normal === null ? '400' : '403', `${path} ${extra.join(' ')}: ${JSON.stringify(r)}`);
+  }
+  assert.deepEqual(seen('shop/client', 'guarded', '/public//a/./b/../c', []), { code: '200', path: '/public/a/c' });
+});
+
+test('path spellings against an ALLOW on /public/*: climbing out is denied, spellings of /public/... reach the application normalized', () => {
+  for (const [path, extra, normal] of SPELLINGS) {
+    const r = seen('shop/client', 'allowlist', path, extra);
+    assert.equal(r.code, normal === null ? '400' : '403', `${path}: ${JSON.stringify(r)}`);
+  }
+  for (const p of ['/public/../admin', '/public/%2e%2e/admin', '/public%2f..%2fadmin/x']) assert.equal(seen('shop/client', 'allowlist', p, []).code, '403', p);
+  assert.deepEqual(seen('shop/client', 'allowlist', '/public/./%61/b?x=/../y', []), { code: '200', path: '/public/a/b?x=/../y' });
+  assert.deepEqual(seen('shop/client', 'allowlist', '//public//x', []), { code: '200', path: '/public/x' });
+  assert.equal(seen('shop/client', 'allowlist', '/public/x', ['-X', 'get']).code, '400');
 });
 
 test('JWT: the right claim is allowed, a wrong one denied, none 401, a bad signature 401', () => {

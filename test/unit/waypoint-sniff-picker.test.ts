@@ -11,7 +11,8 @@ test('sniff: HTTP/2 preface, HTTP/1 request lines, partial input, TCP', () => {
   assert.equal(sniffProtocol(Buffer.from('DELETE /a?b=c HTTP/1.0\n')), 'http1');
   assert.equal(sniffProtocol(Buffer.from('GET /a')), 'need-more');
   assert.equal(sniffProtocol(Buffer.from('POST /x HTTP/1.')), 'need-more');
-  assert.equal(sniffProtocol(Buffer.from('get / HTTP/1.1\r\n')), 'tcp');
+  // Any-case methods are HTTP/1.1 (the codec answers 400 to a lower-case one; it never slips through as TCP).
+  assert.equal(sniffProtocol(Buffer.from('get / HTTP/1.1\r\n')), 'http1');
   assert.equal(sniffProtocol(Buffer.from('SSH-2.0-OpenSSH_9.2\r\n')), 'tcp');
   assert.equal(sniffProtocol(Buffer.from([0x16, 0x03, 0x01, 0x00])), 'tcp');
   assert.equal(sniffProtocol(Buffer.from('GET / HTTP/2.0\r\n')), 'tcp');

@@ -92,6 +92,11 @@ export function formatExplanation(r: AuthzExplanation): string {
   lines.push(`source:      ${r.source.workload ?? '(outside the mesh)'} ${r.source.ip}  ${r.source.identity ? `identity ${r.source.identity}` : 'plaintext, no identity'}`);
   lines.push(`destination: ${r.destination.kind} ${r.destination.name}:${r.destination.port} -> ${r.destination.workload} ${r.destination.ip}:${r.destination.targetPort}`);
   lines.push(`path:        ${r.path}`);
+  if (r.request) {
+    const seen = r.request.refused ? `refused (400: ${r.request.refused})` : r.request.normalizedPath === null ? 'refused (400)' : r.request.normalizedPath === r.request.path ? 'unchanged' : `-> ${r.request.normalizedPath}`;
+    const note = r.request.normalization === 'MERGE_SLASHES' ? "; Istio's default is BASE, which leaves //admin open" : '';
+    lines.push(`request:     ${r.request.method} ${r.request.path} ${seen} (path normalization ${r.request.normalization}${note})`);
+  }
   if (r.steps.length) {
     lines.push('steps:');
     r.steps.forEach((s, i) => {

@@ -2,7 +2,10 @@ import { systemClock } from '../../core/clock.js';
 import { Logger } from '../../core/logger.js';
 import { MeshCA } from '../../identity/ca.js';
 import { ControlPlane } from '../../controlplane/control-plane.js';
+import { ensureAdminToken } from '../../controlplane/admin-token.js';
 import { loadNodeTokens } from '../../controlplane/node-credentials.js';
+import { loadProxyKey } from '../../controlplane/proxy-credentials.js';
+import { controlPlaneIdentity } from '../../xds/control-plane-tls.js';
 import { MetricsRegistry } from '../../telemetry/metrics.js';
 import { list, parseCommandArgs, usageError, type Command } from '../command.js';
 import { buildOptionsFrom } from './shared-options.js';
@@ -26,7 +29,16 @@ Options:
   --xds ADDR            gRPC address for xDS and the CA (default 127.0.0.1:15010)
   --admin ADDR          admin and monitoring API (default 127.0.0.1:15014):
                         /ready /metrics /debug/syncz /api/apply /api/delete /api/label /api/resources /api/status
-  --cert-ttl SECONDS    workload certificate lifetime (default 86400)
+  --cert-ttl SECONDS    workload certificate lifetime, and the most any caller gets (default 86400)
+  --admin-token-file F  the bearer token of the admin API (made, mode 0600, when missing); every
+                        path but /metrics, /stats/prometheus and /ready needs it
+  --proxy-key FILE      key of the per-proxy credentials of waypoint replicas and sidecars
+                        (made by \`ambit up\`); each such proxy may obtain only its own pod's identity
+  --identity SPIFFE     the control plane's identity in its TLS certificate
+                        (default spiffe://<trust domain>/ns/istio-system/sa/ambit-control-plane)
+
+xDS and the CA are served over TLS with a certificate the mesh CA issues to the control plane
+(renewed at half life); proxies check its identity before they send their credential.
 `,
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, {
@@ -38,7 +50,11 @@ Options:
       admin: { type: 'string', default: '127.0.0.1:15014' },
       'cert-ttl': { type: 'string' },
       'trust-domain': { type: 'string', default: 'cluster.local' },
+      'admin-token-file': { type: 'string' },
+      'proxy-key': { type: 'string' },
+      identity: { type: 'string' },
     });
+    if (!values['admin-token-file']) throw usageError(this, '--admin-token-file FILE is required (it is made, mode 0600, when missing)');
     if (!values.ca) throw usageError(this, '--ca DIR is required');
     if (!values['node-tokens']) throw usageError(this, '--node-tokens FILE is required');
     const logger = new Logger({ component: 'control-plane' });
@@ -53,6 +69,9 @@ Options:
       xdsAddress: values.xds,
       adminAddress: values.admin,
       certificateTtlSeconds: values['cert-ttl'] ? Number(values['cert-ttl']) : undefined,
+      adminToken: await ensureAdminToken(values['admin-token-file']),
+      proxyKey: values['proxy-key'] ? await loadProxyKey(values['proxy-key']) : undefined,
+      identity: values.identity ?? controlPlaneIdentity(values['trust-domain']),
     });
     const ports = await cp.start();
     io.err(`control plane: xDS and CA on ${values.xds.replace(/:\d+$/, `:${ports.xdsPort}`)}, admin http://${values.admin.replace(/:\d+$/, `:${ports.adminPort}`)}/debug/syncz\n`);

@@ -1,5 +1,6 @@
 // `ambit node-agent`: the per-node agent that captures enrolled pods and hands them to the
 // node's ztunnel (src/nodeagent/node-agent.ts).
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { systemClock } from '../../core/clock.js';
 import { Logger } from '../../core/logger.js';
@@ -23,6 +24,7 @@ Options:
   --dir DIR              its sockets and records: DIR/cni.sock (ambit-cni), DIR/ztunnel.sock
                          (ZDS, SOCK_SEQPACKET), DIR/agent.sock (GET /pods, /ztunnels), DIR/pods/
   --control-plane URL    the control plane's admin API, e.g. http://127.0.0.1:15014
+  --admin-token-file F   the admin API's bearer token (\`ambit up\` keeps it in its state dir)
   --cni-conf FILE        the node's CNI network configuration list; ambit-cni is appended to its
                          chain (idempotent) and stays when the agent stops, so no pod starts
                          uncaptured while it is away
@@ -34,11 +36,14 @@ Example:
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, {
       node: { type: 'string' }, dir: { type: 'string' }, 'control-plane': { type: 'string' }, 'cni-conf': { type: 'string' },
+      'admin-token-file': { type: 'string' },
     });
     if (!values.node || !values.dir || !values['control-plane']) throw usageError(this, '--node, --dir and --control-plane are required');
+    const tokenFile = values['admin-token-file'] ? resolve(io.cwd, values['admin-token-file']) : undefined;
     const logger = new Logger({ component: 'node-agent' }).child({ node: values.node });
     const agent = new NodeAgent({
       node: values.node, dir: resolve(io.cwd, values.dir), controlPlaneUrl: values['control-plane'].replace(/\/$/, ''),
+      controlPlaneToken: tokenFile ? () => readFileSync(tokenFile, 'utf8').trim() : undefined,
       cniConfList: values['cni-conf'] ? resolve(io.cwd, values['cni-conf']) : undefined, clock: systemClock, logger,
     });
     await agent.start();

@@ -9,6 +9,8 @@ import { formatSpiffe } from '../../identity/spiffe.js';
 import { AdminServer } from '../../telemetry/admin-server.js';
 import type { MetricsRegistry } from '../../telemetry/metrics.js';
 import { CaClient } from '../../xds/ca-client.js';
+import { controlPlaneIdentity, controlPlaneTls } from '../../xds/control-plane-tls.js';
+import type { ClientTlsOptions } from '../../xds/credentials.js';
 import { managedCertificates, type CertificateSource } from '../../ztunnel/certificates.js';
 
 /** The options both commands take (parseArgs definitions); the pod's identity comes on top. */
@@ -22,6 +24,7 @@ export const POD_PROXY_ARGS = {
   admin: { type: 'string' },
   'trust-domain': { type: 'string', default: 'cluster.local' },
   'root-namespace': { type: 'string', default: 'istio-system' },
+  'xds-identity': { type: 'string' },
   'drain-ms': { type: 'string', default: '1500' },
 } as const;
 
@@ -30,20 +33,23 @@ export const POD_PROXY_REQUIRED = ['netns', 'pod-ip', 'node', 'xds', 'token-file
 
 export interface PodProxyCredentials {
   token: string;
+  /** TLS to the control plane: the mesh root, and the control plane's identity checked. */
+  tls: ClientTlsOptions;
   ca: CaClient;
   certificates: CertificateSource;
 }
 
-/** The node credential, the mesh root, and certificates signed by the control plane's CA. */
-export async function podProxyCredentials(o: { xds: string; tokenFile: string; rootCert: string; logger: Logger }): Promise<PodProxyCredentials> {
+/** The proxy's credential, the mesh root, and certificates signed by the control plane's CA. */
+export async function podProxyCredentials(o: { xds: string; tokenFile: string; rootCert: string; trustDomain: string; xdsIdentity?: string; logger: Logger }): Promise<PodProxyCredentials> {
   const token = (await readFile(o.tokenFile, 'utf8')).trim();
   const rootPem = await readFile(o.rootCert, 'utf8');
-  const ca = new CaClient({ address: o.xds, token });
+  const tls = controlPlaneTls(rootPem, o.xdsIdentity ?? controlPlaneIdentity(o.trustDomain));
+  const ca = new CaClient({ address: o.xds, token, tls });
   const certificates = managedCertificates({
     fetch: (csrPem, identity) => ca.createCertificate({ csrPem, ttlSeconds: 24 * 3600, impersonatedIdentity: formatSpiffe(identity) }),
     rootPem, clock: systemClock, logger: o.logger,
   });
-  return { token, ca, certificates };
+  return { token, tls, ca, certificates };
 }
 
 /** /metrics, /stats/prometheus, /healthz/ready and /config_dump on `address` (ip:port). */

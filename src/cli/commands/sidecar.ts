@@ -64,7 +64,7 @@ Options:
     const logger = new Logger({ component: 'sidecar' }).child({ pod: `${namespace}/${name}` });
     const metrics = new MetricsRegistry();
     registerProcessMetrics(metrics);
-    const { token, ca, certificates } = await podProxyCredentials({ xds: values.xds!, tokenFile: values['token-file']!, rootCert: values['root-cert']!, logger });
+    const { token, tls, ca, certificates } = await podProxyCredentials({ xds: values.xds!, tokenFile: values['token-file']!, rootCert: values['root-cert']!, trustDomain: values['trust-domain'], xdsIdentity: values['xds-identity'], logger });
     const identity = `spiffe://${values['trust-domain']}/ns/${namespace}/sa/${values['service-account']}`;
     const sidecar = new Sidecar({
       pod: { namespace, name }, labels, identity, trustDomain: values['trust-domain'], rootNamespace: values['root-namespace'],
@@ -72,7 +72,7 @@ Options:
       certificates, logger, metrics, clock: systemClock, readFile: (p) => readFileSync(p, 'utf8'),
     });
     const xds = new WaypointXdsSource({
-      address: values.xds!, nodeId: `${values.node}~${name}.${namespace}`, token, logger, authorizations: true, userAgent: 'ambit-sidecar',
+      address: values.xds!, nodeId: `${values.node}~${name}.${namespace}`, token, tls, logger, authorizations: true, userAgent: 'ambit-sidecar',
       onConfig: (state, objects, version) => sidecar.setConfig(state, objects, version),
     });
     xds.start();

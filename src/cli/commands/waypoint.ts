@@ -8,7 +8,7 @@ import { NetnsPodNetwork } from '../../ztunnel/pod-network.js';
 import { Waypoint } from '../../waypoint/waypoint.js';
 import { WaypointXdsSource } from '../../waypoint/xds-source.js';
 import { POD_PROXY_ARGS, POD_PROXY_REQUIRED, podProxyAdmin, podProxyCredentials, untilStopped } from './pod-proxy.js';
-import { callControlPlane, controlPlaneUrl } from '../admin-client.js';
+import { callControlPlane, controlPlaneUrl, type ControlPlaneTarget } from '../admin-client.js';
 import type { CliIO } from '../command.js';
 import { parseCommandArgs, usageError, type Command } from '../command.js';
 import { WAYPOINT, WAYPOINT_APPLY, WAYPOINT_DELETE } from './specs.js';
@@ -67,7 +67,7 @@ Declaring a waypoint (through the control plane, like istioctl waypoint apply):
     const logger = new Logger({ component: 'waypoint' }).child({ waypoint: `${namespace}/${name}`, pod: podName });
     const metrics = new MetricsRegistry();
     registerProcessMetrics(metrics);
-    const { token, ca, certificates } = await podProxyCredentials({ xds: values.xds!, tokenFile: values['token-file']!, rootCert: values['root-cert']!, logger });
+    const { token, tls, ca, certificates } = await podProxyCredentials({ xds: values.xds!, tokenFile: values['token-file']!, rootCert: values['root-cert']!, trustDomain: values['trust-domain'], xdsIdentity: values['xds-identity'], logger });
     const identity = `spiffe://${values['trust-domain']}/ns/${namespace}/sa/${values['service-account'] ?? name}`;
     const waypoint = new Waypoint({
       waypoint: { namespace, name }, identity, trustDomain: values['trust-domain'], rootNamespace: values['root-namespace'],
@@ -76,7 +76,7 @@ Declaring a waypoint (through the control plane, like istioctl waypoint apply):
     });
     let synced = false;
     const xds = new WaypointXdsSource({
-      address: values.xds!, nodeId: `${values.node}~${podName}.${namespace}`, token, logger,
+      address: values.xds!, nodeId: `${values.node}~${podName}.${namespace}`, token, tls, logger,
       onConfig: (state, objects, version) => { waypoint.setConfig(state, objects, version); synced = true; },
     });
     xds.start();
@@ -164,7 +164,7 @@ export const waypointDeleteCommand: Command = {
   },
 };
 
-async function send(io: CliIO, base: string, path: '/api/apply' | '/api/delete', yaml: string): Promise<boolean> {
+async function send(io: CliIO, base: ControlPlaneTarget, path: '/api/apply' | '/api/delete', yaml: string): Promise<boolean> {
   const r = await callControlPlane<{ ok: boolean; diagnostics?: { message: string }[] }>(base, path, { method: 'POST', body: yaml, headers: { 'x-ambit-file': 'ambit-waypoint' } });
   if (r.json.ok) return true;
   for (const d of r.json.diagnostics ?? []) io.err(`${d.message}\n`);

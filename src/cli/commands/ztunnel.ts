@@ -9,6 +9,7 @@ import { HostPodNetwork, NetnsPodNetwork, type PodNetwork } from '../../ztunnel/
 import type { XdsSource } from '../../ztunnel/xds-source.js';
 import { podNetnsName } from '../../sys/netns-names.js';
 import type { CaClient } from '../../xds/ca-client.js';
+import type { ClientTlsOptions } from '../../xds/credentials.js';
 import { formatSpiffe } from '../../identity/spiffe.js';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -71,6 +72,7 @@ Examples:
       xds: { type: 'string' },
       'token-file': { type: 'string' },
       'root-cert': { type: 'string' },
+      'xds-identity': { type: 'string' },
       'pod-netns-prefix': { type: 'string' },
       zds: { type: 'string' },
       'admin-reuse-port': { type: 'boolean' },
@@ -100,12 +102,15 @@ Examples:
     let certificates: CertificateSource;
     let token: string | undefined;
     let caClient: CaClient | undefined;
+    let tls: ClientTlsOptions | undefined;
     if (values.xds) {
       if (!values['token-file'] || !values['root-cert']) throw usageError(this, '--xds needs --token-file and --root-cert');
       token = (await readFile(values['token-file'], 'utf8')).trim();
       const rootPem = await readFile(values['root-cert'], 'utf8');
       const { CaClient } = await import('../../xds/ca-client.js');
-      const client = new CaClient({ address: values.xds, token });
+      const { controlPlaneIdentity, controlPlaneTls } = await import('../../xds/control-plane-tls.js');
+      tls = controlPlaneTls(rootPem, values['xds-identity'] ?? controlPlaneIdentity(values['trust-domain']));
+      const client = new CaClient({ address: values.xds, token, tls });
       caClient = client;
       certificates = managedCertificates({
         fetch: (csrPem, identity) => client.createCertificate({ csrPem, ttlSeconds: 24 * 3600, impersonatedIdentity: formatSpiffe(identity) }),
@@ -141,7 +146,7 @@ Examples:
     let xds: XdsSource | undefined;
     if (values.xds) {
       const { XdsSource } = await import('../../ztunnel/xds-source.js');
-      xds = new XdsSource({ address: values.xds, node: values.node, token, logger, onState: (s) => void ztunnel.setState(s) });
+      xds = new XdsSource({ address: values.xds, node: values.node, token, tls, logger, onState: (s) => void ztunnel.setState(s) });
       xds.start();
       stopSource = () => xds!.close();
     } else {

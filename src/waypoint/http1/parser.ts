@@ -120,7 +120,7 @@ export class Http1Parser {
   }
 }
 
-/** Header lines as node:http presents them: lower-case names, repeated ones joined. */
+/** Header lines as node:http presents them: lower-case names, repeated ones joined (with "," as Envoy joins them, so `request.headers[...]` conditions see one value). */
 export function headerRecord(raw: string[]): Record<string, string | string[]> {
   const h: Record<string, string | string[]> = {};
   for (let i = 0; i + 1 < raw.length; i += 2) {
@@ -129,7 +129,7 @@ export function headerRecord(raw: string[]): Record<string, string | string[]> {
     const cur = h[k];
     if (cur === undefined) h[k] = k === 'set-cookie' ? [v] : v;
     else if (Array.isArray(cur)) cur.push(v);
-    else if (!SINGLE.has(k)) h[k] = `${cur}${k === 'cookie' ? '; ' : ', '}${v}`;
+    else if (!SINGLE.has(k)) h[k] = `${cur}${k === 'cookie' ? '; ' : ','}${v}`;
   }
   return h;
 }

@@ -145,6 +145,13 @@ export class Http1ServerConnection {
   }
 
   private onHead(h: MessageHead): boolean {
+    const hosts = countHeader(h.rawHeaders, 'host');
+    if (hosts > 1 || (hosts === 0 && h.versionMinor >= 1)) {
+      // RFC 9112 section 3.2: exactly one Host in HTTP/1.1; two would let the proxy and the
+      // application disagree on where the request goes.
+      this.refuse(Object.assign(new Error(hosts > 1 ? 'more than one Host header' : 'no Host header'), { code: 'HPE_BAD_HOST' }));
+      return true;
+    }
     if (h.method === 'CONNECT') {
       this.closed = true;
       this.stream.end(Buffer.from(`${statusLine(501, 1)}content-length: 0\r\nconnection: close\r\n\r\n`, 'latin1'));
@@ -218,6 +225,12 @@ export class Http1ServerConnection {
     if (this.reading) destroyCut(this.reading);
     for (const x of this.queue.splice(0)) x.res.abandon();
   }
+}
+
+function countHeader(raw: readonly string[], lowerName: string): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === lowerName.length && raw[i]!.toLowerCase() === lowerName) n++;
+  return n;
 }
 
 /** A response as the pipeline writes it (the shape of node's ServerResponse it uses). */
