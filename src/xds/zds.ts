@@ -156,7 +156,8 @@ export function decodeRequest(bytes: Uint8Array): Decoded<WorkloadRequest> {
 // WorkloadResponse (ztunnel -> agent): an Ack, whose non-empty error is a refusal
 
 export function encodeAck(error = ''): Buffer {
-  return encode(zdsTypes().response, { ack: { error } });
+  // proto3 leaves a default value off the wire, as Istio's encoders do: "accepted" is `0a 00`.
+  return encode(zdsTypes().response, { ack: error ? { error } : {} });
 }
 
 export function decodeAck(bytes: Uint8Array): Decoded<{ error: string }> {
