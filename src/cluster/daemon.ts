@@ -36,7 +36,7 @@ import { containerPlans, processName, type PodInfo } from './pod-processes.js';
 import { syncServiceRules, type ServiceRule } from './service-proxy.js';
 import { statePaths, waypointAdminHost, writeJsonAtomic, ztunnelAdminHost, type ClusterSpec, type ClusterStatusFile, type Phase } from './state-dir.js';
 import { Supervisor, type ProcessSpec } from './supervisor.js';
-import { createTopology } from './topology.js';
+import { createTopology, nodeNetnsName } from './topology.js';
 import { dirname } from 'node:path';
 import { AmbitError } from '../core/errors.js';
 import { systemClock } from '../core/clock.js';
@@ -228,7 +228,7 @@ export class ClusterDaemon {
     const dir = nodeDir(this.spec.stateDir, n.name);
     const conflist = ensureNodeConfList(this.spec.stateDir, n.name);
     const { command, args } = this.ambitArgs('node-agent', '--node', n.name, '--dir', dir, '--control-plane', `http://${this.spec.adminAddress}`,
-      '--admin-token-file', this.paths.adminToken, '--cni-conf', conflist);
+      '--admin-token-file', this.paths.adminToken, '--cni-conf', conflist, '--node-netns', `/var/run/netns/${nodeNetnsName(this.spec.prefix, n.name)}`);
     await this.supervisor.spawn({ name: `node-agent-${n.name}`, command, args, logFile: this.paths.log(`node-agent-${n.name}`), restart: 'always', backoff: { initialMs: 200, maxMs: 5_000 } });
     await waitUntil(() => agentGet(`${dir}/agent.sock`, '/healthz').then(() => true, () => false), 30_000, `the node agent of ${n.name} did not start (see logs/node-agent-${n.name}.log)`);
   }

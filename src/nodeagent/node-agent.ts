@@ -30,7 +30,7 @@ import { closeFds } from '../sys/seqpacket.js';
 import type { Logger } from '../core/logger.js';
 import type { WireRequest } from '../cni/plugin-wire.js';
 import { CniErrorCode, kubernetesPod, parsePluginRequest, versionResult, type PluginRequest } from '../cni/spec.js';
-import { captureInstalled } from './capture-rules.js';
+import { captureInstalled, installCapture } from './capture-rules.js';
 import { installPlugin } from './cni-install.js';
 import { CniServer, errorAnswer, type CniAnswer } from './cni-server.js';
 import { ControlApi } from './control-api.js';
@@ -48,6 +48,8 @@ export interface NodeAgentOptions {
   controlPlaneUrl: string;
   /** The admin API's bearer token. */
   controlPlaneToken?: () => string;
+  /** The node's network namespace (path): pods it was not told about are looked for only behind its veths. */
+  nodeNetns?: string;
   /** The node's CNI configuration list to put ambit-cni into (optional). */
   cniConfList?: string;
   clock: Clock;
@@ -270,14 +272,16 @@ export class NodeAgent {
   /** Captures and hands to the ztunnel; undoes everything on failure. Returns an error or undefined. */
   private async capture(entry: PodEntry, pod: AgentPod): Promise<string | undefined> {
     const key = podKey(pod.namespace, pod.name);
-    if (!entry.captured) {
-      try {
+    try {
+      if (!entry.captured) {
         entry.captured = await capturePod(entry.record.netns, this.logger);
-      } catch (e: unknown) {
-        entry.lastError = describeError(e).message;
-        return entry.lastError;
+        if (!this.holdListeners) this.dropListeners(entry.captured);
+      } else if (!(await captureInstalled(entry.record.netns))) {
+        await installCapture(entry.record.netns); // an ADD again after the rules went: put them back
       }
-      if (!this.holdListeners) this.dropListeners(entry.captured);
+    } catch (e: unknown) {
+      entry.lastError = describeError(e).message;
+      return entry.lastError;
     }
     entry.uid = pod.uid;
     entry.pod = pod;
@@ -391,7 +395,7 @@ export class NodeAgent {
   private async discover(pods: AgentPod[]): Promise<void> {
     let byIp: Map<string, string>;
     try {
-      byIp = await namespacesByAddress();
+      byIp = await namespacesByAddress(this.opts.nodeNetns);
     } catch (e: unknown) {
       this.logger.warn('cannot list network namespaces to find running pods', { error: describeError(e).message });
       return;

@@ -25,6 +25,9 @@ Options:
                          (ZDS, SOCK_SEQPACKET), DIR/agent.sock (GET /pods, /ztunnels), DIR/pods/
   --control-plane URL    the control plane's admin API, e.g. http://127.0.0.1:15014
   --admin-token-file F   the admin API's bearer token (\`ambit up\` keeps it in its state dir)
+  --node-netns PATH      the node's network namespace, when the agent runs outside it (the local
+                         cluster): pods found without a CNI ADD (they ran before the agent) are
+                         looked for only behind this namespace's veths
   --cni-conf FILE        the node's CNI network configuration list; ambit-cni is appended to its
                          chain (idempotent) and stays when the agent stops, so no pod starts
                          uncaptured while it is away
@@ -36,13 +39,14 @@ Example:
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, {
       node: { type: 'string' }, dir: { type: 'string' }, 'control-plane': { type: 'string' }, 'cni-conf': { type: 'string' },
-      'admin-token-file': { type: 'string' },
+      'admin-token-file': { type: 'string' }, 'node-netns': { type: 'string' },
     });
     if (!values.node || !values.dir || !values['control-plane']) throw usageError(this, '--node, --dir and --control-plane are required');
     const tokenFile = values['admin-token-file'] ? resolve(io.cwd, values['admin-token-file']) : undefined;
     const logger = new Logger({ component: 'node-agent' }).child({ node: values.node });
     const agent = new NodeAgent({
       node: values.node, dir: resolve(io.cwd, values.dir), controlPlaneUrl: values['control-plane'].replace(/\/$/, ''),
+      nodeNetns: values['node-netns'],
       controlPlaneToken: tokenFile ? () => readFileSync(tokenFile, 'utf8').trim() : undefined,
       cniConfList: values['cni-conf'] ? resolve(io.cwd, values['cni-conf']) : undefined, clock: systemClock, logger,
     });
