@@ -424,7 +424,9 @@ export class ClusterDaemon {
   }
 
   private async refreshHealth(): Promise<void> {
-    const ztunnels = await Promise.all(this.nodes.map(async (n) => fetchOk(`http://${ztunnelAdminHost(this.spec, n.index)}:15021/healthz/ready`)));
+    // Without node agents (--no-node-agent) a ztunnel has no pods to serve until a person runs
+    // one: it counts as ready when it runs.
+    const ztunnels = await Promise.all(this.nodes.map(async (n) => this.spec.nodeAgents === false || fetchOk(`http://${ztunnelAdminHost(this.spec, n.index)}:15021/healthz/ready`)));
     await this.refreshAgentPods();
     const procs = this.supervisor.status();
     const down = procs.filter((p) => p.state !== 'running').map((p) => p.name);

@@ -32,7 +32,8 @@ export function parseAllNetnsAddresses(text: string): Map<string, string> {
 
 /** The namespaces at the far end of a namespace's veths (`link-netns <name>`), pure. */
 export function parsePeerNamespaces(text: string): string[] {
-  return [...new Set([...text.matchAll(/\blink-netns (\S+)/g)].map((m) => m[1]!))];
+  // `ip -o` ends each line's parts with `\`: the name stops before it.
+  return [...new Set([...text.matchAll(/\blink-netns ([^\s\\]+)/g)].map((m) => m[1]!))];
 }
 
 /** IP -> netns path of the pods of a node (or of every named namespace without one). */

@@ -400,6 +400,8 @@ export class NodeAgent {
       this.logger.warn('cannot list network namespaces to find running pods', { error: describeError(e).message });
       return;
     }
+    const missing = pods.filter((p) => !byIp.has(p.ip)).map((p) => podKey(p.namespace, p.name));
+    if (missing.length) this.logger.info('enrolled pods with no sandbox on this node yet', { pods: missing.slice(0, 20) });
     await Promise.all(pods.map((pod) => {
       const netns = byIp.get(pod.ip);
       if (!netns) return undefined;

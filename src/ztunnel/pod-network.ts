@@ -71,16 +71,20 @@ export class HostPodNetwork implements PodNetwork {
  */
 export class NetnsPodNetwork implements PodNetwork {
   readonly kind = 'netns' as const;
-  private constructor(private readonly ns: NetnsHandle, private readonly handed: ReadonlyMap<number, number> = new Map()) {}
+  private constructor(private readonly ns: NetnsHandle, private readonly handed: () => ReadonlyMap<number, number> = () => new Map()) {}
 
   static open(nameOrPath: string): NetnsPodNetwork {
     return new NetnsPodNetwork(NetnsHandle.open(nameOrPath));
   }
 
-  /** The network of a pod the node agent sent over ZDS (dups its fds: the caller keeps them). */
-  static fromZds(w: ZdsWorkload): NetnsPodNetwork {
+  /**
+   * The network of a pod the node agent sent over ZDS (dups its netns fd: the caller keeps its
+   * own). `listeners` reads the pod's handed-over sockets at each listen(): the agent may hand
+   * new ones later (after its own restart), and those are what a swap must adopt.
+   */
+  static fromZds(w: ZdsWorkload, listeners: () => ReadonlyMap<number, number>): NetnsPodNetwork {
     const native = loadNative();
-    return new NetnsPodNetwork(NetnsHandle.fromFd(native.dupFd(w.netnsFd), `${w.info.namespace}/${w.info.name}`), w.listeners);
+    return new NetnsPodNetwork(NetnsHandle.fromFd(native.dupFd(w.netnsFd), `${w.info.namespace}/${w.info.name}`), listeners);
   }
 
   get name(): string {
@@ -88,7 +92,7 @@ export class NetnsPodNetwork implements PodNetwork {
   }
 
   listen(ip: string, port: number, server: net.Server = net.createServer({ allowHalfOpen: true, noDelay: true })): Promise<net.Server> {
-    const handed = this.handed.get(port);
+    const handed = this.handed().get(port);
     if (handed !== undefined) return adoptListener(loadNative().dupFd(handed), server);
     // Bind the wildcard: captured connections arrive for any destination address.
     return listenInNetns(this.ns, { host: ip, port, backlog: 1024, server, transparent: false, reusePort: true });

@@ -30,7 +30,7 @@ export interface TestCluster {
 
 let counter = 0;
 
-export function startCluster(yamlText: string, options: { nodes?: number; name?: string } = {}): TestCluster {
+export function startCluster(yamlText: string, options: { nodes?: number; name?: string; upArgs?: string[] } = {}): TestCluster {
   const id = `${process.pid % 10000}${counter++}`;
   const prefix = `at${id}${options.name ?? ''}`.slice(0, 12);
   const stateDir = mkdtempSync(join(tmpdir(), 'ambit-e2e-state-'));
@@ -48,7 +48,7 @@ export function startCluster(yamlText: string, options: { nodes?: number; name?:
     const r = spawnSync(process.execPath, [BIN, ...args], { env, encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000, input: opts.input });
     return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
   };
-  const up = ambit(['up', '--nodes', String(options.nodes ?? 2), '-f', configDir, '--prefix', prefix, '--xds', xds, '--admin', admin, '--ztunnel-admin-net', net], { timeoutMs: 120_000 });
+  const up = ambit(['up', '--nodes', String(options.nodes ?? 2), '-f', configDir, '--prefix', prefix, '--xds', xds, '--admin', admin, '--ztunnel-admin-net', net, ...(options.upArgs ?? [])], { timeoutMs: 120_000 });
   const cluster: TestCluster = {
     prefix, stateDir, configDir, adminUrl: `http://${admin}`,
     ztunnelHost: (node) => `${net}.${node}`,

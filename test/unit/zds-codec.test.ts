@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { decodeAck, decodeHello, decodeRequest, encodeAck, encodeHello, encodeRequest, type WorkloadRequest } from '../../src/xds/zds.js';
 import { dataplaneMode } from '../../src/model/enrolment.js';
-import { parseAllNetnsAddresses } from '../../src/nodeagent/netns-discovery.js';
+import { parseAllNetnsAddresses, parsePeerNamespaces } from '../../src/nodeagent/netns-discovery.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
@@ -93,4 +93,13 @@ test('netns discovery parses `ip -all netns exec ip -4 -o addr` and refuses ambi
   assert.equal(m.get('10.244.1.5'), 'p-a');
   assert.equal(m.get('10.244.1.6'), '', 'in two namespaces: not trusted');
   assert.equal(m.has('127.0.0.1'), false);
+});
+
+test('netns discovery finds the pods behind a node\'s veths (`ip -o link` lines, alias or not)', () => {
+  const text = [
+    '2: ul0@if3: <BROADCAST,UP> mtu 1500 qdisc noqueue state UP\\    link/ether fa:8a:1e:1d:25:6f brd ff:ff:ff:ff:ff:ff link-netns p-underlay',
+    '3: veth1@if2: <BROADCAST,UP> mtu 1500\\    link/ether 62:a1:f5:96:59:0e brd ff:ff:ff:ff:ff:ff link-netns p-demo-client\\    alias ambit-pod:demo/client:10.244.1.2',
+    '4: veth2@if2: <BROADCAST,UP> mtu 1500\\    link/ether 62:a1:f5:96:59:0f brd ff:ff:ff:ff:ff:ff link-netns p-demo-b',
+  ].join('\n');
+  assert.deepEqual(parsePeerNamespaces(text), ['p-underlay', 'p-demo-client', 'p-demo-b']);
 });

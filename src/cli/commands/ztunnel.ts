@@ -94,7 +94,7 @@ Examples:
     const network = (w: Workload): PodNetwork | undefined => {
       if (zds) {
         const z = zds.lookup(w.namespace, w.name);
-        return z ? NetnsPodNetwork.fromZds(z) : undefined;
+        return z ? NetnsPodNetwork.fromZds(z, () => zds?.lookup(w.namespace, w.name)?.listeners ?? new Map()) : undefined;
       }
       return template ? NetnsPodNetwork.open(podNetnsName(template, w.namespace, w.name)) : new HostPodNetwork();
     };
