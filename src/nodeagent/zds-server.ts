@@ -20,7 +20,9 @@
 //    into the receiver; the agent keeps and closes its own. Listening sockets are sent only to
 //    a ztunnel whose hello has the "listener-handoff" feature.
 //  - The peer's PID (SO_PEERCRED) names the connection in status(), so an operator (and the
-//    cluster's graceful restart) can tell which ztunnel process is synced.
+//    cluster's graceful restart) can tell which ztunnel process is synced. Only processes of
+//    the agent's own user get a connection (the socket file is 0600 too).
+import { chmodSync } from 'node:fs';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -152,6 +154,7 @@ export class ZdsServer {
 
   listen(): void {
     this.server.listen(this.opts.path);
+    chmodSync(this.opts.path, 0o600);
     this.logger.info('ZDS listening', { path: this.opts.path });
   }
 
@@ -208,6 +211,12 @@ export class ZdsServer {
   }
 
   private onConnection(conn: SeqpacketConnection): void {
+    // Network namespaces and listening sockets go only to a process of the agent's own user.
+    if (conn.peer && process.getuid && conn.peer.uid !== process.getuid()) {
+      this.logger.warn('refused a ZDS connection from another user', { pid: conn.peer.pid, uid: conn.peer.uid });
+      conn.close();
+      return;
+    }
     const peer = new ZdsPeer(this.nextId++, conn, this.opts, this.logger);
     this.peers.set(peer.id, peer);
     const pid = conn.peer?.pid ?? 0;
