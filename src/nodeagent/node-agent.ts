@@ -72,6 +72,8 @@ export function agentPaths(dir: string): AgentPaths {
 interface PodEntry {
   record: PodRecord;
   seq: number;
+  /** Captured before a restart, but its namespace could not be reopened: ZDS `keep`. */
+  keepOnly?: boolean;
   captured?: CapturedPod;
   /** The workload uid (ZDS uid) and identity, once known from the control plane. */
   uid?: string;
@@ -116,7 +118,8 @@ export class NodeAgent {
     });
     this.zds = new ZdsServer({
       path: this.paths.zdsSocket, clock: opts.clock, logger: opts.logger, ackTimeoutMs: opts.zdsAckTimeoutMs,
-      snapshot: () => [...this.entries.values()].filter((e) => e.captured && e.uid).sort((a, b) => a.seq - b.seq).map((e) => e.uid!),
+      snapshot: () => [...this.entries.values()].filter((e) => (e.captured || e.keepOnly) && e.uid).sort((a, b) => a.seq - b.seq)
+        .map((e) => (e.captured ? e.uid! : { keep: e.uid! })),
       lookup: (uid) => this.zdsPod(uid),
       onLegacyPeer: (pid) => this.onLegacyPeer(pid),
     });
@@ -170,12 +173,16 @@ export class NodeAgent {
       const entry: PodEntry = { record: r, seq: ++this.seq };
       this.entries.set(r.containerId, entry);
       if (r.redirection !== 'enabled') continue;
+      entry.uid = r.uid ?? `Kubernetes//Pod/${r.namespace}/${r.name}`;
       try {
         entry.captured = await capturePod(r.netns, this.logger);
-        entry.uid = r.uid ?? `Kubernetes//Pod/${r.namespace}/${r.name}`;
         this.logger.info(entry.captured.recognized ? 'captured pod recovered: its rules were recognized' : 'captured pod recovered: its rules were put back', { pod: podKey(r.namespace, r.name) });
       } catch (e: unknown) {
+        // The namespace is there but cannot be taken again: the ztunnel keeps what it has
+        // (ZDS keep) rather than dropping a pod that may still run.
+        entry.keepOnly = true;
         entry.lastError = describeError(e).message;
+        this.logger.warn('captured pod not recovered; asking the ztunnel to keep it', { pod: podKey(r.namespace, r.name), error: entry.lastError });
       }
     }
   }
@@ -272,6 +279,7 @@ export class NodeAgent {
   /** Captures and hands to the ztunnel; undoes everything on failure. Returns an error or undefined. */
   private async capture(entry: PodEntry, pod: AgentPod): Promise<string | undefined> {
     const key = podKey(pod.namespace, pod.name);
+    entry.keepOnly = false;
     try {
       if (!entry.captured) {
         entry.captured = await capturePod(entry.record.netns, this.logger);
