@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { systemClock } from '../src/core/clock.js';
 import { Logger } from '../src/core/logger.js';
 import { CniRuntime, parseConfList } from '../src/cni/runtime.js';
-import { ambitCniDir, SYSTEM_CNI_DIR } from '../src/cluster/pod-sandbox.js';
+import { ambitCniDir, SYSTEM_CNI_DIR } from '../src/cluster/pod-cni.js';
 import { ZdsClient } from '../src/ztunnel/zds-client.js';
 import { createTestNetwork } from '../test/helpers/netns.js';
 import { startAgentHarness } from '../test/helpers/node-agent.js';

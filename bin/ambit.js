@@ -19,5 +19,10 @@ if (!existsSync(fileURLToPath(entry))) {
     fileURLToPath(new URL('..', import.meta.url)) + '\n');
   process.exit(2);
 }
+// A long-running process (proxy, control plane, daemon) must survive an error nobody handled:
+// it is logged and counted (ambit_unhandled_errors), never the end of every connection.
+const { installProcessGuards } = await import(new URL('../dist/src/core/process-guards.js', import.meta.url).href);
+const { Logger } = await import(new URL('../dist/src/core/logger.js', import.meta.url).href);
+installProcessGuards(new Logger({ component: process.argv[2] ?? 'ambit' }));
 const { main } = await import(entry.href);
 process.exitCode = await main(process.argv.slice(2));

@@ -16,11 +16,12 @@ const ALLOWED = {
   rbac: ['core', 'config', 'model', 'xds'],
   hbone: ['core', 'identity', 'telemetry', 'sys'],
   controlplane: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds'],
+  kubernetes: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'controlplane'],
   ztunnel: ['core', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys'],
   waypoint: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'ztunnel'],
   nodeagent: ['core', 'config', 'model', 'sys', 'xds', 'cni', 'ztunnel'],
   cluster: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'ztunnel', 'waypoint', 'cni', 'nodeagent'],
-  cli: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'ztunnel', 'waypoint', 'cni', 'nodeagent', 'cluster'],
+  cli: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'kubernetes', 'ztunnel', 'waypoint', 'cni', 'nodeagent', 'cluster'],
 };
 
 const root = resolve(new URL('..', import.meta.url).pathname, 'src');

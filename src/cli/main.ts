@@ -1,6 +1,7 @@
 // `ambit`: the one command a person uses. Subcommands live in ./commands, one file each,
 // and are listed in ./commands/index.ts (explicit wiring, no discovery magic). A command's
 // module is imported only once it is selected (to run it or print its --help).
+import { applyCryptoPolicy, fipsRequested } from '../core/crypto-policy.js';
 import { AmbitError, describeError } from '../core/errors.js';
 import type { CliIO, CommandEntry } from './command.js';
 import { commands } from './commands/index.js';
@@ -15,7 +16,8 @@ function topHelp(all: CommandEntry[]): string {
     'Commands:',
     ...rows,
     '',
-    'Environment: AMBIT_LOG_LEVEL=error|warn|info|debug, AMBIT_TRACE=<tracer,...|all>',
+    'Environment: AMBIT_LOG_LEVEL=error|warn|info|debug, AMBIT_TRACE=<tracer,...|all>,',
+    '             AMBIT_FIPS=1 (refuse to start without an OpenSSL FIPS provider; every command also takes --fips)',
   ].join('\n');
 }
 
@@ -29,8 +31,17 @@ export function findCommand<C extends { path: readonly string[] }>(all: C[], arg
   return best;
 }
 
-export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
+export async function main(args: string[], io: CliIO = processIO()): Promise<number> {
   const all = commands();
+  // `--fips` is understood by every command (before a `--`): the process, and every process it
+  // starts (they inherit AMBIT_FIPS), refuses to run without an OpenSSL FIPS provider.
+  const dash = args.indexOf('--');
+  const head = dash < 0 ? args : args.slice(0, dash);
+  const argv = head.includes('--fips') ? [...head.filter((a) => a !== '--fips'), ...(dash < 0 ? [] : args.slice(dash))] : args;
+  if (argv !== args) {
+    io.env.AMBIT_FIPS = '1';
+    if (io.env !== process.env) process.env.AMBIT_FIPS = '1';
+  }
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     io.out(topHelp(all) + '\n');
     return argv.length === 0 ? 2 : 0;
@@ -46,6 +57,8 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     return 2;
   }
   try {
+    // Every process of the mesh starts here: the crypto policy holds before any socket exists.
+    applyCryptoPolicy(fipsRequested(io.env));
     const cmd = await found.cmd.load();
     if (found.rest.includes('--help') || found.rest.includes('-h')) {
       io.out(cmd.help.trimEnd() + '\n');
@@ -65,10 +78,25 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
 }
 
 function processIO(): CliIO {
+  exitQuietlyOnClosedPipe();
   return {
     out: (t) => process.stdout.write(t),
     err: (t) => process.stderr.write(t),
     env: process.env,
     cwd: process.cwd(),
   };
+}
+
+/**
+ * `ambit status | head`: when the reader of stdout (or stderr) goes away, a write fails with
+ * EPIPE; a command-line tool then stops quietly, as if killed by SIGPIPE (exit status 141),
+ * instead of crashing with an unhandled 'error' event.
+ */
+export function exitQuietlyOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(141);
+      throw e;
+    });
+  }
 }

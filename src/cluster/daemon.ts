@@ -18,6 +18,7 @@
 // - Everything made is findable again without this process (names carry the prefix, PID
 //   files sit in the state directory), so `ambit down` works after a crash.
 import { writeFileSync } from 'node:fs';
+import { cryptoMode } from '../core/crypto-policy.js';
 import { mkdir } from 'node:fs/promises';
 import { ensureAdminToken } from '../controlplane/admin-token.js';
 import { loadProxyKey, mintProxyToken } from '../controlplane/proxy-credentials.js';
@@ -29,10 +30,12 @@ import { podNetnsName } from '../sys/netns-names.js';
 import { installCapture, removeCapture } from './capture-rules.js';
 import { agentGet } from '../nodeagent/control-api.js';
 import { mapLimit } from './netns.js';
-import { ensureNodeConfList, nodeDir, PodSandboxes } from './pod-sandbox.js';
+import { ensureNodeConfList, nodeDir, PodSandboxes } from './pod-cni.js';
 import { installSourceRouting } from './source-routing.js';
 import { removePodDns, writePodDns, type DnsService } from './dns.js';
 import { containerPlans, processName, type PodInfo } from './pod-processes.js';
+import { preparePodNetns, readableByOthers, sandboxFor } from './pod-sandbox.js';
+import { capLogFiles, DEFAULT_MAX_LOG_BYTES } from './log-cap.js';
 import { syncServiceRules, type ServiceRule } from './service-proxy.js';
 import { statePaths, waypointAdminHost, writeJsonAtomic, ztunnelAdminHost, type ClusterSpec, type ClusterStatusFile, type Phase } from './state-dir.js';
 import { Supervisor, type ProcessSpec } from './supervisor.js';
@@ -57,7 +60,10 @@ interface PodState {
   captured: boolean;
   /** Its sidecar process runs (mode sidecar). */
   sidecar: boolean;
+  /** What its processes were started from (containers and securityContext), as JSON; '' = not started. */
   containersJson: string;
+  /** The containers they were started from. */
+  started: Container[];
   problems: string[];
 }
 
@@ -70,6 +76,13 @@ const SANDBOX_PARALLEL = 8;
  * so the ztunnel itself is started with the longest drain allowed.
  */
 export const ZTUNNEL_DRAIN_MS = 30_000;
+const LOG_CHECK_MS = 10_000;
+
+/** The cap on each log file (AMBIT_MAX_LOG_MB, default 50 MiB). */
+function maxLogBytes(): number {
+  const mb = Number(process.env.AMBIT_MAX_LOG_MB);
+  return Number.isFinite(mb) && mb > 0 ? mb * 1024 * 1024 : DEFAULT_MAX_LOG_BYTES;
+}
 
 export class ClusterDaemon {
   private readonly paths;
@@ -93,6 +106,7 @@ export class ClusterDaemon {
   /** What each node agent reports, by `ns/name`: captured and annotations. */
   private agentPods = new Map<string, { captured: boolean; annotations: Record<string, string> }>();
   private proxyKey: Buffer = Buffer.alloc(0);
+  private logsCheckedAt = 0;
   private adminToken = '';
 
   constructor(private readonly spec: ClusterSpec, private readonly logger: Logger) {
@@ -108,6 +122,9 @@ export class ClusterDaemon {
     await mkdir(`${this.paths.logs}/pods`, { recursive: true });
     this.proxyKey = await loadProxyKey(this.paths.proxyKey);
     this.adminToken = await ensureAdminToken(this.paths.adminToken);
+    for (const f of [this.spec.ambit.node, this.spec.ambit.script]) {
+      if (!readableByOthers(f)) this.logger.warn('pods running built-in apps (ambit app ...) as an unprivileged user cannot read this file', { file: f, hint: 'make the directories on its path world-searchable (chmod o+rx), or run those pods with securityContext.runAsUser: 0' });
+    }
     try {
       await this.setPhase('control-plane', 'starting the control plane');
       await this.startControlPlane();
@@ -141,6 +158,10 @@ export class ClusterDaemon {
         const s = await this.fetchStatus();
         if (s.version !== this.version || this.retry) await this.reconcile(s);
         await this.refreshHealth();
+        if (Date.now() - this.logsCheckedAt > LOG_CHECK_MS) {
+          this.logsCheckedAt = Date.now();
+          for (const f of await capLogFiles(this.paths.logs, maxLogBytes())) this.logger.info('log file over its size cap: kept as .1 and truncated', { file: f });
+        }
       } catch (e: unknown) {
         this.lastError = describeError(e).message;
         this.logger.warn('reconcile failed; retrying', { error: this.lastError });
@@ -262,7 +283,7 @@ export class ClusterDaemon {
       '--admin', `${waypointAdminHost(this.spec, k)}:15020`, '--trust-domain', this.spec.trustDomain);
     // Profiling hook, as for the ztunnels: AMBIT_WAYPOINT_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/p'.
     const nodeArgs = (process.env.AMBIT_WAYPOINT_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    return { ...base, command, args: [...nodeArgs, ...args], netns: undefined, backoff: { initialMs: 200, maxMs: 5_000 } };
+    return { ...base, command, args: [...nodeArgs, ...args], netns: undefined, sandbox: undefined, backoff: { initialMs: 200, maxMs: 5_000 } };
   }
 
   // ---- reconcile ----
@@ -283,7 +304,9 @@ export class ClusterDaemon {
       try {
         await this.sandboxes!.create({ node: w.node, namespace: w.namespace, name: w.name, ip: w.ip });
         // Before any proxy serves it: proxies connect to apps with the client's address.
-        await installSourceRouting(podNetnsName(this.spec.prefix, w.namespace, w.name));
+        const netns = podNetnsName(this.spec.prefix, w.namespace, w.name);
+        await installSourceRouting(netns);
+        await preparePodNetns(netns);
         return true;
       } catch (e: unknown) {
         this.retry = true;
@@ -292,7 +315,7 @@ export class ClusterDaemon {
       }
     });
     fresh.forEach((w, i) => {
-      if (made[i]) this.pods.set(w.uid, { info: w, netns: podNetnsName(this.spec.prefix, w.namespace, w.name), captured: false, sidecar: false, containersJson: '', problems: [] });
+      if (made[i]) this.pods.set(w.uid, { info: w, netns: podNetnsName(this.spec.prefix, w.namespace, w.name), captured: false, sidecar: false, containersJson: '', started: [], problems: [] });
     });
     await this.syncDns(s, fresh.length > 0);
     for (const w of s.workloads) {
@@ -300,12 +323,13 @@ export class ClusterDaemon {
       if (!st) continue;
       st.info = w;
       await this.syncSidecar(st);
-      const containersJson = JSON.stringify(w.containers);
+      const containersJson = JSON.stringify([w.containers, w.securityContext ?? null]);
       if (st.containersJson !== containersJson) {
-        if (st.containersJson) for (const c of JSON.parse(st.containersJson) as Container[]) await this.supervisor.stop(processName(w, c.name), 3000);
+        for (const c of st.started) await this.supervisor.stop(processName(w, c.name), 3000);
         st.containersJson = containersJson;
+        st.started = w.containers;
         st.problems = [];
-        for (const plan of containerPlans(w, st.netns, this.spec.ambit, (c) => this.paths.podLog(w.namespace, w.name, c))) {
+        for (const plan of containerPlans(w, st.netns, this.spec.ambit, (c) => this.paths.podLog(w.namespace, w.name, c), [this.spec.stateDir])) {
           if (plan.ok && w.waypointOf) await this.supervisor.spawn(this.waypointSpec(w, st.netns, plan.spec));
           else if (plan.ok) await this.supervisor.spawn(plan.spec);
           else {
@@ -334,8 +358,9 @@ export class ClusterDaemon {
     const want = w.mode === 'sidecar' && !w.waypointOf;
     if (want === st.sidecar) return;
     if (st.containersJson) {
-      for (const c of JSON.parse(st.containersJson) as Container[]) await this.supervisor.stop(processName(w, c.name), 3000);
+      for (const c of st.started) await this.supervisor.stop(processName(w, c.name), 3000);
       st.containersJson = '';
+      st.started = [];
     }
     if (st.captured) {
       await removeCapture(st.netns);
@@ -468,6 +493,7 @@ export class ClusterDaemon {
   private async writeStatus(): Promise<void> {
     const procs = new Map(this.supervisor.status().map((p) => [p.name, p]));
     const status: ClusterStatusFile = {
+      crypto: cryptoMode(),
       phase: this.phase,
       message: this.message,
       updatedAt: new Date().toISOString(),
@@ -476,6 +502,7 @@ export class ClusterDaemon {
         namespace: st.info.namespace, name: st.info.name, node: st.info.node, ip: st.info.ip, mode: st.info.waypointOf ? 'waypoint' : st.info.mode,
         captured: st.info.mode === 'sidecar' ? st.captured : (this.agentPods.get(`${st.info.namespace}/${st.info.name}`)?.captured ?? false),
         annotations: this.agentPods.get(`${st.info.namespace}/${st.info.name}`)?.annotations ?? {},
+        user: podUser(st.info),
         processes: st.info.containers.map((c) => {
           const p = procs.get(processName(st.info, c.name));
           return { name: c.name, state: p?.state ?? (st.problems.length ? 'cannot-run' : 'pending'), restarts: p?.restarts ?? 0, pid: p?.pid };
@@ -492,6 +519,12 @@ export class ClusterDaemon {
     if (!res.ok) throw new Error(`the control plane answered ${res.status} to /api/status`);
     return (await res.json()) as MeshStatus;
   }
+}
+
+/** The user `ambit exec` runs as in a pod: its first container's (waypoints: root, they are ours). */
+function podUser(w: MeshStatus['workloads'][number]): { uid: number; gid: number } {
+  const s = sandboxFor(w.securityContext ?? undefined, w.containers[0]?.securityContext, []);
+  return w.waypointOf || !s.ok ? { uid: 0, gid: 0 } : { uid: s.sandbox.uid, gid: s.sandbox.gid };
 }
 
 export function sidecarProcessName(pod: { namespace: string; name: string }): string {

@@ -17,7 +17,7 @@ import { statePaths, writeJsonAtomic, type ClusterSpec } from './state-dir.js';
 import { checkPidRecord, killFromPidFiles, readPidRecord, readProcStat, readCmdline, type PidRecord } from './supervisor.js';
 import { destroyTopology } from './topology.js';
 import { mapLimit } from './netns.js';
-import { PodSandboxes } from './pod-sandbox.js';
+import { PodSandboxes } from './pod-cni.js';
 
 /** What the local cluster needs from this machine; a clear error says what to do otherwise. */
 export async function preflight(): Promise<void> {

@@ -1,8 +1,10 @@
 // A pod's containers as supervised processes: `command` + `args` run unmodified inside the
-// pod's network namespace, with the pod's environment. `ambit ...` means this Ambit (so the
-// built-in apps work without installation); a container with only an image runs the
+// pod's network namespace, with the pod's environment, in the pod's sandbox (its user, no
+// capabilities, the cluster's state hidden: pod-sandbox.ts). `ambit ...` means this Ambit (so
+// the built-in apps work without installation); a container with only an image runs the
 // image's Ambit equivalent when there is one (ambit/echo), else it cannot run here.
-import type { Container } from '../config/resources.js';
+import type { Container, SecurityContext } from '../config/resources.js';
+import { sandboxFor } from './pod-sandbox.js';
 import type { ProcessSpec } from './supervisor.js';
 
 export interface PodInfo {
@@ -13,6 +15,7 @@ export interface PodInfo {
   serviceAccount: string;
   labels: Record<string, string>;
   containers: Container[];
+  securityContext?: SecurityContext | null;
 }
 
 const BUILTIN_IMAGES: Record<string, string[]> = {
@@ -21,8 +24,11 @@ const BUILTIN_IMAGES: Record<string, string[]> = {
 
 export type ContainerPlan = { ok: true; spec: ProcessSpec } | { ok: false; container: string; reason: string };
 
-export function containerPlans(pod: PodInfo, netns: string, ambit: { node: string; script: string }, logFile: (container: string) => string): ContainerPlan[] {
+/** `hide`: paths the pod's processes must not see (the cluster's state directory). */
+export function containerPlans(pod: PodInfo, netns: string, ambit: { node: string; script: string }, logFile: (container: string) => string, hide: readonly string[]): ContainerPlan[] {
   return pod.containers.map((c): ContainerPlan => {
+    const sandbox = sandboxFor(pod.securityContext ?? undefined, c.securityContext, hide);
+    if (!sandbox.ok) return { ok: false, container: c.name, reason: sandbox.reason };
     let argv = [...(c.command ?? []), ...(c.args ?? [])];
     if (!c.command?.length) {
       const builtin = c.image ? BUILTIN_IMAGES[c.image.split(':')[0]!] : undefined;
@@ -50,6 +56,7 @@ export function containerPlans(pod: PodInfo, netns: string, ambit: { node: strin
         args: argv.slice(1),
         env,
         netns,
+        sandbox: sandbox.sandbox,
         cwd: c.workingDir,
         logFile: logFile(c.name),
         restart: 'always',

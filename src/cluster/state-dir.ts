@@ -21,6 +21,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { CryptoMode } from '../core/crypto-policy.js';
 import { AmbitError } from '../core/errors.js';
 
 export const DEFAULT_STATE_DIR = '/var/run/ambit';
@@ -50,8 +51,10 @@ export interface ClusterStatusFile {
   message: string;
   updatedAt: string;
   configVersion: number;
-  pods: { namespace: string; name: string; node: string; ip: string; mode: string; captured: boolean; annotations?: Record<string, string>; processes: { name: string; state: string; restarts: number; pid?: number }[] }[];
+  pods: { namespace: string; name: string; node: string; ip: string; mode: string; captured: boolean; annotations?: Record<string, string>; user?: { uid: number; gid: number }; processes: { name: string; state: string; restarts: number; pid?: number }[] }[];
   components: { name: string; state: string; restarts: number; pid?: number; ready?: boolean; log: string }[];
+  /** The crypto mode of the cluster's processes (they share the daemon's environment). */
+  crypto?: CryptoMode;
   error?: string;
 }
 

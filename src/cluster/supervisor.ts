@@ -23,6 +23,7 @@
 //    a PID only if its start time still matches (the PID was not reused) and its command line
 //    still ends with the recorded argv (an interpreter may be prepended by a #! line).
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
+import { sandboxArgv, sandboxEnv, type PodSandbox } from './pod-sandbox.js';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { AmbitError } from '../core/errors.js';
@@ -49,6 +50,8 @@ export interface ProcessSpec {
   inheritEnv?: boolean;
   /** Network namespace to run in (`ip netns exec`); absent = this process's namespace. */
   netns?: string;
+  /** Run as a pod's process (user, capabilities, hidden paths, own environment only); needs `netns`. */
+  sandbox?: PodSandbox;
   cwd?: string;
   logFile: string;
   restart: RestartPolicy;
@@ -172,9 +175,11 @@ export function cmdlineMatches(cmdline: readonly string[], argv: readonly string
   if (tail.every((a, i) => a === argv[i])) {
     const head = cmdline.slice(0, cmdline.length - argv.length);
     // Either nothing before it, an interpreter (one or two words, e.g. `/usr/bin/env node`
-    // became `node`), or our own `ip netns exec <ns>`.
+    // became `node`), our own `ip netns exec <ns>`, or a pod's sandbox still on its way to
+    // exec it (`... setpriv ... --`).
     if (head.length <= 2) return true;
-    return netns !== undefined && head.length === 4 && head[0]!.endsWith('ip') && head[1] === 'netns' && head[2] === 'exec' && head[3] === netns;
+    if (netns !== undefined && head.length === 4 && head[0]!.endsWith('ip') && head[1] === 'netns' && head[2] === 'exec' && head[3] === netns) return true;
+    return head.includes('setpriv') && head[head.length - 1] === '--';
   }
   return false;
 }
@@ -402,7 +407,8 @@ export class Supervisor {
   private async start(e: Entry): Promise<void> {
     const spec = e.spec;
     const argv = [spec.command, ...(spec.args ?? [])];
-    const [command, args] = spec.netns ? ['ip', ['netns', 'exec', spec.netns, ...argv]] : [spec.command, [...(spec.args ?? [])]];
+    const inNetns = spec.sandbox ? sandboxArgv(spec.sandbox, argv) : argv;
+    const [command, args] = spec.netns ? ['ip', ['netns', 'exec', spec.netns, ...inNetns]] : [spec.command, [...(spec.args ?? [])]];
     mkdirSync(dirname(spec.logFile), { recursive: true });
     const fd = openSync(spec.logFile, 'a');
     let child: ChildProcess;
@@ -411,7 +417,7 @@ export class Supervisor {
       child = spawnChild(command, args, {
         detached: true, // setsid(): its own session and process group
         stdio: ['ignore', fd, fd],
-        env: spec.inheritEnv === false ? { ...spec.env } : { ...process.env, ...spec.env },
+        env: spec.sandbox ? sandboxEnv(spec.sandbox, spec.env ?? {}) : spec.inheritEnv === false ? { ...spec.env } : { ...process.env, ...spec.env },
         cwd: spec.cwd,
       });
     } finally {

@@ -45,8 +45,16 @@ export interface ContainerPort {
   protocol?: string;
 }
 
+/** The part of a Kubernetes securityContext the local cluster applies (the rest is accepted). */
+export interface SecurityContext {
+  runAsUser?: number;
+  runAsGroup?: number;
+  runAsNonRoot?: boolean;
+}
+
 export interface Container {
   name: string;
+  securityContext?: SecurityContext;
   image?: string;
   command?: string[];
   args?: string[];
@@ -56,6 +64,7 @@ export interface Container {
 }
 
 export interface PodSpec {
+  securityContext?: SecurityContext;
   nodeName?: string;
   serviceAccountName?: string;
   serviceAccount?: string;

@@ -80,6 +80,16 @@ function checkPodSpec(spec: PodSpec, at: PathSegment[], rep: Reporter): void {
     if (!c.command?.length && !c.args?.length && !c.image) {
       rep.error([...at, 'containers', i], 'missing-field', 'a container needs an image or a command');
     }
+    const uid = c.securityContext?.runAsUser ?? spec.securityContext?.runAsUser;
+    if ((c.securityContext?.runAsNonRoot ?? spec.securityContext?.runAsNonRoot) && uid === 0) {
+      rep.error([...at, 'containers', i, 'securityContext', 'runAsNonRoot'], 'conflict', 'runAsNonRoot is true but the container runs as user 0; remove runAsUser: 0 or runAsNonRoot');
+    }
+    const sc = c.securityContext as Record<string, unknown> | undefined;
+    for (const f of ['privileged', 'capabilities', 'allowPrivilegeEscalation'] as const) {
+      if (sc?.[f] !== undefined && sc[f] !== false) {
+        rep.warn([...at, 'containers', i, 'securityContext', f], 'ignored-field', `the local cluster does not grant ${f}: pods run without capabilities (as non-root) or with a container runtime's default set (as root)`);
+      }
+    }
     const portNames = new Set<string>();
     (c.ports ?? []).forEach((p, j) => {
       if (p.name !== undefined) {

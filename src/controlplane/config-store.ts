@@ -37,6 +37,7 @@ export class ConfigStore extends EventEmitter<{ change: [ConfigSnapshot, string[
   private files = new ConfigSet();
   private applied = new ConfigSet();
   private snap: ConfigSnapshot;
+  private endpointIps: BuildOptions['serviceEndpointIps'];
 
   constructor(private readonly options: BuildOptions & { logger: Logger }) {
     super();
@@ -54,6 +55,18 @@ export class ConfigStore extends EventEmitter<{ change: [ConfigSnapshot, string[
     const parsed = parseAll(sources);
     if (errorsOf(parsed.diagnostics).length) return this.refused(parsed.diagnostics);
     return this.commit(new ConfigSet(parsed.resources), this.applied, parsed.resources, parsed.diagnostics);
+  }
+
+  /**
+   * Replace the file layer with resources already validated one by one (the Kubernetes source
+   * plays the files' part). The set is still checked as a whole and refused when it fails.
+   */
+  setResources(resources: readonly Located[], extra: { serviceEndpointIps?: BuildOptions['serviceEndpointIps']; force?: boolean } = {}): ChangeResult {
+    const before = this.endpointIps;
+    this.endpointIps = extra.serviceEndpointIps;
+    const r = this.commit(new ConfigSet(resources), this.applied, resources, [], [], extra.force);
+    if (!r.ok) this.endpointIps = before;
+    return r;
   }
 
   /** Add or replace resources (as `kubectl apply`). */
@@ -122,11 +135,14 @@ export class ConfigStore extends EventEmitter<{ change: [ConfigSnapshot, string[
   }
 
   private check(set: ConfigSet, added: readonly Located[]) {
-    const setDiags = validateSet(set, added);
-    return checkSet(set, setDiags, { ...this.options, previous: this.snap?.model });
+    let setDiags = validateSet(set, added);
+    // Objects observed on a cluster arrive in any order: a label naming a waypoint whose
+    // Gateway is not there yet binds to nothing until it is (as Istio does), it refuses nothing.
+    if (this.options.observedPods) setDiags = setDiags.map((d) => (d.code === 'dangling-reference' ? { ...d, severity: 'warning' } : d));
+    return checkSet(set, setDiags, { ...this.options, previous: this.snap?.model, serviceEndpointIps: this.endpointIps ?? this.options.serviceEndpointIps });
   }
 
-  private commit(files: ConfigSet, applied: ConfigSet, added: readonly Located[], docDiags: Diagnostic[], removed: string[] = []): ChangeResult {
+  private commit(files: ConfigSet, applied: ConfigSet, added: readonly Located[], docDiags: Diagnostic[], removed: string[] = [], force = false): ChangeResult {
     const effective = files.upsert(applied.all());
     const result = this.check(effective, added);
     const diagnostics = [...docDiags, ...result.diagnostics];
@@ -136,7 +152,7 @@ export class ConfigStore extends EventEmitter<{ change: [ConfigSnapshot, string[
     for (const k of this.snap.set.keys()) if (!effective.has(k) && !changed.includes(k)) changed.push(k);
     this.files = files;
     this.applied = applied;
-    if (changed.length === 0) return { ok: true, diagnostics, changed, version: this.snap.version };
+    if (changed.length === 0 && !force) return { ok: true, diagnostics, changed, version: this.snap.version };
     this.snap = { version: this.snap.version + 1, set: effective, model: result.model, api: result.api, warnings: diagnostics.filter((d) => d.severity === 'warning') };
     this.options.logger.info('config changed', { version: this.snap.version, changed: changed.slice(0, 20), count: changed.length });
     this.emit('change', this.snap, changed);

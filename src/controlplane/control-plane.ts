@@ -16,12 +16,15 @@ import { parseSpiffe } from '../identity/spiffe.js';
 import type { BuildOptions } from '../model/build-model.js';
 import { AdminServer } from '../telemetry/admin-server.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
+import type { MeshModel } from '../model/mesh-model.js';
 import { AdsServer } from '../xds/ads-server.js';
+import { CONFIG_RESOURCE_TYPE_URL } from '../xds/config-resource.js';
+import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from '../xds/workload-api.js';
 import { registerCaService } from '../xds/ca-service.js';
-import { bearerToken, GrpcStatusError, type Authenticator } from '../xds/call-auth.js';
+import { bearerToken, GrpcStatusError, type Authenticator, type Caller } from '../xds/call-auth.js';
 import { bindServer, serverCredentials } from '../xds/credentials.js';
 import { adminRoutes } from './admin-api.js';
-import { authorizeCertificate } from './ca-authorizer.js';
+import { authorizeCertificate, type CaVerdict } from './ca-authorizer.js';
 import { ConfigStore } from './config-store.js';
 import { nodeForToken, type NodeTokens } from './node-credentials.js';
 import { proxyForToken } from './proxy-credentials.js';
@@ -32,6 +35,12 @@ import { DEFAULT_WORKLOAD_TTL_SECONDS } from '../identity/ca.js';
 const OPEN_ADMIN_PATHS: ReadonlySet<string> = new Set(['/metrics', '/stats/prometheus', '/ready', '/healthz/ready']);
 import { watchPaths } from './watch.js';
 import { waypointConfigObjects, XdsPusher } from './xds-push.js';
+
+/** Who may connect, and which certificates a caller may get (default: the local cluster's node tokens). */
+export interface CallerPolicy {
+  authenticate: Authenticator;
+  authorizeCertificate(model: MeshModel, caller: Caller, requested: string | undefined): CaVerdict | Promise<CaVerdict>;
+}
 
 export interface ControlPlaneOptions {
   logger: Logger;
@@ -55,6 +64,9 @@ export interface ControlPlaneOptions {
   identity: string;
   /** Serve xDS and the CA over TLS with that certificate (default true); false only for tests of plaintext peers. */
   tls?: boolean;
+  callers?: CallerPolicy;
+  /** Push nothing before the first config change (a source that loads in the background). */
+  holdPushUntilLoaded?: boolean;
 }
 
 export class ControlPlane {
@@ -72,7 +84,7 @@ export class ControlPlane {
 
   constructor(private readonly opts: ControlPlaneOptions) {
     this.store = new ConfigStore({ ...opts.build, logger: opts.logger.child({ scope: 'config' }) });
-    const authenticate: Authenticator = (ctx) => {
+    const authenticate: Authenticator = opts.callers?.authenticate ?? ((ctx) => {
       const token = ctx.bearerToken ?? bearerTokenOf(ctx.metadata);
       const node = nodeForToken(opts.nodeTokens, token);
       if (node) return { ok: true, caller: { nodeId: node, identity: `node/${node}` } };
@@ -84,8 +96,9 @@ export class ControlPlane {
         return { ok: true, caller: { nodeId: `${w.node}~${pod.name}.${pod.namespace}`, identity: `proxy/${pod.namespace}/${pod.name}`, pod } };
       }
       return { ok: false, message: 'missing or unknown credential (Authorization: Bearer <node or proxy token>)' };
-    };
-    this.ads = new AdsServer({ logger: opts.logger.child({ scope: 'xds' }), clock: opts.clock, authenticate });
+    });
+    const authorize = opts.callers ? opts.callers.authorizeCertificate.bind(opts.callers) : authorizeCertificate;
+    this.ads = new AdsServer({ logger: opts.logger.child({ scope: 'xds' }), clock: opts.clock, authenticate, types: [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, CONFIG_RESOURCE_TYPE_URL] });
     this.ads.register(this.grpcServer);
     this.pusher = new XdsPusher(this.ads);
     const m = opts.metrics;
@@ -120,7 +133,7 @@ export class ControlPlane {
       authenticate,
       handler: async (req) => {
         this.m.csr.labels({}).inc();
-        const verdict = authorizeCertificate(this.store.current().model, req.caller, req.impersonatedIdentity);
+        const verdict = await authorize(this.store.current().model, req.caller, req.impersonatedIdentity);
         if (!verdict.ok) {
           this.m.refused.labels({ reason: verdict.status.toLowerCase() }).inc();
           opts.logger.warn('certificate refused', { caller: req.caller.nodeId, credential: req.caller.identity, peer: req.peer, requested: req.impersonatedIdentity, reason: verdict.reason });
@@ -166,7 +179,7 @@ export class ControlPlane {
         this.m.changes.labels({ result: res.ok ? 'accepted' : 'refused' }).inc();
       });
     }
-    this.pushNow();
+    if (!this.opts.holdPushUntilLoaded) this.pushNow();
     const secure = this.opts.tls ?? true;
     if (secure) await this.serving.start();
     this.xdsPort = await bindServer(this.grpcServer, this.opts.xdsAddress, secure ? this.serving.credentials() : serverCredentials(undefined));
@@ -193,7 +206,7 @@ export class ControlPlane {
     const snap = this.store.current();
     if (snap.version === this.pushedVersion) return;
     try {
-      const r = this.pusher.push(snap.api, waypointConfigObjects(snap.set));
+      const r = this.pusher.push(snap.api, waypointConfigObjects(snap.set), snap.version);
       this.pushedVersion = snap.version;
       if (r.addresses) this.m.pushes.labels({ type: 'address' }).inc();
       if (r.authorizations) this.m.pushes.labels({ type: 'authorization' }).inc();

@@ -11,6 +11,7 @@ import { CONFIG_RESOURCE_TYPE_URL, configResource, configResourceName, type Conf
 import type { ConfigSet } from '../config/config-set.js';
 import { MESH_CONFIGMAP_KEY, MESH_CONFIGMAP_NAME } from '../config/mesh-config.js';
 import type { WorkloadApi } from './translate.js';
+import { pushId } from '../xds/push-version.js';
 
 /** The kinds a waypoint compiles itself (sent as Ambit's ConfigResource type). */
 export const WAYPOINT_CONFIG_KINDS: ReadonlySet<string> = new Set(['HTTPRoute', 'VirtualService', 'AuthorizationPolicy', 'RequestAuthentication', 'Telemetry', 'ConfigMap']);
@@ -33,23 +34,26 @@ export class XdsPusher {
 
   constructor(private readonly ads: AdsServer) {}
 
-  /** Push a whole snapshot; returns how many resources changed per type. */
-  push(api: WorkloadApi, config: ConfigObject[] = []): { addresses: number; authorizations: number; config: number } {
+  /**
+   * Push a whole snapshot as one push (id from the config version: a proxy applies it only
+   * once it holds every type of it); returns how many resources changed per type.
+   */
+  push(api: WorkloadApi, config: ConfigObject[] = [], configVersion = 0): { addresses: number; authorizations: number; config: number } {
     const addresses: Address[] = [
       ...api.workloads.map((workload) => ({ workload })),
       ...api.services.map((service) => ({ service })),
     ];
-    const addr = this.ads.setResources(ADDRESS_TYPE_URL, addresses.map((a) => this.encode(
-      `a/${a.workload ? workloadResourceName(a.workload) : serviceResourceName(a.service!)}`, a, () => addressResource(a))));
-    const authz = this.ads.setResources(AUTHORIZATION_TYPE_URL, api.authorizations.map((a: Authorization) => this.encode(
-      `z/${a.namespace}/${a.name}`, a, () => authorizationResource(a))));
-    const cfg = this.ads.setResources(CONFIG_RESOURCE_TYPE_URL, config.map((o) => this.encode(`c/${configResourceName(o)}`, o, () => configResource(o))));
+    const [addr, authz, cfg] = this.ads.publish(pushId(configVersion), [
+      { typeUrl: ADDRESS_TYPE_URL, resources: addresses.map((a) => this.encode(`a/${a.workload ? workloadResourceName(a.workload) : serviceResourceName(a.service!)}`, a, () => addressResource(a))) },
+      { typeUrl: AUTHORIZATION_TYPE_URL, resources: api.authorizations.map((a: Authorization) => this.encode(`z/${a.namespace}/${a.name}`, a, () => authorizationResource(a))) },
+      { typeUrl: CONFIG_RESOURCE_TYPE_URL, resources: config.map((o) => this.encode(`c/${configResourceName(o)}`, o, () => configResource(o))) },
+    ]);
     this.prune(new Set([
       ...addresses.map((a) => `a/${a.workload ? workloadResourceName(a.workload) : serviceResourceName(a.service!)}`),
       ...api.authorizations.map((a) => `z/${a.namespace}/${a.name}`),
       ...config.map((o) => `c/${configResourceName(o)}`),
     ]));
-    return { addresses: addr.changed, authorizations: authz.changed, config: cfg.changed };
+    return { addresses: addr!.changed, authorizations: authz!.changed, config: cfg!.changed };
   }
 
   private encode(key: string, value: unknown, make: () => { name: string; body: Uint8Array }): { name: string; body: Uint8Array } {

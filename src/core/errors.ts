@@ -20,9 +20,11 @@ export type ErrorCode =
   | 'AMBIT_ERR_NATIVE'
   | 'AMBIT_ERR_NETNS'
   | 'AMBIT_ERR_CLUSTER'
+  | 'AMBIT_ERR_KUBERNETES'
   | 'AMBIT_ERR_PERMISSION'
   | 'AMBIT_ERR_CNI'
   | 'AMBIT_ERR_ZDS'
+  | 'AMBIT_ERR_FIPS'
   | 'AMBIT_ERR_INTERNAL';
 
 export interface AmbitErrorOptions {

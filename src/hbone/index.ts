@@ -2,7 +2,9 @@
 // hands each request to its owner; the pool opens tunnels over shared connections; relay()
 // copies bytes between a tunnel and a TCP socket with TCP's half-close and reset semantics.
 
-export type { HboneRefusal, HboneRequest, HboneServerOptions, HboneServerStats } from './server.js';
+export type { HboneRefusal, HboneRefusalKind, HboneRequest, HboneServerOptions, HboneServerStats } from './server.js';
+export type { AdmissionRefusal, HboneLimits } from './admission.js';
+export { DEFAULT_HBONE_LIMITS, HboneAdmission } from './admission.js';
 export { HboneServer } from './server.js';
 export type { CancelSignal, CreateSocket, HboneConnectOptions, HbonePoolOptions, HbonePoolStats } from './pool.js';
 export { HbonePool, closeSignal } from './pool.js';

@@ -20,20 +20,21 @@ export interface ClientHandshakeFacts {
   alpnProtocol: string | false | null | undefined;
 }
 
-export type PeerVerdict = { ok: true; identity: string } | { ok: false; reason: string; identity?: string };
+export type PeerRefusalKind = 'no_certificate' | 'untrusted' | 'alpn' | 'identity' | 'trust_domain';
+export type PeerVerdict = { ok: true; identity: string } | { ok: false; kind: PeerRefusalKind; reason: string; identity?: string };
 
 /** The server's decision about a client after the TLS handshake. */
 export function checkClientPeer(facts: ClientHandshakeFacts, trustDomain: string): PeerVerdict {
-  if (!facts.hasCertificate) return { ok: false, reason: 'client presented no certificate' };
+  if (!facts.hasCertificate) return { ok: false, kind: 'no_certificate', reason: 'client presented no certificate' };
   if (!facts.authorized) {
-    return { ok: false, reason: `client certificate not trusted: ${facts.authorizationError ?? 'unknown verification error'}` };
+    return { ok: false, kind: 'untrusted', reason: `client certificate not trusted: ${facts.authorizationError ?? 'unknown verification error'}` };
   }
-  if (facts.alpnProtocol !== 'h2') return { ok: false, reason: `ALPN h2 was not negotiated (got ${String(facts.alpnProtocol)})` };
+  if (facts.alpnProtocol !== 'h2') return { ok: false, kind: 'alpn', reason: `ALPN h2 was not negotiated (got ${String(facts.alpnProtocol)})` };
   const id = identityOfSubjectAltName(facts.subjectAltName);
-  if (!id) return { ok: false, reason: 'client certificate has no single SPIFFE URI SAN' };
+  if (!id) return { ok: false, kind: 'identity', reason: 'client certificate has no single SPIFFE URI SAN' };
   const identity = formatSpiffe(id);
   if (id.trustDomain !== trustDomain) {
-    return { ok: false, reason: `client identity ${identity} is not in trust domain ${trustDomain}`, identity };
+    return { ok: false, kind: 'trust_domain', reason: `client identity ${identity} is not in trust domain ${trustDomain}`, identity };
   }
   return { ok: true, identity };
 }

@@ -27,16 +27,18 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { systemClock, type Clock } from '../core/clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { AmbitError, describeError } from '../core/errors.js';
 import type { Logger, Tracer } from '../core/logger.js';
 import type { WorkloadCertificate } from '../identity/workload-certificate.js';
 import { parseConnectRequest, type TunnelHeaders } from './connect-request.js';
 import { SessionKeepalive } from './keepalive.js';
-import { checkClientPeer } from './peer-check.js';
+import { HboneAdmission, type AdmissionTicket } from './admission.js';
+import { checkClientPeer, type PeerRefusalKind } from './peer-check.js';
+import { LogLimiter } from '../core/log-limiter.js';
 import {
   CONNECTION_WINDOW_BYTES, HANDSHAKE_TIMEOUT_MS, HBONE_ALPN, MAX_SESSION_MEMORY_MB, PING_INTERVAL_MS, PING_TIMEOUT_MS,
-  SERVER_MAX_STREAMS, http2Settings, serverTlsOptions,
+  SERVER_MAX_STREAMS, SESSION_IDLE_TIMEOUT_MS, http2Settings, serverTlsOptions,
 } from './wire.js';
 
 export interface HboneRequest {
@@ -57,7 +59,11 @@ export interface HboneRequest {
   readonly cancelled: boolean;
 }
 
+/** Why a connection or stream was refused: one of a fixed set (metric labels, log fields). */
+export type HboneRefusalKind = PeerRefusalKind | 'tls' | 'limit' | 'no_server_certificate' | 'method' | 'authority' | 'closing';
+
 export interface HboneRefusal {
+  kind: HboneRefusalKind;
   reason: string;
   status?: number;
   peerIdentity?: string;
@@ -80,6 +86,10 @@ export interface HboneServerOptions {
   pingTimeoutMs?: number;
   /** TLS handshake deadline, default 10 s. */
   handshakeTimeoutMs?: number;
+  /** A session without a stream for this long is closed (GOAWAY); default 10 min, 0 = never. */
+  sessionIdleTimeoutMs?: number;
+  /** Bounds on pending handshakes and sessions, shared by every listener of a process. */
+  admission?: HboneAdmission;
   clock?: Clock;
 }
 
@@ -124,6 +134,10 @@ export class HboneServer {
   private handshakeCount = 0;
   private refusedCount = 0;
   private closing = false;
+  private readonly admission: HboneAdmission;
+  /** Tickets of connections still in their handshake, by `ip:port`. */
+  private readonly tickets = new Map<string, AdmissionTicket>();
+  private readonly refusalLog: LogLimiter;
 
   private readonly onRawConnection = (raw: net.Socket): void => this.acceptRaw(raw);
   private readonly onStreamClosed = (): void => { this.streamCount--; };
@@ -132,6 +146,8 @@ export class HboneServer {
     this.logger = opts.logger;
     this.trace = opts.logger.tracer('hbone');
     this.clock = opts.clock ?? systemClock;
+    this.admission = opts.admission ?? new HboneAdmission();
+    this.refusalLog = new LogLimiter(this.clock);
     if (typeof http2.performServerHandshake !== 'function') {
       throw new AmbitError('AMBIT_ERR_HBONE', 'this Node.js has no http2.performServerHandshake', { hint: 'run Ambit on Node.js 24 (npm run setup installs it)' });
     }
@@ -145,7 +161,7 @@ export class HboneServer {
     });
     this.tlsServer.on('secureConnection', (socket: tls.TLSSocket) => this.onSecureConnection(socket));
     this.tlsServer.on('tlsClientError', (e: Error, socket: tls.TLSSocket) => {
-      this.refuse({ reason: `TLS handshake failed: ${describeError(e).code}: ${e.message}`, peerAddress: formatAddress(socket.remoteAddress, socket.remotePort) });
+      this.refuse({ kind: 'tls', reason: `TLS handshake failed: ${describeError(e).code}: ${e.message}`, peerAddress: formatAddress(socket.remoteAddress, socket.remotePort) });
     });
   }
 
@@ -224,9 +240,21 @@ export class HboneServer {
       raw.destroy();
       return;
     }
+    const peerAddress = formatAddress(raw.remoteAddress, raw.remotePort);
+    const ticket = this.admission.admit(raw.remoteAddress ?? '');
+    if (typeof ticket === 'string') {
+      raw.destroy();
+      this.refuse({ kind: 'limit', reason: `too many connections (${ticket.replace(/_/g, ' ')})`, peerAddress });
+      return;
+    }
     raw.setNoDelay(true);
     this.rawSockets.add(raw);
-    raw.once('close', () => this.rawSockets.delete(raw));
+    this.tickets.set(peerAddress, ticket);
+    raw.once('close', () => {
+      this.rawSockets.delete(raw);
+      this.tickets.delete(peerAddress);
+      ticket.release();
+    });
     try {
       const cert = this.opts.certificate();
       if (cert !== this.currentCert) {
@@ -234,7 +262,7 @@ export class HboneServer {
         this.currentCert = cert;
       }
     } catch (e: unknown) {
-      this.refuse({ reason: `no certificate to present: ${describeError(e).message}`, peerAddress: formatAddress(raw.remoteAddress, raw.remotePort) });
+      this.refuse({ kind: 'no_server_certificate', reason: `no certificate to present: ${describeError(e).message}`, peerAddress });
       raw.destroy();
       return;
     }
@@ -253,11 +281,19 @@ export class HboneServer {
       alpnProtocol: socket.alpnProtocol,
     }, this.opts.trustDomain);
     if (!verdict.ok) {
-      this.refuse({ reason: verdict.reason, peerIdentity: verdict.identity, peerAddress: formatAddress(peerAddress.ip, peerAddress.port) });
+      this.refuse({ kind: verdict.kind, reason: verdict.reason, peerIdentity: verdict.identity, peerAddress: formatAddress(peerAddress.ip, peerAddress.port) });
       socket.destroy();
       return;
     }
     if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    const key = formatAddress(peerAddress.ip, peerAddress.port);
+    const over = this.tickets.get(key)?.established();
+    this.tickets.delete(key);
+    if (over) {
+      this.refuse({ kind: 'limit', reason: `too many sessions (${over.replace(/_/g, ' ')})`, peerIdentity: verdict.identity, peerAddress: key });
       socket.destroy();
       return;
     }
@@ -274,12 +310,21 @@ export class HboneServer {
         this.logger.warn('hbone client stopped answering PINGs; dropping the connection', { peer: info.peerIdentity, peerAddress: formatAddress(peerAddress.ip, peerAddress.port), silentMs });
         session.destroy();
       });
-    session.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onStream(stream, headers, info));
+    const idle = new SessionIdle(this.clock, this.opts.sessionIdleTimeoutMs ?? SESSION_IDLE_TIMEOUT_MS, () => {
+      if (this.trace.enabled) this.trace.log('idle session closed', { peer: info.peerIdentity });
+      session.close();
+    });
+    session.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+      idle.streamOpened();
+      stream.once('close', () => idle.streamClosed());
+      this.onStream(stream, headers, info);
+    });
     session.on('error', (e: Error) => {
       if (this.trace.enabled) this.trace.log('session error', { peer: info.peerIdentity, error: e });
     });
     session.once('close', () => {
       keepalive.stop();
+      idle.stop();
       this.sessions.delete(session);
       if (this.trace.enabled) this.trace.log('connection closed', { peer: info.peerIdentity });
     });
@@ -294,7 +339,7 @@ export class HboneServer {
     stream.once('close', this.onStreamClosed);
     const verdict = parseConnectRequest(headers);
     if (!verdict.ok) {
-      this.refuse({ reason: verdict.reason, status: verdict.status, peerIdentity: info.peerIdentity, peerAddress: formatAddress(info.peerAddress.ip, info.peerAddress.port) });
+      this.refuse({ kind: verdict.reason.startsWith('method') ? 'method' : 'authority', reason: verdict.reason, status: verdict.status, peerIdentity: info.peerIdentity, peerAddress: formatAddress(info.peerAddress.ip, info.peerAddress.port) });
       respondAndClose(stream, verdict.status);
       return;
     }
@@ -312,14 +357,48 @@ export class HboneServer {
     }
   }
 
+  /** Counted always; logged at most once per source address and kind per interval (a flood must not become a log flood). */
   private refuse(event: HboneRefusal): void {
     this.refusedCount++;
-    this.logger.info('hbone refused', { ...event });
+    const d = this.refusalLog.allow(`${event.kind}|${event.peerAddress.replace(/:\d+$/, '')}`);
+    if (d.log) this.logger.warn('hbone refused', { ...event, ...(d.suppressed ? { alsoRefusedSinceLastLine: d.suppressed } : {}) });
     try {
       this.opts.onRefused?.(event);
     } catch (e: unknown) {
       this.logger.error('onRefused threw', { error: describeError(e) });
     }
+  }
+}
+
+/** A session's streams: when none is open for `idleMs`, `onIdle` (which closes it). */
+class SessionIdle {
+  private open = 0;
+  private timer: TimerHandle | undefined;
+
+  constructor(private readonly clock: Clock, private readonly idleMs: number, private readonly onIdle: () => void) {
+    this.arm();
+  }
+
+  streamOpened(): void {
+    this.open++;
+    this.timer?.cancel();
+    this.timer = undefined;
+  }
+
+  streamClosed(): void {
+    this.open--;
+    if (this.open === 0) this.arm();
+  }
+
+  stop(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+  }
+
+  private arm(): void {
+    if (this.idleMs <= 0) return;
+    this.timer?.cancel();
+    this.timer = this.clock.setTimeout(() => { this.timer = undefined; if (this.open === 0) this.onIdle(); }, this.idleMs);
   }
 }
 

@@ -2,7 +2,8 @@
 // the keepalive/idle timings, plus the TLS option builders both ends share.
 //
 // Invariants:
-// - TLS 1.3 only, AES-256-GCM then AES-128-GCM, ALPN `h2` only, no SNI (the client never sets
+// - TLS 1.3 only, AES-256-GCM then AES-128-GCM, ECDHE on P-256/P-384, ECDSA or RSA-PSS
+//   signatures (FIPS-approved only), ALPN `h2` only, no SNI (the client never sets
 //   `servername`), both sides present a certificate.
 // - No session resumption: the server sets SSL_OP_NO_TICKET (no stateless tickets; OpenSSL
 //   then sends stateful tickets that nothing can redeem, because Node keeps no server-side
@@ -11,6 +12,7 @@
 //   costs no PEM parsing; a rotated certificate is a new object and gets a new context.
 import { constants as cryptoConstants } from 'node:crypto';
 import * as tls from 'node:tls';
+import { APPROVED_GROUPS, APPROVED_SIGALGS } from '../core/crypto-policy.js';
 import type { WorkloadCertificate } from '../identity/workload-certificate.js';
 
 export const HBONE_PORT = 15008;
@@ -28,6 +30,8 @@ export const PING_TIMEOUT_MS = 20_000;
 export const IDLE_TIMEOUT_MS = 300_000;
 export const CONNECT_TIMEOUT_MS = 10_000;
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** The server closes a session that carried no stream for this long. */
+export const SESSION_IDLE_TIMEOUT_MS = 10 * 60_000;
 /**
  * nghttp2 memory a session may use before it refuses new streams (ENHANCE_YOUR_CALM), in MB.
  * Node's default (10) is smaller than one connection window (16 MiB) plus the write queues of
@@ -50,6 +54,9 @@ const BASE_TLS = {
   minVersion: 'TLSv1.3',
   maxVersion: 'TLSv1.3',
   ciphers: HBONE_CIPHERS,
+  // FIPS-approved key exchange and signatures only (see core/crypto-policy.ts).
+  ecdhCurve: APPROVED_GROUPS,
+  sigalgs: APPROVED_SIGALGS,
   secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
 } as const satisfies tls.SecureContextOptions;
 

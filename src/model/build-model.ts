@@ -31,6 +31,15 @@ export interface BuildOptions {
   nodes?: string[];
   settings?: Partial<ModelSettings>;
   previous?: MeshModel;
+  /**
+   * Pods are observed, not made (a Kubernetes API server is the source): no replicas are made
+   * from Deployments or waypoint Gateways; a Pod labelled gateway-name=<gateway> is a replica
+   * of that waypoint; a waypoint's Service is the Service named after its Gateway (none yet:
+   * no address yet); the nodes are the ones the pods run on.
+   */
+  observedPods?: boolean;
+  /** Endpoints of Services without a selector (from EndpointSlices): "ns/name" -> pod IPs. */
+  serviceEndpointIps?: ReadonlyMap<string, readonly string[]>;
 }
 
 export const WAYPOINT_PORT = 15008;
@@ -91,10 +100,14 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
   const drafts: PodDraft[] = [];
   for (const l of set.located('Pod')) {
     const p = l.resource;
+    const ns = p.metadata.namespace ?? 'default';
+    const gatewayName = options.observedPods ? p.metadata.labels?.[LABEL_GATEWAY_NAME] : undefined;
+    const waypointOf = gatewayName && waypointByKey.has(`${ns}/${gatewayName}`) ? { namespace: ns, name: gatewayName } : undefined;
     drafts.push({
-      name: p.metadata.name, namespace: p.metadata.namespace ?? 'default', labels: p.metadata.labels ?? {},
+      name: p.metadata.name, namespace: ns, labels: p.metadata.labels ?? {},
       annotations: p.metadata.annotations ?? {}, spec: p.spec, podIP: p.status?.podIP ?? p.status?.podIPs?.[0]?.ip,
-      workloadName: p.metadata.name, workloadType: 'POD', spreadKey: `${p.metadata.namespace}/${p.metadata.name}`, spreadIndex: 0, source: l.source,
+      workloadName: waypointOf?.name ?? p.metadata.name, workloadType: waypointOf ? 'DEPLOYMENT' : 'POD', spreadKey: `${ns}/${p.metadata.name}`, spreadIndex: 0,
+      waypointOf, source: l.source,
     });
   }
   for (const l of set.located('Deployment')) {
@@ -109,7 +122,7 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
       });
     }
   }
-  for (const w of waypoints) {
+  for (const w of options.observedPods ? [] : waypoints) {
     for (let i = 0; i < w.replicas; i++) {
       drafts.push({
         name: `${w.name}-${i}`, namespace: w.namespace,
@@ -122,7 +135,7 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
   }
 
   // Nodes.
-  const nodeNames = [...(options.nodes ?? ['node-1', 'node-2'])];
+  const nodeNames = [...(options.nodes ?? (options.observedPods ? [] : ['node-1', 'node-2']))];
   for (const d of drafts) {
     if (d.spec.nodeName && !nodeNames.includes(d.spec.nodeName)) {
       if (options.nodes) {
@@ -195,6 +208,7 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
       mode: dataplaneMode({ namespace: d.namespace, labels: d.labels, annotations: d.annotations, waypointOf: d.waypointOf }, nsLabels(d.namespace)),
       waypointOf: d.waypointOf,
       containers: d.spec.containers as Container[],
+      ...(d.spec.securityContext ? { securityContext: d.spec.securityContext } : {}),
       servicePorts: {},
       source: d.source,
     });
@@ -214,7 +228,13 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
     });
   }
   for (const w of waypoints) {
-    if (services.some((s) => s.namespace === w.namespace && s.name === w.name)) {
+    const own = services.find((s) => s.namespace === w.namespace && s.name === w.name);
+    if (options.observedPods) {
+      // The Service the control plane made for the waypoint (or none yet).
+      if (own) own.waypointOf = { namespace: w.namespace, name: w.name };
+      continue;
+    }
+    if (own) {
       diagnostics.push({ severity: 'error', code: 'conflict', file: w.source?.file ?? '', line: w.source?.line ?? 0, resource: `Gateway ${w.namespace}/${w.name}`,
         message: `a Service named "${w.name}" already exists in ${w.namespace}; the waypoint needs that name for its own Service` });
       continue;
@@ -230,9 +250,11 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
 
   // Endpoints and per-workload target ports.
   const index = new LabelIndex(workloads);
+  const byIp = new Map(workloads.map((w) => [w.ip, w]));
   for (const s of services) {
-    if (!s.selector) continue;
-    for (const w of index.select(s.namespace, s.selector)) {
+    const picked = s.selector ? index.select(s.namespace, s.selector)
+      : (options.serviceEndpointIps?.get(`${s.namespace}/${s.name}`) ?? []).map((ip) => byIp.get(ip)).filter((w): w is WorkloadInfo => w !== undefined);
+    for (const w of picked) {
       s.endpoints.push(w.uid);
       w.servicePorts[`${s.namespace}/${s.hostname}`] = s.ports.map((p) => ({ servicePort: p.port, targetPort: resolveTargetPort(p, w) }));
     }

@@ -1,7 +1,7 @@
 // The mesh as Ambit sees it after reading config: nodes, workloads (pods), services and
 // waypoints, with the bindings between them resolved. Plain data; built by build-model.ts
 // and indexed by MeshModel.
-import type { Container, Located, AuthorizationPolicyResource, PeerAuthenticationResource, RequestAuthenticationResource, HTTPRouteResource, SourceLocation } from '../config/resources.js';
+import type { Container, SecurityContext, Located, AuthorizationPolicyResource, PeerAuthenticationResource, RequestAuthenticationResource, HTTPRouteResource, SourceLocation } from '../config/resources.js';
 import type { WaypointFor } from '../config/labels.js';
 
 export interface NodeInfo {
@@ -39,6 +39,8 @@ export interface WorkloadInfo {
   /** Set when this pod is a replica of a waypoint. */
   waypointOf?: WaypointRef;
   containers: Container[];
+  /** The pod-level securityContext (the containers carry their own). */
+  securityContext?: SecurityContext;
   /** "ns/hostname" -> service port -> target port on this workload. */
   servicePorts: Record<string, { servicePort: number; targetPort: number }[]>;
   source?: SourceLocation;

@@ -56,6 +56,8 @@ export class AdminServer {
       server.once('error', reject);
       server.listen({ host, port, reusePort: options.reusePort }, () => { server.off('error', reject); resolve(); });
     });
+    // After listening: an accept error (EMFILE...) is logged; Node would otherwise throw it.
+    server.on('error', (e: Error) => this.opts.logger.warn('admin listener error; still listening', { error: e.message, code: (e as NodeJS.ErrnoException).code }));
     this.servers.push(server);
     return server.address() as AddressInfo;
   }

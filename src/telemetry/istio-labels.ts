@@ -17,7 +17,8 @@
 // - source_app / source_version fall back to the canonical service / revision when the app and
 //   version labels are absent: ztunnel sets *_app from the canonical name and *_version from the
 //   canonical revision (which Istio derives from the app/version labels in the first place).
-// - response_code is the HTTP status as a decimal string, `0` when no response was sent.
+// - response_code is the HTTP status as a decimal string, `0` when no response was sent;
+//   values from the network are bounded (boundedCode, boundedGrpcStatus).
 //   grpc_response_status is the gRPC status code for gRPC requests and the empty string for
 //   plain HTTP, as Envoy's istio_stats filter reports it.
 
@@ -178,7 +179,21 @@ export function buildTcpLabels(input: TrafficLabelInput): TcpLabels {
 export function buildHttpLabels(input: RequestLabelInput): HttpLabels {
   return {
     ...buildTcpLabels(input),
-    response_code: String(input.responseCode ?? 0),
-    grpc_response_status: input.protocol === 'grpc' && input.grpcStatus !== undefined ? String(input.grpcStatus) : '',
+    response_code: boundedCode(input.responseCode),
+    grpc_response_status: input.protocol === 'grpc' && input.grpcStatus !== undefined ? boundedGrpcStatus(input.grpcStatus) : '',
   };
+}
+
+/**
+ * Label values that come from the network take a bounded set of values (a peer must not be
+ * able to grow the metric series without end): HTTP status 100-599 or 0, else `unknown`;
+ * gRPC status 0-16 (the codes gRPC defines), else `unknown`.
+ */
+export function boundedCode(code: number | undefined): string {
+  const c = code ?? 0;
+  return c === 0 || (Number.isInteger(c) && c >= 100 && c <= 599) ? String(c) : 'unknown';
+}
+
+export function boundedGrpcStatus(status: number): string {
+  return Number.isInteger(status) && status >= 0 && status <= 16 ? String(status) : 'unknown';
 }

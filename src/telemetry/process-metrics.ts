@@ -1,6 +1,7 @@
 // The standard process metrics every Prometheus client exposes (process_*, and prom-client's
 // nodejs_* heap names), read when /metrics is rendered: what an operator watches to see a
 // proxy's memory and CPU without shelling into the node.
+import { processGuardStats } from '../core/process-guards.js';
 import { readdirSync } from 'node:fs';
 import type { MetricsRegistry } from './metrics.js';
 
@@ -13,8 +14,12 @@ export function registerProcessMetrics(registry: MetricsRegistry): void {
   const heapTotal = registry.gauge({ name: 'nodejs_heap_size_total_bytes', help: 'Process heap size from Node.js in bytes.' }).labels({});
   const external = registry.gauge({ name: 'nodejs_external_memory_bytes', help: 'Node.js external memory size in bytes.' }).labels({});
   start.set(Math.round(Date.now() / 1000 - process.uptime()));
+  const slipped = registry.gauge({ name: 'ambit_unhandled_errors', help: 'Errors that reached no handler (caught by the process guards; each is a bug), by kind.', labelNames: ['kind'] });
   let cpuSeen = 0;
   registry.addCollector(() => {
+    const g = processGuardStats();
+    slipped.labels({ kind: 'rejection' }).set(g.unhandledRejections);
+    slipped.labels({ kind: 'exception' }).set(g.uncaughtExceptions);
     const u = process.cpuUsage();
     const total = (u.user + u.system) / 1e6;
     cpu.inc(total - cpuSeen);

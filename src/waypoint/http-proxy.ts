@@ -6,7 +6,9 @@
 // - Decisions come from pure functions (authenticateRequest, authorizeRequest, decideRoute,
 //   EndpointPicker); this file does only the I/O around them.
 // - A request body of at most MAX_REPLAY_BYTES is buffered so a retry or a mirror can send it
-//   again; a larger one is streamed once (no retry, no mirror) and that is logged.
+//   again, while the process's ReplayBudget has room; a larger one (or one that does not fit
+//   the budget) is streamed once (no retry, no mirror) and that is logged. The bytes taken
+//   from the budget are given back when the request ends.
 // - The upstream speaks what the client spoke: HTTP/1.1 in, HTTP/1.1 out; HTTP/2 (h2c, gRPC)
 //   in, HTTP/2 out. Hop-by-hop headers never cross, except that an HTTP/1.1 protocol upgrade
 //   (WebSocket) is asked of the upstream with its own `upgrade` / `connection: upgrade`.
@@ -37,6 +39,7 @@ import { applyEdits, childTraceparent, first, HOP_BY_HOP, hostOnly, upstreamHead
 import { sendHttp1, sendHttp2, type UpstreamResponse } from './upstream-exchange.js';
 import { Http1Request, Http1Response } from './http1/server.js';
 import { shouldLog } from './access-log-config.js';
+import type { ReplayBudget } from './replay-budget.js';
 import { isNormalMethod, normalizeRequestTarget } from '../core/http-request-target.js';
 
 export const MAX_REPLAY_BYTES = 1024 * 1024;
@@ -65,6 +68,8 @@ export interface HttpProxyDeps {
   nextId(): string;
   /** Telemetry reporter (default 'waypoint'); a sidecar reports 'source' outbound, 'destination' inbound. */
   reporter?: 'source' | 'destination' | 'waypoint';
+  /** Bytes of request bodies kept for retries and mirrors, for the whole process. */
+  replayBudget: ReplayBudget;
   /** A request's JWT providers, policies and access-log decision (default: the waypoint's selection by target). A sidecar passes its own. */
   bind?(cfg: WaypointConfig, ctx: TunnelContext): RequestBinding;
 }
@@ -118,9 +123,11 @@ export class HttpProxy {
     };
     const bound = d.bind ? d.bind(cfg, ctx) : cfg.forRequest({ waypoint: d.waypoint, service: ctx.service ? { namespace: ctx.service.namespace, name: ctx.service.name } : undefined });
     let finished = false;
+    const held = { bytes: 0 };
     const finish = (): void => {
       if (finished) return;
       finished = true;
+      d.replayBudget.give(held.bytes);
       record.durationMs = d.now() - record.startMs;
       d.telemetry.completed(record, shouldLog(bound.accessLog, record, headers));
     };
@@ -169,7 +176,7 @@ export class HttpProxy {
         return this.local(res, record, decision.fault.abortStatus, 'fault filter abort');
       }
       // 4. Forward.
-      await this.forward(req, res, ctx, decision, record, authority, path, traceparent);
+      await this.forward(req, res, ctx, decision, record, authority, path, traceparent, held);
     } catch (e: unknown) {
       if (e instanceof RequestFailure) {
         record.responseFlags = e.flag;
@@ -185,7 +192,7 @@ export class HttpProxy {
     }
   }
 
-  private async forward(req: DownReq, res: DownRes, ctx: TunnelContext, decision: Extract<RouteDecision, { kind: 'forward' }>, record: RequestRecord, authority: string, path: string, traceparent: string): Promise<void> {
+  private async forward(req: DownReq, res: DownRes, ctx: TunnelContext, decision: Extract<RouteDecision, { kind: 'forward' }>, record: RequestRecord, authority: string, path: string, traceparent: string, held: { bytes: number }): Promise<void> {
     const { d } = this;
     const h2 = req.httpVersionMajor === 2;
     const state = d.state();
@@ -205,7 +212,7 @@ export class HttpProxy {
     const hasBody = !['GET', 'HEAD', 'DELETE', 'OPTIONS'].includes(req.method ?? 'GET') || declared > 0 || req.headers['transfer-encoding'] !== undefined;
     let body: Buffer | Readable | undefined;
     if (hasBody) {
-      body = declared > MAX_REPLAY_BYTES ? req : await bufferOrStream(req, MAX_REPLAY_BYTES);
+      body = declared > MAX_REPLAY_BYTES ? req : await bufferOrStream(req, MAX_REPLAY_BYTES, d.replayBudget, held);
       if (Buffer.isBuffer(body)) record.requestBytes = body.length;
       else d.logger.debug('request body streamed once: too large to buffer for retries and mirrors', { id: record.id });
     }
@@ -398,17 +405,24 @@ function targetPortOf(w: Workload, b: ResolvedBackend): number {
 }
 
 /**
- * The whole body as a Buffer when it is at most `limit` bytes (so a retry or a mirror can send
- * it again); otherwise a stream of what was read so far followed by the rest, sent once.
+ * The whole body as a Buffer when it is at most `limit` bytes and fits the budget (so a retry
+ * or a mirror can send it again; the bytes stay counted in `held` until the request ends);
+ * otherwise a stream of what was read so far followed by the rest, sent once.
  */
-function bufferOrStream(req: Readable, limit: number): Promise<Buffer | Readable> {
+function bufferOrStream(req: Readable, limit: number, budget: ReplayBudget, held: { bytes: number }): Promise<Buffer | Readable> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let n = 0;
     const onData = (c: Buffer): void => {
       n += c.length;
       chunks.push(c);
-      if (n <= limit) return;
+      if (n <= limit && budget.tryTake(c.length)) {
+        held.bytes += c.length;
+        return;
+      }
+      // Over the per-request limit or the process's budget: stream what was read, then the rest.
+      budget.give(held.bytes);
+      held.bytes = 0;
       req.off('data', onData);
       req.off('end', onEnd);
       req.pause();

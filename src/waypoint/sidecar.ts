@@ -38,12 +38,13 @@ import { ConnectionManager } from '../ztunnel/connection-manager.js';
 import { SelfCallGuard } from '../ztunnel/self-call-guard.js';
 import { DataPath } from '../ztunnel/data-path.js';
 import { baggageOf, peerInfo } from '../ztunnel/peer-info.js';
-import type { Endpoint, PodNetwork } from '../ztunnel/pod-network.js';
+import { guardListener, type Endpoint, type PodNetwork } from '../ztunnel/pod-network.js';
 import { CAPTURE_PORTS, decideOutbound, roundRobin } from '../ztunnel/route.js';
 import { normalizeIp, ZtunnelState } from '../ztunnel/state.js';
 import { EndpointPicker } from './endpoint-picker.js';
 import { HttpProxy, type TunnelContext } from './http-proxy.js';
-import { serveHttp } from './serve-http.js';
+import { HttpServing, serveHttp } from './serve-http.js';
+import { ReplayBudget } from './replay-budget.js';
 import { authorizeRequest } from './l7-authz.js';
 import { decidePlaintext, sidecarInboundPolicies } from './sidecar-policy.js';
 import { Upstreams, type UpstreamTarget } from './upstream.js';
@@ -92,6 +93,7 @@ export class Sidecar {
   private readonly pick = roundRobin();
   private readonly connections = new ConnectionManager();
   private readonly selfCalls: SelfCallGuard;
+  private readonly serving: HttpServing;
   private hbone: HboneServer | undefined;
   private readonly servers: net.Server[] = [];
   private seq = 0;
@@ -100,6 +102,7 @@ export class Sidecar {
   constructor(private readonly opts: SidecarOptions) {
     this.config = this.compile(ZtunnelState.empty(), [], '0');
     this.selfCalls = new SelfCallGuard(opts.logger, opts.metrics, opts.clock);
+    this.serving = new HttpServing(opts.clock, opts.logger, opts.metrics);
     const timeoutMs = opts.connectTimeoutMs ?? 5_000;
     this.pool = new HbonePool({
       logger: opts.logger, clock: opts.clock,
@@ -114,6 +117,7 @@ export class Sidecar {
       config: () => this.config, state: () => this.state,
       telemetry, logger: opts.logger, now: () => opts.clock.now(), random: Math.random,
       nextId: () => `${opts.pod.name}-${++this.seq}`,
+      replayBudget: new ReplayBudget(),
     };
     const self = { namespace: opts.pod.namespace, labels: opts.labels };
     this.outboundProxy = new HttpProxy({
@@ -173,12 +177,15 @@ export class Sidecar {
     this.hbone = podHboneServer(this.opts, (req) => this.onHbone(req));
     const { network, bindAddress } = this.opts;
     const hbone = await network.listen(bindAddress, SIDECAR_HBONE_PORT);
+    guardListener(hbone, this.opts.logger, this.opts.clock, `sidecar:${SIDECAR_HBONE_PORT}`);
     this.hbone.attach(hbone);
     this.servers.push(hbone);
     const outbound = await network.listen(bindAddress, SIDECAR_OUTBOUND_PORT);
+    guardListener(outbound, this.opts.logger, this.opts.clock, `sidecar:${SIDECAR_OUTBOUND_PORT}`);
     outbound.on('connection', (s: net.Socket) => this.onOutbound(s));
     this.servers.push(outbound);
     const plaintext = await network.listen(bindAddress, SIDECAR_INBOUND_PLAINTEXT_PORT);
+    guardListener(plaintext, this.opts.logger, this.opts.clock, `sidecar:${SIDECAR_INBOUND_PLAINTEXT_PORT}`);
     plaintext.on('connection', (s: net.Socket) => this.onPlaintext(s));
     this.servers.push(plaintext);
     this.opts.logger.info('sidecar listening', { pod: `${this.opts.pod.namespace}/${this.opts.pod.name}`, address: this.opts.podIp, identity: this.opts.identity });
@@ -245,7 +252,7 @@ export class Sidecar {
   /** HTTP through the inbound L7 pipeline to the application; anything else relayed after L4 policy. */
   private serveInbound(stream: Duplex, ctx: TunnelContext): void {
     void sniff(stream, SNIFF_TIMEOUT_MS).then((kind) => {
-      if (kind === 'http1' || kind === 'h2') serveHttp(stream, kind, this.inboundProxy, ctx, this.opts.logger);
+      if (kind === 'http1' || kind === 'h2') serveHttp(stream, kind, this.inboundProxy, ctx, this.serving);
       else this.inboundTcp(stream, ctx);
     }, () => stream.destroy());
   }
@@ -308,7 +315,7 @@ export class Sidecar {
         serveHttp(socket, kind, this.outboundProxy, {
           peerIdentity: this.opts.identity, peerAddress: { ip: normalizeIp(socket.remoteAddress ?? this.opts.podIp), port: socket.remotePort ?? 0 },
           target, service, workload: service ? undefined : route.workload,
-        }, this.opts.logger);
+        }, this.serving);
       } else {
         this.dataPath.outbound(socket, self, this.opts.network, target);
       }

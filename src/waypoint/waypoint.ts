@@ -18,14 +18,15 @@ import { denyConnection, failConnection, newConnectionRecord, TcpTelemetry } fro
 import { peerInfo, serviceInfo } from '../ztunnel/peer-info.js';
 import type { ConfigObject } from '../xds/config-resource.js';
 import { currentCertificate, type CertificateSource } from '../ztunnel/certificates.js';
-import type { PodNetwork } from '../ztunnel/pod-network.js';
+import { guardListener, type PodNetwork } from '../ztunnel/pod-network.js';
 import { normalizeIp, ZtunnelState } from '../ztunnel/state.js';
 import { EndpointPicker } from './endpoint-picker.js';
 import { HttpProxy, type TunnelContext } from './http-proxy.js';
 import { waypointService } from '../ztunnel/route.js';
 import { sniffProtocol, type SniffResult } from './sniff.js';
 import { Upstreams } from './upstream.js';
-import { serveHttp } from './serve-http.js';
+import { HttpServing, serveHttp } from './serve-http.js';
+import { ReplayBudget } from './replay-budget.js';
 import { compileWaypointConfig, WarningLatch, type WaypointConfig, type WaypointIdentity } from './waypoint-config.js';
 import { authorizeRequest } from './l7-authz.js';
 import { describeAccessLog } from './access-log-config.js';
@@ -62,10 +63,8 @@ export function podHboneServer(opts: PodProxyOptions, onRequest: (req: HboneRequ
     trustDomain: opts.trustDomain,
     logger: opts.logger,
     onRequest,
-    onRefused: (e) => {
-      refused?.(e);
-      opts.logger.warn('HBONE connection refused', { ...e });
-    },
+    // The server logs refusals itself, rate-limited per source.
+    onRefused: (e) => refused?.(e),
   });
 }
 
@@ -84,10 +83,12 @@ export class Waypoint {
   private server: net.Server | undefined;
   private seq = 0;
   private readonly warnings = new WarningLatch();
+  private readonly serving: HttpServing;
   private readonly m;
 
   constructor(private readonly opts: WaypointOptions) {
     this.config = this.compile(ZtunnelState.empty(), [], '0');
+    this.serving = new HttpServing(opts.clock, opts.logger, opts.metrics);
     this.pool = new HbonePool({
       logger: opts.logger, clock: opts.clock,
       createSocket: (dst) => opts.network.connect(dst, { allowHalfOpen: false }),
@@ -102,6 +103,7 @@ export class Waypoint {
       telemetry: new RequestTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }) }),
       logger: opts.logger, now: () => opts.clock.now(), random: Math.random,
       nextId: () => `${opts.waypoint.name}-${++this.seq}`,
+      replayBudget: new ReplayBudget(),
     });
     this.tcpTelemetry = new TcpTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }), clock: opts.clock });
     this.m = {
@@ -142,8 +144,9 @@ export class Waypoint {
 
   async start(): Promise<void> {
     await this.opts.certificates.get(this.opts.identity);
-    this.hbone = podHboneServer(this.opts, (req) => this.onTunnel(req), () => this.m.refused.labels({ reason: 'handshake' }).inc());
+    this.hbone = podHboneServer(this.opts, (req) => this.onTunnel(req), (e) => this.m.refused.labels({ reason: e.kind }).inc());
     this.server = await this.opts.network.listen(this.opts.bindAddress, WAYPOINT_HBONE_PORT);
+    guardListener(this.server, this.opts.logger, this.opts.clock, `waypoint:${WAYPOINT_HBONE_PORT}`);
     this.hbone.attach(this.server);
     this.opts.logger.info('waypoint listening', { address: `${this.opts.podIp}:${WAYPOINT_HBONE_PORT}`, identity: this.opts.identity });
   }
@@ -175,7 +178,7 @@ export class Waypoint {
     void sniff(stream, SNIFF_TIMEOUT_MS).then((kind) => {
       this.m.tunnels.labels({ protocol: kind === 'h2' ? 'http2' : kind === 'http1' ? 'http1' : 'tcp' }).inc();
       if (kind === 'http1' || kind === 'h2') {
-        serveHttp(stream, kind, this.proxy, ctx, this.opts.logger);
+        serveHttp(stream, kind, this.proxy, ctx, this.serving);
       } else {
         this.tcp(stream, ctx);
       }

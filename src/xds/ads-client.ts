@@ -26,6 +26,7 @@ import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import type { Logger, Tracer } from '../core/logger.js';
 import type { DeltaRequestOut, DeltaResponse } from './ads-types.js';
 import type { ClientTlsOptions, TokenSource } from './credentials.js';
+import { holdsWholePush } from './push-version.js';
 import { bearerMetadata, GrpcCode, grpcStatusName, GrpcLiteChannel, type GrpcCallError, type GrpcLiteStream, type GrpcStatus } from './grpc-lite.js';
 import { ADS_DELTA_PATH, serviceMessageCodec, type MessageCodec } from './protos.js';
 import { toStruct, type JsonObject } from './struct.js';
@@ -93,6 +94,8 @@ export interface AdsClientTypeStatus {
   acks: number;
   nacks: number;
   lastNonce: string;
+  /** system_version_info of the last response (the push it belongs to). */
+  version: string;
   lastNack?: { nonce: string; at: string; message: string };
 }
 
@@ -112,6 +115,7 @@ interface TypeState {
   acks: number;
   nacks: number;
   lastNonce: string;
+  lastVersion: string;
   lastNack?: { nonce: string; atMs: number; message: string };
 }
 
@@ -158,7 +162,7 @@ export class AdsClient {
     this.initialMs = options.backoff?.initialMs ?? 500;
     this.maxMs = options.backoff?.maxMs ?? 30_000;
     for (const spec of options.types) {
-      this.types.set(spec.typeUrl, { spec, resources: new Map(), synced: false, responses: 0, acks: 0, nacks: 0, lastNonce: '' });
+      this.types.set(spec.typeUrl, { spec, resources: new Map(), synced: false, responses: 0, acks: 0, nacks: 0, lastNonce: '', lastVersion: '' });
     }
   }
 
@@ -219,6 +223,7 @@ export class AdsClient {
         acks: t.acks,
         nacks: t.nacks,
         lastNonce: t.lastNonce,
+        version: t.lastVersion,
         ...(t.lastNack ? { lastNack: { nonce: t.lastNack.nonce, at: iso(t.lastNack.atMs), message: t.lastNack.message } } : {}),
       })),
     };
@@ -371,6 +376,7 @@ export class AdsClient {
     t.synced = true;
     t.responses++;
     t.lastNonce = resp.nonce;
+    t.lastVersion = resp.systemVersionInfo;
     if (this.trace.enabled) {
       this.trace.log('response', { typeUrl: resp.typeUrl, nonce: resp.nonce, upserted: upserted.length, removed: removed.length, rejected: rejected.length });
     }
@@ -391,6 +397,11 @@ export class AdsClient {
       this.send(stream, { typeUrl: resp.typeUrl, responseNonce: resp.nonce });
     }
     if (initial && this.allSynced()) for (const w of this.syncWaiters.splice(0)) w();
+  }
+
+  /** Whether the resources held are one whole push of every type (see push-version.ts). */
+  holdsWholePush(): boolean {
+    return holdsWholePush([...this.types.values()].map((t) => ({ synced: t.synced, lastVersion: t.lastVersion })));
   }
 
   private allSynced(): boolean {

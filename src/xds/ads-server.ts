@@ -32,6 +32,15 @@
 //   its error and time and logged with the node id; the client's ACKed versions stay as they
 //   were. A nonce that is not pending (stale, or from another server) is ignored.
 // - Changes made in the same tick are pushed together (one flush per tick).
+// - Pushes (publish): the control plane sets every type of one config version at once, under
+//   one push id. Each subscribed client gets a response for every type of the push, empty when
+//   nothing of that type changed for it, whose system_version_info is the push id; a response
+//   that is not the last of its type's push says so (PARTIAL_VERSION_SUFFIX). A client can
+//   then apply a push only once it holds all of it, every type (xds/push-version.ts).
+// - Limits on what a client can make the server hold: only served types can be subscribed
+//   (others are ignored, logged once, counted), at most MAX_NAMES_PER_TYPE resource names per
+//   type, and at most MAX_PENDING_RESPONSES un-ACKed responses per type: a client that never
+//   answers gets its stream ended (RESOURCE_EXHAUSTED) rather than a growing backlog.
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
@@ -46,6 +55,12 @@ import { authenticateCall, callContext, type Authenticator } from './call-auth.j
 import { ADS_SERVICE, grpcDefinitions } from './protos.js';
 import { fromStruct } from './struct.js';
 import { encodeDeltaResponse, encodeResource } from './wire.js';
+import { PARTIAL_VERSION_SUFFIX } from './push-version.js';
+
+/** Resource names one client may subscribe to by name, per type. */
+export const MAX_NAMES_PER_TYPE = 10_000;
+/** Un-ACKed responses per client and type before the stream is ended. */
+export const MAX_PENDING_RESPONSES = 64;
 
 export interface AdsServerOptions {
   logger: Logger;
@@ -57,6 +72,8 @@ export interface AdsServerOptions {
   ackTimeoutMs?: number;
   /** Largest sum of resource bytes in one response; default 512 KiB (well under gRPC's 4 MiB default; bounds the memory a slow reader pins). */
   maxResponseBytes?: number;
+  /** The type URLs served; a subscription to another is ignored. Default: any type (once it is set). */
+  types?: readonly string[];
 }
 
 interface Pending {
@@ -83,6 +100,8 @@ interface TypeSub {
   warnedSlow: boolean;
   /** Responses of this type in the outbox. */
   queued: number;
+  /** The push id of the last response queued for this type. */
+  pushSent: string;
 }
 
 /** A response waiting to be written: encoded only when the previous write has completed. */
@@ -105,6 +124,8 @@ interface Conn {
   bytesSent: number;
   ready: boolean;
   closed: boolean;
+  /** Type URLs it asked for that are not served (remembered to log each once). */
+  unknownTypes: Set<string>;
 }
 
 interface TypeTable {
@@ -112,6 +133,8 @@ interface TypeTable {
   version: number;
   entries: Map<string, ServerResource>;
   ready: boolean;
+  /** The push the table's content belongs to ('' when fed by update/setResources alone). */
+  pushId: string;
 }
 
 export interface AdsServerEvents {
@@ -154,7 +177,7 @@ export class AdsServer {
   private closed = false;
   private readonly stats: AdsServerCounters = {
     connectedClients: 0, streamsOpened: 0, streamsRejected: 0, responsesSent: 0, resourcesSent: 0, removalsSent: 0,
-    bytesSent: 0, acks: 0, nacks: 0, pushLatency: emptyLatency(), changeToAckLatency: emptyLatency(),
+    bytesSent: 0, acks: 0, nacks: 0, unknownTypes: 0, pushLatency: emptyLatency(), changeToAckLatency: emptyLatency(),
   };
 
   constructor(options: AdsServerOptions) {
@@ -226,6 +249,17 @@ export class AdsServer {
     return { changed: changed.length, version: String(table.version) };
   }
 
+  /**
+   * One push of several types under one id (the config version): every client subscribed to
+   * one of them is sent a response for each, even an empty one, carrying the id.
+   */
+  publish(pushId: string, types: { typeUrl: string; resources: Iterable<AdsResource> }[]): { typeUrl: string; changed: number }[] {
+    const out = types.map((t) => ({ typeUrl: t.typeUrl, changed: this.setResources(t.typeUrl, t.resources).changed }));
+    for (const t of types) this.table(t.typeUrl).pushId = pushId;
+    for (const c of this.conns) if (types.some((t) => c.types.has(t.typeUrl))) this.schedule(c);
+    return out;
+  }
+
   /** Re-evaluates the filter for the matching clients (all by default), e.g. after a pod moved node. */
   refilter(which: (client: AdsClientInfo) => boolean = () => true): void {
     const now = this.clock.now();
@@ -263,7 +297,7 @@ export class AdsServer {
   status(): AdsServerStatus {
     const iso = (ms: number): string => new Date(ms).toISOString();
     return {
-      types: [...this.tables.values()].map((t) => ({ typeUrl: t.typeUrl, version: String(t.version), resources: t.entries.size, ready: t.ready })),
+      types: [...this.tables.values()].map((t) => ({ typeUrl: t.typeUrl, version: t.pushId || String(t.version), resources: t.entries.size, ready: t.ready })),
       clients: [...this.conns].filter((c) => c.ready).map((c): AdsClientStatus => ({
         streamId: c.info.streamId,
         nodeId: c.info.nodeId,
@@ -303,7 +337,7 @@ export class AdsServer {
   private table(typeUrl: string): TypeTable {
     let t = this.tables.get(typeUrl);
     if (!t) {
-      t = { typeUrl, version: 0, entries: new Map(), ready: false };
+      t = { typeUrl, version: 0, entries: new Map(), ready: false, pushId: '' };
       this.tables.set(typeUrl, t);
     }
     return t;
@@ -347,7 +381,7 @@ export class AdsServer {
         streamId, nodeId: '', node: { id: '', cluster: '', metadata: {}, userAgentName: '' }, caller: auth.caller, peer: ctx.peer,
         connectedAtMs: this.clock.now(),
       },
-      call, log: this.log.child({ stream: streamId, peer: ctx.peer }), types: new Map(), outbox: [], writing: false, bytesSent: 0, ready: false, closed: false,
+      call, log: this.log.child({ stream: streamId, peer: ctx.peer }), types: new Map(), outbox: [], writing: false, bytesSent: 0, ready: false, closed: false, unknownTypes: new Set(),
     };
     early.conn = conn;
     this.conns.add(conn);
@@ -414,7 +448,16 @@ export class AdsServer {
     let ts = c.types.get(req.typeUrl);
     const first = !ts;
     if (!ts) {
-      ts = { sub: new Subscription(req.typeUrl), pending: new Map(), versionSent: '', versionAcked: '', lastNonce: '', lastAckedNonce: '', acks: 0, nacks: 0, warnedSlow: false, queued: 0 };
+      if (this.options.types && !this.options.types.includes(req.typeUrl)) {
+        // Not a type this server serves: nothing is kept for it.
+        this.stats.unknownTypes++;
+        if (!c.unknownTypes.has(req.typeUrl) && c.unknownTypes.size < 16) {
+          c.unknownTypes.add(req.typeUrl);
+          c.log.warn('ignoring a subscription to a type this control plane does not serve', { typeUrl: req.typeUrl.slice(0, 200) });
+        }
+        return;
+      }
+      ts = { sub: new Subscription(req.typeUrl), pending: new Map(), versionSent: '', versionAcked: '', lastNonce: '', lastAckedNonce: '', acks: 0, nacks: 0, warnedSlow: false, queued: 0, pushSent: '' };
       c.types.set(req.typeUrl, ts);
       for (const [name, version] of Object.entries(req.initialResourceVersions)) {
         ts.sub.sent.set(name, version);
@@ -426,6 +469,10 @@ export class AdsServer {
       }
     }
     this.applySubscriptionChanges(ts, req, first);
+    if (ts.sub.names.size > MAX_NAMES_PER_TYPE) {
+      this.endStream(c, grpc.status.RESOURCE_EXHAUSTED, `subscribed to more than ${MAX_NAMES_PER_TYPE} resource names of ${req.typeUrl}`);
+      return;
+    }
     if (req.responseNonce) this.onAckOrNack(c, ts, req);
     this.schedule(c);
   }
@@ -524,9 +571,14 @@ export class AdsServer {
 
   private push(c: Conn, ts: TypeSub): void {
     const table = this.tables.get(ts.sub.typeUrl);
+    const owesPush = table !== undefined && table.pushId !== '' && ts.pushSent !== table.pushId;
     // Still writing the previous batch (the client reads slowly): wait for the outbox to drain.
-    if (!table?.ready || !ts.sub.hasWork() || ts.queued > 0) return;
+    if (!table?.ready || !(ts.sub.hasWork() || owesPush) || ts.queued > 0) return;
     const now = this.clock.now();
+    if (ts.pending.size >= MAX_PENDING_RESPONSES) {
+      this.endStream(c, grpc.status.RESOURCE_EXHAUSTED, `${ts.pending.size} responses of ${ts.sub.typeUrl} were never ACKed`);
+      return;
+    }
     if (ts.pending.size > 0) {
       const oldest = Math.min(...[...ts.pending.values()].map((p) => p.sentAtMs));
       const waitMs = oldest + this.ackTimeoutMs - now;
@@ -552,12 +604,14 @@ export class AdsServer {
     ts.sub.needsFirstResponse = false;
     const changeAtMs = ts.sub.dirtySince;
     ts.sub.dirtySince = undefined;
-    if (delta.upserts.length === 0 && delta.removals.length === 0 && !first) return;
+    if (delta.upserts.length === 0 && delta.removals.length === 0 && !first && !owesPush) return;
 
     const chunks = chunkBySize(delta.upserts, this.maxResponseBytes);
-    const typeVersion = String(table.version);
+    const typeVersion = table.pushId || String(table.version);
+    ts.pushSent = table.pushId;
     chunks.forEach((chunk, i) => {
-      c.outbox.push({ ts, typeVersion, chunk, removals: i === chunks.length - 1 ? delta.removals : [], changeAtMs: i === 0 ? changeAtMs : undefined });
+      const last = i === chunks.length - 1;
+      c.outbox.push({ ts, typeVersion: last ? typeVersion : `${typeVersion}${PARTIAL_VERSION_SUFFIX}`, chunk, removals: last ? delta.removals : [], changeAtMs: i === 0 ? changeAtMs : undefined });
       ts.queued++;
     });
     this.pump(c);

@@ -163,6 +163,8 @@ export interface AdsServerCounters {
   bytesSent: number;
   acks: number;
   nacks: number;
+  /** Subscriptions to types the server does not serve (ignored). */
+  unknownTypes: number;
   /** From a change reaching the server to the response carrying it being written. */
   pushLatency: LatencyStat;
   /** From a change reaching the server to the client's ACK of the response carrying it. */

@@ -8,6 +8,9 @@
 //   address as their source.
 import net from 'node:net';
 import { loadNative } from '../sys/native.js';
+import type { Clock } from '../core/clock.js';
+import { LogLimiter } from '../core/log-limiter.js';
+import type { Logger } from '../core/logger.js';
 import { listenInNetns, NetnsHandle, originalDestination, startConnectInNetns } from '../sys/netns-socket.js';
 import type { ZdsWorkload } from './zds-client.js';
 
@@ -131,5 +134,18 @@ function adoptListener(fd: number, server: net.Server): Promise<net.Server> {
       loadNative().closeFd(fd);
       reject(e);
     }
+  });
+}
+
+/**
+ * A listening server's errors after it listens (accept failing with EMFILE/ENFILE under a
+ * connection flood, say) are logged, at most once per interval, and the server keeps
+ * listening: without a listener Node would throw them and end the process.
+ */
+export function guardListener(server: net.Server, logger: Logger, clock: Clock, what: string): void {
+  const limiter = new LogLimiter(clock, 10_000, 1);
+  server.on('error', (e: Error) => {
+    const d = limiter.allow('error');
+    if (d.log) logger.warn('listener error; still listening', { listener: what, code: (e as NodeJS.ErrnoException).code, error: e.message, ...(d.suppressed ? { alsoSinceLastLine: d.suppressed } : {}) });
   });
 }

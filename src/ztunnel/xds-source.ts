@@ -3,6 +3,11 @@
 // source with Ambit's ConfigResource type added (their L7 config objects). A resource the ztunnel cannot
 // decode is NACKed by the ADS client with its reason while the rest applies; while the
 // control plane is away the last good state keeps serving.
+//
+// Fail closed on partial config: a state is made only from one whole push of every type
+// (push-version.ts). Until the first one, the proxy has no state and serves no workload; a
+// push half received (its Address but not yet its Authorization, or one chunk of several)
+// keeps the previous state serving.
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import { AdsClient, type AdsStateEvent } from '../xds/ads-client.js';
@@ -32,6 +37,8 @@ export interface XdsSourceOptions {
 export class XdsSource {
   private readonly client: AdsClient;
   private version = 0;
+  /** Updates held back because they were part of a push not yet whole. */
+  private partial = 0;
 
   constructor(private readonly opts: XdsSourceOptions) {
     this.client = new AdsClient({
@@ -64,7 +71,7 @@ export class XdsSource {
   }
 
   status() {
-    return this.client.status();
+    return { ...this.client.status(), heldBackPartialPushes: this.partial };
   }
 
   close(): void {
@@ -72,6 +79,10 @@ export class XdsSource {
   }
 
   private rebuild(): void {
+    if (!this.client.holdsWholePush()) {
+      this.partial++;
+      return;
+    }
     const addresses = [...this.client.resources(addressResourceType).values()].map((r) => r.value as Address);
     const authorizations = this.opts.authorizations ?? true ? [...this.client.resources(authorizationResourceType).values()].map((r) => r.value as Authorization) : [];
     const objects = this.opts.configObjects ? [...this.client.resources(configResourceType).values()].map((r) => r.value as ConfigObject) : [];

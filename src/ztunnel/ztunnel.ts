@@ -11,7 +11,7 @@ import type net from 'node:net';
 import { sleep, type Clock } from '../core/clock.js';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { HbonePool, HboneServer } from '../hbone/index.js';
+import { DEFAULT_HBONE_LIMITS, HboneAdmission, HbonePool, HboneServer, type HboneLimits } from '../hbone/index.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import { TcpTelemetry } from '../telemetry/connection-record.js';
 import type { Workload } from '../xds/workload-api.js';
@@ -19,7 +19,7 @@ import { currentCertificate, type CertificateSource } from './certificates.js';
 import { ConnectionManager } from './connection-manager.js';
 import { SelfCallGuard } from './self-call-guard.js';
 import { DataPath } from './data-path.js';
-import type { Endpoint, PodNetwork } from './pod-network.js';
+import { guardListener, type Endpoint, type PodNetwork } from './pod-network.js';
 import { roundRobin } from './route.js';
 import { identityOf, ZtunnelState } from './state.js';
 import { formatSpiffe } from '../identity/spiffe.js';
@@ -52,6 +52,8 @@ export interface ZtunnelOptions {
   networkVersion?(workload: Workload): { netns: string; listeners: number } | undefined;
   upstreamConnectTimeoutMs?: number;
   pool?: { idleTimeoutMs?: number; pingIntervalMs?: number; pingTimeoutMs?: number };
+  /** Bounds on inbound HBONE connections (defaults: DEFAULT_HBONE_LIMITS). */
+  hboneLimits?: Partial<HboneLimits>;
 }
 
 interface WorkloadProxy {
@@ -73,6 +75,8 @@ export class Ztunnel {
   private readonly connections = new ConnectionManager();
   private readonly dataPath: DataPath;
   private readonly selfCalls: SelfCallGuard;
+  /** Shared by the HBONE listeners of every pod: the bounds are per ztunnel, per source. */
+  private readonly admission: HboneAdmission;
   private readonly logger: Logger;
   private seq = 0;
   private closing = false;
@@ -103,6 +107,7 @@ export class Ztunnel {
       upstreamConnectTimeoutMs: opts.upstreamConnectTimeoutMs ?? 10_000,
     });
     this.selfCalls = new SelfCallGuard(opts.logger, opts.metrics, opts.clock);
+    this.admission = new HboneAdmission({ ...DEFAULT_HBONE_LIMITS, ...opts.hboneLimits });
     this.registerMetrics();
   }
 
@@ -279,10 +284,9 @@ export class Ztunnel {
           if (!proxy) { req.reject(503, 'workload is no longer served here'); return; }
           this.dataPath.inboundHbone(req, proxy.workload, proxy.network);
         },
-        onRefused: (e) => {
-          this.refused.labels({ reason: refusalKind(e.reason) }).inc();
-          this.logger.warn('HBONE connection refused', { workload: `${w.namespace}/${w.name}`, ...e });
-        },
+        admission: this.admission,
+        // Logged by the server itself, at most once per source and interval.
+        onRefused: (e) => this.refused.labels({ reason: e.kind }).inc(),
       });
       const version = this.opts.networkVersion?.(w);
       for (const server of await this.openListeners(w.uid, network, bind, hbone)) servers.push(server);
@@ -303,14 +307,19 @@ export class Ztunnel {
   private async openListeners(uid: string, network: PodNetwork, bind: string, hbone: HboneServer): Promise<net.Server[]> {
     const servers: net.Server[] = [];
     try {
+      const w = this.state.workloads.get(uid);
+      const name = w ? `${w.namespace}/${w.name}` : uid;
       const hboneServer = await network.listen(bind, INBOUND_HBONE_PORT);
+      guardListener(hboneServer, this.logger, this.opts.clock, `${name}:${INBOUND_HBONE_PORT}`);
       hbone.attach(hboneServer);
       servers.push(hboneServer);
       if (this.opts.capture) {
         const outbound = await network.listen(bind, OUTBOUND_PORT);
+        guardListener(outbound, this.logger, this.opts.clock, `${name}:${OUTBOUND_PORT}`);
         outbound.on('connection', (s: net.Socket) => this.onCaptured(s, uid, 'outbound'));
         servers.push(outbound);
         const plaintext = await network.listen(bind, INBOUND_PLAINTEXT_PORT);
+        guardListener(plaintext, this.logger, this.opts.clock, `${name}:${INBOUND_PLAINTEXT_PORT}`);
         plaintext.on('connection', (s: net.Socket) => this.onCaptured(s, uid, 'inbound'));
         servers.push(plaintext);
       }
@@ -393,12 +402,17 @@ export class Ztunnel {
 
   private registerMetrics(): void {
     const m = this.opts.metrics;
-    this.refused = m.counter({ name: 'ambit_hbone_refused_total', help: 'HBONE connections or streams refused before reaching policy (TLS, identity, protocol).', labelNames: ['reason'] });
+    this.refused = m.counter({ name: 'ambit_hbone_refused_total', help: 'HBONE connections or streams refused before reaching policy (TLS, identity, protocol, limits).', labelNames: ['reason'] });
+    const pendingHandshakes = m.gauge({ name: 'ambit_hbone_pending_handshakes', help: 'Inbound HBONE connections not yet through TLS and the peer check.' });
+    const sessions = m.gauge({ name: 'ambit_hbone_inbound_sessions', help: 'Inbound HBONE sessions (verified mTLS HTTP/2 connections).' });
     const workloads = m.gauge({ name: 'ambit_ztunnel_workloads', help: 'Local workloads this ztunnel serves.' });
     const poolConns = m.gauge({ name: 'ambit_hbone_pool_connections', help: 'Outbound HBONE connections in the pool.' });
     const poolStreams = m.gauge({ name: 'ambit_hbone_pool_streams', help: 'Outbound HBONE tunnels open.' });
     const handshakes = m.gauge({ name: 'ambit_hbone_pool_handshakes', help: 'Outbound TLS handshakes since start.' });
     m.addCollector(() => {
+      const a = this.admission.stats();
+      pendingHandshakes.labels({}).set(a.pendingHandshakes);
+      sessions.labels({}).set(a.sessions);
       workloads.labels({}).set(this.proxies.size);
       const s = this.pool.stats();
       poolConns.labels({}).set(s.connections);
@@ -406,13 +420,4 @@ export class Ztunnel {
       handshakes.labels({}).set(s.handshakes);
     });
   }
-}
-
-function refusalKind(reason: string): string {
-  const r = reason.toLowerCase();
-  if (r.includes('trust domain')) return 'trust_domain';
-  if (r.includes('certificate') || r.includes('tls') || r.includes('handshake')) return 'tls';
-  if (r.includes('method')) return 'method';
-  if (r.includes('authority')) return 'authority';
-  return 'other';
 }

@@ -311,3 +311,52 @@ test('client: an abandoned exchange (a timeout) closes its unanswered connection
   await new Promise((r) => setTimeout(r, 50));
   assert.ok(closed, 'the server saw the connection close');
 });
+
+/** A codec server with short limits, reporting what it hit. */
+async function limitedServer(handler: Handler, limits: Partial<import('../../src/waypoint/http1/server.js').Http1Limits>, hits: string[]): Promise<number> {
+  const { DEFAULT_HTTP1_LIMITS } = await import('../../src/waypoint/http1/server.js');
+  const server = net.createServer((s) => {
+    serveHttp1(s, { request: handler, limitHit: (l) => hits.push(l) }, { limits: { ...DEFAULT_HTTP1_LIMITS, ...limits } });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => server.close());
+  return (server.address() as net.AddressInfo).port;
+}
+
+test('server limits: a head that trickles in past the header timeout gets 408 and the connection ends', async () => {
+  const hits: string[] = [];
+  const port = await limitedServer(echo, { headerTimeoutMs: 150 }, hits);
+  const got = await rawExchange(port, ['GET / HTTP/1.1\r\n', 'Host: a\r\n'], { ms: 1500 });
+  assert.match(got, /^HTTP\/1\.1 408 /);
+  assert.deepEqual(hits, ['header_timeout']);
+});
+
+test('server limits: a body that stops making progress cuts the connection; an idle keep-alive connection is closed', async () => {
+  const hits: string[] = [];
+  const tolerant: Handler = (req, res) => {
+    readAll(req).then((body) => { res.writeHead(200, { 'content-length': String(body.length) }); res.end(Buffer.from(body)); }, () => res.destroy());
+  };
+  const port = await limitedServer(tolerant, { bodyProgressTimeoutMs: 150, idleTimeoutMs: 200 }, hits);
+  const t0 = Date.now();
+  const stalled = await rawExchange(port, 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc', { ms: 2000 });
+  assert.equal(stalled, '');
+  assert.ok(Date.now() - t0 < 1500, 'cut at the deadline, not left to hang');
+  const idle = await rawExchange(port, 'GET /x HTTP/1.1\r\nHost: a\r\n\r\n', { ms: 2000 });
+  assert.match(idle, /^HTTP\/1\.1 200 /);
+  assert.deepEqual(hits.sort(), ['body_timeout', 'idle_timeout']);
+});
+
+test('server limits: at most maxPipelined requests wait; the rest stay unread until answers go out, and all are answered in order', async () => {
+  const hits: string[] = [];
+  const seen: string[] = [];
+  const slow: Handler = (req, res) => {
+    seen.push(req.url);
+    setTimeout(() => { req.resume(); res.writeHead(200, { 'content-length': String(req.url.length) }); res.end(Buffer.from(req.url)); }, 20);
+  };
+  const port = await limitedServer(slow, { maxPipelined: 3 }, hits);
+  const requests = Array.from({ length: 10 }, (_, i) => `GET /r${i} HTTP/1.1\r\nHost: a\r\n\r\n`).join('');
+  const got = await rawExchange(port, requests, { ms: 2500 });
+  assert.equal((got.match(/HTTP\/1\.1 200/g) ?? []).length, 10);
+  assert.deepEqual(seen, Array.from({ length: 10 }, (_, i) => `/r${i}`));
+  assert.ok(hits.includes('pipelined'));
+});

@@ -417,3 +417,85 @@ test('ads client: reconnect delays grow exponentially with jitter, capped, and r
   await waitFor(() => delays.length > seen, 'the next failure');
   assert.equal(delays.at(-1), 75);
 });
+
+test('ads push: one push reaches every subscribed type under its id, even a type that did not change; non-final chunks say so', async () => {
+  const srv = track(await startAds({ maxResponseBytes: 2000 }));
+  const w = world(3, 0, 2);
+  srv.ads.publish('push:1', [
+    { typeUrl: ADDR, resources: w.workloads.map((x) => addressResource({ workload: x })) },
+    { typeUrl: AUTHZ, resources: w.policies.map(authorizationResource) },
+  ]);
+  const raw = track(new RawStream(srv.address));
+  raw.send({ node: { id: 'raw' }, typeUrl: ADDR, resourceNamesSubscribe: ['*'] });
+  raw.send({ node: { id: 'raw' }, typeUrl: AUTHZ, resourceNamesSubscribe: ['*'] });
+  const first = await raw.next(2);
+  assert.deepEqual([first.systemVersionInfo, raw.responses[1]!.systemVersionInfo], ['push:1', 'push:1']);
+  for (const r of raw.responses) raw.send({ typeUrl: r.typeUrl, responseNonce: r.nonce });
+  // Only the Address of one workload changes: the Authorization type still gets an (empty) response of push 2.
+  w.workloads[0] = { ...w.workloads[0]!, status: 'UNHEALTHY' };
+  srv.ads.publish('push:2', [
+    { typeUrl: ADDR, resources: w.workloads.map((x) => addressResource({ workload: x })) },
+    { typeUrl: AUTHZ, resources: w.policies.map(authorizationResource) },
+  ]);
+  await raw.next(4);
+  const second = raw.responses.slice(2);
+  assert.deepEqual(second.map((r) => [r.typeUrl, r.systemVersionInfo, r.resources.length]).sort(), [[ADDR, 'push:2', 1], [AUTHZ, 'push:2', 0]].sort());
+  for (const r of second) raw.send({ typeUrl: r.typeUrl, responseNonce: r.nonce });
+  // A push too big for one response: every response but the last of its type is marked partial.
+  srv.ads.publish('push:3', [
+    { typeUrl: ADDR, resources: Array.from({ length: 40 }, (_, i) => addressResource({ workload: workload(i) })) },
+    { typeUrl: AUTHZ, resources: w.policies.map(authorizationResource) },
+  ]);
+  await waitFor(() => raw.responses.filter((r) => r.typeUrl === ADDR && r.systemVersionInfo === 'push:3').length === 1, 'the last Address chunk of push 3');
+  const chunks = raw.responses.filter((r) => r.typeUrl === ADDR && r.systemVersionInfo.startsWith('push:3'));
+  assert.ok(chunks.length >= 3, `${chunks.length} chunks`);
+  assert.ok(chunks.slice(0, -1).every((r) => r.systemVersionInfo === 'push:3#partial'));
+});
+
+test('ads push: an xDS source applies only whole pushes — never the Address of one push with the Authorization of another', async () => {
+  const { XdsSource } = await import('../../src/ztunnel/xds-source.js');
+  const { memoryLogger } = await import('../../src/core/logger.js');
+  const srv = track(await startAds());
+  const states: { workloads: number; policies: string[] }[] = [];
+  const src = new XdsSource({ address: srv.address, node: 'z', logger: memoryLogger({ level: 'error' }).logger, onState: (s) => states.push({ workloads: s.workloads.size, policies: [...s.authorizations.keys()].sort() }) });
+  cleanup.push(() => src.close());
+  src.start();
+  // The Address type is set alone first (as a slow control plane could): nothing may apply yet.
+  srv.ads.setResources(ADDR, [addressResource({ workload: workload(0) })]);
+  srv.ads.publish('push:1', [{ typeUrl: ADDR, resources: [addressResource({ workload: workload(0) })] }]);
+  await settle(300);
+  assert.equal(states.length, 0, 'no state before the Authorization of the same push');
+  srv.ads.publish('push:1', [
+    { typeUrl: ADDR, resources: [addressResource({ workload: workload(0) })] },
+    { typeUrl: AUTHZ, resources: [authorizationResource(authorization(0))] },
+  ]);
+  await waitFor(() => states.length === 1, 'the first whole push');
+  assert.deepEqual(states[0], { workloads: 1, policies: ['ns0/policy-0'] });
+  // Renaming a policy in a push that also adds a workload: one state, both changes, never neither.
+  srv.ads.publish('push:2', [
+    { typeUrl: ADDR, resources: [addressResource({ workload: workload(0) }), addressResource({ workload: workload(1) })] },
+    { typeUrl: AUTHZ, resources: [authorizationResource({ ...authorization(0), name: 'policy-renamed' })] },
+  ]);
+  await waitFor(() => states.length >= 2 && states.at(-1)!.workloads === 2, 'the second push');
+  for (const s of states) assert.equal(s.policies.length, 1, JSON.stringify(states));
+  assert.deepEqual(states.at(-1), { workloads: 2, policies: ['ns0/policy-renamed'] });
+  assert.ok(src.status().heldBackPartialPushes >= 1);
+});
+
+test('ads limits: a type the server does not serve is ignored and counted; a client that never ACKs has its stream ended', async () => {
+  const srv = track(await startAds({ types: [ADDR], ackTimeoutMs: 1 }));
+  srv.ads.publish('push:0', [{ typeUrl: ADDR, resources: [] }]);
+  const raw = track(new RawStream(srv.address));
+  for (let i = 0; i < 50; i++) raw.send({ node: { id: 'raw' }, typeUrl: `type.googleapis.com/made.up.Type${i}`, resourceNamesSubscribe: ['*'] });
+  raw.send({ node: { id: 'raw' }, typeUrl: ADDR, resourceNamesSubscribe: ['*'] });
+  await raw.next(1);
+  assert.equal(srv.ads.counters().unknownTypes, 50);
+  assert.equal(srv.ads.status().clients[0]!.types.length, 1, 'nothing is kept for unknown types');
+  assert.ok(srv.logs.filter((l) => l.msg === 'ignoring a subscription to a type this control plane does not serve').length <= 16);
+  for (let i = 1; i <= 80 && raw.status === undefined; i++) {
+    srv.ads.publish(`push:${i}`, [{ typeUrl: ADDR, resources: [addressResource({ workload: workload(i) })] }]);
+    await settle(5);
+  }
+  await waitFor(() => raw.status !== undefined, 'the stream ended');
+  assert.equal(raw.status?.code, grpc.status.RESOURCE_EXHAUSTED);
+});

@@ -30,14 +30,15 @@ export interface TestCluster {
 
 let counter = 0;
 
-export function startCluster(yamlText: string, options: { nodes?: number; name?: string; upArgs?: string[] } = {}): TestCluster {
+/** `patch` rewrites the config once the state directory is known (tests that name it in pods). */
+export function startCluster(yamlText: string, options: { nodes?: number; name?: string; upArgs?: string[]; patch?: (stateDir: string) => string } = {}): TestCluster {
   const id = `${process.pid % 10000}${counter++}`;
   const prefix = `at${id}${options.name ?? ''}`.slice(0, 12);
   const stateDir = mkdtempSync(join(tmpdir(), 'ambit-e2e-state-'));
   // The test runner's sweep leaves a cluster alone while its owner runs (other checkouts may test at once).
   writeFileSync(join(stateDir, 'owner.pid'), `${process.pid}\n`);
   const configDir = mkdtempSync(join(tmpdir(), 'ambit-e2e-config-'));
-  writeFileSync(join(configDir, 'mesh.yaml'), yamlText);
+  writeFileSync(join(configDir, 'mesh.yaml'), options.patch ? options.patch(stateDir) : yamlText);
   // Below the kernel's ephemeral range (32768+), so no outgoing connection can hold the port.
   const base = 20000 + ((process.pid * 7 + counter * 101) % 12000);
   const xds = `127.0.0.1:${base}`;

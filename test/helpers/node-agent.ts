@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runCommand, type RunResult } from '../../src/sys/exec.js';
 import { agentGet } from '../../src/nodeagent/control-api.js';
-import { ambitCniDir, baseConfList } from '../../src/cluster/pod-sandbox.js';
+import { ambitCniDir, baseConfList } from '../../src/cluster/pod-cni.js';
 import { eventually } from './cluster.js';
 
 const ROOT = resolve(new URL('../../..', import.meta.url).pathname);

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync, readFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -19,7 +19,9 @@ function tmpDir(kind: string): string {
   tmpDirs.push(d);
   return d;
 }
-writeFileSync(join(wwwDir, 'secret.txt'), `${secret}\n`);
+writeFileSync(join(wwwDir, 'secret.txt'), `${secret}\n`, { mode: 0o644 });
+// Pods run as an unprivileged user: what they serve must be readable by others.
+chmodSync(wwwDir, 0o755);
 
 const mesh = yaml`
   apiVersion: v1

@@ -14,7 +14,7 @@ import { runCommand } from '../../src/sys/exec.js';
 import { captureInstalled, purgeCapture } from '../../src/nodeagent/capture-rules.js';
 import { agentGet } from '../../src/nodeagent/control-api.js';
 import { CniRuntime, parseConfList } from '../../src/cni/runtime.js';
-import { ambitCniDir, SYSTEM_CNI_DIR } from '../../src/cluster/pod-sandbox.js';
+import { ambitCniDir, SYSTEM_CNI_DIR } from '../../src/cluster/pod-cni.js';
 import { createTestNetwork, runInNetns, spawnInNetns, type TestNetwork, type TestProcess } from '../helpers/netns.js';
 import { startAgentHarness, type AgentHarness } from '../helpers/node-agent.js';
 import { eventually } from '../helpers/cluster.js';

@@ -8,7 +8,7 @@ import { CniErrorCode, kubernetesPod, parseCniArgs, parsePluginRequest, type Cni
 import { encodeRequest, encodeResponse, MAX_REQUEST_BYTES, parseRequest, parseResponse } from '../../src/cni/plugin-wire.js';
 import { parseConfList, pluginStdin, type ConfList } from '../../src/cni/runtime.js';
 import { withAmbitPlugin } from '../../src/nodeagent/cni-install.js';
-import { ipamArgs, runtimeConf, baseConfList } from '../../src/cluster/pod-sandbox.js';
+import { ipamArgs, runtimeConf, baseConfList } from '../../src/cluster/pod-cni.js';
 
 const conf = (extra: Record<string, unknown> = {}) => JSON.stringify({ cniVersion: '1.0.0', name: 'ambit', type: 'ambit-cni', prevResult: { cniVersion: '1.0.0', ips: [] }, ...extra });
 const env = (over: CniEnvironment = {}): CniEnvironment => ({

@@ -139,3 +139,9 @@ test('response flags: - for none, comma-joined for several', () => {
   assert.equal(formatResponseFlags(['UT', 'URX']), 'UT,URX');
   assert.equal(buildTcpLabels({ reporter: 'source', protocol: 'tcp', responseFlags: ['UF', 'URX'] }).response_flags, 'UF,URX');
 });
+
+test('label values from the network are bounded: an odd HTTP or gRPC status becomes unknown', async () => {
+  const { boundedCode, boundedGrpcStatus } = await import('../../src/telemetry/istio-labels.js');
+  assert.deepEqual([0, 200, 404, 599, 600, 999, 42, -1, 1.5].map(boundedCode), ['0', '200', '404', '599', 'unknown', 'unknown', 'unknown', 'unknown', 'unknown']);
+  assert.deepEqual([0, 5, 16, 17, 1000000, -3, Number.NaN].map(boundedGrpcStatus), ['0', '5', '16', 'unknown', 'unknown', 'unknown', 'unknown']);
+});

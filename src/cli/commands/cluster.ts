@@ -1,5 +1,6 @@
 // The local cluster: up, down, status, exec, logs (and the daemon `ambit up` starts).
 import { spawn } from 'node:child_process';
+import { DEFAULT_POD_GID, DEFAULT_POD_UID, sandboxArgv, sandboxEnv } from '../../cluster/pod-sandbox.js';
 import { createReadStream, existsSync, statSync, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
@@ -167,7 +168,9 @@ ${STATE_HELP}
       return 0;
     }
     const stale = Date.now() - Date.parse(s.updatedAt) > 10_000;
-    io.out(`cluster ${spec.prefix}: ${s.phase}${stale ? ' (daemon not reporting: is it running?)' : ''} — ${s.message}; config version ${s.configVersion}\n\n`);
+    io.out(`cluster ${spec.prefix}: ${s.phase}${stale ? ' (daemon not reporting: is it running?)' : ''} — ${s.message}; config version ${s.configVersion}\n`);
+    if (s.crypto) io.out(`crypto: FIPS-approved algorithms only (TLS 1.3 AES-GCM, ECDHE P-256/P-384); OpenSSL ${s.crypto.openssl} FIPS provider ${s.crypto.fipsProvider ? 'on' : 'off'}${s.crypto.fipsRequired ? ' (required: --fips)' : ''}\n`);
+    io.out('\n');
     io.out(table([['COMPONENT', 'STATE', 'RESTARTS', 'PID'], ...s.components.map((c) => [c.name, c.state, String(c.restarts), String(c.pid ?? '-')])]) + '\n');
     io.out(table([['NAMESPACE', 'POD', 'NODE', 'IP', 'MODE', 'CAPTURED', 'REDIRECTION', 'CONTAINERS'],
       ...s.pods.map((p) => [p.namespace, p.name, p.node, p.ip, p.mode, p.captured ? 'yes' : 'no', p.annotations?.['ambient.istio.io/redirection'] ?? '-',
@@ -181,7 +184,8 @@ export const execCommand: Command = {
   help: `Usage: ambit exec NS/POD -- COMMAND [ARGS...]
 
 Runs COMMAND in the pod's network namespace with the pod's environment, as the pod's own
-processes run: its traffic is captured exactly like theirs.
+processes run: as the pod's user, without capabilities, the cluster's state directory hidden;
+its traffic is captured exactly like theirs.
 
 Example:
   ambit exec demo/client-0 -- curl -s http://echo/
@@ -204,8 +208,9 @@ ${STATE_HELP}
     }
     const netns = podNetnsName(spec.prefix, pod.namespace, pod.name);
     return await new Promise<number>((resolveCode) => {
-      const child = spawn('ip', ['netns', 'exec', netns, ...command], {
-        stdio: 'inherit', env: { ...io.env, POD_NAME: pod.name, POD_NAMESPACE: pod.namespace, POD_IP: pod.ip, NODE_NAME: pod.node },
+      const sandbox = { uid: pod.user?.uid ?? DEFAULT_POD_UID, gid: pod.user?.gid ?? DEFAULT_POD_GID, hide: [stateDir] };
+      const child = spawn('ip', ['netns', 'exec', netns, ...sandboxArgv(sandbox, command)], {
+        stdio: 'inherit', env: sandboxEnv(sandbox, { TERM: io.env.TERM ?? 'dumb', POD_NAME: pod.name, POD_NAMESPACE: pod.namespace, POD_IP: pod.ip, NODE_NAME: pod.node }),
       });
       child.on('exit', (code, signal) => resolveCode(code ?? (signal ? 128 : 1)));
       child.on('error', (e) => { io.err(`ambit exec: ${e.message}\n`); resolveCode(127); });

@@ -33,6 +33,9 @@ export function commands(): CommandEntry[] {
     entry(S.SIDECAR, async () => (await import('./sidecar.js')).sidecarCommand),
     entry(S.APP_ECHO, async () => (await import('./app.js')).appEchoCommand),
     entry(S.CLUSTER_DAEMON, async () => (await import('./cluster.js')).clusterDaemonCommand),
+    entry(S.INSTALL, async () => (await import('./install.js')).installCommand),
+    entry(S.UNINSTALL, async () => (await import('./install.js')).uninstallCommand),
+    entry(S.CNI_CLEANUP, async () => (await import('./install.js')).cniCleanupCommand),
     entry(S.CA_INIT, async () => (await import('./ca.js')).caInitCommand),
     entry(S.CA_ISSUE, async () => (await import('./ca.js')).caIssueCommand),
   ];

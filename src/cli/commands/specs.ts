@@ -38,3 +38,6 @@ export const APP_ECHO = spec(['app', 'echo'], 'built-in echo server (HTTP/1.1, h
 export const CLUSTER_DAEMON = spec(['cluster', 'daemon'], '(internal) the process `ambit up` starts to run the cluster');
 export const CA_INIT = spec(['ca', 'init'], 'create a mesh root CA (Istio cacerts files)');
 export const CA_ISSUE = spec(['ca', 'issue'], 'issue a workload certificate for a SPIFFE identity');
+export const INSTALL = spec(['install'], 'install Ambit on a Kubernetes cluster (or print the manifests: --dry-run -o yaml)');
+export const UNINSTALL = spec(['uninstall'], 'remove what `ambit install` made from a Kubernetes cluster');
+export const CNI_CLEANUP = spec(['x', 'cni-cleanup'], '(internal) take ambit-cni out of a node\'s CNI config (run by `ambit uninstall`)');

@@ -4,7 +4,7 @@ import { systemClock } from '../../core/clock.js';
 import { parseAuthority } from '../../core/ip.js';
 import { Logger } from '../../core/logger.js';
 import { MetricsRegistry } from '../../telemetry/metrics.js';
-import { NetnsPodNetwork } from '../../ztunnel/pod-network.js';
+import { HostPodNetwork, NetnsPodNetwork } from '../../ztunnel/pod-network.js';
 import { Waypoint } from '../../waypoint/waypoint.js';
 import { WaypointXdsSource } from '../../waypoint/xds-source.js';
 import { POD_PROXY_ARGS, POD_PROXY_REQUIRED, podProxyAdmin, podProxyCredentials, untilStopped } from './pod-proxy.js';
@@ -37,6 +37,7 @@ NODE_NAME and SERVICE_ACCOUNT from the environment fill the options not given.
 Options:
   --gateway NS/NAME     the Gateway this replica serves
   --netns NAME          the pod's network namespace (listeners and upstream sockets are made there)
+  --in-pod              run inside the pod itself (a Kubernetes waypoint Deployment): no --netns
   --pod-ip IP           the pod's address
   --node NODE           the node it runs on (its node credential authenticates it)
   --service-account SA  identity: spiffe://<trust domain>/ns/<NS>/sa/<SA> (default: NAME)
@@ -56,11 +57,12 @@ Declaring a waypoint (through the control plane, like istioctl waypoint apply):
       gateway: { type: 'string' },
       ...POD_PROXY_ARGS,
       'service-account': { type: 'string', default: process.env.SERVICE_ACCOUNT },
+      'in-pod': { type: 'boolean', default: false },
     });
     const gw = /^([a-z0-9-]+)\/([a-z0-9.-]+)$/.exec(values.gateway ?? '');
     if (!gw) throw usageError(this, '--gateway NS/NAME is required');
     for (const k of POD_PROXY_REQUIRED) {
-      if (!values[k]) throw usageError(this, `--${k} is required`);
+      if (!values[k] && !(k === 'netns' && values['in-pod'])) throw usageError(this, `--${k} is required`);
     }
     const [, namespace, name] = gw as unknown as [string, string, string];
     const podName = process.env.POD_NAME ?? `${name}-0`;
@@ -71,7 +73,7 @@ Declaring a waypoint (through the control plane, like istioctl waypoint apply):
     const identity = `spiffe://${values['trust-domain']}/ns/${namespace}/sa/${values['service-account'] ?? name}`;
     const waypoint = new Waypoint({
       waypoint: { namespace, name }, identity, trustDomain: values['trust-domain'], rootNamespace: values['root-namespace'],
-      podIp: values['pod-ip']!, network: NetnsPodNetwork.open(values.netns!), bindAddress: '0.0.0.0',
+      podIp: values['pod-ip']!, network: values['in-pod'] ? new HostPodNetwork() : NetnsPodNetwork.open(values.netns!), bindAddress: '0.0.0.0',
       certificates, logger, metrics, clock: systemClock, readFile: (p) => readFileSync(p, 'utf8'),
     });
     let synced = false;

@@ -23,6 +23,7 @@ interface ParserBinding {
   new (): NativeParser;
   REQUEST: number;
   RESPONSE: number;
+  kOnMessageBegin: number;
   kOnHeaders: number;
   kOnHeadersComplete: number;
   kOnBody: number;
@@ -53,6 +54,8 @@ export interface MessageHead {
 }
 
 export interface ParserEvents {
+  /** The first byte of a message was read (its head is now being read). */
+  begin?(): void;
   /** Return true for "no body follows" (the answer to a HEAD request). */
   head(h: MessageHead): boolean;
   body(chunk: Buffer): void;
@@ -73,6 +76,7 @@ export class Http1Parser {
   constructor(kind: 'request' | 'response', ev: ParserEvents) {
     const p = new HTTPParser();
     p.initialize(kind === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE, {}, MAX_HEADER_BYTES, 0);
+    if (ev.begin) p[HTTPParser.kOnMessageBegin] = ev.begin;
     p[HTTPParser.kOnHeaders] = (headers: string[], url: string): void => {
       for (const h of headers) this.pending.push(h);
       this.pendingUrl += url;

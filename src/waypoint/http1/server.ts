@@ -14,7 +14,14 @@
 //   to the pipeline (`switchProtocols()`); any other answer resumes HTTP/1.1 parsing.
 // - A response emits 'close' exactly once: after its last byte is handed to the stream, or
 //   when the connection dies first.
+// - Limits (Http1Limits), each counted by the caller through `limitHit`: a head must arrive
+//   whole within headerTimeoutMs of its first byte (else 408 and the connection ends); a
+//   request body must make progress every bodyProgressTimeoutMs (else the connection is cut);
+//   a connection with nothing in flight is closed after idleTimeoutMs; at most maxPipelined
+//   requests wait for their answers, beyond which the connection is not read until one is
+//   answered (backpressure, not a growing queue).
 import { EventEmitter } from 'node:events';
+import { systemClock, type Clock, type TimerHandle } from '../../core/clock.js';
 import { Readable, type Duplex } from 'node:stream';
 import { bodiless, headerLines, lastChunk, statusLine, writeChunk, type HeaderValue } from './head.js';
 import { headerRecord, Http1Parser, type MessageHead, type ParseError } from './parser.js';
@@ -24,7 +31,23 @@ export interface Http1ServerEvents {
   request(req: Http1Request, res: Http1Response): void;
   /** A request could not be parsed; it was answered with `status` and the connection ended. */
   badRequest?(status: number, error: ParseError): void;
+  /** A limit ended the connection (or paused it: `pipelined`). */
+  limitHit?(limit: 'header_timeout' | 'body_timeout' | 'idle_timeout' | 'pipelined'): void;
 }
+
+export interface Http1Limits {
+  headerTimeoutMs: number;
+  bodyProgressTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxPipelined: number;
+}
+
+export const DEFAULT_HTTP1_LIMITS: Http1Limits = Object.freeze({
+  headerTimeoutMs: 15_000,
+  bodyProgressTimeoutMs: 60_000,
+  idleTimeoutMs: 300_000,
+  maxPipelined: 32,
+});
 
 /** A request as the pipeline reads it (the shape of node's IncomingMessage it uses); the body is the stream. */
 export class Http1Request extends Readable {
@@ -53,8 +76,8 @@ export class Http1Request extends Readable {
   }
 }
 
-export function serveHttp1(stream: Duplex, events: Http1ServerEvents): Http1ServerConnection {
-  return new Http1ServerConnection(stream, events);
+export function serveHttp1(stream: Duplex, events: Http1ServerEvents, opts: { clock?: Clock; limits?: Http1Limits } = {}): Http1ServerConnection {
+  return new Http1ServerConnection(stream, events, opts.clock ?? systemClock, opts.limits ?? DEFAULT_HTTP1_LIMITS);
 }
 
 interface Exchange { req: Http1Request; res: Http1Response }
@@ -70,11 +93,25 @@ export class Http1ServerConnection {
   /** An upgrade request is waiting for its answer; bytes after it are held here. */
   private upgradeWait: { req: Http1Request; held: Buffer } | undefined;
   private readonly listeners: { data: (b: Buffer) => void; end: () => void; close: () => void; drain: () => void };
+  /** A head has begun and not ended. */
+  private headPending = false;
+  private timer: TimerHandle | undefined;
+  private timerKind: 'idle' | 'head' | 'body' | undefined;
+  /** Reading stopped because maxPipelined requests wait. */
+  private pipelineFull = false;
 
-  constructor(readonly stream: Duplex, private readonly events: Http1ServerEvents) {
+  constructor(readonly stream: Duplex, private readonly events: Http1ServerEvents, private readonly clock: Clock = systemClock, private readonly limits: Http1Limits = DEFAULT_HTTP1_LIMITS) {
     this.parser = new Http1Parser('request', {
-      head: (h) => this.onHead(h),
-      body: (b) => { if (this.reading && !this.reading.push(b)) this.stream.pause(); },
+      begin: () => { this.headPending = true; },
+      head: (h) => { this.headPending = false; return this.onHead(h); },
+      body: (b) => {
+        if (this.timerKind === 'body') this.arm('body');
+        if (this.reading && !this.reading.push(b)) {
+          // Our reader is behind: the body is not late, we are. No progress deadline meanwhile.
+          this.stream.pause();
+          this.cancelTimer();
+        }
+      },
       complete: () => {
         if (this.reading) {
           this.reading.complete = true;
@@ -97,10 +134,61 @@ export class Http1ServerConnection {
   }
 
   resumeReading(): void {
-    if (!this.closed && !this.upgradeWait) this.stream.resume();
+    if (this.closed || this.upgradeWait || this.pipelineFull) return;
+    this.stream.resume();
+    this.updateTimer();
   }
 
   private onData(b: Buffer): void {
+    this.feed(b);
+    this.updateTimer();
+    if (!this.closed && !this.pipelineFull && this.queue.length >= this.limits.maxPipelined) {
+      this.pipelineFull = true;
+      this.stream.pause();
+      this.events.limitHit?.('pipelined');
+    }
+  }
+
+  /** What drives the one timer of the connection (see the invariants). */
+  private updateTimer(): void {
+    const want = this.closed || this.takenOver ? undefined : this.reading && !this.reading.complete ? 'body' : this.headPending ? 'head' : this.queue.length === 0 ? 'idle' : undefined;
+    if (want === this.timerKind) return;
+    if (want) this.arm(want);
+    else this.cancelTimer();
+  }
+
+  private arm(kind: 'idle' | 'head' | 'body'): void {
+    this.timer?.cancel();
+    this.timerKind = kind;
+    const ms = kind === 'idle' ? this.limits.idleTimeoutMs : kind === 'head' ? this.limits.headerTimeoutMs : this.limits.bodyProgressTimeoutMs;
+    this.timer = this.clock.setTimeout(() => this.expired(kind), ms);
+  }
+
+  private cancelTimer(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+    this.timerKind = undefined;
+  }
+
+  private expired(kind: 'idle' | 'head' | 'body'): void {
+    this.timer = undefined;
+    this.timerKind = undefined;
+    if (this.closed) return;
+    if (kind === 'idle') {
+      this.events.limitHit?.('idle_timeout');
+      this.closed = true;
+      this.stream.end();
+    } else if (kind === 'head') {
+      this.events.limitHit?.('header_timeout');
+      this.refuse(Object.assign(new Error('the request head did not arrive in time'), { code: 'HPE_HEADER_TIMEOUT' }));
+    } else {
+      this.events.limitHit?.('body_timeout');
+      this.closed = true;
+      this.stream.destroy();
+    }
+  }
+
+  private feed(b: Buffer): void {
     if (this.upgradeWait) {
       this.upgradeWait.held = Buffer.concat([this.upgradeWait.held, b]);
       return;
@@ -139,6 +227,7 @@ export class Http1ServerConnection {
     this.upgradeWait = undefined;
     this.closed = true;
     this.takenOver = true;
+    this.cancelTimer();
     this.queue.splice(0);
     this.parser.close();
     return releaseStream(this.stream, this.listeners, held);
@@ -199,11 +288,16 @@ export class Http1ServerConnection {
     }
     const next = this.queue[0];
     if (next) this.events.request(next.req, next.res);
+    if (this.pipelineFull && this.queue.length < this.limits.maxPipelined) {
+      this.pipelineFull = false;
+      this.resumeReading();
+    }
+    this.updateTimer();
   }
 
   private refuse(e: ParseError): void {
     this.closed = true;
-    const status = e.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    const status = e.code === 'HPE_HEADER_OVERFLOW' ? 431 : e.code === 'HPE_HEADER_TIMEOUT' ? 408 : 400;
     this.events.badRequest?.(status, e);
     // Answers already under way are cut: the stream is no longer in step with the client.
     if (this.queue.length === 0) {
@@ -221,6 +315,7 @@ export class Http1ServerConnection {
 
   private onClose(): void {
     this.closed = true;
+    this.cancelTimer();
     this.parser.close();
     if (this.reading) destroyCut(this.reading);
     for (const x of this.queue.splice(0)) x.res.abandon();
