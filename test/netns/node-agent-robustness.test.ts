@@ -115,7 +115,7 @@ describe('node agent robustness (Istio\'s CNI scenarios)', () => {
     assert.ok(pidBefore);
     await startAgent('node-1');
     await startAgent('node-2');
-    await eventually(async () => (await agentPods('node-1')).some((p) => p.name === 'client' && p.captured), 20_000, 'client captured');
+    await eventually(async () => (await agentPods('node-1')).some((p) => p.name === 'client' && p.captured && !!p.annotations['ambient.istio.io/redirection']), 20_000, 'client captured and handed over');
     const seen = (await agentPods('node-1')).find((p) => p.name === 'client')!;
     assert.equal(seen.discovered, true, 'found by its address behind node-1\'s veths');
     assert.deepEqual(seen.annotations, { 'ambient.istio.io/redirection': 'enabled' });
@@ -162,7 +162,7 @@ describe('node agent robustness (Istio\'s CNI scenarios)', () => {
 
   test('while the agent is down: a deleted pod is cleaned on its return, a new pod waits for it', async () => {
     {
-      await eventually(async () => (await agentPods('node-1')).some((p) => p.name === 'victim' && p.captured), 10_000, 'victim captured');
+      await eventually(async () => (await agentPods('node-1')).some((p) => p.name === 'victim' && p.captured && !!p.annotations['ambient.istio.io/redirection']), 10_000, 'victim captured');
       await killAgent('node-1');
       // The watched config loses the victim and gains a new pod.
       writeFileSync(join(c.configDir, 'mesh.yaml'), `${MESH.replace(VICTIM_IN_MESH, '')}\n---\n${LATE}`);

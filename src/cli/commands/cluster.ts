@@ -222,6 +222,7 @@ export const logsCommand: Command = {
   ...LOGS,
   help: `Usage: ambit logs NS/POD [-c CONTAINER] [-f]
        ambit logs ztunnel NODE [-f]
+       ambit logs node-agent NODE [-f]
        ambit logs control-plane [-f]
        ambit logs daemon [-f]
 
@@ -232,9 +233,9 @@ ${STATE_HELP}
     const stateDir = resolve(stateDirFrom(values['state-dir'], io.env));
     const p = statePaths(stateDir);
     let file: string;
-    if (positionals[0] === 'ztunnel') {
-      if (!positionals[1]) throw usageError(this, 'which node? ambit logs ztunnel node-1');
-      file = p.log(`ztunnel-${positionals[1]}`);
+    if (positionals[0] === 'ztunnel' || positionals[0] === 'node-agent') {
+      if (!positionals[1]) throw usageError(this, `which node? ambit logs ${positionals[0]} node-1`);
+      file = p.log(`${positionals[0]}-${positionals[1]}`);
     } else if (positionals[0] === 'control-plane' || positionals[0] === 'daemon') {
       file = p.log(positionals[0]);
     } else {
