@@ -8,7 +8,7 @@
 // plugin would pay on every call).
 //
 //   node dist/bench/cni-add.js [--pods 100]        (root: network namespaces)
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock } from '../src/core/clock.js';
@@ -42,23 +42,33 @@ try {
   zds.start();
   const plugin = join(ambitCniDir(), 'ambit-cni');
   const prev = JSON.stringify({ cniVersion: '1.0.0', interfaces: [], ips: [] });
-  const run = (command: string, i: number, ns: string): number => {
+  // Async: the ZDS peer runs in this process and must answer while the plugin waits.
+  const run = async (command: string, i: number, ns: string): Promise<number> => {
     const env = {
       CNI_COMMAND: command, CNI_CONTAINERID: `bench-${ns}-${i}`, CNI_NETNS: `/var/run/netns/${net.ns(`p${i}`)}`, CNI_IFNAME: 'eth0',
       CNI_PATH: `${SYSTEM_CNI_DIR}:${ambitCniDir()}`, CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${ns};K8S_POD_NAME=p${i}`,
     };
     const stdin = JSON.stringify({ cniVersion: '1.0.0', name: 'ambit', type: 'ambit-cni', agent_socket: h.cniSocket, prevResult: JSON.parse(prev) });
     const t0 = process.hrtime.bigint();
-    const r = spawnSync(plugin, [], { env, input: stdin, encoding: 'utf8' });
+    const child = spawn(plugin, [], { env, stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stdin.end(stdin);
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (r.status !== 0) throw new Error(`${command} ${ns}/p${i}: ${r.stdout}`);
+    if (code !== 0) throw new Error(`${command} ${ns}/p${i}: ${out}`);
+    return ms;
+  };
+  const each = async (command: string, ns: string): Promise<number[]> => {
+    const ms: number[] = [];
+    for (let i = 0; i < pods; i++) ms.push(await run(command, i, ns));
     return ms;
   };
 
-  const enrolled = Array.from({ length: pods }, (_, i) => run('ADD', i, 'demo'));
-  for (let i = 0; i < pods; i++) run('DEL', i, 'demo');
-  const outside = Array.from({ length: pods }, (_, i) => run('ADD', i, 'legacy'));
-  for (let i = 0; i < pods; i++) run('DEL', i, 'legacy');
+  const enrolled = await each('ADD', 'demo');
+  await each('DEL', 'demo');
+  const outside = await each('ADD', 'legacy');
+  await each('DEL', 'legacy');
 
   const runtime = new CniRuntime({
     confList: parseConfList(readFileSync(h.conflist, 'utf8')), binDirs: [SYSTEM_CNI_DIR, ambitCniDir()],

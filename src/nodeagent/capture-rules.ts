@@ -128,7 +128,22 @@ export function captureMatches(current: NatTable, ports?: CapturePorts): boolean
 
 /** Installs (or re-installs) the capture rules in a pod's namespace. Idempotent. */
 export async function installCapture(podNetns: string, ports?: CapturePorts): Promise<void> {
+  await installCaptureOver(podNetns, await readNatTable(podNetns), ports);
+}
+
+/**
+ * Makes sure the capture rules are in place given the pod's nat table as just read: true when
+ * they already were (nothing written), false when they were (re)installed. One read, at most
+ * one restore: the node agent's ADD path.
+ */
+export async function ensureCapture(podNetns: string, ports?: CapturePorts): Promise<boolean> {
   const current = await readNatTable(podNetns);
+  if (captureMatches(current, ports)) return true;
+  await installCaptureOver(podNetns, current, ports);
+  return false;
+}
+
+async function installCaptureOver(podNetns: string, current: NatTable, ports?: CapturePorts): Promise<void> {
   await restoreNoflush(
     podNetns,
     captureRestoreInput(ports, {

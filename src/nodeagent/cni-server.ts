@@ -78,6 +78,7 @@ export class CniServer {
     });
     socket.on('end', () => {
       if (answered) return;
+      timer.cancel(); // the request is whole; handling is bounded by its own steps (ZDS Ack timeout)
       const parsed = parseRequest(Buffer.concat(chunks));
       if (parsed.ok !== true) {
         answer(errorAnswer(CniErrorCode.DECODING_FAILURE, 'malformed request from ambit-cni', parsed.ok === 'partial' ? 'the request ended early' : parsed.error));

@@ -30,7 +30,7 @@ import { closeFds } from '../sys/seqpacket.js';
 import type { Logger } from '../core/logger.js';
 import type { WireRequest } from '../cni/plugin-wire.js';
 import { CniErrorCode, kubernetesPod, parsePluginRequest, versionResult, type PluginRequest } from '../cni/spec.js';
-import { captureInstalled, installCapture } from './capture-rules.js';
+import { captureInstalled, ensureCapture } from './capture-rules.js';
 import { installPlugin } from './cni-install.js';
 import { CniServer, errorAnswer, type CniAnswer } from './cni-server.js';
 import { ControlApi } from './control-api.js';
@@ -284,8 +284,8 @@ export class NodeAgent {
       if (!entry.captured) {
         entry.captured = await capturePod(entry.record.netns, this.logger);
         if (!this.holdListeners) this.dropListeners(entry.captured);
-      } else if (!(await captureInstalled(entry.record.netns))) {
-        await installCapture(entry.record.netns); // an ADD again after the rules went: put them back
+      } else {
+        await ensureCapture(entry.record.netns); // an ADD again after the rules went: put them back
       }
     } catch (e: unknown) {
       entry.lastError = describeError(e).message;

@@ -21,7 +21,7 @@ import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { loadNative } from '../sys/native.js';
 import { NetnsHandle } from '../sys/netns-socket.js';
-import { captureInstalled, installCapture, removeCapture } from './capture-rules.js';
+import { ensureCapture, removeCapture } from './capture-rules.js';
 
 /** The ports a captured pod's traffic is redirected to (design section 4). */
 export const CAPTURE_LISTENER_PORTS: readonly number[] = [15001, 15006, 15008];
@@ -48,8 +48,7 @@ export async function capturePod(netnsPath: string, logger: Logger): Promise<Cap
         family: 4, netnsFd: netns.fd, reuseAddr: true, reusePort: true, bindAddress: '0.0.0.0', bindPort: port, listen: true, backlog: LISTEN_BACKLOG,
       }));
     }
-    const recognized = await captureInstalled(netnsPath);
-    if (!recognized) await installCapture(netnsPath);
+    const recognized = await ensureCapture(netnsPath);
     return { netnsPath, netns, listeners, recognized };
   } catch (e: unknown) {
     for (const fd of listeners.values()) closeQuietly(fd);
