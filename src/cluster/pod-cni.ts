@@ -29,7 +29,7 @@ import { parseCidr, nthAddress } from '../core/ip.js';
 import { CniRuntime, parseConfList, type ConfList, type RuntimeConf } from '../cni/runtime.js';
 import type { NodeInfo } from '../model/types.js';
 import { podNetnsName } from '../sys/netns-names.js';
-import { deleteNetns, ipBatch, listNetns, waitForCarrier } from './netns.js';
+import { deleteNetns, ipBatch, waitForCarrier } from './netns.js';
 import { formatTag, nodeNetnsName } from './topology.js';
 
 export const POD_IFNAME = 'eth0';
@@ -111,7 +111,7 @@ export class PodSandboxes {
     if (!node) throw new AmbitError('AMBIT_ERR_CLUSTER', `pod ${pod.namespace}/${pod.name}: no node ${pod.node}`);
     const name = podNetnsName(this.opts.prefix, pod.namespace, pod.name);
     const netns = `/var/run/netns/${name}`;
-    if ((await listNetns()).includes(name)) await this.remove(pod);
+    if (existsSync(netns)) await this.remove(pod);
     const record: SandboxRecord = { ...pod, containerId: randomBytes(32).toString('hex'), netns, podCidr: node.podCidr };
     await ipBatch(null, [`netns add ${name}`]);
     this.save(record);
