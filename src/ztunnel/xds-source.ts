@@ -8,14 +8,18 @@
 // (push-version.ts). Until the first one, the proxy has no state and serves no workload; a
 // push half received (its Address but not yet its Authorization, or one chunk of several)
 // keeps the previous state serving.
+//
+// The state is one ZtunnelState updated in place: each response's upserts and removals are
+// held until their push is whole, then applied as one delta (work proportional to the change,
+// not to the mesh).
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
-import { AdsClient, type AdsStateEvent } from '../xds/ads-client.js';
+import { AdsClient, type AdsStateEvent, type AdsUpdate } from '../xds/ads-client.js';
 import { addressResourceType, authorizationResourceType } from '../xds/codec.js';
 import { configResourceType, type ConfigObject } from '../xds/config-resource.js';
 import type { ClientTlsOptions, TokenSource } from '../xds/credentials.js';
-import type { Address, Authorization } from '../xds/workload-api.js';
-import { ZtunnelState } from './state.js';
+import type { Address, Authorization, Service, Workload } from '../xds/workload-api.js';
+import { ZtunnelState, type WorkloadApiDelta } from './state.js';
 
 export interface XdsSourceOptions {
   address: string;
@@ -39,6 +43,10 @@ export class XdsSource {
   private version = 0;
   /** Updates held back because they were part of a push not yet whole. */
   private partial = 0;
+  private readonly state = new ZtunnelState();
+  /** Received and not yet applied, per type: name -> value, or null for a removal. */
+  private readonly pending = new Map<string, Map<string, unknown>>();
+  private started = false;
 
   constructor(private readonly opts: XdsSourceOptions) {
     this.client = new AdsClient({
@@ -54,7 +62,10 @@ export class XdsSource {
       logger: opts.logger.child({ scope: 'xds' }),
       clock: opts.clock,
     });
-    this.client.on('update', () => this.rebuild());
+    this.client.on('update', (u) => {
+      this.hold(u);
+      this.rebuild();
+    });
     this.client.on('state', (e) => {
       if (e.state === 'disconnected') opts.logger.warn('control plane unreachable; serving the last good config', { attempt: e.attempt, retryInMs: e.retryInMs, error: e.error?.message });
       if (e.state === 'connected') opts.logger.info('connected to the control plane', { address: opts.address });
@@ -78,19 +89,40 @@ export class XdsSource {
     this.client.close();
   }
 
+  private hold(u: AdsUpdate): void {
+    let m = this.pending.get(u.typeUrl);
+    if (!m) this.pending.set(u.typeUrl, (m = new Map()));
+    for (const name of u.removed) m.set(name, null);
+    for (const r of u.upserted) m.set(r.name, r.value);
+  }
+
   private rebuild(): void {
     if (!this.client.holdsWholePush()) {
       this.partial++;
       return;
     }
-    const addresses = [...this.client.resources(addressResourceType).values()].map((r) => r.value as Address);
-    const authorizations = this.opts.authorizations ?? true ? [...this.client.resources(authorizationResourceType).values()].map((r) => r.value as Authorization) : [];
-    const objects = this.opts.configObjects ? [...this.client.resources(configResourceType).values()].map((r) => r.value as ConfigObject) : [];
+    const delta: Required<WorkloadApiDelta> = {
+      workloads: { upsert: [], remove: [] }, services: { upsert: [], remove: [] }, authorizations: { upsert: [], remove: [] },
+    };
+    for (const [name, v] of this.pending.get(addressResourceType.typeUrl) ?? []) {
+      const a = v as Address | null;
+      if (!a || !a.workload) (delta.workloads.remove as string[]).push(name);
+      if (!a || !a.service) (delta.services.remove as string[]).push(name);
+      if (a?.workload) (delta.workloads.upsert as Workload[]).push(a.workload);
+      if (a?.service) (delta.services.upsert as Service[]).push(a.service);
+    }
+    for (const [name, v] of this.pending.get(authorizationResourceType.typeUrl) ?? []) {
+      if (v === null) (delta.authorizations.remove as string[]).push(name);
+      else (delta.authorizations.upsert as Authorization[]).push(v as Authorization);
+    }
+    const configChanged = this.pending.has(configResourceType.typeUrl);
+    this.pending.clear();
     this.version++;
-    this.opts.onState(new ZtunnelState({
-      workloads: addresses.flatMap((a) => (a.workload ? [a.workload] : [])),
-      services: addresses.flatMap((a) => (a.service ? [a.service] : [])),
-      authorizations,
-    }, `xds-${this.version}`), objects);
+    this.state.apply(delta, `xds-${this.version}`);
+    if (configChanged || !this.started) this.objects = this.opts.configObjects ? [...this.client.resources(configResourceType).values()].map((r) => r.value as ConfigObject) : [];
+    this.started = true;
+    this.opts.onState(this.state, this.objects);
   }
+
+  private objects: ConfigObject[] = [];
 }
