@@ -326,11 +326,13 @@ export class NodeAgent {
         releasePod(captured);
       }
     }
-    if (entry.uid) await this.zds.del(entry.uid);
+    // Redirection is off from here on (the rules are gone): the annotation goes before the
+    // ztunnel is told, as the pod's new connections already go direct.
     if (entry.record.redirection) {
       entry.record.redirection = undefined;
       if (this.entries.get(entry.record.containerId) === entry) this.records.save(entry.record);
     }
+    if (entry.uid) await this.zds.del(entry.uid);
   }
 
   private async forget(entry: PodEntry, why: string): Promise<void> {
