@@ -44,12 +44,21 @@ export async function startAgentHarness(yaml: string, name: string, nodeNetns: s
   writeFileSync(join(dir, 'config', 'mesh.yaml'), yaml);
   writeFileSync(join(dir, 'tokens.json'), JSON.stringify({ 'node-1': 'token-1' }));
   const ca = spawnSync(process.execPath, [BIN, 'ca', 'init', '--out', join(dir, 'ca')], { encoding: 'utf8' });
-  if (ca.status !== 0) throw new Error(`ambit ca init failed: ${ca.stderr}`);
+  if (ca.status !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`ambit ca init failed: ${ca.stderr}`);
+  }
   const cp = spawn(process.execPath, [BIN, 'control-plane', '--ca', join(dir, 'ca'), '--node-tokens', join(dir, 'tokens.json'), '--nodes', '1',
     '--xds', `127.0.0.1:${base}`, '--admin', `127.0.0.1:${base + 1}`, '--admin-token-file', join(dir, 'admin-token'), '-f', join(dir, 'config')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let cpErr = '';
   cp.stderr?.on('data', (d: Buffer) => { cpErr += d.toString(); });
-  await eventually(async () => (await fetch(`${adminUrl}/ready`).then((r) => r.ok, () => false)), 30_000, `control plane ready (${cpErr.slice(-500)})`);
+  try {
+    await eventually(async () => (await fetch(`${adminUrl}/ready`).then((r) => r.ok, () => false)), 30_000, 'control plane ready');
+  } catch (e: unknown) {
+    cp.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`${e instanceof Error ? e.message : String(e)}: ${cpErr.slice(-500)}`);
+  }
   const adminToken = readFileSync(join(dir, 'admin-token'), 'utf8').trim();
   const conflist = join(dir, 'net.d', '10-ambit.conflist');
   mkdirSync(join(dir, 'net.d'));
