@@ -340,6 +340,7 @@ typedef struct {
   socklen_t addr_len;
   bool listen;
   int backlog;
+  bool dgram; /* SOCK_DGRAM (UDP) instead of SOCK_STREAM */
 } socket_opts_t;
 
 static bool parse_socket_opts(napi_env env, napi_value obj, socket_opts_t *o) {
@@ -394,6 +395,11 @@ static bool parse_socket_opts(napi_env env, napi_value obj, socket_opts_t *o) {
     }
   }
   if (!opt_bool(env, obj, "listen", &o->listen)) return false;
+  if (!opt_bool(env, obj, "dgram", &o->dgram)) return false;
+  if (o->dgram && o->listen) {
+    throw_type(env, "ERR_INVALID_ARG_VALUE", "a datagram socket cannot listen");
+    return false;
+  }
   if (!opt_int(env, obj, "backlog", 0, 65535, 511, &v, NULL)) return false;
   o->backlog = (int)v;
   return true;
@@ -462,7 +468,7 @@ static napi_value make_socket(napi_env env, napi_callback_info info) {
     if (!inst || inst->home_netns_fd < 0)
       return throw_errno(env, inst ? inst->home_netns_errno : ENOENT, "open", "/proc/thread-self/ns/net (needed to come back after setns)");
     if (setns(o.netns_fd, CLONE_NEWNET) != 0) return throw_errno(env, errno, "setns", "entering the target network namespace");
-    fd = socket(o.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = socket(o.family, (o.dgram ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) err = errno;
     if (setns(inst->home_netns_fd, CLONE_NEWNET) != 0) {
       static const char msg[] =
@@ -471,7 +477,7 @@ static napi_value make_socket(napi_env env, napi_callback_info info) {
       napi_fatal_error("ambit_native makeSocket", NAPI_AUTO_LENGTH, msg, NAPI_AUTO_LENGTH);
     }
   } else {
-    fd = socket(o.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = socket(o.family, (o.dgram ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) err = errno;
   }
   if (fd < 0) return throw_errno(env, err, "socket", NULL);

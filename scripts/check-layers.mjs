@@ -13,15 +13,16 @@ const ALLOWED = {
   model: ['core', 'config'],
   identity: ['core'],
   telemetry: ['core'],
+  dns: ['core', 'telemetry'],
   rbac: ['core', 'config', 'model', 'xds'],
   hbone: ['core', 'identity', 'telemetry', 'sys'],
   controlplane: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds'],
   kubernetes: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'controlplane'],
-  ztunnel: ['core', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys'],
-  waypoint: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'ztunnel'],
+  ztunnel: ['core', 'dns', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys'],
+  waypoint: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'ztunnel'],
   nodeagent: ['core', 'config', 'model', 'sys', 'xds', 'cni', 'ztunnel'],
-  cluster: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'ztunnel', 'waypoint', 'cni', 'nodeagent'],
-  cli: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'kubernetes', 'ztunnel', 'waypoint', 'cni', 'nodeagent', 'cluster'],
+  cluster: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'ztunnel', 'waypoint', 'cni', 'nodeagent'],
+  cli: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'kubernetes', 'ztunnel', 'waypoint', 'cni', 'nodeagent', 'cluster'],
 };
 
 const root = resolve(new URL('..', import.meta.url).pathname, 'src');

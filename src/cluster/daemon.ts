@@ -31,6 +31,7 @@ import { installCapture, removeCapture } from './capture-rules.js';
 import { agentGet } from '../nodeagent/control-api.js';
 import { mapLimit } from './netns.js';
 import { ensureNodeConfList, nodeDir, PodSandboxes } from './pod-cni.js';
+import { startOutside, type OutsideServices } from './outside-services.js';
 import { installSourceRouting } from './source-routing.js';
 import { removePodDns, writePodDns, type DnsService } from './dns.js';
 import { containerPlans, processName, type PodInfo } from './pod-processes.js';
@@ -39,7 +40,7 @@ import { capLogFiles, DEFAULT_MAX_LOG_BYTES } from './log-cap.js';
 import { syncServiceRules, type ServiceRule } from './service-proxy.js';
 import { statePaths, waypointAdminHost, writeJsonAtomic, ztunnelAdminHost, type ClusterSpec, type ClusterStatusFile, type Phase } from './state-dir.js';
 import { Supervisor, type ProcessSpec } from './supervisor.js';
-import { createTopology, nodeNetnsName } from './topology.js';
+import { createTopology, nodeNetnsName, POD_GATEWAY } from './topology.js';
 import { dirname } from 'node:path';
 import { AmbitError } from '../core/errors.js';
 import { systemClock } from '../core/clock.js';
@@ -105,6 +106,7 @@ export class ClusterDaemon {
   private codeWatch: CodeWatch | undefined;
   /** What each node agent reports, by `ns/name`: captured and annotations. */
   private agentPods = new Map<string, { captured: boolean; annotations: Record<string, string> }>();
+  private outside: OutsideServices | undefined;
   private proxyKey: Buffer = Buffer.alloc(0);
   private logsCheckedAt = 0;
   private adminToken = '';
@@ -132,6 +134,7 @@ export class ClusterDaemon {
       this.nodes = first.nodes;
       await this.setPhase('network', `creating ${this.nodes.length} nodes`);
       await createTopology({ prefix: this.spec.prefix, nodes: this.nodes });
+      if (this.spec.outside) this.outside = await startOutside(this.spec, this.nodes, this.logger);
       this.sandboxes = new PodSandboxes({ prefix: this.spec.prefix, stateDir: this.spec.stateDir, nodes: this.nodes });
       for (const n of this.nodes) ensureNodeConfList(this.spec.stateDir, n.name);
       if (this.spec.nodeAgents !== false) {
@@ -175,6 +178,7 @@ export class ClusterDaemon {
     this.stopping = true;
     this.codeWatch?.close();
     this.api?.close();
+    this.outside?.close();
     await this.setPhase('stopping', 'stopping processes');
     const podProcesses = this.supervisor.status().filter((p) => p.name.startsWith('pod.') || p.name.startsWith('sidecar.'));
     await Promise.all(podProcesses.map((p) => this.supervisor.stop(p.name, 2000)));
@@ -249,7 +253,8 @@ export class ClusterDaemon {
     const dir = nodeDir(this.spec.stateDir, n.name);
     const conflist = ensureNodeConfList(this.spec.stateDir, n.name);
     const { command, args } = this.ambitArgs('node-agent', '--node', n.name, '--dir', dir, '--control-plane', `http://${this.spec.adminAddress}`,
-      '--admin-token-file', this.paths.adminToken, '--cni-conf', conflist, '--node-netns', `/var/run/netns/${nodeNetnsName(this.spec.prefix, n.name)}`);
+      '--admin-token-file', this.paths.adminToken, '--cni-conf', conflist, '--node-netns', `/var/run/netns/${nodeNetnsName(this.spec.prefix, n.name)}`,
+      '--dns-capture', this.spec.dnsCapture === false ? 'off' : 'on');
     await this.supervisor.spawn({ name: `node-agent-${n.name}`, command, args, logFile: this.paths.log(`node-agent-${n.name}`), restart: 'always', backoff: { initialMs: 200, maxMs: 5_000 } });
     await waitUntil(() => agentGet(`${dir}/agent.sock`, '/healthz').then(() => true, () => false), 30_000, `the node agent of ${n.name} did not start (see logs/node-agent-${n.name}.log)`);
   }
@@ -267,7 +272,8 @@ export class ClusterDaemon {
     return this.ambitArgs('ztunnel', '--node', n.name, '--xds', this.spec.xdsAddress,
       '--token-file', this.paths.tokenFile(n.name), '--root-cert', this.paths.root, '--zds', `${nodeDir(this.spec.stateDir, n.name)}/ztunnel.sock`,
       '--admin', `${host}:15000`, '--metrics', `${host}:15020`, '--readiness', `${host}:15021`, '--admin-reuse-port',
-      '--drain-ms', String(MAX_DRAIN_MS), '--trust-domain', this.spec.trustDomain);
+      '--drain-ms', String(MAX_DRAIN_MS), '--trust-domain', this.spec.trustDomain,
+      '--dns-capture', this.spec.dnsCapture === false ? 'off' : 'on', ...(this.spec.outside ? ['--dns-upstream', this.spec.outside.ip] : []));
   }
 
   /**
@@ -280,7 +286,8 @@ export class ClusterDaemon {
     const { command, args } = this.ambitArgs('waypoint', '--gateway', `${w.waypointOf!.namespace}/${w.waypointOf!.name}`,
       '--netns', netns, '--pod-ip', w.ip, '--node', w.node, '--service-account', w.serviceAccount,
       '--xds', this.spec.xdsAddress, '--token-file', this.proxyToken(w), '--root-cert', this.paths.root,
-      '--admin', `${waypointAdminHost(this.spec, k)}:15020`, '--trust-domain', this.spec.trustDomain);
+      '--admin', `${waypointAdminHost(this.spec, k)}:15020`, '--trust-domain', this.spec.trustDomain,
+      ...(this.spec.outside ? ['--dns-upstream', this.spec.outside.ip] : []));
     // Profiling hook, as for the ztunnels: AMBIT_WAYPOINT_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/p'.
     const nodeArgs = (process.env.AMBIT_WAYPOINT_NODE_ARGS ?? '').split(' ').filter(Boolean);
     return { ...base, command, args: [...nodeArgs, ...args], netns: undefined, sandbox: undefined, backoff: { initialMs: 200, maxMs: 5_000 } };
@@ -411,7 +418,8 @@ export class ClusterDaemon {
       const ready = await waitUntil(() => fetchOk(`http://${host}:15020/healthz/ready`), 10_000, '').then(() => true, () => false);
       if (!ready) this.logger.warn('the sidecar is not ready yet; capturing anyway (its connections fail closed until it is)', { pod: `${st.info.namespace}/${st.info.name}` });
     }
-    if (want) await installCapture(st.netns);
+    // A sidecar pod's DNS is not captured: its ztunnel does not serve it, and no sidecar listens on 15053.
+    if (want) await installCapture(st.netns, { dns: this.spec.dnsCapture === false || st.info.mode === 'sidecar' ? false : undefined });
     else await removeCapture(st.netns);
     st.captured = want;
     this.logger.info(want ? 'pod enrolled: traffic captured' : 'pod un-enrolled: capture removed', { pod: `${st.info.namespace}/${st.info.name}` });
@@ -425,6 +433,7 @@ export class ClusterDaemon {
     this.servicesKey = key;
     await Promise.all([...this.pods.values()].map((st) => writePodDns({
       prefix: this.spec.prefix, netns: st.netns, namespace: st.info.namespace, name: st.info.name, ip: st.info.ip, services, pods,
+      ...podNameserver(this.spec),
     })));
   }
 
@@ -563,4 +572,16 @@ export async function waitUntil(cond: () => Promise<boolean> | boolean, timeoutM
     if (Date.now() > until) throw new Error(message || 'timed out');
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * The nameserver of a pod's resolv.conf: the outside host's resolver when there is one; else,
+ * with the DNS proxy on, an address that is not loopback (the pod's gateway), so an enrolled
+ * pod's queries are captured and its ztunnel answers Services and ServiceEntry hosts (and fails
+ * the rest at once: there is no upstream), while an un-enrolled pod's are refused by the node at
+ * once; with the proxy off, loopback (nothing listens: unknown names fail at once).
+ */
+function podNameserver(spec: ClusterSpec): { nameserver?: string } {
+  if (spec.outside) return { nameserver: spec.outside.ip };
+  return spec.dnsCapture === false ? {} : { nameserver: POD_GATEWAY };
 }

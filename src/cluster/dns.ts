@@ -97,7 +97,9 @@ export function renderHosts(o: Omit<PodDnsOptions, 'etcNetnsDir' | 'nameserver' 
 export function renderResolvConf(o: { prefix: string; namespace: string; name: string; clusterDomain?: string; nameserver?: string }): string {
   const domain = o.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
   return [
-    `# Ambit cluster ${o.prefix}: resolver of pod ${o.namespace}/${o.name}; names come from /etc/hosts, unknown names fail at once`,
+    o.nameserver === undefined || o.nameserver === DEFAULT_NAMESERVER
+      ? `# Ambit cluster ${o.prefix}: resolver of pod ${o.namespace}/${o.name}; names come from /etc/hosts, unknown names fail at once`
+      : `# Ambit cluster ${o.prefix}: resolver of pod ${o.namespace}/${o.name}; names come from /etc/hosts, then DNS (the pod's ztunnel answers when it is enrolled)`,
     `nameserver ${o.nameserver ?? DEFAULT_NAMESERVER}`,
     `search ${o.namespace}.svc.${domain} svc.${domain} ${domain}`,
     'options ndots:5 timeout:1 attempts:1',

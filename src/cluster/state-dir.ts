@@ -42,6 +42,10 @@ export interface ClusterSpec {
   trustDomain: string;
   /** false: the daemon runs no node agents (a person runs `ambit node-agent`, as installing istio-cni later). */
   nodeAgents?: boolean;
+  /** The outside host (cluster/outside-host.ts) and the names its DNS resolver answers with its address. */
+  outside?: { ip: string; hosts: string[]; demoPartner?: boolean };
+  /** The ztunnel's DNS proxy and the pods' port-53 capture; default true (Istio 1.25+). */
+  dnsCapture?: boolean;
 }
 
 export type Phase = 'starting' | 'network' | 'control-plane' | 'node-agents' | 'ztunnels' | 'pods' | 'ready' | 'degraded' | 'stopping' | 'failed';

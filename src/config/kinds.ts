@@ -3,6 +3,7 @@
 // loosely; unknown fields are errors, as with `kubectl apply --validate=strict`.
 import { any, arr, bool, int, intOrString, labels, map, obj, str, strList, type Schema } from './schema.js';
 import type { ResourceKind } from './resources.js';
+import { destinationRuleSpec, secretFields, serviceEntrySpec } from './egress-kinds.js';
 
 export interface KindInfo {
   kind: ResourceKind;
@@ -418,6 +419,9 @@ export const KINDS: readonly KindInfo[] = [
   { kind: 'HTTPRoute', apiVersions: GATEWAY_API, namespaced: true, schema: top(httpRouteSpec, {}, ['spec']) },
   { kind: 'VirtualService', apiVersions: ISTIO_NETWORKING, namespaced: true, schema: top(virtualServiceSpec, {}, ['spec']) },
   { kind: 'Telemetry', apiVersions: ISTIO_TELEMETRY, namespaced: true, schema: top(telemetrySpec) },
+  { kind: 'ServiceEntry', apiVersions: ISTIO_NETWORKING, namespaced: true, schema: top(serviceEntrySpec, {}, ['spec']) },
+  { kind: 'DestinationRule', apiVersions: ISTIO_NETWORKING, namespaced: true, schema: top(destinationRuleSpec, {}, ['spec']) },
+  { kind: 'Secret', apiVersions: ['v1'], namespaced: true, schema: top(undefined, secretFields) },
 ];
 
 export function kindInfo(kind: string): KindInfo | undefined {

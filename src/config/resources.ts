@@ -20,7 +20,7 @@ export interface SourceLocation {
   lineOf?: (path: readonly (string | number)[]) => number;
 }
 
-interface Base<K extends string, S> {
+export interface Base<K extends string, S> {
   apiVersion: string;
   kind: K;
   metadata: ObjectMeta;
@@ -422,6 +422,9 @@ export interface VirtualServiceSpec {
 }
 export type VirtualServiceResource = Base<'VirtualService', VirtualServiceSpec>;
 
+export type { ServiceEntryResource, DestinationRuleResource, SecretResource } from './egress-resources.js';
+import type { ServiceEntryResource, DestinationRuleResource, SecretResource } from './egress-resources.js';
+
 export type Resource =
   | NamespaceResource
   | ConfigMapResource
@@ -435,7 +438,10 @@ export type Resource =
   | GatewayResource
   | HTTPRouteResource
   | VirtualServiceResource
-  | TelemetryResource;
+  | TelemetryResource
+  | ServiceEntryResource
+  | DestinationRuleResource
+  | SecretResource;
 
 export type ResourceKind = Resource['kind'];
 

@@ -7,6 +7,7 @@ import type {
   PeerAuthenticationResource, PodResource, PodSpec, RequestAuthenticationResource, Resource, ServiceResource, TelemetryResource,
 } from './resources.js';
 import { checkVirtualService } from './validate-virtual-service.js';
+import { checkDestinationRule, checkSecret, checkServiceEntry } from './validate-egress.js';
 import { MESH_CONFIGMAP_KEY, MESH_CONFIGMAP_NAME, parseMeshConfig } from './mesh-config.js';
 import { LogFilterSyntaxError, parseLogFilter } from './log-filter.js';
 import { LABEL_DATAPLANE_MODE, LABEL_USE_WAYPOINT, LABEL_WAYPOINT_FOR, WAYPOINT_FOR_VALUES } from './labels.js';
@@ -33,6 +34,9 @@ export function checkResource(r: Resource, rep: Reporter): void {
     case 'VirtualService': checkVirtualService(r, rep); break;
     case 'Telemetry': checkTelemetry(r, rep); break;
     case 'ConfigMap': checkConfigMap(r, rep); break;
+    case 'ServiceEntry': checkServiceEntry(r, rep); break;
+    case 'DestinationRule': checkDestinationRule(r, rep); break;
+    case 'Secret': checkSecret(r, rep); break;
     case 'Namespace':
     case 'ServiceAccount':
       break;
@@ -438,8 +442,9 @@ function checkHTTPRoute(r: HTTPRouteResource, rep: Reporter): void {
       rep.warn([...at, 'backendRefs'], 'ignored', 'a rule with a RequestRedirect filter redirects; its backendRefs are not used');
     }
     (rule.backendRefs ?? []).forEach((b, bi) => {
-      if ((b.kind ?? 'Service') !== 'Service') rep.error([...at, 'backendRefs', bi, 'kind'], 'bad-value', `backends must be Services, not ${b.kind}`);
-      if (b.port === undefined) rep.error([...at, 'backendRefs', bi], 'missing-field', 'a Service backend needs a port');
+      const hostnameBackend = b.kind === 'Hostname' && b.group === 'networking.istio.io';
+      if ((b.kind ?? 'Service') !== 'Service' && !hostnameBackend) rep.error([...at, 'backendRefs', bi, 'kind'], 'bad-value', `backends must be Services (or Hostname, group networking.istio.io: a ServiceEntry host), not ${b.kind}`);
+      if (b.port === undefined && !hostnameBackend) rep.error([...at, 'backendRefs', bi], 'missing-field', 'a Service backend needs a port');
       (b.filters ?? []).forEach((f, fi) => checkFilter(f, [...at, 'backendRefs', bi, 'filters', fi], rep));
     });
     const weights = (rule.backendRefs ?? []).map((b) => b.weight ?? 1);

@@ -13,6 +13,7 @@ import { checkSchema, isPlainObject } from './schema.js';
 import { parseSource, readSources, type RawDocument, type SourceText } from './source.js';
 import { checkResource } from './validate-resource.js';
 import { checkVirtualServiceSet } from './validate-virtual-service-set.js';
+import { checkEgressSet } from './validate-egress-set.js';
 import { byCodeUnits } from '../core/compare.js';
 
 export interface ValidationResult {
@@ -145,6 +146,7 @@ export function validateSet(set: ConfigSet, added: readonly Located[] = []): Dia
         if ((p.kind ?? 'Gateway') === 'Service' && !services.has(key)) diag(l, 'warning', 'dangling-reference', `spec.parentRefs[${i}]`, `Service "${key}" does not exist; the route is attached to nothing`);
       });
       (r.spec.rules ?? []).forEach((rule, ri) => (rule.backendRefs ?? []).forEach((b, bi) => {
+        if (b.kind === 'Hostname') return;
         const key = `${b.namespace ?? r.metadata.namespace}/${b.name}`;
         if (!services.has(key)) diag(l, 'warning', 'dangling-reference', `spec.rules[${ri}].backendRefs[${bi}]`, `backend Service "${key}" does not exist; requests routed to it get 500`);
       }));
@@ -152,6 +154,7 @@ export function validateSet(set: ConfigSet, added: readonly Located[] = []): Dia
   }
 
   out.push(...checkVirtualServiceSet(set));
+  out.push(...checkEgressSet(set));
 
   // Of several namespace-wide Telemetry objects in one namespace, Istio applies the oldest.
   const namespaceWide = new Map<string, Located>();

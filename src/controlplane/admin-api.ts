@@ -1,6 +1,7 @@
 // The control plane's admin API (port 15014), used by the CLI: apply/delete/label/get,
 // mesh status, and /debug/syncz (which proxy has ACKed which version). Bodies of apply and
 // delete are YAML; answers are JSON. An invalid change is answered 422 with every diagnostic.
+import { redactSecret } from './secret-scope.js';
 import type http from 'node:http';
 import type { Logger } from '../core/logger.js';
 import type { AdminHandler, AdminResponse } from '../telemetry/admin-server.js';
@@ -63,7 +64,7 @@ export function adminRoutes(deps: { store: ConfigStore; ads: AdsServer; logger: 
       const items = store.effective().all()
         .filter((l) => !kind || l.resource.kind.toLowerCase() === kind.toLowerCase())
         .filter((l) => !ns || l.resource.metadata.namespace === ns)
-        .map((l) => ({ ...l.resource, source: `${l.source.file}:${l.source.line}` }));
+        .map((l) => ({ ...redactSecret(l.resource), source: `${l.source.file}:${l.source.line}` }));
       return { json: { version: store.current().version, items } };
     },
     '/api/status': () => {
@@ -80,6 +81,8 @@ export function adminRoutes(deps: { store: ConfigStore; ads: AdsServer; logger: 
           // For the node agents' enrolment decision (model/enrolment.ts reads namespace labels).
           namespaces: [...model.namespaces.values()].map((n) => ({ name: n.name, labels: n.labels })),
           services: [...model.services.values()].map((s) => ({ namespace: s.namespace, name: s.name, hostname: s.hostname, vip: s.vip, ports: s.ports, endpoints: s.endpoints, waypoint: s.waypoint ?? null })),
+          serviceEntries: model.serviceEntries.map((e) => ({ namespace: e.namespace, name: e.name, host: e.host, vip: e.vip ?? null, autoAllocated: e.autoAllocated, resolution: e.resolution, location: e.location, ports: e.ports, waypoint: e.waypoint ?? null, exportTo: e.exportTo })),
+          meshConfig: model.meshConfig,
           waypoints: [...model.waypoints.values()],
         },
       };

@@ -35,6 +35,9 @@ import { DEFAULT_WORKLOAD_TTL_SECONDS } from '../identity/ca.js';
 const OPEN_ADMIN_PATHS: ReadonlySet<string> = new Set(['/metrics', '/stats/prometheus', '/ready', '/healthz/ready']);
 import { watchPaths } from './watch.js';
 import { waypointConfigObjects, XdsPusher } from './xds-push.js';
+import { meshSettingsOf } from './mesh-settings.js';
+import { secretConsumers, secretVisible } from './secret-scope.js';
+import { MESH_SETTINGS_TYPE_URL } from '../xds/mesh-settings.js';
 
 /** Who may connect, and which certificates a caller may get (default: the local cluster's node tokens). */
 export interface CallerPolicy {
@@ -80,6 +83,7 @@ export class ControlPlane {
   private pushTimer: NodeJS.Timeout | undefined;
   private pushedVersion = -1;
   private xdsPort = 0;
+  private secretUsers = new Map<string, Set<string>>();
   private readonly m;
 
   constructor(private readonly opts: ControlPlaneOptions) {
@@ -98,7 +102,10 @@ export class ControlPlane {
       return { ok: false, message: 'missing or unknown credential (Authorization: Bearer <node or proxy token>)' };
     });
     const authorize = opts.callers ? opts.callers.authorizeCertificate.bind(opts.callers) : authorizeCertificate;
-    this.ads = new AdsServer({ logger: opts.logger.child({ scope: 'xds' }), clock: opts.clock, authenticate, types: [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, CONFIG_RESOURCE_TYPE_URL] });
+    // Secrets go only to the waypoint replicas that originate TLS with them (secret-scope.ts).
+    const secretFilter = (client: { nodeId: string }, typeUrl: string, name: string): boolean =>
+      typeUrl !== CONFIG_RESOURCE_TYPE_URL || secretVisible(this.store.current().model, this.secretUsers, client.nodeId, name);
+    this.ads = new AdsServer({ logger: opts.logger.child({ scope: 'xds' }), clock: opts.clock, authenticate, filter: secretFilter, types: [ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, CONFIG_RESOURCE_TYPE_URL, MESH_SETTINGS_TYPE_URL] });
     this.ads.register(this.grpcServer);
     this.pusher = new XdsPusher(this.ads);
     const m = opts.metrics;
@@ -206,7 +213,9 @@ export class ControlPlane {
     const snap = this.store.current();
     if (snap.version === this.pushedVersion) return;
     try {
-      const r = this.pusher.push(snap.api, waypointConfigObjects(snap.set), snap.version);
+      this.secretUsers = secretConsumers(snap.set, snap.model);
+      const r = this.pusher.push(snap.api, waypointConfigObjects(snap.set, this.secretUsers), snap.version, meshSettingsOf(snap.model));
+      this.ads.refilter();
       this.pushedVersion = snap.version;
       if (r.addresses) this.m.pushes.labels({ type: 'address' }).inc();
       if (r.authorizations) this.m.pushes.labels({ type: 'authorization' }).inc();

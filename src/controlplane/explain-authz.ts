@@ -17,6 +17,7 @@ import {
   type CompiledPolicy, type Decision, type HttpAttributes, type RequestAttributes,
 } from '../rbac/index.js';
 import type { WorkloadApi } from './translate.js';
+import { explainEgress, findServiceEntry } from './explain-authz-egress.js';
 
 export interface AuthzQuery {
   from: { namespace: string; name: string } | { ip: string };
@@ -90,6 +91,13 @@ export function explainAuthz(model: MeshModel, api: WorkloadApi, query: AuthzQue
     waypointRef = svc.waypoint;
   } else {
     const pod = model.workloadByName(q.to.namespace, q.to.name);
+    const entry = pod ? undefined : findServiceEntry(model, q.to.namespace, q.to.name);
+    if (entry) {
+      return explainEgress(model, entry, {
+        port: q.to.port, request, warnings: [], source: { workload: srcWorkload ? `${srcWorkload.namespace}/${srcWorkload.name}` : null, ip: srcIp, identity: srcIdentity },
+        http: q.http ? httpAttrs(q.http, `${entry.host}:${q.to.port}`) : undefined,
+      });
+    }
     if (!pod) throw notFound('service or pod', `${q.to.namespace}/${q.to.name}`, model);
     dst = pod;
     targetPort = q.to.port;

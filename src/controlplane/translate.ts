@@ -17,6 +17,7 @@ import { staticStrictAuthorization, toZtunnelAuthorization, type PolicyWarning }
 import type { Authorization, GatewayAddress, Service, Workload } from '../xds/workload-api.js';
 import { effectivePeerAuthentication } from './peer-authentication.js';
 import { WAYPOINT_PORT } from '../model/build-model.js';
+import { serviceEntryApi } from './translate-service-entries.js';
 
 export interface WorkloadApi {
   workloads: Workload[];
@@ -104,6 +105,10 @@ export function translate(model: MeshModel): WorkloadApi {
       waypoint: s.waypoint ? gatewayAddress(model, s.waypoint) : undefined,
     });
   }
+
+  const entries = serviceEntryApi(model, (ref) => gatewayAddress(model, ref));
+  services.push(...entries.services);
+  workloads.push(...entries.workloads);
 
   workloads.sort((a, b) => a.uid.localeCompare(b.uid));
   services.sort((a, b) => `${a.namespace}/${a.hostname}`.localeCompare(`${b.namespace}/${b.hostname}`));

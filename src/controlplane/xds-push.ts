@@ -11,16 +11,22 @@ import { CONFIG_RESOURCE_TYPE_URL, configResource, configResourceName, type Conf
 import type { ConfigSet } from '../config/config-set.js';
 import { MESH_CONFIGMAP_KEY, MESH_CONFIGMAP_NAME } from '../config/mesh-config.js';
 import type { WorkloadApi } from './translate.js';
+import { MESH_SETTINGS_TYPE_URL, meshSettingsResource, type MeshSettings } from '../xds/mesh-settings.js';
 import { pushId } from '../xds/push-version.js';
 
 /** The kinds a waypoint compiles itself (sent as Ambit's ConfigResource type). */
-export const WAYPOINT_CONFIG_KINDS: ReadonlySet<string> = new Set(['HTTPRoute', 'VirtualService', 'AuthorizationPolicy', 'RequestAuthentication', 'Telemetry', 'ConfigMap']);
+export const WAYPOINT_CONFIG_KINDS: ReadonlySet<string> = new Set(['HTTPRoute', 'VirtualService', 'AuthorizationPolicy', 'RequestAuthentication', 'Telemetry', 'ConfigMap', 'ServiceEntry', 'DestinationRule', 'Secret']);
 
-/** The L7 config objects of a snapshot: what waypoints need beyond the workload API (of ConfigMaps, only Istio's mesh config). */
-export function waypointConfigObjects(set: ConfigSet): ConfigObject[] {
+/**
+ * The L7 config objects of a snapshot: what waypoints need beyond the workload API (of
+ * ConfigMaps, only Istio's mesh config; of Secrets, only those `secrets` says some waypoint
+ * uses — the ADS filter then gives each only to that waypoint, secret-scope.ts).
+ */
+export function waypointConfigObjects(set: ConfigSet, secrets: ReadonlyMap<string, unknown> = new Map()): ConfigObject[] {
   return set.all()
     .filter((l) => WAYPOINT_CONFIG_KINDS.has(l.resource.kind))
     .filter((l) => l.resource.kind !== 'ConfigMap' || (l.resource.metadata.name === MESH_CONFIGMAP_NAME && l.resource.data?.[MESH_CONFIGMAP_KEY] !== undefined))
+    .filter((l) => l.resource.kind !== 'Secret' || secrets.has(`${l.resource.metadata.namespace}/${l.resource.metadata.name}`))
     .map((l) => l.resource as unknown as ConfigObject);
 }
 
@@ -38,7 +44,7 @@ export class XdsPusher {
    * Push a whole snapshot as one push (id from the config version: a proxy applies it only
    * once it holds every type of it); returns how many resources changed per type.
    */
-  push(api: WorkloadApi, config: ConfigObject[] = [], configVersion = 0): { addresses: number; authorizations: number; config: number } {
+  push(api: WorkloadApi, config: ConfigObject[] = [], configVersion = 0, mesh?: MeshSettings): { addresses: number; authorizations: number; config: number } {
     const addresses: Address[] = [
       ...api.workloads.map((workload) => ({ workload })),
       ...api.services.map((service) => ({ service })),
@@ -47,8 +53,10 @@ export class XdsPusher {
       { typeUrl: ADDRESS_TYPE_URL, resources: addresses.map((a) => this.encode(`a/${a.workload ? workloadResourceName(a.workload) : serviceResourceName(a.service!)}`, a, () => addressResource(a))) },
       { typeUrl: AUTHORIZATION_TYPE_URL, resources: api.authorizations.map((a: Authorization) => this.encode(`z/${a.namespace}/${a.name}`, a, () => authorizationResource(a))) },
       { typeUrl: CONFIG_RESOURCE_TYPE_URL, resources: config.map((o) => this.encode(`c/${configResourceName(o)}`, o, () => configResource(o))) },
+      ...(mesh ? [{ typeUrl: MESH_SETTINGS_TYPE_URL, resources: [this.encode('m/mesh', mesh, () => meshSettingsResource(mesh))] }] : []),
     ]);
     this.prune(new Set([
+      'm/mesh',
       ...addresses.map((a) => `a/${a.workload ? workloadResourceName(a.workload) : serviceResourceName(a.service!)}`),
       ...api.authorizations.map((a) => `z/${a.namespace}/${a.name}`),
       ...config.map((o) => `c/${configResourceName(o)}`),

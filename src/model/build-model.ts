@@ -18,6 +18,7 @@ import {
 import type { Container, PodSpec, SourceLocation } from '../config/resources.js';
 import { cidrSize, nthAddress, parseCidr } from '../core/ip.js';
 import { LabelIndex } from './label-index.js';
+import { buildServiceEntries } from './service-entries.js';
 import { MeshModel } from './mesh-model.js';
 import { dataplaneMode } from './enrolment.js';
 import {
@@ -284,6 +285,28 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
     }
   }
 
+  // ServiceEntries: one registry entry per host (service-entries.ts).
+  const seBuilt = buildServiceEntries({
+    entries: set.located('ServiceEntry'),
+    serviceHostnames: new Set(services.map((s) => s.hostname)),
+    takenVips: new Set(services.map((s) => s.vip).filter((v): v is string => !!v)),
+    binding: (labels, ns) => {
+      const ref = bindingFrom(labels, nsLabels(ns), ns);
+      const wp = ref && waypointByKey.get(`${ref.namespace}/${ref.name}`);
+      return wp && (wp.waypointFor === 'service' || wp.waypointFor === 'all') ? ref : undefined;
+    },
+    select: (ns, selector) => index.select(ns, selector).filter((w) => !w.waypointOf).map((w) => w.uid),
+    previous: prev ? (ns, host) => prev.serviceEntry(ns, host) : undefined,
+  });
+  diagnostics.push(...seBuilt.diagnostics);
+  const workloadByUid = new Map(workloads.map((w) => [w.uid, w]));
+  for (const e of seBuilt.entries) {
+    for (const uid of e.selectedWorkloads) {
+      const w = workloadByUid.get(uid)!;
+      w.servicePorts[`${e.namespace}/${e.host}`] = e.ports.map((p) => ({ servicePort: p.port, targetPort: typeof p.targetPort === 'number' ? p.targetPort : p.port }));
+    }
+  }
+
   for (const l of set.located('ConfigMap')) {
     const cm = l.resource;
     if (cm.metadata.name === MESH_CONFIGMAP_NAME && cm.data?.[MESH_CONFIGMAP_KEY] !== undefined && cm.metadata.namespace !== settings.rootNamespace) {
@@ -293,6 +316,7 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
   }
   const model = new MeshModel({
     workloads, services, waypoints, namespaces: [...namespaces.values()], nodes,
+    serviceEntries: seBuilt.entries,
     meshConfig: meshConfigOf(set.ofKind('ConfigMap'), settings.rootNamespace),
     policies: {
       authorization: set.located('AuthorizationPolicy'),

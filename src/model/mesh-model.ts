@@ -1,7 +1,7 @@
 // The indexed, immutable mesh model. Lookups by uid, IP, node, identity, VIP and hostname.
 import { DEFAULT_MESH_CONFIG, type MeshConfig } from '../config/mesh-config.js';
 import { LabelIndex } from './label-index.js';
-import type { MeshPolicies, ModelSettings, NamespaceInfo, NodeInfo, ServiceInfo, WaypointInfo, WorkloadInfo } from './types.js';
+import type { MeshPolicies, ModelSettings, NamespaceInfo, NodeInfo, ServiceEntryInfo, ServiceInfo, WaypointInfo, WorkloadInfo } from './types.js';
 
 export class MeshModel {
   readonly workloads: ReadonlyMap<string, WorkloadInfo>;
@@ -13,6 +13,9 @@ export class MeshModel {
   readonly settings: ModelSettings;
   /** Istio's mesh config (ConfigMap `istio` in the root namespace), Ambit's defaults where unset. */
   readonly meshConfig: MeshConfig;
+  /** ServiceEntry hosts, one entry per namespace/host (service-entries.ts). */
+  readonly serviceEntries: readonly ServiceEntryInfo[];
+  private readonly seByKey = new Map<string, ServiceEntryInfo>();
 
   private readonly byIp = new Map<string, WorkloadInfo>();
   private readonly byNode = new Map<string, WorkloadInfo[]>();
@@ -31,7 +34,10 @@ export class MeshModel {
     policies: MeshPolicies;
     settings: ModelSettings;
     meshConfig?: MeshConfig;
+    serviceEntries?: ServiceEntryInfo[];
   }) {
+    this.serviceEntries = parts.serviceEntries ?? [];
+    for (const e of this.serviceEntries) this.seByKey.set(`${e.namespace}/${e.host}`, e);
     this.workloads = new Map(parts.workloads.map((w) => [w.uid, w]));
     this.services = new Map(parts.services.map((s) => [`${s.namespace}/${s.name}`, s]));
     this.waypoints = new Map(parts.waypoints.map((w) => [`${w.namespace}/${w.name}`, w]));
@@ -85,6 +91,11 @@ export class MeshModel {
 
   serviceByHostname(hostname: string): ServiceInfo | undefined {
     return this.svcByHostname.get(hostname);
+  }
+
+  /** The ServiceEntry host `host` declared in namespace `ns`. */
+  serviceEntry(ns: string, host: string): ServiceEntryInfo | undefined {
+    return this.seByKey.get(`${ns}/${host}`);
   }
 
   waypoint(ns: string, name: string): WaypointInfo | undefined {

@@ -116,3 +116,42 @@ export const DEFAULT_SETTINGS: ModelSettings = {
   serviceCidr: '10.96.0.0/16',
   podCidrBase: '10.244.0.0/16',
 };
+
+/** An inline endpoint of a ServiceEntry: an IP, or a host name resolved by DNS. */
+export interface ServiceEntryEndpointInfo {
+  address?: string;
+  hostname?: string;
+  /** Service port name -> endpoint port. */
+  ports: Record<string, number>;
+  labels: Record<string, string>;
+  serviceAccount?: string;
+}
+
+/**
+ * One host of a ServiceEntry: the registry entry the workload API turns into a Service
+ * (namespace/name of the ServiceEntry, hostname = the host), as Istio does.
+ */
+export interface ServiceEntryInfo {
+  namespace: string;
+  /** The ServiceEntry's name. */
+  name: string;
+  host: string;
+  /** The VIP: the first single address of spec.addresses, else the auto-allocated one, else none. */
+  vip: string | undefined;
+  autoAllocated: boolean;
+  /** spec.addresses that are ranges (not routable by the ztunnel; known under REGISTRY_ONLY). */
+  cidrs: string[];
+  ports: (ServicePortInfo & { name: string; protocol: string })[];
+  resolution: 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN' | 'DYNAMIC_DNS';
+  location: 'MESH_EXTERNAL' | 'MESH_INTERNAL';
+  /** Namespaces that see it: ['*'] (all), or names. */
+  exportTo: string[];
+  labels: Record<string, string>;
+  selector: Record<string, string> | undefined;
+  endpoints: ServiceEntryEndpointInfo[];
+  /** uids of the pods its workloadSelector picks. */
+  selectedWorkloads: string[];
+  subjectAltNames: string[];
+  waypoint?: WaypointRef;
+  source?: SourceLocation;
+}

@@ -4,6 +4,8 @@
 //   nat OUTPUT     -> AMBIT_OUTPUT:      -o lo                    RETURN
 //                                        -d 127.0.0.0/8           RETURN
 //                                        mark 0x539/0xfff         RETURN   (the ztunnel's sockets)
+//                                        -p udp --dport 53        REDIRECT 15053   (DNS proxy; unless off)
+//                                        -p tcp --dport 53        REDIRECT 15053
 //                                        -p tcp                   REDIRECT 15001
 //   nat PREROUTING -> AMBIT_PREROUTING:  -p tcp --dport 15008     RETURN   (HBONE reaches the ztunnel)
 //                                        -p tcp                   REDIRECT 15006
@@ -40,12 +42,17 @@ export interface CapturePorts {
   hbone?: number;
   /** Default 0x539 (the ztunnel's SO_MARK), compared under mask 0xfff. */
   mark?: number;
+  /**
+   * The ztunnel's DNS proxy port, where UDP and TCP to port 53 (other than to loopback) go;
+   * default 15053 (on, as in Istio 1.25+); false: DNS is not captured.
+   */
+  dns?: number | false;
 }
 
 const MARK_MASK = 0xfff;
 
 function resolve(ports: CapturePorts = {}): Required<CapturePorts> {
-  return { outbound: ports.outbound ?? 15001, inbound: ports.inbound ?? 15006, hbone: ports.hbone ?? 15008, mark: ports.mark ?? ZTUNNEL_MARK };
+  return { outbound: ports.outbound ?? 15001, inbound: ports.inbound ?? 15006, hbone: ports.hbone ?? 15008, mark: ports.mark ?? ZTUNNEL_MARK, dns: ports.dns ?? 15053 };
 }
 
 const hex = (n: number) => `0x${n.toString(16)}`;
@@ -64,6 +71,10 @@ export function captureChainRules(ports?: CapturePorts): { output: string[]; pre
       '-o lo -j RETURN',
       '-d 127.0.0.0/8 -j RETURN',
       `-m mark --mark ${hex(p.mark)}/${hex(MARK_MASK)} -j RETURN`,
+      ...(p.dns === false ? [] : [
+        `-p udp -m udp --dport 53 -j REDIRECT --to-ports ${p.dns}`,
+        `-p tcp -m tcp --dport 53 --tcp-flags FIN,SYN,RST,ACK SYN -j REDIRECT --to-ports ${p.dns}`,
+      ]),
       `-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j REDIRECT --to-ports ${p.outbound}`,
     ],
     prerouting: [`-p tcp -m tcp --dport ${p.hbone} -j RETURN`, `-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j REDIRECT --to-ports ${p.inbound}`],

@@ -30,7 +30,7 @@ import { closeFds } from '../sys/seqpacket.js';
 import type { Logger } from '../core/logger.js';
 import type { WireRequest } from '../cni/plugin-wire.js';
 import { CniErrorCode, kubernetesPod, parsePluginRequest, versionResult, type PluginRequest } from '../cni/spec.js';
-import { captureInstalled, ensureCapture } from './capture-rules.js';
+import { captureInstalled, ensureCapture, type CapturePorts } from './capture-rules.js';
 import { installPlugin } from './cni-install.js';
 import { CniServer, errorAnswer, type CniAnswer } from './cni-server.js';
 import { ControlApi } from './control-api.js';
@@ -54,6 +54,8 @@ export interface NodeAgentOptions {
   cniConfList?: string;
   clock: Clock;
   logger: Logger;
+  /** Whether pods' port-53 traffic goes to the ztunnel's DNS proxy (default true, Istio 1.25+). */
+  dnsCapture?: boolean;
   zdsAckTimeoutMs?: number;
   podPollMs?: number;
 }
@@ -106,10 +108,12 @@ export class NodeAgent {
   private readonly logger: Logger;
   private seq = 0;
   private holdListeners = true;
+  private readonly ports: CapturePorts;
   private closed = false;
 
   constructor(private readonly opts: NodeAgentOptions) {
     this.logger = opts.logger;
+    this.ports = opts.dnsCapture === false ? { dns: false } : {};
     this.paths = agentPaths(opts.dir);
     this.records = new PodRecords(this.paths.records);
     this.source = new PodSource({
@@ -175,7 +179,7 @@ export class NodeAgent {
       if (r.redirection !== 'enabled') continue;
       entry.uid = r.uid ?? `Kubernetes//Pod/${r.namespace}/${r.name}`;
       try {
-        entry.captured = await capturePod(r.netns, this.logger);
+        entry.captured = await capturePod(r.netns, this.logger, this.ports);
         this.logger.info(entry.captured.recognized ? 'captured pod recovered: its rules were recognized' : 'captured pod recovered: its rules were put back', { pod: podKey(r.namespace, r.name) });
       } catch (e: unknown) {
         // The namespace is there but cannot be taken again: the ztunnel keeps what it has
@@ -270,7 +274,7 @@ export class NodeAgent {
     if (!want) return { exitCode: 0, stdout: '' };
     if (!entry) return errorAnswer(CniErrorCode.UNKNOWN_CONTAINER, `container ${req.containerId} was never added through this agent`, undefined, version);
     if (!entry.captured) return errorAnswer(CniErrorCode.TRY_AGAIN_LATER, `pod ${podKey(entry.record.namespace, entry.record.name)} should be captured but is not`, entry.lastError, version);
-    if (!(await captureInstalled(entry.record.netns))) return errorAnswer(CniErrorCode.TRY_AGAIN_LATER, 'the pod\'s capture rules are not (all) in place', entry.record.netns, version);
+    if (!(await captureInstalled(entry.record.netns, this.ports))) return errorAnswer(CniErrorCode.TRY_AGAIN_LATER, 'the pod\'s capture rules are not (all) in place', entry.record.netns, version);
     return { exitCode: 0, stdout: '' };
   }
 
@@ -282,10 +286,10 @@ export class NodeAgent {
     entry.keepOnly = false;
     try {
       if (!entry.captured) {
-        entry.captured = await capturePod(entry.record.netns, this.logger);
+        entry.captured = await capturePod(entry.record.netns, this.logger, this.ports);
         if (!this.holdListeners) this.dropListeners(entry.captured);
       } else {
-        await ensureCapture(entry.record.netns); // an ADD again after the rules went: put them back
+        await ensureCapture(entry.record.netns, this.ports); // an ADD again after the rules went: put them back
       }
     } catch (e: unknown) {
       entry.lastError = describeError(e).message;

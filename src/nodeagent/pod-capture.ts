@@ -21,7 +21,7 @@ import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { loadNative } from '../sys/native.js';
 import { NetnsHandle } from '../sys/netns-socket.js';
-import { ensureCapture, removeCapture } from './capture-rules.js';
+import { ensureCapture, removeCapture, type CapturePorts } from './capture-rules.js';
 
 /** The ports a captured pod's traffic is redirected to (design section 4). */
 export const CAPTURE_LISTENER_PORTS: readonly number[] = [15001, 15006, 15008];
@@ -37,7 +37,7 @@ export interface CapturedPod {
 }
 
 /** Opens the pod's namespace, makes its listeners, sets tcp_migrate_req, installs the rules. */
-export async function capturePod(netnsPath: string, logger: Logger): Promise<CapturedPod> {
+export async function capturePod(netnsPath: string, logger: Logger, ports?: CapturePorts): Promise<CapturedPod> {
   const native = loadNative();
   const netns = NetnsHandle.open(netnsPath);
   const listeners = new Map<number, number>();
@@ -48,7 +48,7 @@ export async function capturePod(netnsPath: string, logger: Logger): Promise<Cap
         family: 4, netnsFd: netns.fd, reuseAddr: true, reusePort: true, bindAddress: '0.0.0.0', bindPort: port, listen: true, backlog: LISTEN_BACKLOG,
       }));
     }
-    const recognized = await ensureCapture(netnsPath);
+    const recognized = await ensureCapture(netnsPath, ports);
     return { netnsPath, netns, listeners, recognized };
   } catch (e: unknown) {
     for (const fd of listeners.values()) closeQuietly(fd);

@@ -23,7 +23,7 @@ export interface OriginalDst {
   family: 'IPv4' | 'IPv6';
 }
 
-/** Options of the addon's makeSocket(): one TCP socket, non-blocking and close-on-exec. */
+/** Options of the addon's makeSocket(): one TCP (or UDP) socket, non-blocking and close-on-exec. */
 export interface MakeSocketOptions {
   family: 4 | 6;
   /** fd of a network namespace (openNetns) to create the socket in; -1 or absent = this thread's. */
@@ -38,6 +38,8 @@ export interface MakeSocketOptions {
   bindPort?: number;
   listen?: boolean;
   backlog?: number;
+  /** A UDP (SOCK_DGRAM) socket instead of TCP; cannot listen. */
+  dgram?: boolean;
 }
 
 /**

@@ -22,6 +22,7 @@
 //    EADDRNOTAVAIL, ...) keep Node's shape (`code`, `syscall`, `address`, `port`). Errors
 //    that only namespaces cause (no such namespace, setns refused) are AmbitError
 //    AMBIT_ERR_NETNS / AMBIT_ERR_PERMISSION with a hint.
+import dgram from 'node:dgram';
 import net from 'node:net';
 import { AmbitError, errnoCode } from '../core/errors.js';
 import { loadNative, type NativeAddon, type OriginalDst } from './native.js';
@@ -164,6 +165,40 @@ export async function listenInNetns<S extends net.Server = net.Server>(ns: Netns
       native.closeFd(fd); // listen() threw before adopting the fd
       reject(e);
     }
+  });
+}
+
+export interface UdpInNetnsOptions {
+  /** The address to bind ('0.0.0.0', '::', a pod IP, ...). */
+  host: string;
+  /** 0 for any free port. */
+  port: number;
+  mark?: number;
+  /** SO_REUSEPORT: another process may bind the same port (a successor during a hand-over). */
+  reusePort?: boolean;
+}
+
+/**
+ * A UDP socket bound to host:port inside `ns` (null = this process's namespace), as a
+ * dgram.Socket of this process: datagrams it receives and sends live in `ns`.
+ */
+export async function udpSocketInNetns(ns: NetnsHandle | null, options: UdpInNetnsOptions): Promise<dgram.Socket> {
+  const native = loadNative();
+  const family = ipFamily(options.host, 'udpSocketInNetns');
+  let fd: number;
+  try {
+    fd = native.makeSocket({ family, netnsFd: ns ? ns.fd : -1, mark: options.mark, dgram: true, reuseAddr: true, reusePort: options.reusePort, bindAddress: options.host, bindPort: options.port });
+  } catch (e: unknown) {
+    throw socketError(e, ns, `bind udp ${authority(options.host, options.port)}`);
+  }
+  const socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
+  return new Promise<dgram.Socket>((resolve, reject) => {
+    const onError = (e: Error) => { native.closeFd(fd); reject(e); };
+    socket.once('error', onError);
+    socket.bind({ fd }, () => {
+      socket.off('error', onError);
+      resolve(socket);
+    });
   });
 }
 

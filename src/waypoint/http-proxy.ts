@@ -41,6 +41,7 @@ import { Http1Request, Http1Response } from './http1/server.js';
 import { shouldLog } from './access-log-config.js';
 import type { ReplayBudget } from './replay-budget.js';
 import { isNormalMethod, normalizeRequestTarget } from '../core/http-request-target.js';
+import type { EgressEntry } from './egress-config.js';
 
 export const MAX_REPLAY_BYTES = 1024 * 1024;
 
@@ -81,7 +82,7 @@ type BodyWriter = { write(c: Buffer): boolean; addTrailers(t: Record<string, str
 
 
 type Attempt =
-  | { kind: 'response'; res: UpstreamResponse; endpoint: Workload }
+  | { kind: 'response'; res: UpstreamResponse; endpoint: Workload; up: UpstreamTarget }
   | { kind: 'connect-failed' | 'reset' | 'timeout'; message: string; endpoint?: Workload };
 
 class RequestFailure {
@@ -121,7 +122,7 @@ export class HttpProxy {
       requestId: first(headers['x-request-id']) ?? this.ids.hex(16),
       userAgent: first(headers['user-agent']),
     };
-    const bound = d.bind ? d.bind(cfg, ctx) : cfg.forRequest({ waypoint: d.waypoint, service: ctx.service ? { namespace: ctx.service.namespace, name: ctx.service.name } : undefined });
+    const bound = d.bind ? d.bind(cfg, ctx) : cfg.forRequest({ waypoint: d.waypoint, service: ctx.service ? { namespace: ctx.service.namespace, name: ctx.service.name, ...(cfg.egress.entryOf(ctx.service) ? { kind: 'ServiceEntry' as const } : {}) } : undefined });
     let finished = false;
     const held = { bytes: 0 };
     const finish = (): void => {
@@ -196,7 +197,7 @@ export class HttpProxy {
     const { d } = this;
     const h2 = req.httpVersionMajor === 2;
     const state = d.state();
-    const backend = ctx.service && !decision.backendMissing ? resolveBackend(state, decision.backend) : undefined;
+    const backend = ctx.service && !decision.backendMissing ? resolveBackend(state, decision.backend, d.config().egress.entryOf.bind(undefined), ctx.target) : undefined;
     if (ctx.service && !backend) throw new RequestFailure(500, 'NR', 'BACKEND_NOT_FOUND', `backend ${decision.backend.name}.${decision.backend.namespace}:${decision.backend.port} does not exist`);
     if (backend) record.service = serviceInfo(backend.service);
     const upstreamPath = decision.path ?? path;
@@ -246,7 +247,9 @@ export class HttpProxy {
           last.res.body.resume();
           continue;
         }
-        record.destination = { ip: last.endpoint.addresses[0]!, port: targetPortOf(last.endpoint, target), workload: peerInfo(last.endpoint), identity: `spiffe://${last.endpoint.trustDomain}/ns/${last.endpoint.namespace}/sa/${last.endpoint.serviceAccount}` };
+        record.destination = last.up.external
+          ? { ip: last.up.external.ip ?? last.up.external.hostname ?? '', port: last.up.port, workload: peerInfo(last.endpoint) }
+          : { ip: last.endpoint.addresses[0]!, port: targetPortOf(last.endpoint, target), workload: peerInfo(last.endpoint), identity: `spiffe://${last.endpoint.trustDomain}/ns/${last.endpoint.namespace}/sa/${last.endpoint.serviceAccount}` };
         if (i > 0) record.route = `${record.route ?? ''} (attempt ${i + 1})`;
         if (last.res.status === 101 && upgrade && req instanceof Http1Request && res instanceof Http1Response) await this.switchProtocols(req, res, record, last.res, decision.responseHeaders);
         else await this.respond(res, record, last.res, decision.responseHeaders);
@@ -271,7 +274,9 @@ export class HttpProxy {
     if (!pick) return { kind: 'connect-failed', message: `no healthy endpoint for ${target.service?.hostname ?? 'the workload'}` };
     const w = pick.w;
     tried.add(w.uid);
-    const up: UpstreamTarget = { uid: w.uid, ip: w.addresses[0]!, port: targetPortOf(w, target), identity: `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}` };
+    const up: UpstreamTarget = target.egress
+      ? externalTarget(target.egress, w, targetPortOf(w, target), target.port, host, h2)
+      : { uid: w.uid, ip: w.addresses[0]!, port: targetPortOf(w, target), identity: `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}` };
     d.picker.started(w.uid);
     try {
       const abort = Number.isFinite(timeoutMs) ? new AbortController() : undefined;
@@ -286,7 +291,7 @@ export class HttpProxy {
       }
       if (r.kind === 'connect-failed') d.picker.connectFailed(w.uid);
       else d.picker.connected(w.uid);
-      return r.kind === 'response' ? { kind: 'response', res: r.res, endpoint: w } : { ...r, endpoint: w };
+      return r.kind === 'response' ? { kind: 'response', res: r.res, endpoint: w, up } : { ...r, endpoint: w };
     } finally {
       d.picker.finished(w.uid);
     }
@@ -386,12 +391,39 @@ interface ResolvedBackend {
   service: Service | undefined;
   workloads: Workload[];
   port: number;
+  /** Set when the backend is a ServiceEntry host: its endpoints are outside the mesh. */
+  egress?: EgressEntry;
 }
 
-function resolveBackend(state: ZtunnelState, b: BackendTarget): ResolvedBackend | undefined {
-  const service = state.serviceByKey(`${b.namespace}/${b.name}.${b.namespace}.svc.cluster.local`);
+function resolveBackend(state: ZtunnelState, b: BackendTarget, egressOf?: (s: Service) => EgressEntry | undefined, original?: { ip: string; port: number }): ResolvedBackend | undefined {
+  const service = state.serviceByKey(`${b.namespace}/${b.hostname ?? `${b.name}.${b.namespace}.svc.cluster.local`}`);
   if (!service) return undefined;
-  return { service, workloads: state.endpointsOf(service), port: b.port };
+  const egress = egressOf?.(service);
+  let workloads = state.endpointsOf(service);
+  // Resolution NONE: the destination the client asked for is the endpoint (Envoy's ORIGINAL_DST).
+  if (egress && workloads.length === 0 && egress.resolution === 'NONE' && original) {
+    workloads = [originalDestination(service, original.ip)];
+  }
+  return { service, workloads, port: b.port, ...(egress ? { egress } : {}) };
+}
+
+/** The endpoint a ServiceEntry with resolution NONE has: the address the client connected to. */
+function originalDestination(s: Service, ip: string): Workload {
+  return {
+    uid: `original-destination/${ip}`, name: s.name, namespace: s.namespace, addresses: [ip], network: '', tunnelProtocol: 'NONE',
+    trustDomain: '', serviceAccount: '', node: '', canonicalName: s.name, canonicalRevision: 'latest', workloadType: 'POD', workloadName: s.name,
+    authorizationPolicies: [], status: 'HEALTHY', clusterId: '', services: {},
+  };
+}
+
+/** An upstream outside the mesh: plain TCP or originated TLS to the endpoint (egress-connect.ts). */
+function externalTarget(e: EgressEntry, w: Workload, port: number, servicePort: number, host: string, h2: boolean): UpstreamTarget {
+  const tls = e.tls(servicePort);
+  const ip = w.addresses[0];
+  return {
+    uid: w.uid, ip: ip ?? '', port, identity: `external|${tls?.id ?? 'plain'}|${h2 ? 'h2' : 'h1'}`,
+    external: { ...(ip ? { ip } : { hostname: w.hostname }), port, tls, host: hostOnly(host) || e.host, alpn: h2 ? ['h2'] : ['http/1.1'] },
+  };
 }
 
 /** The pod port a service port maps to on this endpoint. */

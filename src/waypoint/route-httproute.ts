@@ -29,7 +29,11 @@ import { byCodeUnits } from '../core/compare.js';
 
 export interface ServiceIndex {
   byKey: ReadonlyMap<string, RouteService>; // "ns/name"
+  /** ServiceEntry hosts by the entry's "ns/name" (one per host). */
+  entries?: ReadonlyMap<string, RouteService[]>;
 }
+
+export const SERVICE_ENTRY_GROUP = 'networking.istio.io';
 
 /** One compiled HTTPRoute bound to one service port, before sorting. */
 export interface BoundRoute {
@@ -48,6 +52,17 @@ export function compileHTTPRoute(r: HTTPRouteResource, services: ServiceIndex, w
   const parents: { svc: RouteService; port: number }[] = [];
   (r.spec.parentRefs ?? []).forEach((p, i) => {
     const kind = p.kind ?? 'Gateway';
+    if (kind === 'ServiceEntry') {
+      // An egress route: bound to every host of the ServiceEntry (Istio's waypoint egress).
+      if (p.group !== SERVICE_ENTRY_GROUP) {
+        warnings.push(`${ref}: parentRefs[${i}] kind ServiceEntry needs group ${SERVICE_ENTRY_GROUP}; ignored`);
+        return;
+      }
+      const hosts = services.entries?.get(`${p.namespace ?? ns}/${p.name}`) ?? [];
+      if (hosts.length === 0) warnings.push(`${ref}: parentRefs[${i}] ServiceEntry ${p.namespace ?? ns}/${p.name} does not exist here; the route is attached to nothing`);
+      for (const svc of hosts) for (const sp of svc.ports) if (p.port === undefined || sp.port === p.port) parents.push({ svc, port: sp.port });
+      return;
+    }
     if (kind === 'Gateway') {
       warnings.push(`${ref}: parentRefs[${i}] binds to Gateway "${p.name}"; Ambit's waypoint applies only routes bound to a Service (kind: Service, group: ""); ignored`);
       return;
@@ -79,7 +94,7 @@ export function compileHTTPRoute(r: HTTPRouteResource, services: ServiceIndex, w
   for (const { svc, port } of parents) {
     const entries: BoundRoute['entries'] = [];
     (r.spec.rules ?? []).forEach((rule, ri) => {
-      const compiled = compileRule(rule, `httproute ${ns}/${r.metadata.name} rule ${ri}`, ns, services, `${ref} rules[${ri}]`, warnings);
+      const compiled = compileRule(rule, `httproute ${ns}/${r.metadata.name} rule ${ri}`, ns, services, `${ref} rules[${ri}]`, warnings, svc.kind === 'ServiceEntry' ? { svc, port } : undefined);
       if (!compiled) return;
       const matches = rule.matches ?? [];
       if (matches.length === 0) {
@@ -151,7 +166,7 @@ export function compileMatch(m: HTTPRouteMatch): CompiledMatch {
   };
 }
 
-function compileRule(rule: HTTPRouteRule, name: string, ns: string, services: ServiceIndex, where: string, warnings: string[]): CompiledRule | undefined {
+function compileRule(rule: HTTPRouteRule, name: string, ns: string, services: ServiceIndex, where: string, warnings: string[], entryParent?: { svc: RouteService; port: number }): CompiledRule | undefined {
   let requestHeaders = noEdits();
   let responseHeaders = noEdits();
   let redirect: RedirectSpec | undefined;
@@ -178,6 +193,11 @@ function compileRule(rule: HTTPRouteRule, name: string, ns: string, services: Se
       if (r.redirect || r.rewrite || r.mirrors.length) warnings.push(`${where}: backend ${b.name}: only header filters are applied per backend; ${f.type} ignored`);
     }
     backends.push({ ...wb, weight });
+  }
+  // An egress rule without backendRefs sends to its parent ServiceEntry host.
+  if (entryParent && !(rule.backendRefs?.length)) {
+    const { svc, port } = entryParent;
+    backends.push({ backend: { namespace: svc.namespace, name: svc.name, port, hostname: svc.hostname }, missing: false, requestHeaders: noEdits(), responseHeaders: noEdits(), weight: 1 });
   }
   const timeouts: CompiledRule['timeouts'] = {};
   const req = rule.timeouts?.request !== undefined ? parseGatewayDuration(rule.timeouts.request) : undefined;
@@ -276,6 +296,14 @@ export function headerEdits(f: HTTPHeaderFilter | undefined): HeaderEdits {
 
 function backendOf(b: Pick<HTTPBackendRef, 'group' | 'kind' | 'name' | 'namespace' | 'port'>, ns: string, services: ServiceIndex, where: string, warnings: string[]):
   Omit<WeightedBackend, 'weight'> | undefined {
+  if (b.kind === 'Hostname' && b.group === SERVICE_ENTRY_GROUP) {
+    // Istio's Hostname backend: a ServiceEntry host, by name.
+    const svc = [...(services.entries?.values() ?? [])].flat().find((s) => s.hostname === b.name && s.namespace === (b.namespace ?? ns))
+      ?? [...(services.entries?.values() ?? [])].flat().find((s) => s.hostname === b.name);
+    const port = b.port ?? svc?.ports[0]?.port ?? 0;
+    if (!svc) warnings.push(`${where}: backend Hostname ${b.name} is no ServiceEntry host; requests routed to it get 500`);
+    return { backend: { namespace: svc?.namespace ?? ns, name: svc?.name ?? b.name, port, hostname: b.name }, missing: !svc || !svc.ports.some((p) => p.port === port), requestHeaders: noEdits(), responseHeaders: noEdits() };
+  }
   if ((b.kind ?? 'Service') !== 'Service' || (b.group !== undefined && b.group !== '' && b.group !== 'core')) {
     warnings.push(`${where}: backend ${b.group ?? ''}/${b.kind} ${b.name} is not a Service; ignored`);
     return undefined;

@@ -9,6 +9,8 @@ export interface RouteService {
   hostname: string;
   vips: string[];
   ports: { name?: string; port: number; targetPort: number | string; appProtocol?: string }[];
+  /** A ServiceEntry host (egress) rather than a Kubernetes Service. */
+  kind?: 'ServiceEntry';
 }
 
 export interface HttpRequestView {
@@ -25,6 +27,8 @@ export interface BackendTarget {
   namespace: string;
   name: string;
   port: number;
+  /** The backend's hostname when it is not `<name>.<namespace>.svc.cluster.local` (a ServiceEntry host). */
+  hostname?: string;
 }
 
 /** Apply in this order: remove, then set (replace), then add (append); see applyHeaderEdits. */

@@ -48,13 +48,15 @@ export function compileRoutes(input: RoutingInput): { table: RouteTable; warning
   const warnings: string[] = [];
   const byHostname = new Map(input.services.map((s) => [s.hostname, s]));
   const byVip = new Map(input.services.flatMap((s) => s.vips.map((v) => [v, s] as const)));
-  const byKey = new Map(input.services.map((s) => [`${s.namespace}/${s.name}`, s]));
+  const byKey = new Map(input.services.filter((s) => s.kind !== 'ServiceEntry').map((s) => [`${s.namespace}/${s.name}`, s]));
+  const entries = new Map<string, RouteService[]>();
+  for (const s of input.services) if (s.kind === 'ServiceEntry') entries.set(`${s.namespace}/${s.name}`, [...(entries.get(`${s.namespace}/${s.name}`) ?? []), s]);
   const routes = new Map<string, PortRoutes>();
 
   // HTTPRoutes, grouped per service port, then sorted by Gateway API precedence.
   const bound = new Map<string, { routes: BoundRoute[]; names: Set<string> }>();
   for (const r of input.httpRoutes) {
-    for (const b of compileHTTPRoute(r, { byKey }, warnings)) {
+    for (const b of compileHTTPRoute(r, { byKey, entries }, warnings)) {
       const key = `${b.hostname}:${b.port}`;
       const g = bound.get(key) ?? { routes: [], names: new Set<string>() };
       g.routes.push(b);
@@ -129,7 +131,7 @@ function defaultDecision(svc: RouteService | undefined, target: { hostname: stri
   return {
     kind: 'forward',
     route: 'default',
-    backend: { namespace, name, port: target.port },
+    backend: { namespace, name, port: target.port, ...(svc && svc.hostname !== `${name}.${namespace}.svc.cluster.local` ? { hostname: svc.hostname } : {}) },
     ...(svc ? {} : { backendMissing: true }),
     requestHeaders: noEdits(),
     responseHeaders: noEdits(),

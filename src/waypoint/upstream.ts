@@ -11,12 +11,16 @@ import type { WorkloadCertificate } from '../identity/workload-certificate.js';
 import { formatAuthority } from '../core/ip.js';
 import { asHttpTransport } from './http-transport.js';
 import { Http1Client } from './http1/client.js';
+import type { ExternalTarget } from './egress-connect.js';
 
 export interface UpstreamTarget {
   uid: string;
   ip: string;
   port: number;
+  /** The identity expected over HBONE; for an external endpoint, a key of its TLS settings. */
   identity: string;
+  /** An endpoint outside the mesh (ServiceEntry): plain TCP or originated TLS, not HBONE. */
+  external?: ExternalTarget;
 }
 
 export interface UpstreamsOptions {
@@ -29,6 +33,8 @@ export interface UpstreamsOptions {
   now(): number;
   /** Free keep-alive connections per endpoint. */
   maxFreeSockets?: number;
+  /** Connects to an endpoint outside the mesh (egress-connect.ts). */
+  external?: (target: ExternalTarget, signal?: AbortSignal) => Promise<Duplex>;
 }
 
 /** Client and session keys are `<uid>|<ip>:<port>|<identity>`. */
@@ -57,6 +63,10 @@ export class Upstreams {
 
   /** A raw tunnel (TCP passthrough, and the transport of the HTTP clients below). */
   tunnel(target: UpstreamTarget, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Duplex> {
+    if (target.external) {
+      if (!this.opts.external) return Promise.reject(Object.assign(new Error('this proxy does not connect outside the mesh'), { code: 'EGRESS_UNSUPPORTED' }));
+      return this.opts.external(target.external, signal);
+    }
     return this.opts.pool.connect({
       sourceIdentity: this.opts.sourceIdentity,
       certificate: this.opts.certificate,

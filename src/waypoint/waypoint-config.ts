@@ -18,6 +18,7 @@ import { compileRequestAuthn, type JwtProvider } from './request-authn.js';
 import { selectWaypointPolicies } from './l7-authz.js';
 import type { WaypointTarget } from './waypoint-target.js';
 import { compileAccessLogConfig, type AccessLogDecision } from './access-log-config.js';
+import { compileEgress, type EgressTable } from './egress-config.js';
 
 export interface WaypointIdentity {
   namespace: string;
@@ -40,6 +41,8 @@ export interface WaypointConfig {
   readonly mesh: MeshConfig;
   readonly routes: RouteTable;
   readonly policies: CompiledPolicy[];
+  /** ServiceEntry hosts this waypoint sends outside the mesh, with their TLS origination. */
+  readonly egress: EgressTable;
   /** The binding of a request through the waypoint to `target` (one lookup per request). */
   forRequest(target: WaypointTarget): RequestBinding;
   /** Providers a sidecar applies to its own pod (selector / namespace / mesh-wide resources). */
@@ -56,10 +59,13 @@ export interface CompileWaypointInput {
   rootNamespace: string;
   trustDomain: string;
   readFile: (path: string) => string;
+  /** The waypoint's namespace (where DestinationRule credentialName Secrets are looked up). */
+  waypointNamespace?: string;
 }
 
-export function routeServices(state: ZtunnelState): RouteService[] {
+export function routeServices(state: ZtunnelState, isEntry: (s: import('../xds/workload-api.js').Service) => boolean = () => false): RouteService[] {
   return [...state.services.values()].map((s) => ({
+    ...(isEntry(s) ? { kind: 'ServiceEntry' as const } : {}),
     namespace: s.namespace,
     name: s.name,
     hostname: s.hostname,
@@ -71,10 +77,11 @@ export function routeServices(state: ZtunnelState): RouteService[] {
 export function compileWaypointConfig(input: CompileWaypointInput): WaypointConfig {
   const warnings: string[] = [];
   const of = <T>(kind: string): T[] => input.objects.filter((o) => o.kind === kind) as unknown as T[];
+  const egress = compileEgress({ objects: input.objects, waypointNamespace: input.waypointNamespace ?? input.rootNamespace, rootNamespace: input.rootNamespace });
   const routes = compileRoutes({
     httpRoutes: of<HTTPRouteResource>('HTTPRoute'),
     virtualServices: of<VirtualServiceResource>('VirtualService'),
-    services: routeServices(input.state),
+    services: routeServices(input.state, (svc) => egress.table.entryOf(svc) !== undefined),
   });
   warnings.push(...routes.warnings);
   const policies: CompiledPolicy[] = [];
@@ -89,11 +96,13 @@ export function compileWaypointConfig(input: CompileWaypointInput): WaypointConf
   warnings.push(...authn.errors, ...authn.warnings);
   const accessLog = compileAccessLogConfig(of<TelemetryResource>('Telemetry'), { rootNamespace: input.rootNamespace });
   warnings.push(...accessLog.warnings);
+  warnings.push(...egress.warnings);
   return {
     version: input.version,
     mesh: meshConfigOf(of<ConfigMapResource>('ConfigMap'), input.rootNamespace),
     routes: routes.table,
     policies,
+    egress: egress.table,
     // Selection scans every resource; the config is immutable, so it is done once per target
     // (waypoint + service), not per request.
     forRequest: memoByTarget((t): RequestBinding => Object.freeze({

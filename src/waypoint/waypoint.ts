@@ -31,6 +31,9 @@ import { compileWaypointConfig, WarningLatch, type WaypointConfig, type Waypoint
 import { authorizeRequest } from './l7-authz.js';
 import { describeAccessLog } from './access-log-config.js';
 import { stripSpiffe } from '../rbac/index.js';
+import { DnsForwarder, type UpstreamAddress } from '../dns/forwarder.js';
+import { HostResolver } from '../dns/host-resolver.js';
+import { connectExternal, type ExternalTarget } from './egress-connect.js';
 
 export const WAYPOINT_HBONE_PORT = 15008;
 /** A client that sends nothing for this long is taken to speak a server-first TCP protocol. */
@@ -70,6 +73,8 @@ export function podHboneServer(opts: PodProxyOptions, onRequest: (req: HboneRequ
 
 export interface WaypointOptions extends PodProxyOptions {
   waypoint: WaypointIdentity;
+  /** The cluster's DNS resolver(s), for ServiceEntry hosts with resolution DNS (egress). */
+  dnsUpstreams?: UpstreamAddress[];
 }
 
 export class Waypoint {
@@ -82,6 +87,7 @@ export class Waypoint {
   private hbone: HboneServer | undefined;
   private server: net.Server | undefined;
   private seq = 0;
+  private readonly external: (t: ExternalTarget, signal?: AbortSignal) => Promise<Duplex>;
   private readonly warnings = new WarningLatch();
   private readonly serving: HttpServing;
   private readonly m;
@@ -94,7 +100,18 @@ export class Waypoint {
       createSocket: (dst) => opts.network.connect(dst, { allowHalfOpen: false }),
     });
     const certificate = () => currentCertificate(opts.certificates, opts.identity);
-    this.upstreams = new Upstreams({ pool: this.pool, sourceIdentity: opts.identity, certificate, sourceIp: undefined, connectTimeoutMs: opts.connectTimeoutMs ?? 5_000, now: () => opts.clock.now() });
+    const resolver = opts.dnsUpstreams?.length ? new HostResolver({
+      clock: opts.clock,
+      forwarder: new DnsForwarder({
+        upstreams: opts.dnsUpstreams, clock: opts.clock,
+        transport: { udp: () => opts.network.bindUdp('0.0.0.0', 0), tcp: (dst) => opts.network.connect(dst, { allowHalfOpen: false }) },
+      }),
+    }) : undefined;
+    this.external = (t, signal) => connectExternal(t, { network: opts.network, resolver, timeoutMs: opts.connectTimeoutMs ?? 5_000 }, signal);
+    this.upstreams = new Upstreams({
+      pool: this.pool, sourceIdentity: opts.identity, certificate, sourceIp: undefined, connectTimeoutMs: opts.connectTimeoutMs ?? 5_000, now: () => opts.clock.now(),
+      external: this.external,
+    });
     const picker = new EndpointPicker({ now: () => opts.clock.now() });
     this.proxy = new HttpProxy({
       waypoint: opts.waypoint,
@@ -152,7 +169,7 @@ export class Waypoint {
   }
 
   private compile(state: ZtunnelState, objects: ConfigObject[], version: string): WaypointConfig {
-    return compileWaypointConfig({ version, state, objects, rootNamespace: this.opts.rootNamespace, trustDomain: this.opts.trustDomain, readFile: this.opts.readFile });
+    return compileWaypointConfig({ version, state, objects, rootNamespace: this.opts.rootNamespace, trustDomain: this.opts.trustDomain, readFile: this.opts.readFile, waypointNamespace: this.opts.waypoint.namespace });
   }
 
   private onTunnel(req: HboneRequest): void {
@@ -203,11 +220,16 @@ export class Waypoint {
       record.endMs = now();
       this.tcpTelemetry.closed(record);
     };
-    const { policies } = this.config.forRequest({ waypoint: this.opts.waypoint, service: ctx.service ? { namespace: ctx.service.namespace, name: ctx.service.name } : undefined });
+    const egress = ctx.service ? this.config.egress.entryOf(ctx.service) : undefined;
+    const { policies } = this.config.forRequest({ waypoint: this.opts.waypoint, service: ctx.service ? { namespace: ctx.service.namespace, name: ctx.service.name, ...(egress ? { kind: 'ServiceEntry' as const } : {}) } : undefined });
     const verdict = authorizeRequest(policies, { sourceIp: ctx.peerAddress.ip, sourcePrincipal: stripSpiffe(ctx.peerIdentity), destinationIp: ctx.target.ip, destinationPort: ctx.target.port }, { kind: 'anonymous', tokenPresent: false });
     if (!verdict.allow) {
       denyConnection(record, { policy: verdict.decision.policy, rule: verdict.decision.ruleIndex, message: verdict.decision.reason });
       fail();
+      return;
+    }
+    if (egress && ctx.service) {
+      this.tcpEgress(stream, ctx, egress, record, fail);
       return;
     }
     const endpoints = ctx.service ? this.state.endpointsOf(ctx.service).filter((w) => w.status !== 'UNHEALTHY') : ctx.workload ? [ctx.workload] : [];
@@ -232,6 +254,37 @@ export class Waypoint {
       stream.resume(); // paused by the sniffer
     }, (e: unknown) => {
       failConnection(record, { code: describeError(e).code, message: `tunnel to ${w.addresses[0]}:${port}: ${describeError(e).message}` });
+      fail();
+    });
+  }
+
+  /** TCP to a ServiceEntry host: to one of its endpoints (or the original destination), outside the mesh. */
+  private tcpEgress(stream: Duplex, ctx: TunnelContext, egress: import('./egress-config.js').EgressEntry, record: ReturnType<typeof newConnectionRecord>, fail: () => void): void {
+    const svc = ctx.service!;
+    const endpoints = this.state.endpointsOf(svc).filter((w) => w.status !== 'UNHEALTHY');
+    const w = endpoints[this.seq % Math.max(1, endpoints.length)];
+    const port = w?.services[`${svc.namespace}/${svc.hostname}`]?.ports.find((p) => p.servicePort === ctx.target.port)?.targetPort
+      || svc.ports.find((p) => p.servicePort === ctx.target.port)?.targetPort || ctx.target.port;
+    const target: ExternalTarget | undefined = w
+      ? { ...(w.addresses[0] ? { ip: w.addresses[0] } : { hostname: w.hostname }), port, tls: egress.tls(ctx.target.port), host: egress.host }
+      : egress.resolution === 'NONE' ? { ip: ctx.target.ip, port: ctx.target.port, tls: egress.tls(ctx.target.port), host: egress.host } : undefined;
+    if (!target) {
+      failConnection(record, { code: 'NO_ENDPOINT', message: `no endpoint for ${svc.hostname}` });
+      fail();
+      return;
+    }
+    record.destination = { ip: target.ip ?? target.hostname ?? '', port: target.port, workload: peerInfo(w) };
+    void this.external(target).then((up) => {
+      void relay(stream, up).done.then((r) => {
+        record.bytesSent = r.bytesInbound;
+        record.bytesReceived = r.bytesOutbound;
+        if (r.closedBy === 'error' && r.error) record.reason = { kind: 'error', code: describeError(r.error).code, message: r.error.message };
+        record.endMs = this.opts.clock.now();
+        this.tcpTelemetry.closed(record);
+      });
+      stream.resume();
+    }, (e: unknown) => {
+      failConnection(record, { code: describeError(e).code, message: `egress to ${svc.hostname}: ${describeError(e).message}` });
       fail();
     });
   }

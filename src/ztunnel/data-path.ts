@@ -66,7 +66,7 @@ export class DataPath {
       id: d.nextId(), reporter: 'source', startMs: d.now(),
       source: { ip: normalizeIp(client.remoteAddress ?? source.addresses[0]!), port: client.remotePort ?? 0, workload: peerInfo(source), identity: identityOf(source) },
       destination: { ip: dst.ip, port: dst.port, workload: peerInfo(dstWorkload) },
-      service: serviceInfo(route.kind === 'refuse' ? state.serviceByVip(dst.ip) : route.service),
+      service: serviceInfo(route.kind === 'refuse' ? route.service ?? state.serviceByVip(dst.ip) : route.service),
       via: route.kind === 'hbone' ? (route.via === 'waypoint' ? 'waypoint' : 'hbone') : 'passthrough',
       securityPolicy: route.kind === 'hbone' ? 'mutual_tls' : 'unknown',
     });

@@ -6,12 +6,13 @@
 // - In the direct tier and for a standalone ztunnel, workloads are addresses of this host
 //   (e.g. 127.0.10.1): listeners bind those addresses and upstream sockets bind the workload
 //   address as their source.
+import dgram from 'node:dgram';
 import net from 'node:net';
 import { loadNative } from '../sys/native.js';
 import type { Clock } from '../core/clock.js';
 import { LogLimiter } from '../core/log-limiter.js';
 import type { Logger } from '../core/logger.js';
-import { listenInNetns, NetnsHandle, originalDestination, startConnectInNetns } from '../sys/netns-socket.js';
+import { listenInNetns, NetnsHandle, originalDestination, startConnectInNetns, udpSocketInNetns } from '../sys/netns-socket.js';
 import type { ZdsWorkload } from './zds-client.js';
 
 export const ZTUNNEL_MARK = 0x539;
@@ -36,6 +37,8 @@ export interface PodNetwork {
   connect(dst: Endpoint, options?: { localAddress?: string; allowHalfOpen?: boolean; spoofSource?: string }): net.Socket;
   /** The original destination of a captured connection, or undefined when not captured. */
   originalDestination(socket: net.Socket): Endpoint | undefined;
+  /** A UDP socket bound at ip:port (0: any) in the workload's network; `mark`: not captured (0x539). */
+  bindUdp(ip: string, port: number, options?: { mark?: boolean }): Promise<dgram.Socket>;
   close(): void;
 }
 
@@ -60,6 +63,17 @@ export class HostPodNetwork implements PodNetwork {
 
   originalDestination(): Endpoint | undefined {
     return undefined;
+  }
+
+  bindUdp(ip: string, port: number): Promise<dgram.Socket> {
+    const socket = dgram.createSocket({ type: net.isIPv6(ip) ? 'udp6' : 'udp4' });
+    return new Promise((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(port, ip, () => {
+        socket.off('error', reject);
+        resolve(socket);
+      });
+    });
   }
 
   close(): void {}
@@ -112,6 +126,11 @@ export class NetnsPodNetwork implements PodNetwork {
   originalDestination(socket: net.Socket): Endpoint | undefined {
     const d = originalDestination(socket);
     return { ip: d.address, port: d.port };
+  }
+
+  bindUdp(ip: string, port: number, options: { mark?: boolean } = {}): Promise<dgram.Socket> {
+    // A fixed port (the DNS proxy's 15053) is shared with a successor ztunnel while they hand over.
+    return udpSocketInNetns(this.ns, { host: ip, port, mark: options.mark ? ZTUNNEL_MARK : undefined, reusePort: port !== 0 });
   }
 
   close(): void {

@@ -9,10 +9,12 @@
 // 3. A workload IP: if the workload has a waypoint (and the source is not it), go to the
 //    waypoint with :authority = the original ip:port; if it speaks HBONE, HBONE to
 //    <pod>:15008 with :authority = ip:port; otherwise plain TCP (passthrough).
-// 4. Anything else is outside the mesh: plain TCP passthrough.
+// 4. Anything else is outside the mesh: plain TCP passthrough, unless the mesh's outbound policy
+//    is REGISTRY_ONLY and no ServiceEntry range holds it (outbound-policy.ts): refused.
 import { formatAuthority } from '../core/ip.js';
 import type { GatewayAddress, Service, Workload } from '../xds/workload-api.js';
 import { identityOf, normalizeIp, type ZtunnelState } from './state.js';
+import { BLACK_HOLE_SERVICE, outboundPolicyRefusal } from './outbound-policy.js';
 
 /** Ports a proxy listens on inside a pod's network namespace (outbound, inbound, HBONE, DNS). */
 export const CAPTURE_PORTS = new Set([15001, 15006, 15008, 15053]);
@@ -62,7 +64,7 @@ export type OutboundRoute =
       targetPort: number;
     }
   | { kind: 'passthrough'; connectTo: Destination; workload?: Workload; service?: Service; reason: string }
-  | { kind: 'refuse'; reason: string; code: 'LOOP' | 'NO_ENDPOINT' | 'NO_WAYPOINT' };
+  | { kind: 'refuse'; reason: string; code: 'LOOP' | 'NO_ENDPOINT' | 'NO_WAYPOINT' | 'REGISTRY_ONLY'; service?: Service };
 
 /** Chooses one of n candidates; the data path passes a round-robin counter. */
 export type Picker = (key: string, n: number) => number;
@@ -81,7 +83,11 @@ export function decideOutbound(state: ZtunnelState, source: Workload | undefined
   if (service) return routeToService(state, source, service, dst, pick);
 
   const workload = state.workloadByIp(dst.ip);
-  if (!workload) return { kind: 'passthrough', connectTo: dst, reason: 'destination is not in the mesh' };
+  if (!workload) {
+    const refusal = outboundPolicyRefusal(state, dst);
+    if (refusal) return { kind: 'refuse', ...refusal, service: BLACK_HOLE_SERVICE };
+    return { kind: 'passthrough', connectTo: dst, reason: 'destination is not in the mesh' };
+  }
   if (CAPTURE_PORTS.has(dst.port)) {
     return { kind: 'refuse', code: 'LOOP', reason: `port ${dst.port} of a pod is a mesh capture port; connecting to it would loop` };
   }
@@ -96,9 +102,15 @@ function routeToService(state: ZtunnelState, source: Workload | undefined, servi
   if (service.waypoint && !isSourceWaypoint(state, source, service.waypoint)) {
     return viaWaypoint(state, service.waypoint, formatAuthority(dst.ip, dst.port), dst.port, pick, { service });
   }
-  const ready = state.endpointsOf(service).filter((w) => w.status === 'HEALTHY');
+  const healthy = state.endpointsOf(service).filter((w) => w.status === 'HEALTHY');
+  // An endpoint known only by a host name (a ServiceEntry with resolution DNS) is resolved by
+  // an egress waypoint; the ztunnel itself connects to addresses only.
+  const ready = healthy.filter((w) => w.addresses.length > 0);
   if (ready.length === 0) {
-    return { kind: 'refuse', code: 'NO_ENDPOINT', reason: `service ${service.hostname} has no ready endpoint` };
+    const byName = healthy.find((w) => w.hostname);
+    return { kind: 'refuse', code: 'NO_ENDPOINT', reason: byName
+      ? `service ${service.hostname} is reached by resolving ${byName.hostname}; the ztunnel does not resolve host names: send it through an egress waypoint (label the ServiceEntry istio.io/use-waypoint)`
+      : `service ${service.hostname} has no ready endpoint` };
   }
   const endpoint = ready[pick(`svc/${service.namespace}/${service.hostname}`, ready.length)]!;
   const mapped = endpoint.services[`${service.namespace}/${service.hostname}`]?.ports.find((p) => p.servicePort === dst.port);

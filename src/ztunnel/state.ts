@@ -19,11 +19,14 @@ import {
   type Authorization, type Service, type Workload,
 } from '../xds/workload-api.js';
 import { byCodeUnits } from '../core/compare.js';
+import { DEFAULT_MESH_SETTINGS, type MeshSettings } from '../xds/mesh-settings.js';
 
 export interface WorkloadApiSnapshot {
   workloads: Workload[];
   services: Service[];
   authorizations: Authorization[];
+  /** Ambit's MeshSettings (outbound policy, ServiceEntry visibility); the defaults when absent. */
+  mesh?: MeshSettings;
 }
 
 /** Changes to apply: upserted objects, and removed resource names. */
@@ -39,6 +42,8 @@ export class ZtunnelState {
   private readonly authorizationMap = new Map<string, Authorization>();
   /** A version string for /config_dump and logs. */
   version: string;
+  /** Ambit's MeshSettings (outbound policy, ServiceEntry visibility); replaced whole on each push. */
+  mesh: MeshSettings;
 
   /** ip -> the workloads claiming it (normally one). */
   private readonly ipOwners = new Map<string, Map<string, Workload>>();
@@ -56,6 +61,7 @@ export class ZtunnelState {
 
   constructor(snapshot: WorkloadApiSnapshot = { workloads: [], services: [], authorizations: [] }, version = '0') {
     this.version = version;
+    this.mesh = snapshot.mesh ?? DEFAULT_MESH_SETTINGS;
     this.apply({ workloads: { upsert: snapshot.workloads }, services: { upsert: snapshot.services }, authorizations: { upsert: snapshot.authorizations } }, version);
   }
 
@@ -94,7 +100,7 @@ export class ZtunnelState {
   }
 
   snapshot(): WorkloadApiSnapshot {
-    return { workloads: [...this.workloadMap.values()], services: [...this.serviceMap.values()], authorizations: [...this.authorizationMap.values()] };
+    return { workloads: [...this.workloadMap.values()], services: [...this.serviceMap.values()], authorizations: [...this.authorizationMap.values()], mesh: this.mesh };
   }
 
   workloadByIp(ip: string): Workload | undefined {

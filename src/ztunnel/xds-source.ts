@@ -19,6 +19,7 @@ import { addressResourceType, authorizationResourceType } from '../xds/codec.js'
 import { configResourceType, type ConfigObject } from '../xds/config-resource.js';
 import type { ClientTlsOptions, TokenSource } from '../xds/credentials.js';
 import type { Address, Authorization, Service, Workload } from '../xds/workload-api.js';
+import { MESH_SETTINGS_NAME, meshSettingsType, type MeshSettings } from '../xds/mesh-settings.js';
 import { ZtunnelState, type WorkloadApiDelta } from './state.js';
 
 export interface XdsSourceOptions {
@@ -34,6 +35,12 @@ export interface XdsSourceOptions {
   authorizations?: boolean;
   /** Also subscribe to Ambit's ConfigResource type (waypoints, sidecars). */
   configObjects?: boolean;
+  /**
+   * Subscribe to Ambit's MeshSettings (outbound policy, ServiceEntry visibility). Off by
+   * default: a client waits for every type it subscribes to, and a control plane that does not
+   * serve this one would never let it apply a push. Ambit's ztunnel command turns it on.
+   */
+  meshSettings?: boolean;
   onState(state: ZtunnelState, configObjects: ConfigObject[]): void;
   onConnection?(e: AdsStateEvent): void;
 }
@@ -56,6 +63,7 @@ export class XdsSource {
         addressResourceType,
         ...(opts.authorizations ?? true ? [authorizationResourceType] : []),
         ...(opts.configObjects ? [configResourceType] : []),
+        ...(opts.meshSettings ? [meshSettingsType] : []),
       ],
       token: opts.token,
       tls: opts.tls,
@@ -118,6 +126,7 @@ export class XdsSource {
     const configChanged = this.pending.has(configResourceType.typeUrl);
     this.pending.clear();
     this.version++;
+    if (this.opts.meshSettings) this.state.mesh = this.client.resources(meshSettingsType).get(MESH_SETTINGS_NAME)?.value as MeshSettings | undefined ?? this.state.mesh;
     this.state.apply(delta, `xds-${this.version}`);
     if (configChanged || !this.started) this.objects = this.opts.configObjects ? [...this.client.resources(configResourceType).values()].map((r) => r.value as ConfigObject) : [];
     this.started = true;

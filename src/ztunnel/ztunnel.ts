@@ -23,6 +23,7 @@ import { guardListener, type Endpoint, type PodNetwork } from './pod-network.js'
 import { roundRobin } from './route.js';
 import { identityOf, ZtunnelState } from './state.js';
 import { formatSpiffe } from '../identity/spiffe.js';
+import { DNS_PROXY_BIND, ZtunnelDnsProxy } from './dns-proxy.js';
 
 export const OUTBOUND_PORT = 15001;
 export const INBOUND_PLAINTEXT_PORT = 15006;
@@ -52,6 +53,8 @@ export interface ZtunnelOptions {
   networkVersion?(workload: Workload): { netns: string; listeners: number } | undefined;
   upstreamConnectTimeoutMs?: number;
   pool?: { idleTimeoutMs?: number; pingIntervalMs?: number; pingTimeoutMs?: number };
+  /** The DNS proxy on each served workload's 15053 (capture mode); off when absent. */
+  dns?: { upstreams: { ip: string; port: number }[]; clusterDomain?: string };
   /** Bounds on inbound HBONE connections (defaults: DEFAULT_HBONE_LIMITS). */
   hboneLimits?: Partial<HboneLimits>;
 }
@@ -84,6 +87,7 @@ export class Ztunnel {
   /** Captured client connections (15001/15006) being relayed, for the drain on close. */
   private readonly captured = new Set<net.Socket>();
   private retryTimer: import('../core/clock.js').TimerHandle | undefined;
+  private readonly dnsProxy: ZtunnelDnsProxy | undefined;
 
   constructor(private readonly opts: ZtunnelOptions) {
     this.logger = opts.logger;
@@ -109,6 +113,10 @@ export class Ztunnel {
     this.selfCalls = new SelfCallGuard(opts.logger, opts.metrics, opts.clock);
     this.admission = new HboneAdmission({ ...DEFAULT_HBONE_LIMITS, ...opts.hboneLimits });
     this.registerMetrics();
+    this.dnsProxy = opts.dns ? new ZtunnelDnsProxy({
+      upstreams: opts.dns.upstreams, clusterDomain: opts.dns.clusterDomain ?? 'cluster.local',
+      metrics: opts.metrics, logger: opts.logger, clock: opts.clock, state: () => this.state,
+    }) : undefined;
   }
 
   current(): ZtunnelState {
@@ -130,6 +138,7 @@ export class Ztunnel {
         await this.removeProxy(uid);
       } else {
         proxy.workload = w;
+        this.dnsProxy?.update(w);
         if (version && version.listeners !== proxy.version?.listeners) await this.swapListeners(proxy, version);
       }
     }
@@ -206,6 +215,8 @@ export class Ztunnel {
       policies: [...this.state.authorizations.values()],
       certificates: this.opts.certificates.list().map((c) => ({ ...c, identity: formatSpiffe(c.identity) })),
       served: [...this.proxies.values()].map((p) => ({ uid: p.workload.uid, identity: p.identity, address: p.workload.addresses[0], network: p.network.kind })),
+      mesh: this.state.mesh,
+      dns: this.dnsProxy ? { workloads: this.dnsProxy.size, names: this.dnsProxy.registry(this.state).size, upstreams: this.opts.dns!.upstreams } : null,
       failures: Object.fromEntries(this.failures),
       pool: this.pool.stats(),
       liveInboundConnections: this.connections.size,
@@ -240,6 +251,7 @@ export class Ztunnel {
     for (const uid of [...this.proxies.keys()]) {
       const p = this.proxies.get(uid)!;
       p.hbone.destroy();
+      this.dnsProxy?.remove(uid);
       for (const s of p.servers) s.close();
       p.network.close();
     }
@@ -290,11 +302,13 @@ export class Ztunnel {
       });
       const version = this.opts.networkVersion?.(w);
       for (const server of await this.openListeners(w.uid, network, bind, hbone)) servers.push(server);
+      if (this.opts.capture) await this.dnsProxy?.add(w, network, DNS_PROXY_BIND);
       this.proxies.set(w.uid, { workload: w, identity, network, hbone, servers, version });
       this.failures.delete(w.uid);
       this.logger.info('serving workload', { workload: `${w.namespace}/${w.name}`, address: w.addresses[0], identity, network: network.kind });
     } catch (e: unknown) {
       for (const s of servers) s.close();
+      this.dnsProxy?.remove(w.uid);
       network.close();
       const d = describeError(e);
       this.failures.set(w.uid, d.message);
@@ -386,6 +400,7 @@ export class Ztunnel {
     const p = this.proxies.get(uid);
     if (!p) return;
     this.proxies.delete(uid);
+    this.dnsProxy?.remove(uid);
     for (const s of p.servers) s.close();
     const drained = p.hbone.close(drainMs).finally(() => p.network.close());
     if (this.closing) await drained;

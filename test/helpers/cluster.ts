@@ -30,8 +30,11 @@ export interface TestCluster {
 
 let counter = 0;
 
-/** `patch` rewrites the config once the state directory is known (tests that name it in pods). */
-export function startCluster(yamlText: string, options: { nodes?: number; name?: string; upArgs?: string[]; patch?: (stateDir: string) => string } = {}): TestCluster {
+/**
+ * `patch` rewrites the config once the state directory is known (tests that name it in pods);
+ * `upArgs` are added to `ambit up` (e.g. --outside-host NAME).
+ */
+export function startCluster(yamlText: string, options: { nodes?: number; name?: string; patch?: (stateDir: string) => string; upArgs?: string[] } = {}): TestCluster {
   const id = `${process.pid % 10000}${counter++}`;
   const prefix = `at${id}${options.name ?? ''}`.slice(0, 12);
   const stateDir = mkdtempSync(join(tmpdir(), 'ambit-e2e-state-'));

@@ -33,6 +33,8 @@ const EXPECTED_RULES = [
   '-A AMBIT_OUTPUT -o lo -j RETURN',
   '-A AMBIT_OUTPUT -d 127.0.0.0/8 -j RETURN',
   '-A AMBIT_OUTPUT -m mark --mark 0x539/0xfff -j RETURN',
+  '-A AMBIT_OUTPUT -p udp -m udp --dport 53 -j REDIRECT --to-ports 15053',
+  '-A AMBIT_OUTPUT -p tcp -m tcp --dport 53 --tcp-flags FIN,SYN,RST,ACK SYN -j REDIRECT --to-ports 15053',
   '-A AMBIT_OUTPUT -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j REDIRECT --to-ports 15001',
   '-A AMBIT_PREROUTING -p tcp -m tcp --dport 15008 -j RETURN',
   '-A AMBIT_PREROUTING -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j REDIRECT --to-ports 15006',

@@ -104,6 +104,8 @@ describe('capture rules', () => {
         '-A AMBIT_OUTPUT -o lo -j RETURN',
         '-A AMBIT_OUTPUT -d 127.0.0.0/8 -j RETURN',
         '-A AMBIT_OUTPUT -m mark --mark 0x539/0xfff -j RETURN',
+        '-A AMBIT_OUTPUT -p udp -m udp --dport 53 -j REDIRECT --to-ports 15053',
+        '-A AMBIT_OUTPUT -p tcp -m tcp --dport 53 --tcp-flags FIN,SYN,RST,ACK SYN -j REDIRECT --to-ports 15053',
         '-A AMBIT_OUTPUT -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j REDIRECT --to-ports 15001',
         '-A AMBIT_PREROUTING -p tcp -m tcp --dport 15008 -j RETURN',
         '-A AMBIT_PREROUTING -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j REDIRECT --to-ports 15006',
@@ -141,8 +143,9 @@ describe('capture rules', () => {
         'COMMIT',
       ].join('\n'),
     );
-    assert.equal(captureMatches(installed), true);
-    assert.equal(captureMatches(installed, { outbound: 16001 }), false);
+    assert.equal(captureMatches(installed, { dns: false }), true);
+    assert.equal(captureMatches(installed), false, 'DNS capture is on by default and these rules lack it');
+    assert.equal(captureMatches(installed, { outbound: 16001, dns: false }), false);
     assert.equal(captureRemoveInput(installed), '*nat\n-D OUTPUT -j AMBIT_OUTPUT\n-D PREROUTING -j AMBIT_PREROUTING\nCOMMIT\n');
     assert.match(captureRemoveInput(installed, { purge: true })!, /-F AMBIT_OUTPUT\n-X AMBIT_OUTPUT\n-F AMBIT_PREROUTING\n-X AMBIT_PREROUTING\n/);
     assert.equal(captureRemoveInput(parseIptablesSave('*nat\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n')), undefined);

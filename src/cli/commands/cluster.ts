@@ -11,6 +11,7 @@ import { ClusterDaemon } from '../../cluster/daemon.js';
 import { preflight, prepareState, startDaemon, teardown, writeDaemonPid } from '../../cluster/lifecycle.js';
 import { DEFAULT_PREFIX, readSpec, readStatus, stateDirFrom, statePaths, ztunnelAdminHost, type ClusterSpec } from '../../cluster/state-dir.js';
 import { podNetnsName } from '../../sys/netns-names.js';
+import { OUTSIDE_IP, outsideNetnsName } from '../../cluster/outside-host.js';
 import { list, parseCommandArgs, usageError, type CliIO, type Command } from '../command.js';
 import { table } from './config-api.js';
 import { CLUSTER_DAEMON, DOWN, EXEC, LOGS, STATUS, UP } from './specs.js';
@@ -43,9 +44,14 @@ Options:
   --prefix P      name prefix of the namespaces (default ambit)
   --xds ADDR, --admin ADDR   control plane addresses (default 127.0.0.1:15010, :15014)
   --ztunnel-admin-net NET    ztunnel admin endpoints on NET.<node index> (default 127.0.1)
-  --no-node-agent  run no node agents: pods get their network from the CNI chain without
-                   ambit-cni and nothing is captured until you run \`ambit node-agent\` for a
-                   node yourself (like installing istio-cni into a running cluster)
+  --outside                  an "outside" host on the underlay (172.30.0.2) standing for the
+                             internet: not in the mesh, the cluster's DNS resolver; on with --demo
+  --outside-host NAME        a name the outside resolver answers with the outside host's address
+                             (repeatable; --demo adds api.partner.example)
+  --dns-capture on|off       the ztunnels' DNS proxy and the pods' port-53 capture (default on)
+  --no-node-agent            run no node agents: pods get their network from the CNI chain
+                             without ambit-cni; nothing is captured until you run
+                             \`ambit node-agent\` yourself (as installing istio-cni later)
 ${STATE_HELP}
 `,
   async run(argv, io) {
@@ -53,8 +59,13 @@ ${STATE_HELP}
       nodes: { type: 'string', default: '2' }, file: { type: 'string', short: 'f', multiple: true }, demo: { type: 'boolean' },
       prefix: { type: 'string', default: DEFAULT_PREFIX }, 'trust-domain': { type: 'string', default: 'cluster.local' }, ...stateOption,
       xds: { type: 'string', default: '127.0.0.1:15010' }, admin: { type: 'string', default: '127.0.0.1:15014' },
-      'ztunnel-admin-net': { type: 'string', default: '127.0.1' }, 'no-node-agent': { type: 'boolean' },
+      'ztunnel-admin-net': { type: 'string', default: '127.0.1' },
+      outside: { type: 'boolean' }, 'outside-host': { type: 'string', multiple: true }, 'dns-capture': { type: 'string', default: 'on' }, 'no-node-agent': { type: 'boolean' },
     });
+    if (!['on', 'off'].includes(values['dns-capture'])) throw usageError(this, '--dns-capture is on or off');
+    // The demo partner's material needs the X.509 library: loaded only for --demo.
+    const demoPartner = values.demo ? await import('../../cluster/partner-demo.js') : undefined;
+    const outsideHosts = [...list(values['outside-host']), ...(demoPartner ? [demoPartner.DEMO_PARTNER_HOST] : [])];
     const n = Number(values.nodes);
     if (!Number.isInteger(n) || n < 1 || n > 16) throw usageError(this, '--nodes must be 1..16');
     const files = list(values.file).map((f) => resolve(io.cwd, f));
@@ -69,7 +80,11 @@ ${STATE_HELP}
       xdsAddress: values.xds, adminAddress: values.admin, ztunnelAdminNet: values['ztunnel-admin-net'],
       ambit: { node: process.execPath, script: resolve(repoRoot(), 'bin', 'ambit.js') },
       createdAt: new Date().toISOString(), trustDomain: values['trust-domain'], nodeAgents: values['no-node-agent'] !== true,
+      ...(values.outside || values.demo || outsideHosts.length ? { outside: { ip: OUTSIDE_IP, hosts: [...new Set(outsideHosts)], ...(values.demo ? { demoPartner: true } : {}) } } : {}),
+      ...(values['dns-capture'] === 'off' ? { dnsCapture: false } : {}),
     };
+    // The demo's partner API: its certificates (a CA of its own) and the Secret the egress waypoint verifies it with.
+    if (demoPartner) files.push(await demoPartner.writeDemoPartnerMaterial(stateDir));
     await prepareState(spec);
     step('mesh CA and node credentials created');
     startDaemon(spec);
@@ -119,6 +134,12 @@ function summary(spec: ClusterSpec, demo: boolean): string {
       '       ambit waypoint apply -n demo --enroll-namespace',
       '       ambit exec demo/client-0 -- curl -s http://echo/',
       '       ambit logs demo/waypoint-0 | grep "request complete" | tail -1',
+      '  6. Egress: the partner API on the outside host (not in the mesh), called as plain HTTP. The DNS',
+      '     proxy answers a VIP, the egress waypoint allows GET only and originates TLS to the partner:',
+      '       ambit exec demo/client-0 -- getent hosts api.partner.example          # 240.240.0.x',
+      '       ambit exec demo/client-0 -- curl -s http://api.partner.example/orders',
+      '       ambit exec demo/client-0 -- curl -s -X DELETE http://api.partner.example/orders/1   # RBAC: access denied',
+      '       ambit logs egress/egress-waypoint-0 | grep "request complete" | tail -1',
     );
   }
   return lines.join('\n') + '\n';
@@ -170,6 +191,7 @@ ${STATE_HELP}
     const stale = Date.now() - Date.parse(s.updatedAt) > 10_000;
     io.out(`cluster ${spec.prefix}: ${s.phase}${stale ? ' (daemon not reporting: is it running?)' : ''} — ${s.message}; config version ${s.configVersion}\n`);
     if (s.crypto) io.out(`crypto: FIPS-approved algorithms only (TLS 1.3 AES-GCM, ECDHE P-256/P-384); OpenSSL ${s.crypto.openssl} FIPS provider ${s.crypto.fipsProvider ? 'on' : 'off'}${s.crypto.fipsRequired ? ' (required: --fips)' : ''}\n`);
+    io.out(`DNS proxy: ${spec.dnsCapture === false ? 'off' : 'on (pods\' port 53 -> their ztunnel)'}${spec.outside ? `; outside host ${spec.outside.ip} (${outsideNetnsName(spec.prefix)}), its resolver answers ${spec.outside.hosts.join(', ') || 'no names'}` : ''}\n`);
     io.out('\n');
     io.out(table([['COMPONENT', 'STATE', 'RESTARTS', 'PID'], ...s.components.map((c) => [c.name, c.state, String(c.restarts), String(c.pid ?? '-')])]) + '\n');
     io.out(table([['NAMESPACE', 'POD', 'NODE', 'IP', 'MODE', 'CAPTURED', 'REDIRECTION', 'CONTAINERS'],

@@ -28,6 +28,7 @@ Options:
   --node-netns PATH      the node's network namespace, when the agent runs outside it (the local
                          cluster): pods found without a CNI ADD (they ran before the agent) are
                          looked for only behind this namespace's veths
+  --dns-capture on|off   send pods' port-53 traffic to the ztunnel's DNS proxy (default on)
   --cni-conf FILE        the node's CNI network configuration list; ambit-cni is appended to its
                          chain (idempotent) and stays when the agent stops, so no pod starts
                          uncaptured while it is away
@@ -39,14 +40,15 @@ Example:
   async run(argv, io) {
     const { values } = parseCommandArgs(this, argv, {
       node: { type: 'string' }, dir: { type: 'string' }, 'control-plane': { type: 'string' }, 'cni-conf': { type: 'string' },
-      'admin-token-file': { type: 'string' }, 'node-netns': { type: 'string' },
+      'admin-token-file': { type: 'string' }, 'node-netns': { type: 'string' }, 'dns-capture': { type: 'string', default: 'on' },
     });
     if (!values.node || !values.dir || !values['control-plane']) throw usageError(this, '--node, --dir and --control-plane are required');
+    if (values['dns-capture'] !== 'on' && values['dns-capture'] !== 'off') throw usageError(this, '--dns-capture is on or off');
     const tokenFile = values['admin-token-file'] ? resolve(io.cwd, values['admin-token-file']) : undefined;
     const logger = new Logger({ component: 'node-agent' }).child({ node: values.node });
     const agent = new NodeAgent({
       node: values.node, dir: resolve(io.cwd, values.dir), controlPlaneUrl: values['control-plane'].replace(/\/$/, ''),
-      nodeNetns: values['node-netns'],
+      nodeNetns: values['node-netns'], dnsCapture: values['dns-capture'] !== 'off',
       controlPlaneToken: tokenFile ? () => readFileSync(tokenFile, 'utf8').trim() : undefined,
       cniConfList: values['cni-conf'] ? resolve(io.cwd, values['cni-conf']) : undefined, clock: systemClock, logger,
     });

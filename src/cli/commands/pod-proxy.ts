@@ -10,7 +10,8 @@ import { AdminServer } from '../../telemetry/admin-server.js';
 import type { MetricsRegistry } from '../../telemetry/metrics.js';
 import { CaClient } from '../../xds/ca-client.js';
 import { controlPlaneIdentity, controlPlaneTls } from '../../xds/control-plane-tls.js';
-import type { ClientTlsOptions } from '../../xds/credentials.js';
+import type { ClientTlsOptions, TokenSource } from '../../xds/credentials.js';
+import { tokenFromFile } from '../../xds/token-file.js';
 import { managedCertificates, type CertificateSource } from '../../ztunnel/certificates.js';
 
 /** The options both commands take (parseArgs definitions); the pod's identity comes on top. */
@@ -32,7 +33,8 @@ export const POD_PROXY_ARGS = {
 export const POD_PROXY_REQUIRED = ['netns', 'pod-ip', 'node', 'xds', 'token-file', 'root-cert'] as const;
 
 export interface PodProxyCredentials {
-  token: string;
+  /** The proxy's credential, re-read when its file changes (rotated tokens). */
+  token: TokenSource;
   /** TLS to the control plane: the mesh root, and the control plane's identity checked. */
   tls: ClientTlsOptions;
   ca: CaClient;
@@ -41,7 +43,7 @@ export interface PodProxyCredentials {
 
 /** The proxy's credential, the mesh root, and certificates signed by the control plane's CA. */
 export async function podProxyCredentials(o: { xds: string; tokenFile: string; rootCert: string; trustDomain: string; xdsIdentity?: string; logger: Logger }): Promise<PodProxyCredentials> {
-  const token = (await readFile(o.tokenFile, 'utf8')).trim();
+  const token = tokenFromFile(o.tokenFile);
   const rootPem = await readFile(o.rootCert, 'utf8');
   const tls = controlPlaneTls(rootPem, o.xdsIdentity ?? controlPlaneIdentity(o.trustDomain));
   const ca = new CaClient({ address: o.xds, token, tls });

@@ -7,10 +7,11 @@ import { MetricsRegistry } from '../../telemetry/metrics.js';
 import { HostPodNetwork, NetnsPodNetwork } from '../../ztunnel/pod-network.js';
 import { Waypoint } from '../../waypoint/waypoint.js';
 import { WaypointXdsSource } from '../../waypoint/xds-source.js';
+import { parseUpstream } from './dns-upstream.js';
 import { POD_PROXY_ARGS, POD_PROXY_REQUIRED, podProxyAdmin, podProxyCredentials, untilStopped } from './pod-proxy.js';
 import { callControlPlane, controlPlaneUrl, type ControlPlaneTarget } from '../admin-client.js';
 import type { CliIO } from '../command.js';
-import { parseCommandArgs, usageError, type Command } from '../command.js';
+import { list, parseCommandArgs, usageError, type Command } from '../command.js';
 import { WAYPOINT, WAYPOINT_APPLY, WAYPOINT_DELETE } from './specs.js';
 import { registerProcessMetrics } from '../../telemetry/process-metrics.js';
 
@@ -44,6 +45,9 @@ Options:
   --xds ADDR, --token-file FILE, --root-cert FILE
                         the control plane (xDS + CA), the node credential, the mesh root
   --admin ADDR          /metrics, /stats/prometheus, /healthz/ready, /config_dump
+  --dns-upstream IP[:PORT]
+                        the cluster's DNS resolver, for ServiceEntry hosts with resolution DNS
+                        (egress); repeatable. Without it such hosts cannot be reached.
   --trust-domain TD     default cluster.local
   --root-namespace NS   default istio-system
   --drain-ms N          on SIGTERM: keep accepting 1.2 s, then let tunnels finish N ms (default 1500)
@@ -57,8 +61,10 @@ Declaring a waypoint (through the control plane, like istioctl waypoint apply):
       gateway: { type: 'string' },
       ...POD_PROXY_ARGS,
       'service-account': { type: 'string', default: process.env.SERVICE_ACCOUNT },
+      'dns-upstream': { type: 'string', multiple: true },
       'in-pod': { type: 'boolean', default: false },
     });
+    const dnsUpstreams = list(values['dns-upstream']).map((u) => parseUpstream(u) ?? (() => { throw usageError(this, `--dns-upstream "${u}" is not IP or IP:PORT`); })());
     const gw = /^([a-z0-9-]+)\/([a-z0-9.-]+)$/.exec(values.gateway ?? '');
     if (!gw) throw usageError(this, '--gateway NS/NAME is required');
     for (const k of POD_PROXY_REQUIRED) {
@@ -74,7 +80,7 @@ Declaring a waypoint (through the control plane, like istioctl waypoint apply):
     const waypoint = new Waypoint({
       waypoint: { namespace, name }, identity, trustDomain: values['trust-domain'], rootNamespace: values['root-namespace'],
       podIp: values['pod-ip']!, network: values['in-pod'] ? new HostPodNetwork() : NetnsPodNetwork.open(values.netns!), bindAddress: '0.0.0.0',
-      certificates, logger, metrics, clock: systemClock, readFile: (p) => readFileSync(p, 'utf8'),
+      certificates, logger, metrics, clock: systemClock, readFile: (p) => readFileSync(p, 'utf8'), dnsUpstreams,
     });
     let synced = false;
     const xds = new WaypointXdsSource({
@@ -84,7 +90,7 @@ Declaring a waypoint (through the control plane, like istioctl waypoint apply):
     xds.start();
     await waypoint.start();
     if (values.admin && !parseAuthority(values.admin)) throw usageError(this, `--admin "${values.admin}" is not ip:port`);
-    const admin = values.admin ? await podProxyAdmin(values.admin, { logger, metrics, ready: () => (synced ? { ready: true } : { ready: false, reason: 'no config from the control plane yet' }), configDump: () => ({ xds: xds.status(), warnings: waypoint.current().config.warnings, services: waypoint.current().state.services.size, accessLogging: waypoint.accessLogging() }) }) : undefined;
+    const admin = values.admin ? await podProxyAdmin(values.admin, { logger, metrics, ready: () => (synced ? { ready: true } : { ready: false, reason: 'no config from the control plane yet' }), configDump: () => ({ xds: xds.status(), warnings: waypoint.current().config.warnings, services: waypoint.current().state.services.size, accessLogging: waypoint.accessLogging(), egress: waypoint.current().config.egress.describe() }) }) : undefined;
     io.err(`waypoint ${namespace}/${name} (${podName}): HBONE on ${values['pod-ip']}:15008 as ${identity}${values.admin ? `; metrics http://${values.admin}/metrics` : ''}\n`);
     await untilStopped(logger, async (sig) => {
       xds.close();

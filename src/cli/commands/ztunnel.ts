@@ -9,7 +9,8 @@ import { HostPodNetwork, NetnsPodNetwork, type PodNetwork } from '../../ztunnel/
 import type { XdsSource } from '../../ztunnel/xds-source.js';
 import { podNetnsName } from '../../sys/netns-names.js';
 import type { CaClient } from '../../xds/ca-client.js';
-import type { ClientTlsOptions } from '../../xds/credentials.js';
+import type { ClientTlsOptions, TokenSource } from '../../xds/credentials.js';
+import { tokenFromFile } from '../../xds/token-file.js';
 import { formatSpiffe } from '../../identity/spiffe.js';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -19,6 +20,7 @@ import type { Workload } from '../../xds/workload-api.js';
 import { list, parseCommandArgs, usageError, type Command } from '../command.js';
 import { ZTUNNEL } from './specs.js';
 import { registerProcessMetrics } from '../../telemetry/process-metrics.js';
+import { parseUpstream } from './dns-upstream.js';
 
 // Each config mode imports only what it uses (issue 7, resident memory): --xds loads gRPC and
 // the protos, --config loads yaml and the local CA.
@@ -46,6 +48,13 @@ Networks:
                          namespace \`ambit up\` made for it (P-<ns>-<pod>); 15001/15006/15008
                          are opened inside it and upstream sockets carry mark 0x539
   (default)              workloads are addresses of this host; listeners bind them
+  --dns-capture on|off   capture mode: the DNS proxy on each pod's 15053 (UDP and TCP), where
+                         the pod's port-53 traffic is redirected; answers Services and
+                         ServiceEntry hosts, forwards the rest (default on, as Istio 1.25+)
+  --dns-upstream IP[:PORT]
+                         the resolver the DNS proxy forwards to (the pods' own nameserver);
+                         repeatable; without one, forwarded queries get SERVFAIL
+  --cluster-domain D     default cluster.local
   --forward L=NS/POD>DST explicit outbound forwarder standing in for capture: connections to
                          L (ip:port) are NS/POD's connections to DST (ip:port). Repeatable.
 Operator endpoints:
@@ -82,7 +91,12 @@ Examples:
       readiness: { type: 'string', default: '127.0.0.1:15021' },
       'drain-ms': { type: 'string', default: '5000' },
       'trust-domain': { type: 'string', default: 'cluster.local' },
+      'dns-capture': { type: 'string', default: 'on' },
+      'dns-upstream': { type: 'string', multiple: true },
+      'cluster-domain': { type: 'string', default: 'cluster.local' },
     });
+    if (!['on', 'off'].includes(values['dns-capture'])) throw usageError(this, '--dns-capture is on or off');
+    const dnsUpstreams = list(values['dns-upstream']).map((u) => parseUpstream(u) ?? (() => { throw usageError(this, `--dns-upstream "${u}" is not IP or IP:PORT`); })());
     if (!values.node) throw usageError(this, '--node NAME is required');
     if (!values.xds === !values.config) throw usageError(this, 'give either --xds ADDR (with --token-file and --root-cert) or --config FILE (with --ca DIR)');
     const logger = new Logger({ component: 'ztunnel' }).child({ node: values.node });
@@ -100,12 +114,12 @@ Examples:
     };
     const capture = !!template || !!values.zds;
     let certificates: CertificateSource;
-    let token: string | undefined;
+    let token: TokenSource | undefined;
     let caClient: CaClient | undefined;
     let tls: ClientTlsOptions | undefined;
     if (values.xds) {
       if (!values['token-file'] || !values['root-cert']) throw usageError(this, '--xds needs --token-file and --root-cert');
-      token = (await readFile(values['token-file'], 'utf8')).trim();
+      token = tokenFromFile(values['token-file']);
       const rootPem = await readFile(values['root-cert'], 'utf8');
       const { CaClient } = await import('../../xds/ca-client.js');
       const { controlPlaneIdentity, controlPlaneTls } = await import('../../xds/control-plane-tls.js');
@@ -132,6 +146,7 @@ Examples:
           return z ? { netns: z.netnsId, listeners: z.listenersVersion } : undefined;
         },
       } : {}),
+      dns: capture && values['dns-capture'] === 'on' ? { upstreams: dnsUpstreams, clusterDomain: values['cluster-domain'] } : undefined,
     });
     if (values.zds) {
       zds = new ZdsClient({
@@ -146,7 +161,7 @@ Examples:
     let xds: XdsSource | undefined;
     if (values.xds) {
       const { XdsSource } = await import('../../ztunnel/xds-source.js');
-      xds = new XdsSource({ address: values.xds, node: values.node, token, tls, logger, onState: (s) => void ztunnel.setState(s) });
+      xds = new XdsSource({ address: values.xds, node: values.node, token, tls, logger, meshSettings: true, onState: (s) => void ztunnel.setState(s) });
       xds.start();
       stopSource = () => xds!.close();
     } else {
