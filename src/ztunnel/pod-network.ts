@@ -144,7 +144,7 @@ function adoptListener(fd: number, server: net.Server): Promise<net.Server> {
     const onError = (e: Error) => reject(e);
     server.once('error', onError);
     try {
-      server.listen({ fd, backlog: 4096 }, () => {
+      server.listen({ fd }, () => {
         server.off('error', onError);
         resolve(server);
       });
