@@ -14,6 +14,7 @@
  *     { family: 4 | 6, netnsFd?: number (-1 = the calling thread's own netns),
  *       mark?, reuseAddr?, reusePort?, transparent?, freebind?, v6Only?,
  *       bindAddress?: string, bindPort?: number, listen?: boolean, backlog?: number }
+ *   ...and the unix SEQPACKET / SCM_RIGHTS / uv_poll functions of ambit_fdpass.c
  *
  * Invariants:
  *  - A socket belongs for life to the network namespace its creating thread was in when it
@@ -492,6 +493,26 @@ static napi_value make_socket(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* ---------- shared with ambit_fdpass.c ---------- */
+
+napi_value ambit_throw_errno(napi_env env, int err, const char *syscall, const char *detail) {
+  return throw_errno(env, err, syscall, detail);
+}
+
+/* The fd of the netns the addon was loaded in, or -1 with *err set. */
+int ambit_home_netns_fd(napi_env env, int *err) {
+  instance_t *inst = NULL;
+  napi_get_instance_data(env, (void **)&inst);
+  if (!inst) {
+    *err = ENOENT;
+    return -1;
+  }
+  *err = inst->home_netns_errno;
+  return inst->home_netns_fd;
+}
+
+void ambit_fdpass_init(napi_env env, napi_value exports);
+
 /* ---------- module ---------- */
 
 static void finalize_instance(napi_env env, void *data, void *hint) {
@@ -520,6 +541,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"abiVersion", NULL, NULL, NULL, NULL, make_u32(env, AMBIT_NATIVE_ABI_VERSION), napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  ambit_fdpass_init(env, exports); /* SEQPACKET, SCM_RIGHTS, uv_poll, fd facts */
   return exports;
 }
 

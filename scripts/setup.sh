@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 DEB_PACKAGES="iproute2 iptables tcpdump curl python3 python3-h2 procps"
+# The local cluster makes pods the way a Kubernetes runtime does: a CNI chain of the standard
+# plugins (ptp, static IPAM) and then ambit-cni.
+DEB_PACKAGES="$DEB_PACKAGES containernetworking-plugins"
 # The benchmark suite (`npm run bench`) and its smoke test: the peers and the load tools.
 DEB_PACKAGES="$DEB_PACKAGES stunnel4 haproxy iperf3 wrk hey"
 missing=""
@@ -54,6 +57,22 @@ if [ -f native/binding.gyp ]; then
       exit 1
     }
     "$NODE" --version > "$stamp"
+  fi
+fi
+
+# ambit-cni, the chained CNI plugin: a small C program (a runtime starts it once per pod and
+# waits; Node.js would add ~90 ms per start). Built after the addon: node-gyp rebuild empties
+# native/build.
+if [ -f native/ambit-cni.c ]; then
+  cni=native/build/ambit-cni
+  if [ ! -x "$cni" ] || [ native/ambit-cni.c -nt "$cni" ]; then
+    say "building the CNI plugin (native/build/ambit-cni)"
+    mkdir -p native/build
+    cc -std=gnu11 -O2 -Wall -Wextra -static -o "$cni" native/ambit-cni.c 2>/dev/null ||
+      cc -std=gnu11 -O2 -Wall -Wextra -o "$cni" native/ambit-cni.c || {
+        echo "ambit setup: the CNI plugin did not build; it needs a C compiler (cc)" >&2
+        exit 1
+      }
   fi
 fi
 

@@ -1,17 +1,20 @@
 // The cluster daemon: started by `ambit up`, it builds the local cluster and keeps it
 // matching the control plane's view of the mesh.
 //
-//   bring-up: control plane -> network (underlay, nodes) -> one ztunnel per node -> pods
-//   then, on every config version: pods added/removed (network namespace, DNS files,
-//   containers), sidecars (`ambit sidecar` for sidecar-mode pods), enrolment (capture rules),
-//   service routing for non-mesh pods.
+//   bring-up: control plane -> network (underlay, nodes) -> one node agent per node -> one
+//   ztunnel per node (fed by its agent over ZDS) -> pods
+//   then, on every config version: pods added/removed (sandbox through the node's CNI chain,
+//   DNS files, containers), sidecars (`ambit sidecar` for sidecar-mode pods), capture of
+//   sidecar-mode pods, service routing for non-mesh pods. Ambient capture is the node agents'
+//   (they are told by ambit-cni and watch the labels); the daemon shows what they report.
 //
 // Invariants:
 // - The control plane's model is the truth (pod IPs, nodes, modes); the daemon only makes
 //   the kernel and the processes agree with it.
-// - Enrolment: capture rules go in only once the node's ztunnel serves the pod (or after a
-//   wait, failing closed); un-enrolment removes the rules first. Established connections
-//   survive both (conntrack keeps their translation).
+// - A pod's containers start only after its CNI ADD succeeded (pod-sandbox.ts): an ambient
+//   pod is captured before its first process runs. A failed ADD is retried at the next tick.
+// - Sidecar-mode capture: rules go in once the sidecar is ready (or after a wait, failing
+//   closed); un-enrolment removes the rules first. Established connections survive both.
 // - Everything made is findable again without this process (names carry the prefix, PID
 //   files sit in the state directory), so `ambit down` works after a crash.
 import { writeFileSync } from 'node:fs';
@@ -25,6 +28,9 @@ import type { Logger } from '../core/logger.js';
 import type { NodeInfo } from '../model/types.js';
 import { podNetnsName } from '../sys/netns-names.js';
 import { installCapture, removeCapture } from './capture-rules.js';
+import { agentGet } from '../nodeagent/control-api.js';
+import { mapLimit } from './netns.js';
+import { ensureNodeConfList, nodeDir, PodSandboxes } from './pod-cni.js';
 import { startOutside, type OutsideServices } from './outside-services.js';
 import { installSourceRouting } from './source-routing.js';
 import { removePodDns, writePodDns, type DnsService } from './dns.js';
@@ -34,7 +40,13 @@ import { capLogFiles, DEFAULT_MAX_LOG_BYTES } from './log-cap.js';
 import { syncServiceRules, type ServiceRule } from './service-proxy.js';
 import { statePaths, waypointAdminHost, writeJsonAtomic, ztunnelAdminHost, type ClusterSpec, type ClusterStatusFile, type Phase } from './state-dir.js';
 import { Supervisor, type ProcessSpec } from './supervisor.js';
-import { addPods, createTopology, POD_GATEWAY, removePod } from './topology.js';
+import { createTopology, nodeNetnsName, POD_GATEWAY } from './topology.js';
+import { dirname } from 'node:path';
+import { AmbitError } from '../core/errors.js';
+import { systemClock } from '../core/clock.js';
+import type { ZdsConnectionStatus } from '../nodeagent/zds-server.js';
+import { CodeWatch } from './code-watch.js';
+import { DaemonApi, MAX_DRAIN_MS, type RestartOutcome } from './daemon-api.js';
 
 export interface MeshStatus {
   version: number;
@@ -57,6 +69,14 @@ interface PodState {
 }
 
 const POLL_MS = 300;
+/** Pod sandboxes made at once (each runs the CNI chain: ptp, then ambit-cni). */
+const SANDBOX_PARALLEL = 8;
+/**
+ * A replaced ztunnel drains this long by default (Istio's ztunnel gets the pod's 30 s grace);
+ * `ambit ztunnel restart --drain-timeout` chooses another. The supervisor enforces it (SIGKILL),
+ * so the ztunnel itself is started with the longest drain allowed.
+ */
+export const ZTUNNEL_DRAIN_MS = 30_000;
 const LOG_CHECK_MS = 10_000;
 
 /** The cap on each log file (AMBIT_MAX_LOG_MB, default 50 MiB). */
@@ -78,6 +98,14 @@ export class ClusterDaemon {
   private stopping = false;
   private lastError: string | undefined;
   private servicesKey = '';
+  private sandboxes: PodSandboxes | undefined;
+  /** Some pod's sandbox could not be made: reconcile again even if the version did not change. */
+  private retry = false;
+  private readonly restarting = new Set<string>();
+  private api: DaemonApi | undefined;
+  private codeWatch: CodeWatch | undefined;
+  /** What each node agent reports, by `ns/name`: captured and annotations. */
+  private agentPods = new Map<string, { captured: boolean; annotations: Record<string, string> }>();
   private outside: OutsideServices | undefined;
   private proxyKey: Buffer = Buffer.alloc(0);
   private logsCheckedAt = 0;
@@ -107,11 +135,21 @@ export class ClusterDaemon {
       await this.setPhase('network', `creating ${this.nodes.length} nodes`);
       await createTopology({ prefix: this.spec.prefix, nodes: this.nodes });
       if (this.spec.outside) this.outside = await startOutside(this.spec, this.nodes, this.logger);
+      this.sandboxes = new PodSandboxes({ prefix: this.spec.prefix, stateDir: this.spec.stateDir, nodes: this.nodes });
+      for (const n of this.nodes) ensureNodeConfList(this.spec.stateDir, n.name);
+      if (this.spec.nodeAgents !== false) {
+        await this.setPhase('node-agents', 'starting one node agent per node');
+        await Promise.all(this.nodes.map((n) => this.startNodeAgent(n)));
+      }
       await this.setPhase('ztunnels', 'starting one ztunnel per node');
       for (const n of this.nodes) await this.startZtunnel(n);
       await this.setPhase('pods', 'creating pods');
       await this.reconcile(first);
       await this.waitHealthy(60_000);
+      this.api = new DaemonApi({ path: `${this.spec.stateDir}/daemon.sock`, restartZtunnel: (node, drainMs, wait) => this.restartZtunnel(node, drainMs, wait) });
+      await this.api.listen();
+      this.codeWatch = new CodeWatch({ root: dirname(dirname(this.spec.ambit.script)), clock: systemClock, onChange: () => this.upgradeZtunnels() });
+      this.codeWatch.start();
     } catch (e: unknown) {
       this.lastError = describeError(e).message;
       await this.setPhase('failed', this.lastError);
@@ -121,7 +159,7 @@ export class ClusterDaemon {
     while (!this.stopping) {
       try {
         const s = await this.fetchStatus();
-        if (s.version !== this.version) await this.reconcile(s);
+        if (s.version !== this.version || this.retry) await this.reconcile(s);
         await this.refreshHealth();
         if (Date.now() - this.logsCheckedAt > LOG_CHECK_MS) {
           this.logsCheckedAt = Date.now();
@@ -135,11 +173,61 @@ export class ClusterDaemon {
     }
   }
 
+  /** Stops the pods' processes, deletes their sandboxes (CNI DEL) while the agents run, then the rest. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.codeWatch?.close();
+    this.api?.close();
     this.outside?.close();
     await this.setPhase('stopping', 'stopping processes');
+    const podProcesses = this.supervisor.status().filter((p) => p.name.startsWith('pod.') || p.name.startsWith('sidecar.'));
+    await Promise.all(podProcesses.map((p) => this.supervisor.stop(p.name, 2000)));
+    const sandboxes = this.sandboxes;
+    if (sandboxes) await mapLimit(sandboxes.records(), SANDBOX_PARALLEL, (r) => sandboxes.remove(r).catch(() => undefined));
     await this.supervisor.stopAll(3000);
+  }
+
+  // ---- ztunnel restarts without a dropped connection ----
+
+  /**
+   * Replaces a node's ztunnel: the new one starts beside the old, connects to the node agent
+   * and gets the pods with their listening sockets (the same sockets: nothing queued is lost);
+   * once the agent reports it synced (serving every pod), the old one is told to stop (it
+   * closes its copies of the listeners, drains its connections) and killed after drainMs.
+   */
+  async restartZtunnel(node: string, drainMs: number, wait: boolean): Promise<RestartOutcome> {
+    if (!this.nodes.some((n) => n.name === node)) {
+      throw new AmbitError('AMBIT_ERR_NOT_FOUND', `no node ${node}`, { hint: `nodes: ${this.nodes.map((n) => n.name).join(', ')}` });
+    }
+    if (this.restarting.has(node)) throw new AmbitError('AMBIT_ERR_USAGE', `a restart of ${node}'s ztunnel is already running`);
+    this.restarting.add(node);
+    try {
+      const r = await this.supervisor.replace(`ztunnel-${node}`, { ready: (pid) => this.ztunnelSynced(node, pid), readyTimeoutMs: 60_000, drainMs });
+      this.logger.info('ztunnel replaced; the old one drains', { node, oldPid: r.oldPid, newPid: r.newPid, drainMs });
+      if (wait) await r.oldExited;
+      return { node, oldPid: r.oldPid, newPid: r.newPid, drainMs, ...(wait ? { oldExited: true } : {}) };
+    } finally {
+      this.restarting.delete(node);
+    }
+  }
+
+  /** The node agent reports the ztunnel process `pid` connected and serving its snapshot. */
+  private async ztunnelSynced(node: string, pid: number): Promise<boolean> {
+    const conns = await agentGet<ZdsConnectionStatus[]>(`${nodeDir(this.spec.stateDir, node)}/agent.sock`, '/ztunnels', 2000);
+    return conns.some((c) => c.pid === pid && c.state === 'synced');
+  }
+
+  /** The ztunnel's code changed on disk: replace each node's ztunnel in turn. */
+  private async upgradeZtunnels(): Promise<void> {
+    this.logger.info('the ztunnel code changed; replacing the ztunnels one node at a time');
+    for (const n of this.nodes) {
+      if (this.stopping) return;
+      try {
+        await this.restartZtunnel(n.name, ZTUNNEL_DRAIN_MS, false);
+      } catch (e: unknown) {
+        this.logger.warn('ztunnel upgrade failed on a node; it keeps the old one', { node: n.name, error: describeError(e).message });
+      }
+    }
   }
 
   // ---- bring-up ----
@@ -157,15 +245,35 @@ export class ClusterDaemon {
     await waitUntil(async () => (await fetchOk(`http://${this.spec.adminAddress}/ready`)), 30_000, 'the control plane did not become ready (see logs/control-plane.log)');
   }
 
+  /**
+   * The node agent (Istio's istio-cni agent) of a node: it puts ambit-cni into the node's CNI
+   * chain and listens for it; ready once its control socket answers.
+   */
+  private async startNodeAgent(n: NodeInfo): Promise<void> {
+    const dir = nodeDir(this.spec.stateDir, n.name);
+    const conflist = ensureNodeConfList(this.spec.stateDir, n.name);
+    const { command, args } = this.ambitArgs('node-agent', '--node', n.name, '--dir', dir, '--control-plane', `http://${this.spec.adminAddress}`,
+      '--admin-token-file', this.paths.adminToken, '--cni-conf', conflist, '--node-netns', `/var/run/netns/${nodeNetnsName(this.spec.prefix, n.name)}`,
+      '--dns-capture', this.spec.dnsCapture === false ? 'off' : 'on');
+    await this.supervisor.spawn({ name: `node-agent-${n.name}`, command, args, logFile: this.paths.log(`node-agent-${n.name}`), restart: 'always', backoff: { initialMs: 200, maxMs: 5_000 } });
+    await waitUntil(() => agentGet(`${dir}/agent.sock`, '/healthz').then(() => true, () => false), 30_000, `the node agent of ${n.name} did not start (see logs/node-agent-${n.name}.log)`);
+  }
+
   private async startZtunnel(n: NodeInfo): Promise<void> {
-    const host = ztunnelAdminHost(this.spec, n.index);
-    const { command, args } = this.ambitArgs('ztunnel', '--node', n.name, '--xds', this.spec.xdsAddress,
-      '--token-file', this.paths.tokenFile(n.name), '--root-cert', this.paths.root, '--pod-netns-prefix', this.spec.prefix,
-      '--admin', `${host}:15000`, '--metrics', `${host}:15020`, '--readiness', `${host}:15021`, '--trust-domain', this.spec.trustDomain,
-      '--dns-capture', this.spec.dnsCapture === false ? 'off' : 'on', ...(this.spec.outside ? ['--dns-upstream', this.spec.outside.ip] : []));
+    const { command, args } = this.ztunnelCommand(n);
     // Profiling hook (bench/README.md): extra node flags for the ztunnels only, e.g. AMBIT_ZTUNNEL_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/p'.
     const nodeArgs = (process.env.AMBIT_ZTUNNEL_NODE_ARGS ?? '').split(' ').filter(Boolean);
     await this.supervisor.spawn({ name: `ztunnel-${n.name}`, command, args: [...nodeArgs, ...args], logFile: this.paths.log(`ztunnel-${n.name}`), restart: 'always', backoff: { initialMs: 200, maxMs: 5_000 } });
+  }
+
+  /** A node's ztunnel: pods from its node agent (ZDS), admin endpoints shareable with a successor. */
+  private ztunnelCommand(n: NodeInfo): { command: string; args: string[] } {
+    const host = ztunnelAdminHost(this.spec, n.index);
+    return this.ambitArgs('ztunnel', '--node', n.name, '--xds', this.spec.xdsAddress,
+      '--token-file', this.paths.tokenFile(n.name), '--root-cert', this.paths.root, '--zds', `${nodeDir(this.spec.stateDir, n.name)}/ztunnel.sock`,
+      '--admin', `${host}:15000`, '--metrics', `${host}:15020`, '--readiness', `${host}:15021`, '--admin-reuse-port',
+      '--drain-ms', String(MAX_DRAIN_MS), '--trust-domain', this.spec.trustDomain,
+      '--dns-capture', this.spec.dnsCapture === false ? 'off' : 'on', ...(this.spec.outside ? ['--dns-upstream', this.spec.outside.ip] : []));
   }
 
   /**
@@ -194,23 +302,32 @@ export class ClusterDaemon {
       const w = desired.get(uid);
       if (!w || w.ip !== st.info.ip || w.node !== st.info.node) await this.removePodNow(uid, st);
     }
-    // New pods: network first (batched), then DNS, processes, capture.
+    // New pods: a sandbox each through the node's CNI chain (the agent captures ambient ones
+    // during ADD), then DNS, processes, sidecar capture. A pod whose ADD failed waits for the
+    // next tick.
     const fresh = s.workloads.filter((w) => !this.pods.has(w.uid));
-    if (fresh.length) {
-      await addPods(this.spec.prefix, fresh.map((w) => ({ node: w.node, namespace: w.namespace, name: w.name, ip: w.ip })));
-      // Before any proxy serves them: proxies connect to apps with the client's address.
-      await Promise.all(fresh.map(async (w) => {
+    this.retry = false;
+    const made = await mapLimit(fresh, SANDBOX_PARALLEL, async (w) => {
+      try {
+        await this.sandboxes!.create({ node: w.node, namespace: w.namespace, name: w.name, ip: w.ip });
+        // Before any proxy serves it: proxies connect to apps with the client's address.
         const netns = podNetnsName(this.spec.prefix, w.namespace, w.name);
         await installSourceRouting(netns);
         await preparePodNetns(netns);
-      }));
-      for (const w of fresh) {
-        this.pods.set(w.uid, { info: w, netns: podNetnsName(this.spec.prefix, w.namespace, w.name), captured: false, sidecar: false, containersJson: '', started: [], problems: [] });
+        return true;
+      } catch (e: unknown) {
+        this.retry = true;
+        this.logger.warn('pod sandbox not created; retrying', { pod: `${w.namespace}/${w.name}`, error: describeError(e).message });
+        return false;
       }
-    }
+    });
+    fresh.forEach((w, i) => {
+      if (made[i]) this.pods.set(w.uid, { info: w, netns: podNetnsName(this.spec.prefix, w.namespace, w.name), captured: false, sidecar: false, containersJson: '', started: [], problems: [] });
+    });
     await this.syncDns(s, fresh.length > 0);
     for (const w of s.workloads) {
-      const st = this.pods.get(w.uid)!;
+      const st = this.pods.get(w.uid);
+      if (!st) continue;
       st.info = w;
       await this.syncSidecar(st);
       const containersJson = JSON.stringify([w.containers, w.securityContext ?? null]);
@@ -229,7 +346,7 @@ export class ClusterDaemon {
         }
       }
     }
-    await Promise.all(s.workloads.map((w) => this.syncCapture(this.pods.get(w.uid)!)));
+    await Promise.all(s.workloads.filter((w) => this.pods.has(w.uid)).map((w) => this.syncCapture(this.pods.get(w.uid)!)));
     const rules = serviceRules(s);
     await Promise.all(this.nodes.map((n) => syncServiceRules(this.spec.prefix, n.name, rules)));
     this.version = s.version;
@@ -292,17 +409,14 @@ export class ClusterDaemon {
     return k;
   }
 
+  /** Capture of sidecar-mode pods (the injection path). Ambient pods are the node agents'. */
   private async syncCapture(st: PodState): Promise<void> {
-    const want = (st.info.mode === 'ambient' || st.info.mode === 'sidecar') && !st.info.waypointOf;
+    const want = st.info.mode === 'sidecar' && !st.info.waypointOf;
     if (want === st.captured) return;
-    if (want && st.info.mode === 'sidecar') {
+    if (want) {
       const host = waypointAdminHost(this.spec, this.adminIndex(st.info.uid));
       const ready = await waitUntil(() => fetchOk(`http://${host}:15020/healthz/ready`), 10_000, '').then(() => true, () => false);
       if (!ready) this.logger.warn('the sidecar is not ready yet; capturing anyway (its connections fail closed until it is)', { pod: `${st.info.namespace}/${st.info.name}` });
-    } else if (want) {
-      const node = this.nodes.find((n) => n.name === st.info.node)!;
-      const served = await waitUntil(() => ztunnelServes(ztunnelAdminHost(this.spec, node.index), st.info.uid), 5000, '').then(() => true, () => false);
-      if (!served) this.logger.warn('ztunnel does not serve the pod yet; capturing anyway (its connections fail closed until it does)', { pod: `${st.info.namespace}/${st.info.name}` });
     }
     // A sidecar pod's DNS is not captured: its ztunnel does not serve it, and no sidecar listens on 15053.
     if (want) await installCapture(st.netns, { dns: this.spec.dnsCapture === false || st.info.mode === 'sidecar' ? false : undefined });
@@ -326,7 +440,7 @@ export class ClusterDaemon {
   private async removePodNow(uid: string, st: PodState): Promise<void> {
     for (const c of st.info.containers) await this.supervisor.stop(processName(st.info, c.name), 3000);
     if (st.sidecar) await this.supervisor.stop(sidecarProcessName(st.info), 3000);
-    await removePod({ prefix: this.spec.prefix, namespace: st.info.namespace, name: st.info.name });
+    await this.sandboxes!.remove({ namespace: st.info.namespace, name: st.info.name });
     await removePodDns({ netns: st.netns });
     this.pods.delete(uid);
     this.logger.info('pod removed', { pod: `${st.info.namespace}/${st.info.name}` });
@@ -344,7 +458,10 @@ export class ClusterDaemon {
   }
 
   private async refreshHealth(): Promise<void> {
-    const ztunnels = await Promise.all(this.nodes.map(async (n) => fetchOk(`http://${ztunnelAdminHost(this.spec, n.index)}:15021/healthz/ready`)));
+    // Without node agents (--no-node-agent) a ztunnel has no pods to serve until a person runs
+    // one: it counts as ready when it runs.
+    const ztunnels = await Promise.all(this.nodes.map(async (n) => this.spec.nodeAgents === false || fetchOk(`http://${ztunnelAdminHost(this.spec, n.index)}:15021/healthz/ready`)));
+    await this.refreshAgentPods();
     const procs = this.supervisor.status();
     const down = procs.filter((p) => p.state !== 'running').map((p) => p.name);
     const problems = [...this.pods.values()].flatMap((p) => p.problems);
@@ -357,6 +474,21 @@ export class ClusterDaemon {
       this.message = [...down, ...notReady].join(', ') || this.message;
       await this.writeStatus();
     }
+  }
+
+  /** What the node agents say about their pods (captured, `ambient.istio.io/redirection`). */
+  private async refreshAgentPods(): Promise<void> {
+    const next = new Map<string, { captured: boolean; annotations: Record<string, string> }>();
+    await Promise.all(this.nodes.map(async (n) => {
+      try {
+        const pods = await agentGet<Array<{ namespace: string; name: string; captured: boolean; annotations: Record<string, string> }>>(`${nodeDir(this.spec.stateDir, n.name)}/agent.sock`, '/pods', 2000);
+        for (const p of pods) next.set(`${p.namespace}/${p.name}`, { captured: p.captured, annotations: p.annotations });
+      } catch {
+        // an agent away: keep what it said last
+        for (const [k, v] of this.agentPods) if (!next.has(k)) next.set(k, v);
+      }
+    }));
+    this.agentPods = next;
   }
 
   private async setPhase(phase: Phase, message: string): Promise<void> {
@@ -376,7 +508,9 @@ export class ClusterDaemon {
       updatedAt: new Date().toISOString(),
       configVersion: this.version,
       pods: [...this.pods.values()].map((st) => ({
-        namespace: st.info.namespace, name: st.info.name, node: st.info.node, ip: st.info.ip, mode: st.info.waypointOf ? 'waypoint' : st.info.mode, captured: st.captured,
+        namespace: st.info.namespace, name: st.info.name, node: st.info.node, ip: st.info.ip, mode: st.info.waypointOf ? 'waypoint' : st.info.mode,
+        captured: st.info.mode === 'sidecar' ? st.captured : (this.agentPods.get(`${st.info.namespace}/${st.info.name}`)?.captured ?? false),
+        annotations: this.agentPods.get(`${st.info.namespace}/${st.info.name}`)?.annotations ?? {},
         user: podUser(st.info),
         processes: st.info.containers.map((c) => {
           const p = procs.get(processName(st.info, c.name));
@@ -427,16 +561,6 @@ async function fetchOk(url: string): Promise<boolean> {
     const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
     await r.text();
     return r.ok;
-  } catch {
-    return false;
-  }
-}
-
-async function ztunnelServes(host: string, uid: string): Promise<boolean> {
-  try {
-    const r = await fetch(`http://${host}:15000/config_dump`, { signal: AbortSignal.timeout(2000) });
-    const dump = (await r.json()) as { served?: { uid: string }[] };
-    return (dump.served ?? []).some((s) => s.uid === uid);
   } catch {
     return false;
   }

@@ -17,6 +17,8 @@ import { statePaths, writeJsonAtomic, type ClusterSpec } from './state-dir.js';
 import { checkPidRecord, killFromPidFiles, readPidRecord, type PidRecord } from './supervisor.js';
 import { readCmdline, readProcStat } from '../sys/proc.js';
 import { destroyTopology } from './topology.js';
+import { mapLimit } from './netns.js';
+import { PodSandboxes } from './pod-cni.js';
 
 /** What the local cluster needs from this machine; a clear error says what to do otherwise. */
 export async function preflight(): Promise<void> {
@@ -24,7 +26,7 @@ export async function preflight(): Promise<void> {
     throw new AmbitError('AMBIT_ERR_PERMISSION', 'the local cluster needs root (network namespaces, iptables)', { hint: 'run it with sudo' });
   }
   loadNative();
-  for (const [cmd, flag, pkg] of [['ip', '-V', 'iproute2'], ['iptables', '--version', 'iptables']] as const) {
+  for (const [cmd, flag, pkg] of [['ip', '-V', 'iproute2'], ['iptables', '--version', 'iptables'], ['/usr/lib/cni/ptp', '--help', 'containernetworking-plugins']] as const) {
     try {
       await runCommand(cmd, [flag], { timeoutMs: 5000 });
     } catch {
@@ -110,12 +112,18 @@ export async function teardown(stateDir: string, prefix: string): Promise<DownRe
     report.processes = k.killed.length;
     report.refused = k.refused.map((r) => `${r.name} (PID ${r.pid}): ${r.reason}`);
   }
-  // 3. Kernel objects: namespaces (and with them veths and iptables rules), DNS files.
+  // 3. Pod sandboxes the daemon could not delete itself: CNI DEL (ambit-cni answers success
+  //    when its agent is gone; ptp removes the veth), then the namespaces.
+  if (existsSync(stateDir)) {
+    const sandboxes = new PodSandboxes({ prefix, stateDir });
+    await mapLimit(sandboxes.records(), 8, (r) => sandboxes.remove(r).catch(() => undefined));
+  }
+  // 4. Kernel objects: namespaces (and with them veths and iptables rules), DNS files.
   const d = await destroyTopology(prefix);
   report.namespaces = d.removed.length;
   report.processes += d.killedPids.length;
   await removeDnsForPrefix(prefix);
-  // 4. Files.
+  // 5. Files.
   if (report.refused.length === 0) await rm(stateDir, { recursive: true, force: true });
   return report;
 }

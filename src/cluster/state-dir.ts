@@ -9,10 +9,15 @@
 //   proxy-key           key of the per-proxy credentials (0600); tokens/<ns>_<pod>.token for each
 //                       waypoint replica and sidecar
 //   admin-token         the control plane's admin API token (0600); `ambit` reads it
+//   logs/               control-plane.log, ztunnel-<node>.log, node-agent-<node>.log, daemon.log,
+//                       pods/<ns>_<pod>_<container>.log
+//   nodes/<node>/       the node agent's sockets (cni.sock, ztunnel.sock, agent.sock) and pod
+//                       records (pods/), the node's CNI configuration (net.d/10-ambit.conflist)
+//   sandboxes/          one record per pod sandbox (container ID, netns) for CNI DEL
+//   cni/results/        the CNI runtime's cache of ADD results (as libcni keeps them)
+//   pids/               one PID file per supervised process; daemon.pid for the daemon
 // The directory itself is 0700: pods (unprivileged, and without the state dir in their mount
 // namespace) never see any of it.
-//   logs/               control-plane.log, ztunnel-<node>.log, daemon.log, pods/<ns>_<pod>_<container>.log
-//   pids/               one PID file per supervised process; daemon.pid for the daemon
 import { existsSync } from 'node:fs';
 import { readFile, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -35,20 +40,22 @@ export interface ClusterSpec {
   ambit: { node: string; script: string };
   createdAt: string;
   trustDomain: string;
+  /** false: the daemon runs no node agents (a person runs `ambit node-agent`, as installing istio-cni later). */
+  nodeAgents?: boolean;
   /** The outside host (cluster/outside-host.ts) and the names its DNS resolver answers with its address. */
   outside?: { ip: string; hosts: string[]; demoPartner?: boolean };
   /** The ztunnel's DNS proxy and the pods' port-53 capture; default true (Istio 1.25+). */
   dnsCapture?: boolean;
 }
 
-export type Phase = 'starting' | 'network' | 'control-plane' | 'ztunnels' | 'pods' | 'ready' | 'degraded' | 'stopping' | 'failed';
+export type Phase = 'starting' | 'network' | 'control-plane' | 'node-agents' | 'ztunnels' | 'pods' | 'ready' | 'degraded' | 'stopping' | 'failed';
 
 export interface ClusterStatusFile {
   phase: Phase;
   message: string;
   updatedAt: string;
   configVersion: number;
-  pods: { namespace: string; name: string; node: string; ip: string; mode: string; captured: boolean; user?: { uid: number; gid: number }; processes: { name: string; state: string; restarts: number; pid?: number }[] }[];
+  pods: { namespace: string; name: string; node: string; ip: string; mode: string; captured: boolean; annotations?: Record<string, string>; user?: { uid: number; gid: number }; processes: { name: string; state: string; restarts: number; pid?: number }[] }[];
   components: { name: string; state: string; restarts: number; pid?: number; ready?: boolean; log: string }[];
   /** The crypto mode of the cluster's processes (they share the daemon's environment). */
   crypto?: CryptoMode;

@@ -13,6 +13,10 @@
 //    by signal, 'never' never; stop() is never followed by a restart. The delay doubles with
 //    each consecutive quick exit (initialMs, 2x, 4x ... up to maxMs) and falls back to
 //    initialMs once the process stayed up resetAfterMs.
+//  - replace() starts a successor beside a running process, and only once the successor is
+//    ready stops the old one (SIGTERM, SIGKILL after its drain time) without a restart; the
+//    old one's PID file becomes <name>.retired-<pid>.pid until it exits, so `ambit down`
+//    still finds it. A successor that is not ready in time is killed and the old one stays.
 //  - Each running process has a PID file <stateDir>/pids/<name>.pid (JSON: pid, start time in
 //    clock ticks since boot, argv, netns, log file), written atomically (rename) after start,
 //    removed on exit. killFromPidFiles() uses them when the supervisor itself is gone, and kills
@@ -197,6 +201,7 @@ interface Entry {
 
 export class Supervisor {
   private readonly entries = new Map<string, Entry>();
+  private readonly retiring = new Map<number, { name: string; pid: number; exited: Promise<void> }>();
   private readonly stateDir: string;
 
   constructor(private readonly options: SupervisorOptions) {
@@ -295,6 +300,67 @@ export class Supervisor {
 
   async stopAll(graceMs = 5_000): Promise<void> {
     await Promise.all([...this.entries.keys()].map((n) => this.stop(n, graceMs)));
+    await Promise.all([...this.retiring.values()].map((r) => {
+      killGroup(r.pid, 'SIGKILL');
+      return r.exited;
+    }));
+  }
+
+  /** Processes replaced by a successor and still draining: name -> PIDs. */
+  retired(): Array<{ name: string; pid: number }> {
+    return [...this.retiring.values()].map((r) => ({ name: r.name, pid: r.pid }));
+  }
+
+  /**
+   * Graceful replacement (see the invariants): a new instance of `name` starts beside the
+   * running one; once `ready(newPid)` holds (polled every 100 ms, up to readyTimeoutMs) the old
+   * one gets SIGTERM, and SIGKILL after drainMs if it is still there. Resolves once the old one
+   * was told to stop, with a promise of its exit.
+   */
+  async replace(name: string, options: { ready: (pid: number) => Promise<boolean>; readyTimeoutMs: number; drainMs: number }): Promise<{ oldPid: number; newPid: number; oldExited: Promise<void> }> {
+    const e = this.entries.get(name);
+    if (!e || e.state !== 'running' || e.pid === undefined) {
+      throw new AmbitError('AMBIT_ERR_CLUSTER', `${name} is not running (${e?.state ?? 'unknown'})`, { hint: 'wait for it to come back, or see `ambit status`' });
+    }
+    const old = { pid: e.pid, startTime: e.startTime, child: e.child, exited: e.exited!, startedAt: e.startedAt };
+    const retiredName = `${name}.retired-${old.pid}`;
+    const path = pidFilePath(this.stateDir, name);
+    const record = readPidRecord(path);
+    if (record?.pid === old.pid) {
+      writeFileSync(pidFilePath(this.stateDir, retiredName), JSON.stringify({ ...record, name: retiredName }) + '\n');
+      rmSync(path, { force: true });
+    }
+    this.retiring.set(old.pid, { name: retiredName, pid: old.pid, exited: old.exited });
+    void old.exited.then(() => {
+      this.retiring.delete(old.pid);
+      rmSync(pidFilePath(this.stateDir, retiredName), { force: true });
+    });
+    e.restarts++;
+    await this.start(e);
+    const newPid = e.pid;
+    const deadline = Date.now() + options.readyTimeoutMs;
+    let ready = false;
+    while (!ready && Date.now() < deadline && e.pid === newPid && e.state === 'running') {
+      ready = await options.ready(newPid!).catch(() => false);
+      if (!ready) await sleep(100);
+    }
+    if (!ready || newPid === undefined) {
+      // Keep the old one: kill the successor, put the old one back in its place.
+      if (newPid !== undefined && e.pid === newPid) {
+        const newExited = e.exited;
+        Object.assign(e, { pid: old.pid, startTime: old.startTime, child: old.child, exited: old.exited, startedAt: old.startedAt, state: 'running' });
+        killGroup(newPid, 'SIGKILL');
+        await newExited;
+      }
+      this.retiring.delete(old.pid);
+      if (readProcStat(old.pid) && record) writeFileSync(path, JSON.stringify(record) + '\n');
+      rmSync(pidFilePath(this.stateDir, retiredName), { force: true });
+      throw new AmbitError('AMBIT_ERR_TIMEOUT', `the new ${name} did not become ready in ${options.readyTimeoutMs} ms; the old one keeps running`, { hint: `see ${e.spec.logFile}` });
+    }
+    killGroup(old.pid, 'SIGTERM');
+    const kill = setTimeout(() => killGroup(old.pid, 'SIGKILL'), options.drainMs);
+    void old.exited.then(() => clearTimeout(kill));
+    return { oldPid: old.pid, newPid, oldExited: old.exited };
   }
 
   private emit(event: SupervisorEvent): void {
@@ -379,6 +445,12 @@ export class Supervisor {
   }
 
   private onExit(e: Entry, pid: number | undefined, code: number | null, signal: NodeJS.Signals | null): void {
+    if (pid !== undefined && e.pid !== pid) {
+      // A process replace() retired: it drained and left; its successor is the entry now.
+      this.appendLog(e.spec.logFile, `--- ambit supervisor: ${e.spec.command} (PID ${pid}, replaced) exited ${signal ? `by ${signal}` : `with code ${code}`}`);
+      this.emit({ type: 'exit', name: e.spec.name, pid, code, signal, uptimeMs: 0 });
+      return;
+    }
     const now = Date.now();
     const uptimeMs = now - (e.startedAt ?? now);
     e.lastExit = { code, signal, at: now, uptimeMs };

@@ -76,8 +76,10 @@ export function adminRoutes(deps: { store: ConfigStore; ads: AdsServer; logger: 
           workloads: [...model.workloads.values()].map((w) => ({
             uid: w.uid, namespace: w.namespace, name: w.name, node: w.node, ip: w.ip, mode: w.mode,
             identity: w.identity, serviceAccount: w.serviceAccount, waypoint: w.waypoint ?? null, waypointOf: w.waypointOf ?? null,
-            containers: w.containers, securityContext: w.securityContext ?? null, labels: w.labels, servicePorts: w.servicePorts,
+            containers: w.containers, securityContext: w.securityContext ?? null, labels: w.labels, annotations: w.annotations, servicePorts: w.servicePorts,
           })),
+          // For the node agents' enrolment decision (model/enrolment.ts reads namespace labels).
+          namespaces: [...model.namespaces.values()].map((n) => ({ name: n.name, labels: n.labels })),
           services: [...model.services.values()].map((s) => ({ namespace: s.namespace, name: s.name, hostname: s.hostname, vip: s.vip, ports: s.ports, endpoints: s.endpoints, waypoint: s.waypoint ?? null })),
           serviceEntries: model.serviceEntries.map((e) => ({ namespace: e.namespace, name: e.name, host: e.host, vip: e.vip ?? null, autoAllocated: e.autoAllocated, resolution: e.resolution, location: e.location, ports: e.ports, waypoint: e.waypoint ?? null, exportTo: e.exportTo })),
           meshConfig: model.meshConfig,

@@ -20,8 +20,9 @@ import { cidrSize, nthAddress, parseCidr } from '../core/ip.js';
 import { LabelIndex } from './label-index.js';
 import { buildServiceEntries } from './service-entries.js';
 import { MeshModel } from './mesh-model.js';
+import { dataplaneMode } from './enrolment.js';
 import {
-  DEFAULT_SETTINGS, type DataplaneMode, type ModelSettings, type NamespaceInfo, type NodeInfo, type ServiceInfo,
+  DEFAULT_SETTINGS, type ModelSettings, type NamespaceInfo, type NodeInfo, type ServiceInfo,
   type WaypointInfo, type WaypointRef, type WorkloadInfo,
 } from './types.js';
 import { byCodeUnits } from '../core/compare.js';
@@ -43,8 +44,7 @@ export interface BuildOptions {
 }
 
 export const WAYPOINT_PORT = 15008;
-export const SIDECAR_INJECT_LABEL = 'sidecar.istio.io/inject';
-export const NAMESPACE_INJECTION_LABEL = 'istio-injection';
+export { SIDECAR_INJECT_LABEL, NAMESPACE_INJECTION_LABEL } from './enrolment.js';
 
 interface PodDraft {
   name: string;
@@ -206,7 +206,7 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
       labels: d.labels, annotations: d.annotations, workloadName: d.workloadName, workloadType: d.workloadType,
       canonicalName: d.labels[LABEL_CANONICAL_NAME] ?? d.labels['app.kubernetes.io/name'] ?? d.labels.app ?? d.workloadName,
       canonicalRevision: d.labels[LABEL_CANONICAL_REVISION] ?? d.labels['app.kubernetes.io/version'] ?? d.labels.version ?? 'latest',
-      mode: dataplaneMode(d, nsLabels(d.namespace)),
+      mode: dataplaneMode({ namespace: d.namespace, labels: d.labels, annotations: d.annotations, waypointOf: d.waypointOf }, nsLabels(d.namespace)),
       waypointOf: d.waypointOf,
       containers: d.spec.containers as Container[],
       ...(d.spec.securityContext ? { securityContext: d.spec.securityContext } : {}),
@@ -341,15 +341,6 @@ function stableHash(s: string): number {
   return createHash('sha256').update(s).digest().readUInt32BE(0);
 }
 
-function dataplaneMode(d: PodDraft, nsLabels: Record<string, string>): DataplaneMode {
-  if (d.waypointOf) return 'none';
-  if (d.labels[SIDECAR_INJECT_LABEL] === 'true' || d.annotations[SIDECAR_INJECT_LABEL] === 'true') return 'sidecar';
-  if (nsLabels[NAMESPACE_INJECTION_LABEL] === 'enabled' && d.labels[SIDECAR_INJECT_LABEL] !== 'false') return 'sidecar';
-  const podMode = d.labels[LABEL_DATAPLANE_MODE];
-  if (podMode === 'none') return 'none';
-  if (podMode === 'ambient') return 'ambient';
-  return nsLabels[LABEL_DATAPLANE_MODE] === 'ambient' ? 'ambient' : 'none';
-}
 
 export function selects(selector: Record<string, string>, labels: Record<string, string>): boolean {
   const entries = Object.entries(selector);

@@ -55,6 +55,54 @@ export interface NativeAddon {
   openNetns(path: string): number;
   closeFd(fd: number): void;
   makeSocket(options: MakeSocketOptions): number;
+  // Unix SEQPACKET sockets with SCM_RIGHTS and libuv readiness (native/ambit_fdpass.c;
+  // used through ./seqpacket.ts and ./fd-info.ts).
+  seqpacketListen(path: string, backlog?: number): number;
+  seqpacketConnect(path: string): number;
+  acceptPeer(fd: number): PeerConnection | null;
+  recvMsg(fd: number, maxBytes: number, maxFds: number): ReceivedMessage | { eof: true } | null;
+  sendMsg(fd: number, data: Uint8Array, fds: readonly number[]): boolean;
+  poll(fd: number, events: number, callback: (status: number, events: number) => void): PollHandle;
+  dupFd(fd: number): number;
+  fdInfo(fd: number): FdInfo;
+  writeSysctlInNetns(netnsFd: number, name: string, value: string): void;
+}
+
+export interface PeerConnection {
+  fd: number;
+  /** SO_PEERCRED of the connecting process (0 / -1 when unknown). */
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+export interface ReceivedMessage {
+  data: Buffer;
+  /** Received with SCM_RIGHTS, close-on-exec; owned by the caller. */
+  fds: number[];
+  /** MSG_TRUNC: the message was longer than maxBytes (the rest is lost). */
+  truncated: boolean;
+  /** MSG_CTRUNC: more fds were sent than maxFds (the extra ones were closed by the kernel). */
+  ctruncated: boolean;
+}
+
+/** A uv_poll_t on an fd: events 1 = readable, 2 = writable (callback flags add 4 = hang-up). */
+export interface PollHandle {
+  update(events: number): void;
+  stop(): void;
+}
+
+export interface FdInfo {
+  kind: 'netns' | 'socket' | 'other';
+  dev: number;
+  ino: number;
+  /** For sockets: SOCK_STREAM = 1, SOCK_SEQPACKET = 5, ... */
+  socketType?: number;
+  /** For sockets: 4, 6, 1 (unix) or 0. */
+  family?: number;
+  listening?: boolean;
+  address?: string;
+  port?: number;
 }
 
 const BUILD_HINT = 'run `npm run setup` (it builds the addon with node-gyp; needs python3, make and g++)';

@@ -77,6 +77,14 @@ export class NetnsHandle {
     return new NetnsHandle(isPath ? path : nameOrPath, path, fd, native);
   }
 
+  /**
+   * Adopts an open network namespace fd (one received over ZDS, a dup of one); the handle owns
+   * it from then on and closes it on close().
+   */
+  static fromFd(fd: number, name: string): NetnsHandle {
+    return new NetnsHandle(name, `/proc/self/fd/${fd}`, fd, loadNative());
+  }
+
   get closed(): boolean {
     return this.fdValue < 0;
   }
@@ -166,6 +174,8 @@ export interface UdpInNetnsOptions {
   /** 0 for any free port. */
   port: number;
   mark?: number;
+  /** SO_REUSEPORT: another process may bind the same port (a successor during a hand-over). */
+  reusePort?: boolean;
 }
 
 /**
@@ -177,7 +187,7 @@ export async function udpSocketInNetns(ns: NetnsHandle | null, options: UdpInNet
   const family = ipFamily(options.host, 'udpSocketInNetns');
   let fd: number;
   try {
-    fd = native.makeSocket({ family, netnsFd: ns ? ns.fd : -1, mark: options.mark, dgram: true, reuseAddr: true, bindAddress: options.host, bindPort: options.port });
+    fd = native.makeSocket({ family, netnsFd: ns ? ns.fd : -1, mark: options.mark, dgram: true, reuseAddr: true, reusePort: options.reusePort, bindAddress: options.host, bindPort: options.port });
   } catch (e: unknown) {
     throw socketError(e, ns, `bind udp ${authority(options.host, options.port)}`);
   }

@@ -44,13 +44,17 @@ export class AdminServer {
     };
   }
 
-  /** Serve the router on host:port; resolves with the bound address. */
-  async listen(host: string, port: number): Promise<AddressInfo> {
+  /**
+   * Serve the router on host:port; resolves with the bound address. With reusePort, another
+   * process may listen on the same address at once (a ztunnel and its successor while they
+   * hand over); the kernel spreads connections between them.
+   */
+  async listen(host: string, port: number, options: { reusePort?: boolean } = {}): Promise<AddressInfo> {
     const server = http.createServer((req, res) => void this.handle(req, res));
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host, port }, () => { server.off('error', reject); resolve(); });
+      server.listen({ host, port, reusePort: options.reusePort }, () => { server.off('error', reject); resolve(); });
     });
     // After listening: an accept error (EMFILE...) is logged; Node would otherwise throw it.
     server.on('error', (e: Error) => this.opts.logger.warn('admin listener error; still listening', { error: e.message, code: (e as NodeJS.ErrnoException).code }));

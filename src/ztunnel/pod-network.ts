@@ -9,10 +9,12 @@
 //   address as their source.
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { loadNative } from '../sys/native.js';
 import type { Clock } from '../core/clock.js';
 import { LogLimiter } from '../core/log-limiter.js';
 import type { Logger } from '../core/logger.js';
 import { listenInNetns, NetnsHandle, originalDestination, startConnectInNetns, udpSocketInNetns } from '../sys/netns-socket.js';
+import type { ZdsWorkload } from './zds-client.js';
 
 export const ZTUNNEL_MARK = 0x539;
 
@@ -78,13 +80,29 @@ export class HostPodNetwork implements PodNetwork {
   close(): void {}
 }
 
-/** A pod's network namespace (capture mode). */
+/**
+ * A pod's network namespace (capture mode): opened by name, or handed over by the node agent
+ * (ZDS) as an fd, with the pod's listening sockets when the agent holds them. A handed-over
+ * listener is adopted as a dup (the registry keeps the original, so the proxy can be re-made);
+ * without one, a listener is made in the namespace with SO_REUSEPORT, so another ztunnel can
+ * listen beside it while they hand over.
+ */
 export class NetnsPodNetwork implements PodNetwork {
   readonly kind = 'netns' as const;
-  private constructor(private readonly ns: NetnsHandle) {}
+  private constructor(private readonly ns: NetnsHandle, private readonly handed: () => ReadonlyMap<number, number> = () => new Map()) {}
 
   static open(nameOrPath: string): NetnsPodNetwork {
     return new NetnsPodNetwork(NetnsHandle.open(nameOrPath));
+  }
+
+  /**
+   * The network of a pod the node agent sent over ZDS (dups its netns fd: the caller keeps its
+   * own). `listeners` reads the pod's handed-over sockets at each listen(): the agent may hand
+   * new ones later (after its own restart), and those are what a swap must adopt.
+   */
+  static fromZds(w: ZdsWorkload, listeners: () => ReadonlyMap<number, number>): NetnsPodNetwork {
+    const native = loadNative();
+    return new NetnsPodNetwork(NetnsHandle.fromFd(native.dupFd(w.netnsFd), `${w.info.namespace}/${w.info.name}`), listeners);
   }
 
   get name(): string {
@@ -92,8 +110,10 @@ export class NetnsPodNetwork implements PodNetwork {
   }
 
   listen(ip: string, port: number, server: net.Server = net.createServer({ allowHalfOpen: true, noDelay: true })): Promise<net.Server> {
+    const handed = this.handed().get(port);
+    if (handed !== undefined) return adoptListener(loadNative().dupFd(handed), server);
     // Bind the wildcard: captured connections arrive for any destination address.
-    return listenInNetns(this.ns, { host: ip, port, backlog: 1024, server, transparent: false });
+    return listenInNetns(this.ns, { host: ip, port, backlog: 1024, server, transparent: false, reusePort: true });
   }
 
   connect(dst: Endpoint, options: { localAddress?: string; allowHalfOpen?: boolean; spoofSource?: string } = {}): net.Socket {
@@ -110,12 +130,31 @@ export class NetnsPodNetwork implements PodNetwork {
   }
 
   bindUdp(ip: string, port: number, options: { mark?: boolean } = {}): Promise<dgram.Socket> {
-    return udpSocketInNetns(this.ns, { host: ip, port, mark: options.mark ? ZTUNNEL_MARK : undefined });
+    // A fixed port (the DNS proxy's 15053) is shared with a successor ztunnel while they hand over.
+    return udpSocketInNetns(this.ns, { host: ip, port, mark: options.mark ? ZTUNNEL_MARK : undefined, reusePort: port !== 0 });
   }
 
   close(): void {
     this.ns.close();
   }
+}
+
+/** A net.Server accepting on an already listening socket fd (which it then owns). */
+function adoptListener(fd: number, server: net.Server): Promise<net.Server> {
+  return new Promise<net.Server>((resolve, reject) => {
+    const onError = (e: Error) => reject(e);
+    server.once('error', onError);
+    try {
+      server.listen({ fd }, () => {
+        server.off('error', onError);
+        resolve(server);
+      });
+    } catch (e: unknown) {
+      server.off('error', onError);
+      loadNative().closeFd(fd);
+      reject(e);
+    }
+  });
 }
 
 /**

@@ -8,7 +8,7 @@
 // Lifecycle: start() -> setState()* -> close(deadlineMs) (stop accepting, drain, then reset
 // what is left) or destroy().
 import type net from 'node:net';
-import type { Clock } from '../core/clock.js';
+import { sleep, type Clock } from '../core/clock.js';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { DEFAULT_HBONE_LIMITS, HboneAdmission, HbonePool, HboneServer, type HboneLimits } from '../hbone/index.js';
@@ -44,6 +44,13 @@ export interface ZtunnelOptions {
   capture: boolean;
   /** Address to bind in a workload's network: its own IP (host mode) or the wildcard (netns). */
   bindAddress(workload: Workload): string;
+  /**
+   * When given, only workloads it accepts are served (ZDS: the pods the node agent sent).
+   * `networkVersion` then tells when a served workload's network changed: another netns (the
+   * pod was re-created: its proxy restarts) or other listeners (they are swapped in place).
+   */
+  enrolled?(workload: Workload): boolean;
+  networkVersion?(workload: Workload): { netns: string; listeners: number } | undefined;
   upstreamConnectTimeoutMs?: number;
   pool?: { idleTimeoutMs?: number; pingIntervalMs?: number; pingTimeoutMs?: number };
   /** The DNS proxy on each served workload's 15053 (capture mode); off when absent. */
@@ -58,6 +65,7 @@ interface WorkloadProxy {
   network: PodNetwork;
   hbone: HboneServer;
   servers: net.Server[];
+  version: { netns: string; listeners: number } | undefined;
 }
 
 export class Ztunnel {
@@ -76,6 +84,8 @@ export class Ztunnel {
   private seq = 0;
   private closing = false;
   private readonly failures = new Map<string, string>();
+  /** Captured client connections (15001/15006) being relayed, for the drain on close. */
+  private readonly captured = new Set<net.Socket>();
   private retryTimer: import('../core/clock.js').TimerHandle | undefined;
   private readonly dnsProxy: ZtunnelDnsProxy | undefined;
 
@@ -123,14 +133,19 @@ export class Ztunnel {
     const wanted = new Map(this.localWorkloads(state).map((w) => [w.uid, w]));
     for (const [uid, proxy] of this.proxies) {
       const w = wanted.get(uid);
-      if (!w || w.addresses[0] !== proxy.workload.addresses[0] || identityOf(w) !== proxy.identity) await this.removeProxy(uid);
-      else {
+      const version = w && this.opts.networkVersion?.(w);
+      if (!w || w.addresses[0] !== proxy.workload.addresses[0] || identityOf(w) !== proxy.identity || (version && version.netns !== proxy.version?.netns)) {
+        await this.removeProxy(uid);
+      } else {
         proxy.workload = w;
         this.dnsProxy?.update(w);
+        if (version && version.listeners !== proxy.version?.listeners) await this.swapListeners(proxy, version);
       }
     }
     await Promise.all([...wanted.values()].filter((w) => !this.proxies.has(w.uid)).map((w) => this.addProxy(w)));
-    const identities = new Set([...this.proxies.values()].map((p) => p.identity));
+    // Identities of proxies being started count too: a reconcile that runs while another one
+    // waits for a certificate must not forget it under that one's feet.
+    const identities = new Set([...this.proxies.values()].map((p) => p.identity).concat([...wanted.values()].map((w) => identityOf(w))));
     for (const c of this.opts.certificates.list()) {
       const id = formatSpiffe(c.identity);
       if (!identities.has(id)) this.opts.certificates.forget(id);
@@ -142,8 +157,29 @@ export class Ztunnel {
    * here; sidecar pods terminate their own tunnels: native_tunnel).
    */
   localWorkloads(state = this.state): Workload[] {
-    return state.workloadsOnNode(this.opts.node).filter((w) => w.tunnelProtocol === 'HBONE' && !w.nativeTunnel);
+    return state.workloadsOnNode(this.opts.node).filter((w) => w.tunnelProtocol === 'HBONE' && !w.nativeTunnel && (this.opts.enrolled?.(w) ?? true));
   }
+
+  /**
+   * Re-reconciles the served workloads against the current state (the set of enrolled pods
+   * changed). Calls while one runs are folded into one more run after it.
+   */
+  refresh(): Promise<void> {
+    if (this.refreshing) {
+      this.refreshAgain = true;
+      return this.refreshing;
+    }
+    this.refreshing = (async () => {
+      do {
+        this.refreshAgain = false;
+        await this.setState(this.state);
+      } while (this.refreshAgain);
+    })().finally(() => { this.refreshing = undefined; });
+    return this.refreshing;
+  }
+
+  private refreshing: Promise<void> | undefined;
+  private refreshAgain = false;
 
   /** Route a connection made by a local workload (explicit forwarders use this). */
   handleOutbound(client: net.Socket, sourceUid: string, dst: Endpoint): void {
@@ -187,12 +223,23 @@ export class Ztunnel {
     };
   }
 
-  /** Stop accepting, let live connections finish until the deadline, then reset the rest. */
+  /**
+   * Stop accepting, let live connections finish until the deadline, then reset the rest.
+   * Closing a listener that the node agent handed over only closes this process's copy: the
+   * socket stays with the agent (and a newer ztunnel), so nothing queued on it is lost. HBONE
+   * peers get a GOAWAY and open their next tunnels elsewhere; tunnels and captured connections
+   * already relayed here run on until they end or the deadline.
+   */
   async close(deadlineMs = 5000): Promise<void> {
     this.closing = true;
     this.retryTimer?.cancel();
     for (const p of this.proxies.values()) for (const s of p.servers) s.close();
-    const left = await this.connections.drain(deadlineMs);
+    const goaway = [...this.proxies.values()].map((p) => p.hbone.close(deadlineMs));
+    const until = Date.now() + deadlineMs;
+    while (this.captured.size > 0 && Date.now() < until) await sleep(Math.min(100, Math.max(1, until - Date.now())));
+    const left = (await this.connections.drain(Math.max(0, until - Date.now()))) + this.captured.size;
+    for (const socket of this.captured) socket.resetAndDestroy();
+    await Promise.all(goaway);
     if (left > 0) this.logger.warn('drain deadline reached; reset the connections left', { count: left });
     await Promise.all([...this.proxies.keys()].map((uid) => this.removeProxy(uid, 100)));
     await this.pool.close();
@@ -253,22 +300,10 @@ export class Ztunnel {
         // Logged by the server itself, at most once per source and interval.
         onRefused: (e) => this.refused.labels({ reason: e.kind }).inc(),
       });
-      const hboneServer = await network.listen(bind, INBOUND_HBONE_PORT);
-      guardListener(hboneServer, this.logger, this.opts.clock, `${w.namespace}/${w.name}:${INBOUND_HBONE_PORT}`);
-      hbone.attach(hboneServer);
-      servers.push(hboneServer);
-      if (this.opts.capture) {
-        const outbound = await network.listen(bind, OUTBOUND_PORT);
-        guardListener(outbound, this.logger, this.opts.clock, `${w.namespace}/${w.name}:${OUTBOUND_PORT}`);
-        outbound.on('connection', (s: net.Socket) => this.onCaptured(s, w.uid, 'outbound'));
-        servers.push(outbound);
-        const plaintext = await network.listen(bind, INBOUND_PLAINTEXT_PORT);
-        guardListener(plaintext, this.logger, this.opts.clock, `${w.namespace}/${w.name}:${INBOUND_PLAINTEXT_PORT}`);
-        plaintext.on('connection', (s: net.Socket) => this.onCaptured(s, w.uid, 'inbound'));
-        servers.push(plaintext);
-        await this.dnsProxy?.add(w, network, DNS_PROXY_BIND);
-      }
-      this.proxies.set(w.uid, { workload: w, identity, network, hbone, servers });
+      const version = this.opts.networkVersion?.(w);
+      for (const server of await this.openListeners(w.uid, network, bind, hbone)) servers.push(server);
+      if (this.opts.capture) await this.dnsProxy?.add(w, network, DNS_PROXY_BIND);
+      this.proxies.set(w.uid, { workload: w, identity, network, hbone, servers, version });
       this.failures.delete(w.uid);
       this.logger.info('serving workload', { workload: `${w.namespace}/${w.name}`, address: w.addresses[0], identity, network: network.kind });
     } catch (e: unknown) {
@@ -279,6 +314,52 @@ export class Ztunnel {
       this.failures.set(w.uid, d.message);
       this.logger.error('cannot serve workload', { workload: `${w.namespace}/${w.name}`, code: d.code, error: d.message });
       this.scheduleRetry();
+    }
+  }
+
+  /** The workload's listeners in its network: 15008 (HBONE), and 15001/15006 in capture mode. */
+  private async openListeners(uid: string, network: PodNetwork, bind: string, hbone: HboneServer): Promise<net.Server[]> {
+    const servers: net.Server[] = [];
+    try {
+      const w = this.state.workloads.get(uid);
+      const name = w ? `${w.namespace}/${w.name}` : uid;
+      const hboneServer = await network.listen(bind, INBOUND_HBONE_PORT);
+      guardListener(hboneServer, this.logger, this.opts.clock, `${name}:${INBOUND_HBONE_PORT}`);
+      hbone.attach(hboneServer);
+      servers.push(hboneServer);
+      if (this.opts.capture) {
+        const outbound = await network.listen(bind, OUTBOUND_PORT);
+        guardListener(outbound, this.logger, this.opts.clock, `${name}:${OUTBOUND_PORT}`);
+        outbound.on('connection', (s: net.Socket) => this.onCaptured(s, uid, 'outbound'));
+        servers.push(outbound);
+        const plaintext = await network.listen(bind, INBOUND_PLAINTEXT_PORT);
+        guardListener(plaintext, this.logger, this.opts.clock, `${name}:${INBOUND_PLAINTEXT_PORT}`);
+        plaintext.on('connection', (s: net.Socket) => this.onCaptured(s, uid, 'inbound'));
+        servers.push(plaintext);
+      }
+      return servers;
+    } catch (e: unknown) {
+      for (const server of servers) server.close();
+      throw e;
+    }
+  }
+
+  /**
+   * New listening sockets for a served pod (the node agent made new ones, e.g. after its own
+   * restart): accept on the new ones first, then close the old; with tcp_migrate_req the
+   * connections queued on an old socket move to a new one of the same port.
+   */
+  private async swapListeners(proxy: WorkloadProxy, version: { netns: string; listeners: number }): Promise<void> {
+    const w = proxy.workload;
+    try {
+      const fresh = await this.openListeners(w.uid, proxy.network, this.opts.bindAddress(w), proxy.hbone);
+      const old = proxy.servers;
+      proxy.servers = fresh;
+      proxy.version = version;
+      for (const server of old) server.close();
+      this.logger.info('listeners handed over again; swapped', { workload: `${w.namespace}/${w.name}` });
+    } catch (e: unknown) {
+      this.logger.warn('cannot adopt the new listeners; keeping the old ones', { workload: `${w.namespace}/${w.name}`, error: describeError(e).message });
     }
   }
 
@@ -304,6 +385,8 @@ export class Ztunnel {
     }
     if (!dst) { socket.resetAndDestroy(); return; }
     if (this.selfCalls.refuse(socket, kind, dst, proxy.workload)) return;
+    this.captured.add(socket);
+    socket.once('close', () => this.captured.delete(socket));
     if (kind === 'outbound') this.dataPath.outbound(socket, proxy.workload, proxy.network, dst);
     else this.dataPath.inboundPlaintext(socket, proxy.workload, proxy.network, dst);
   }

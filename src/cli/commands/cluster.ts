@@ -30,9 +30,12 @@ export const upCommand: Command = {
 
 Creates a cluster on this machine with no Kubernetes: every node and every pod is a Linux
 network namespace, nodes hang on a private bridge, pods run their containers' commands
-unmodified. A control plane and one ztunnel per node run as supervised processes; pods
-labelled istio.io/dataplane-mode=ambient (or in such a namespace) are captured
-transparently. Returns when the cluster is ready. Needs root.
+unmodified. Pods are made as a Kubernetes runtime makes them: a sandbox namespace, then the
+node's CNI chain (ptp with static IPAM from containernetworking-plugins, then ambit-cni).
+A control plane, one node agent and one ztunnel per node run as supervised processes; pods
+labelled istio.io/dataplane-mode=ambient (or in such a namespace) are captured by their
+node's agent, which hands them to the ztunnel over ZDS. Returns when the cluster is ready.
+Needs root.
 
 Options:
   --nodes N       number of nodes, named node-1..node-N (default 2)
@@ -46,6 +49,9 @@ Options:
   --outside-host NAME        a name the outside resolver answers with the outside host's address
                              (repeatable; --demo adds api.partner.example)
   --dns-capture on|off       the ztunnels' DNS proxy and the pods' port-53 capture (default on)
+  --no-node-agent            run no node agents: pods get their network from the CNI chain
+                             without ambit-cni; nothing is captured until you run
+                             \`ambit node-agent\` yourself (as installing istio-cni later)
 ${STATE_HELP}
 `,
   async run(argv, io) {
@@ -54,7 +60,7 @@ ${STATE_HELP}
       prefix: { type: 'string', default: DEFAULT_PREFIX }, 'trust-domain': { type: 'string', default: 'cluster.local' }, ...stateOption,
       xds: { type: 'string', default: '127.0.0.1:15010' }, admin: { type: 'string', default: '127.0.0.1:15014' },
       'ztunnel-admin-net': { type: 'string', default: '127.0.1' },
-      outside: { type: 'boolean' }, 'outside-host': { type: 'string', multiple: true }, 'dns-capture': { type: 'string', default: 'on' },
+      outside: { type: 'boolean' }, 'outside-host': { type: 'string', multiple: true }, 'dns-capture': { type: 'string', default: 'on' }, 'no-node-agent': { type: 'boolean' },
     });
     if (!['on', 'off'].includes(values['dns-capture'])) throw usageError(this, '--dns-capture is on or off');
     // The demo partner's material needs the X.509 library: loaded only for --demo.
@@ -73,7 +79,7 @@ ${STATE_HELP}
       prefix: values.prefix, nodes: Array.from({ length: n }, (_, i) => `node-${i + 1}`), stateDir, configPaths: files,
       xdsAddress: values.xds, adminAddress: values.admin, ztunnelAdminNet: values['ztunnel-admin-net'],
       ambit: { node: process.execPath, script: resolve(repoRoot(), 'bin', 'ambit.js') },
-      createdAt: new Date().toISOString(), trustDomain: values['trust-domain'],
+      createdAt: new Date().toISOString(), trustDomain: values['trust-domain'], nodeAgents: values['no-node-agent'] !== true,
       ...(values.outside || values.demo || outsideHosts.length ? { outside: { ip: OUTSIDE_IP, hosts: [...new Set(outsideHosts)], ...(values.demo ? { demoPartner: true } : {}) } } : {}),
       ...(values['dns-capture'] === 'off' ? { dnsCapture: false } : {}),
     };
@@ -166,6 +172,10 @@ export const statusCommand: Command = {
   ...STATUS,
   help: `Usage: ambit status [-o table|json]
 
+Nodes' components (control plane, node agents, ztunnels) and pods: IP, node, data plane mode,
+whether traffic is captured, and REDIRECTION, the pod's ambient.istio.io/redirection
+annotation as its node agent records it ("enabled" while the agent captures it).
+
 ${STATE_HELP}
 `,
   async run(argv, io) {
@@ -184,8 +194,8 @@ ${STATE_HELP}
     io.out(`DNS proxy: ${spec.dnsCapture === false ? 'off' : 'on (pods\' port 53 -> their ztunnel)'}${spec.outside ? `; outside host ${spec.outside.ip} (${outsideNetnsName(spec.prefix)}), its resolver answers ${spec.outside.hosts.join(', ') || 'no names'}` : ''}\n`);
     io.out('\n');
     io.out(table([['COMPONENT', 'STATE', 'RESTARTS', 'PID'], ...s.components.map((c) => [c.name, c.state, String(c.restarts), String(c.pid ?? '-')])]) + '\n');
-    io.out(table([['NAMESPACE', 'POD', 'NODE', 'IP', 'MODE', 'CAPTURED', 'CONTAINERS'],
-      ...s.pods.map((p) => [p.namespace, p.name, p.node, p.ip, p.mode, p.captured ? 'yes' : 'no',
+    io.out(table([['NAMESPACE', 'POD', 'NODE', 'IP', 'MODE', 'CAPTURED', 'REDIRECTION', 'CONTAINERS'],
+      ...s.pods.map((p) => [p.namespace, p.name, p.node, p.ip, p.mode, p.captured ? 'yes' : 'no', p.annotations?.['ambient.istio.io/redirection'] ?? '-',
         p.processes.map((x) => `${x.name}:${x.state}${x.restarts ? `(${x.restarts} restarts)` : ''}`).join(' ')])]));
     return s.phase === 'ready' ? 0 : 1;
   },
@@ -234,6 +244,7 @@ export const logsCommand: Command = {
   ...LOGS,
   help: `Usage: ambit logs NS/POD [-c CONTAINER] [-f]
        ambit logs ztunnel NODE [-f]
+       ambit logs node-agent NODE [-f]
        ambit logs control-plane [-f]
        ambit logs daemon [-f]
 
@@ -244,9 +255,9 @@ ${STATE_HELP}
     const stateDir = resolve(stateDirFrom(values['state-dir'], io.env));
     const p = statePaths(stateDir);
     let file: string;
-    if (positionals[0] === 'ztunnel') {
-      if (!positionals[1]) throw usageError(this, 'which node? ambit logs ztunnel node-1');
-      file = p.log(`ztunnel-${positionals[1]}`);
+    if (positionals[0] === 'ztunnel' || positionals[0] === 'node-agent') {
+      if (!positionals[1]) throw usageError(this, `which node? ambit logs ${positionals[0]} node-1`);
+      file = p.log(`${positionals[0]}-${positionals[1]}`);
     } else if (positionals[0] === 'control-plane' || positionals[0] === 'daemon') {
       file = p.log(positionals[0]);
     } else {

@@ -25,6 +25,8 @@ export function commands(): CommandEntry[] {
     entry(S.PROXY_STATUS, async () => (await import('./config-api.js')).proxyStatusCommand),
     entry(S.CONTROL_PLANE, async () => (await import('./control-plane.js')).controlPlaneCommand),
     entry(S.ZTUNNEL, async () => (await import('./ztunnel.js')).ztunnelCommand),
+    entry(S.ZTUNNEL_RESTART, async () => (await import('./ztunnel-restart.js')).ztunnelRestartCommand),
+    entry(S.NODE_AGENT, async () => (await import('./node-agent.js')).nodeAgentCommand),
     entry(S.WAYPOINT, async () => (await import('./waypoint.js')).waypointCommand),
     entry(S.WAYPOINT_APPLY, async () => (await import('./waypoint.js')).waypointApplyCommand),
     entry(S.WAYPOINT_DELETE, async () => (await import('./waypoint.js')).waypointDeleteCommand),

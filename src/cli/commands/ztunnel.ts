@@ -13,6 +13,8 @@ import type { ClientTlsOptions, TokenSource } from '../../xds/credentials.js';
 import { tokenFromFile } from '../../xds/token-file.js';
 import { formatSpiffe } from '../../identity/spiffe.js';
 import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { ZdsClient } from '../../ztunnel/zds-client.js';
 import { Ztunnel } from '../../ztunnel/ztunnel.js';
 import type { Workload } from '../../xds/workload-api.js';
 import { list, parseCommandArgs, usageError, type Command } from '../command.js';
@@ -38,7 +40,11 @@ Config and certificates (one of):
   --config FILE --ca DIR a workload API file (\`ambit x workload-api -f ... -o yaml\`), watched,
                          and a local CA directory (\`ambit ca init\`) to sign certificates
 Networks:
-  --pod-netns-prefix P  capture mode (the local cluster): each workload is the network
+  --zds PATH             capture mode, pods from the node agent (the local cluster): connect
+                         to the agent's ZDS socket (unix SOCK_SEQPACKET); serve the pods it
+                         sends, each with its network namespace and the listening sockets the
+                         agent holds on 15001/15006/15008; upstream sockets carry mark 0x539
+  --pod-netns-prefix P  capture mode without an agent: each workload is the network
                          namespace \`ambit up\` made for it (P-<ns>-<pod>); 15001/15006/15008
                          are opened inside it and upstream sockets carry mark 0x539
   (default)              workloads are addresses of this host; listeners bind them
@@ -55,7 +61,11 @@ Operator endpoints:
   --admin ADDR           /config_dump, /logging (default 127.0.0.1:15000)
   --metrics ADDR         /metrics, /stats/prometheus (default 127.0.0.1:15020)
   --readiness ADDR       /healthz/ready (default 127.0.0.1:15021)
-  --drain-ms N           on SIGTERM, let connections finish this long (default 5000)
+  --drain-ms N           on SIGTERM: stop accepting (sockets handed over by the node agent stay
+                         with it, so a successor loses nothing), let live connections finish
+                         this long, then reset the rest (default 5000)
+  --admin-reuse-port     admin/metrics/readiness with SO_REUSEPORT, so a successor can start
+                         beside this ztunnel (graceful restarts of the local cluster)
 
 Examples:
   ambit ztunnel --node node-1 --xds 127.0.0.1:15010 --token-file node-1.token --root-cert root-cert.pem
@@ -73,6 +83,8 @@ Examples:
       'root-cert': { type: 'string' },
       'xds-identity': { type: 'string' },
       'pod-netns-prefix': { type: 'string' },
+      zds: { type: 'string' },
+      'admin-reuse-port': { type: 'boolean' },
       forward: { type: 'string', multiple: true },
       admin: { type: 'string', default: '127.0.0.1:15000' },
       metrics: { type: 'string', default: '127.0.0.1:15020' },
@@ -91,9 +103,16 @@ Examples:
     const metrics = new MetricsRegistry();
     registerProcessMetrics(metrics);
     const template = values['pod-netns-prefix'];
-    const network = (w: Workload): PodNetwork => template
-      ? NetnsPodNetwork.open(podNetnsName(template, w.namespace, w.name))
-      : new HostPodNetwork();
+    if (template && values.zds) throw usageError(this, 'give --zds or --pod-netns-prefix, not both');
+    let zds: ZdsClient | undefined;
+    const network = (w: Workload): PodNetwork | undefined => {
+      if (zds) {
+        const z = zds.lookup(w.namespace, w.name);
+        return z ? NetnsPodNetwork.fromZds(z, () => zds?.lookup(w.namespace, w.name)?.listeners ?? new Map()) : undefined;
+      }
+      return template ? NetnsPodNetwork.open(podNetnsName(template, w.namespace, w.name)) : new HostPodNetwork();
+    };
+    const capture = !!template || !!values.zds;
     let certificates: CertificateSource;
     let token: TokenSource | undefined;
     let caClient: CaClient | undefined;
@@ -119,9 +138,25 @@ Examples:
     }
     const ztunnel = new Ztunnel({
       node: values.node, trustDomain: values['trust-domain'], logger, metrics, clock: systemClock,
-      certificates, network, capture: !!template, bindAddress: (w) => (template ? '0.0.0.0' : w.addresses[0]!),
-      dns: template && values['dns-capture'] === 'on' ? { upstreams: dnsUpstreams, clusterDomain: values['cluster-domain'] } : undefined,
+      certificates, network, capture, bindAddress: (w) => (capture ? '0.0.0.0' : w.addresses[0]!),
+      ...(values.zds ? {
+        enrolled: (w: Workload) => !!zds?.lookup(w.namespace, w.name),
+        networkVersion: (w: Workload) => {
+          const z = zds?.lookup(w.namespace, w.name);
+          return z ? { netns: z.netnsId, listeners: z.listenersVersion } : undefined;
+        },
+      } : {}),
+      dns: capture && values['dns-capture'] === 'on' ? { upstreams: dnsUpstreams, clusterDomain: values['cluster-domain'] } : undefined,
     });
+    if (values.zds) {
+      zds = new ZdsClient({
+        path: resolve(io.cwd, values.zds), clock: systemClock, logger,
+        onChange: () => void ztunnel.refresh(),
+        ready: () => ztunnel.ready(),
+      });
+      zds.start();
+    }
+    const ready = () => (zds && !zds.synced ? { ready: false, reason: 'no snapshot from the node agent yet' } : ztunnel.ready());
     let stopSource: () => void;
     let xds: XdsSource | undefined;
     if (values.xds) {
@@ -136,13 +171,13 @@ Examples:
     }
 
     const admin = new AdminServer({
-      logger, metrics, ready: () => ztunnel.ready(),
-      routes: { '/config_dump': () => ({ json: { ...ztunnel.configDump(), xds: xds?.status() ?? null } }) },
+      logger, metrics, ready,
+      routes: { '/config_dump': () => ({ json: { ...ztunnel.configDump(), xds: xds?.status() ?? null, zds: zds?.status() ?? null } }) },
     });
     for (const addr of new Set([values.admin, values.metrics, values.readiness])) {
       const a = parseAuthority(addr);
       if (!a) throw usageError(this, `"${addr}" is not ip:port`);
-      await admin.listen(a.ip, a.port);
+      await admin.listen(a.ip, a.port, { reusePort: values['admin-reuse-port'] === true });
     }
     const forwarders: net.Server[] = [];
     for (const f of list(values.forward)) {
@@ -155,13 +190,14 @@ Examples:
       await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(listen.port, listen.ip, () => resolve()); });
       forwarders.push(server);
     }
-    const r = ztunnel.ready();
+    const r = ready();
     io.err(`ztunnel ${values.node}: serving ${ztunnel.localWorkloads().length} workload(s); admin http://${values.admin}/config_dump, metrics http://${values.metrics}/metrics${r.ready ? '' : ` (not ready: ${r.reason})`}\n`);
 
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => {
         logger.info('shutting down', { signal: sig });
         stopSource();
+        zds?.close();
         caClient?.close();
         for (const f of forwarders) f.close();
         void ztunnel.close(Number(values['drain-ms'])).then(() => admin.close()).then(resolve);
