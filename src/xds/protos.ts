@@ -136,7 +136,7 @@ function messageRoot(dir: string): protobuf.Root {
   return root;
 }
 
-export function loadRoot(dir: string, files: string[], what: string): protobuf.Root {
+function loadRoot(dir: string, files: string[], what: string): protobuf.Root {
   const root = new (protobufjs().Root)();
   // Bundled well-known types keep their short names; our files resolve under dir.
   root.resolvePath = (_origin: string, target: string): string =>

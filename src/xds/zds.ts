@@ -6,9 +6,12 @@
 //    error says what is wrong (bad protobuf, no payload, a field out of bounds). Bounds: uid
 //    and names at most 1024 bytes, at most 8 listener ports, each 1..65535, at most 16
 //    feature strings of 64 bytes.
-//  - protobufjs is loaded on first use (the ztunnel's memory: see xds/protos.ts).
-import type protobuf from 'protobufjs';
-import { loadRoot, protoDir } from './protos.js';
+//  - Encoded and decoded with the code generated from proto/ (src/xds/gen, npm run proto).
+import { create, fromBinary, toBinary } from './protobuf-runtime.js';
+import {
+  AckSchema, AddWorkloadSchema, DelWorkloadSchema, KeepWorkloadSchema, SnapshotSentSchema, WorkloadRequestSchema, WorkloadResponseSchema, ZdsHelloSchema,
+  type WorkloadRequest as PbRequest,
+} from './gen/istio/zds_pb.js';
 
 export const ZDS_VERSION_V1 = 1;
 /** Ambit's ZDS extension: AddWorkload carries the pod's listening sockets after its netns fd. */
@@ -36,37 +39,12 @@ export interface ZdsHello {
 
 export type Decoded<T> = { ok: true; value: T } | { ok: false; error: string };
 
-interface Types {
-  hello: protobuf.Type;
-  request: protobuf.Type;
-  response: protobuf.Type;
-}
-
-let types: Types | undefined;
-
-function zdsTypes(): Types {
-  if (!types) {
-    const root = loadRoot(protoDir(), ['istio/zds.proto'], 'ZDS');
-    types = {
-      hello: root.lookupType('istio.workload.zds.ZdsHello'),
-      request: root.lookupType('istio.workload.zds.WorkloadRequest'),
-      response: root.lookupType('istio.workload.zds.WorkloadResponse'),
-    };
-  }
-  return types;
-}
-
-const OBJECT_OPTIONS = { longs: Number, enums: Number, defaults: true, arrays: true, oneofs: true } as const;
-
-function encode(type: protobuf.Type, value: Record<string, unknown>): Buffer {
-  return Buffer.from(type.encode(type.fromObject(value)).finish());
-}
-
-function decode(type: protobuf.Type, bytes: Uint8Array): Decoded<Record<string, unknown>> {
+/** fromBinary never throws here: hostile bytes are an error value. */
+function decode<T>(what: string, f: () => T): Decoded<T> {
   try {
-    return { ok: true, value: type.toObject(type.decode(bytes), OBJECT_OPTIONS) as Record<string, unknown> };
+    return { ok: true, value: f() };
   } catch (e: unknown) {
-    return { ok: false, error: `not a valid ${type.name}: ${e instanceof Error ? e.message : String(e)}` };
+    return { ok: false, error: `not a valid ${what}: ${e instanceof Error ? e.message : String(e)}` };
   }
 }
 
@@ -81,48 +59,47 @@ function boundedString(v: unknown, what: string, required: boolean): string | { 
 // ZdsHello (ztunnel -> agent)
 
 export function encodeHello(hello: ZdsHello): Buffer {
-  return encode(zdsTypes().hello, { version: hello.version, ambitFeatures: hello.features });
+  return Buffer.from(toBinary(ZdsHelloSchema, create(ZdsHelloSchema, { version: hello.version, ambitFeatures: hello.features })));
 }
 
 export function decodeHello(bytes: Uint8Array): Decoded<ZdsHello> {
-  const d = decode(zdsTypes().hello, bytes);
+  const d = decode('ZdsHello', () => fromBinary(ZdsHelloSchema, bytes));
   if (!d.ok) return d;
-  const version = d.value.version as number;
-  const features = (d.value.ambitFeatures as unknown[]) ?? [];
+  const features = d.value.ambitFeatures;
   if (features.length > MAX_FEATURES) return { ok: false, error: `more than ${MAX_FEATURES} features` };
-  if (features.some((f) => typeof f !== 'string' || f.length > 64)) return { ok: false, error: 'a feature is not a short string' };
-  return { ok: true, value: { version, features: features as string[] } };
+  if (features.some((f) => f.length > 64)) return { ok: false, error: 'a feature is not a short string' };
+  return { ok: true, value: { version: d.value.version, features } };
 }
 
 // ---------------------------------------------------------------------------------------
 // WorkloadRequest (agent -> ztunnel)
 
 export function encodeRequest(r: WorkloadRequest): Buffer {
+  let payload: PbRequest['payload'];
   switch (r.kind) {
     case 'add':
-      return encode(zdsTypes().request, {
-        add: {
-          uid: r.uid,
-          workloadInfo: r.info ? { name: r.info.name, namespace: r.info.namespace, serviceAccount: r.info.serviceAccount } : undefined,
-          ambitListenerPorts: r.listenerPorts,
-        },
-      });
+      payload = { case: 'add', value: create(AddWorkloadSchema, { uid: r.uid, workloadInfo: r.info ? { name: r.info.name, namespace: r.info.namespace, serviceAccount: r.info.serviceAccount } : undefined, ambitListenerPorts: r.listenerPorts }) };
+      break;
     case 'keep':
-      return encode(zdsTypes().request, { keep: { uid: r.uid } });
+      payload = { case: 'keep', value: create(KeepWorkloadSchema, { uid: r.uid }) };
+      break;
     case 'del':
-      return encode(zdsTypes().request, { del: { uid: r.uid } });
+      payload = { case: 'del', value: create(DelWorkloadSchema, { uid: r.uid }) };
+      break;
     case 'snapshot_sent':
-      return encode(zdsTypes().request, { snapshotSent: {} });
+      payload = { case: 'snapshotSent', value: create(SnapshotSentSchema, {}) };
+      break;
   }
+  return Buffer.from(toBinary(WorkloadRequestSchema, create(WorkloadRequestSchema, { payload })));
 }
 
 export function decodeRequest(bytes: Uint8Array): Decoded<WorkloadRequest> {
-  const d = decode(zdsTypes().request, bytes);
+  const d = decode('WorkloadRequest', () => fromBinary(WorkloadRequestSchema, bytes));
   if (!d.ok) return d;
-  const v = d.value;
-  switch (v.payload) {
+  const p = d.value.payload;
+  switch (p.case) {
     case 'add': {
-      const a = v.add as { uid: unknown; workloadInfo?: Record<string, unknown> | null; ambitListenerPorts: unknown[] };
+      const a = p.value;
       const uid = boundedString(a.uid, 'add.uid', true);
       if (typeof uid !== 'string') return { ok: false, error: uid.error };
       let info: WorkloadInfo | undefined;
@@ -133,17 +110,17 @@ export function decodeRequest(bytes: Uint8Array): Decoded<WorkloadRequest> {
         for (const x of [name, namespace, sa]) if (typeof x !== 'string') return { ok: false, error: x.error };
         info = { name: name as string, namespace: namespace as string, serviceAccount: sa as string };
       }
-      const ports = a.ambitListenerPorts ?? [];
+      const ports = a.ambitListenerPorts;
       if (ports.length > MAX_LISTENER_PORTS) return { ok: false, error: `more than ${MAX_LISTENER_PORTS} listener ports` };
-      if (ports.some((p) => typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535)) return { ok: false, error: 'a listener port is not in 1..65535' };
+      if (ports.some((port) => !Number.isInteger(port) || port < 1 || port > 65535)) return { ok: false, error: 'a listener port is not in 1..65535' };
       if (new Set(ports).size !== ports.length) return { ok: false, error: 'a listener port is listed twice' };
-      return { ok: true, value: { kind: 'add', uid, info, listenerPorts: ports as number[] } };
+      return { ok: true, value: { kind: 'add', uid, info, listenerPorts: [...ports] } };
     }
     case 'keep':
     case 'del': {
-      const uid = boundedString((v[v.payload] as { uid: unknown }).uid, `${v.payload}.uid`, true);
+      const uid = boundedString(p.value.uid, `${p.case}.uid`, true);
       if (typeof uid !== 'string') return { ok: false, error: uid.error };
-      return { ok: true, value: { kind: v.payload, uid } };
+      return { ok: true, value: { kind: p.case, uid } };
     }
     case 'snapshotSent':
       return { ok: true, value: { kind: 'snapshot_sent' } };
@@ -157,14 +134,14 @@ export function decodeRequest(bytes: Uint8Array): Decoded<WorkloadRequest> {
 
 export function encodeAck(error = ''): Buffer {
   // proto3 leaves a default value off the wire, as Istio's encoders do: "accepted" is `0a 00`.
-  return encode(zdsTypes().response, { ack: error ? { error } : {} });
+  return Buffer.from(toBinary(WorkloadResponseSchema, create(WorkloadResponseSchema, { payload: { case: 'ack', value: create(AckSchema, { error }) } })));
 }
 
 export function decodeAck(bytes: Uint8Array): Decoded<{ error: string }> {
-  const d = decode(zdsTypes().response, bytes);
+  const d = decode('WorkloadResponse', () => fromBinary(WorkloadResponseSchema, bytes));
   if (!d.ok) return d;
-  if (d.value.payload !== 'ack') return { ok: false, error: 'the response has no ack' };
-  const error = boundedString((d.value.ack as { error: unknown }).error, 'ack.error', false);
+  if (d.value.payload.case !== 'ack') return { ok: false, error: 'the response has no ack' };
+  const error = boundedString(d.value.payload.value.error, 'ack.error', false);
   if (typeof error !== 'string') return { ok: false, error: error.error };
   return { ok: true, value: { error } };
 }
