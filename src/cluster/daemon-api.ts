@@ -7,6 +7,7 @@
 //           504 the new ztunnel did not become ready (the old one keeps running)
 //
 // Invariants: bodies are at most 4 KiB and read within 5 s; one restart per node at a time.
+import { systemClock } from '../core/clock.js';
 import http from 'node:http';
 import { chmodSync, rmSync } from 'node:fs';
 import { AmbitError, describeError } from '../core/errors.js';
@@ -74,7 +75,7 @@ export class DaemonApi {
 async function readBody(req: http.IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
-  const timer = setTimeout(() => req.destroy(new Error('the request body did not arrive in 5 s')), 5000);
+  const timer = systemClock.setTimeout(() => req.destroy(new Error('the request body did not arrive in 5 s')), 5000);
   try {
     for await (const c of req) {
       size += (c as Buffer).length;
@@ -82,7 +83,7 @@ async function readBody(req: http.IncomingMessage): Promise<string> {
       chunks.push(c as Buffer);
     }
   } finally {
-    clearTimeout(timer);
+    timer.cancel();
   }
   return Buffer.concat(chunks).toString('utf8');
 }
