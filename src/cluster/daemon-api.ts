@@ -7,9 +7,9 @@
 //           504 the new ztunnel did not become ready (the old one keeps running)
 //
 // Invariants: bodies are at most 4 KiB and read within 5 s; one restart per node at a time.
+import { listenUnix } from '../sys/unix-listen.js';
 import { systemClock } from '../core/clock.js';
 import http from 'node:http';
-import { chmodSync, rmSync } from 'node:fs';
 import { AmbitError, describeError } from '../core/errors.js';
 
 export interface RestartOutcome {
@@ -37,12 +37,7 @@ export class DaemonApi {
   }
 
   async listen(): Promise<void> {
-    rmSync(this.opts.path, { force: true });
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.opts.path, () => { this.server.off('error', reject); resolve(); });
-    });
-    chmodSync(this.opts.path, 0o600);
+    await listenUnix(this.server, this.opts.path);
   }
 
   close(): void {
