@@ -7,6 +7,7 @@
 //   with keys sorted) and from what this writer last sent for that generation; the API
 //   server's echo (a MODIFIED event) then finds nothing to do, so writes never loop.
 // - Failures are logged and retried on the next run; they never block config.
+import { resourceKey } from '../config/config-set.js';
 import * as k8s from '@kubernetes/client-node';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
@@ -86,10 +87,19 @@ export class StatusWriter {
   async reconcile(): Promise<{ patched: number; failed: number }> {
     const inf = this.opts.informers;
     const snap = this.opts.store.current();
+    const problems = this.opts.source.problems();
+    // Only objects the served config has taken in as they are now (or refused): an object the
+    // store has not applied yet would be judged against a config without it.
+    const takenIn = (o: KubeObject): boolean => {
+      const key = resourceKey({ kind: o.kind, metadata: { name: o.metadata.name, namespace: o.metadata.namespace } });
+      if (problems.has(key)) return true;
+      const served = snap.set.get(key)?.resource as { spec?: unknown } | undefined;
+      return served !== undefined && JSON.stringify(served.spec ?? {}) === JSON.stringify(o.spec ?? {});
+    };
     const desired = desiredStatuses({
-      model: snap.model, warnings: snap.warnings, problems: this.opts.source.problems(),
-      gateways: inf.list('Gateway'), httpRoutes: inf.list('HTTPRoute'), services: inf.list('Service'),
-      istio: ISTIO_KINDS.flatMap((k) => inf.list(k)),
+      model: snap.model, warnings: snap.warnings, problems,
+      gateways: inf.list('Gateway').filter(takenIn), httpRoutes: inf.list('HTTPRoute').filter(takenIn), services: inf.list('Service'),
+      istio: ISTIO_KINDS.flatMap((k) => inf.list(k)).filter(takenIn),
     });
     const now = new Date(this.opts.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
     let patched = 0;
