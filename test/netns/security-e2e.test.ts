@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { yaml } from '../helpers/config.js';
@@ -193,6 +193,15 @@ function podIp(pod: string): string {
   return s.pods.find((p) => p.name === pod)!.ip;
 }
 
+/** Sockets the process holds open right now (accepted connections, listeners, its own dials). */
+function socketFds(pid: number): number {
+  let n = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try { if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:')) n++; } catch { /* closed meanwhile */ }
+  }
+  return n;
+}
+
 function rssKb(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
 }
@@ -226,23 +235,37 @@ for s in socks:
     except OSError: pass
 print(len(socks), alive)`;
   let peakKb = before;
+  const socketsBefore = socketFds(z2.pid!);
+  const heldSamples: number[] = [];
   const r = await whileServing(9, async () => {
     const child = spawn('ip', ['netns', 'exec', c.netns('outside/flooder'), 'python3', '-c', flood], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    const sampler = setInterval(() => { peakKb = Math.max(peakKb, rssKb(z2.pid!)); }, 200);
+    const started = Date.now();
+    const sampler = setInterval(() => {
+      peakKb = Math.max(peakKb, rssKb(z2.pid!));
+      // Once the flood is in place (after 3 s), how many sockets does the ztunnel keep?
+      if (Date.now() - started > 3000) heldSamples.push(socketFds(z2.pid!) - socketsBefore);
+    }, 200);
     await new Promise<void>((resolve) => child.once('exit', () => resolve()));
     clearInterval(sampler);
     return out.trim();
   });
   const [opened, stillOpen] = r.attack.split(' ').map(Number);
   assert.ok(opened! >= 2000, `the flooder opened ${opened} connections`);
-  assert.ok(stillOpen! <= 64 + 10, `${stillOpen} of its connections were still held by the ztunnel (bound: 64 pending handshakes per source)`);
+  // Counted at the ztunnel, not at the flooder: a connection the flooder sees as open may be one
+  // the kernel has not handed to the ztunnel yet (its accept queue is full), which costs the
+  // ztunnel nothing. The bound is 64 pending handshakes per source, plus the concurrent client's
+  // few connections and the proxy's own dials.
+  heldSamples.sort((a, b) => a - b);
+  const heldMedian = heldSamples[Math.floor(heldSamples.length / 2)] ?? 0;
+  assert.ok(heldSamples.length >= 10, `${heldSamples.length} samples of the ztunnel's sockets`);
+  assert.ok(heldMedian <= 64 + 30, `the ztunnel held ${heldMedian} more sockets during the flood (median of ${heldSamples.length} samples; bound: 64 pending handshakes per source)`);
   assert.deepEqual(Object.keys(r.codes), ['200'], `the concurrent client's answers: ${JSON.stringify(r.codes)}`);
   assert.ok(peakKb - before < 64 * 1024, `the ztunnel grew by ${Math.round((peakKb - before) / 1024)} MiB (bound: 64 MiB)`);
   assert.equal(status().components.find((x) => x.name === 'ztunnel-node-2')!.pid, z2.pid, 'the ztunnel was not restarted');
   assert.ok(await metric(c.ztunnelHost(2), /ambit_hbone_refused_total\{reason="limit"\} (\d+)/) > 1000);
   const lines = readFileSync(join(c.stateDir, 'logs', 'ztunnel-node-2.log'), 'utf8').split('\n').filter((l) => l.includes('hbone refused'));
   assert.ok(lines.length < 20, `${lines.length} log lines about refusals`);
-  console.log(`flood: ${opened} connections, ${stillOpen} held; ztunnel RSS ${Math.round(before / 1024)} -> peak ${Math.round(peakKb / 1024)} MiB; client ${JSON.stringify(r.codes)}`);
+  console.log(`flood: ${opened} connections, ${stillOpen} seen open by the flooder, ${heldMedian} more sockets held by the ztunnel (max ${heldSamples.at(-1)}); ztunnel RSS ${Math.round(before / 1024)} -> peak ${Math.round(peakKb / 1024)} MiB; client ${JSON.stringify(r.codes)}`);
 });
