@@ -120,7 +120,6 @@ function checkStringMatch(sm: IstioStringMatch, at: PathSegment[], rep: Reporter
 }
 
 function checkDestination(d: IstioDestination, at: PathSegment[], rep: Reporter): void {
-  if (d.subset !== undefined) rep.warn([...at, 'subset'], 'unsupported', `subset "${d.subset}" needs a DestinationRule, which Ambit does not read; traffic goes to the whole Service`);
 }
 
 function checkPercent(p: IstioPercent | undefined, at: PathSegment[], rep: Reporter): void {

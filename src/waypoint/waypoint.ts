@@ -34,6 +34,7 @@ import { stripSpiffe } from '../rbac/index.js';
 import { DnsForwarder, type UpstreamAddress } from '../dns/forwarder.js';
 import { HostResolver } from '../dns/host-resolver.js';
 import { connectExternal, type ExternalTarget } from './egress-connect.js';
+import { UpstreamClusters } from './traffic/clusters.js';
 
 export const WAYPOINT_HBONE_PORT = 15008;
 /** A client that sends nothing for this long is taken to speak a server-first TCP protocol. */
@@ -90,6 +91,7 @@ export class Waypoint {
   private readonly external: (t: ExternalTarget, signal?: AbortSignal) => Promise<Duplex>;
   private readonly warnings = new WarningLatch();
   private readonly serving: HttpServing;
+  private readonly clusters: UpstreamClusters;
   private readonly m;
 
   constructor(private readonly opts: WaypointOptions) {
@@ -113,6 +115,7 @@ export class Waypoint {
       external: this.external,
     });
     const picker = new EndpointPicker({ now: () => opts.clock.now() });
+    this.clusters = new UpstreamClusters({ clock: opts.clock, random: Math.random });
     this.proxy = new HttpProxy({
       waypoint: opts.waypoint,
       config: () => this.config, state: () => this.state,
@@ -121,6 +124,7 @@ export class Waypoint {
       logger: opts.logger, now: () => opts.clock.now(), random: Math.random,
       nextId: () => `${opts.waypoint.name}-${++this.seq}`,
       replayBudget: new ReplayBudget(),
+      clusters: this.clusters,
     });
     this.tcpTelemetry = new TcpTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }), clock: opts.clock });
     this.m = {
@@ -128,6 +132,11 @@ export class Waypoint {
       refused: opts.metrics.counter({ name: 'ambit_waypoint_tunnels_refused_total', help: 'HBONE tunnels the waypoint refused, by reason.', labelNames: ['reason'] }),
       warnings: opts.metrics.gauge({ name: 'ambit_waypoint_config_warnings', help: 'Warnings from compiling the current L7 config.' }),
     };
+  }
+
+  /** For /config_dump: the upstream clusters under DestinationRule policies and their counts. */
+  clusterState(): Record<string, unknown>[] {
+    return this.clusters.describe();
   }
 
   current(): { state: ZtunnelState; config: WaypointConfig } {
