@@ -81,6 +81,11 @@ export interface HttpProxyDeps {
   bind?(cfg: WaypointConfig, ctx: TunnelContext): RequestBinding;
   /** DestinationRule state (pools, outlier detection, load balancers); without it only the default picker. */
   clusters?: UpstreamClusters;
+  /**
+   * The route table entry a request is routed by (default: the tunnel's service and port). An
+   * ingress gateway picks a virtual host by listener and Host; undefined: no route (404 NR).
+   */
+  routeTarget?(ctx: TunnelContext, authority: string): { hostname: string; port: number } | undefined;
   /** Sends a request for a Service through its waypoint instead of to its endpoints (an ingress gateway's `ingress-use-waypoint`). */
   viaWaypoint?(service: Service): { workloads: Workload[]; identity: string } | undefined;
 }
@@ -172,9 +177,11 @@ export class HttpProxy {
         return this.local(res, record, verdict.status, verdict.body, verdict.wwwAuthenticate ? { 'www-authenticate': verdict.wwwAuthenticate } : {});
       }
       // 2. Route.
-      const decision: RouteDecision = ctx.service
-        ? decideRoute(cfg.routes, { hostname: ctx.service.hostname, port: ctx.target.port }, { method, path, host: authority, headers }, d.random)
-        : { kind: 'forward', route: 'workload', backend: { namespace: '', name: '', port: ctx.target.port }, requestHeaders: noEdits(), responseHeaders: noEdits(), mirrors: [], timeouts: {} };
+      const routeTarget = d.routeTarget ? d.routeTarget(ctx, authority) : ctx.service ? { hostname: ctx.service.hostname, port: ctx.target.port } : undefined;
+      const decision: RouteDecision = routeTarget
+        ? decideRoute(cfg.routes, routeTarget, { method, path, host: authority, headers }, d.random)
+        : d.routeTarget ? { kind: 'not-found', route: '-', status: 404, reason: 'no-match' }
+          : { kind: 'forward', route: 'workload', backend: { namespace: '', name: '', port: ctx.target.port }, requestHeaders: noEdits(), responseHeaders: noEdits(), mirrors: [], timeouts: {} };
       record.route = decision.route;
       if (decision.kind === 'redirect') return this.local(res, record, decision.status, '', { location: decision.location });
       if (decision.kind === 'not-found') {

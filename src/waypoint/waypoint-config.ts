@@ -21,6 +21,9 @@ import { compileAccessLogConfig, type AccessLogDecision } from './access-log-con
 import { compileEgress, type EgressTable } from './egress-config.js';
 import { compileTrafficPolicies, type SubsetEndpoints, type TrafficPolicies } from './traffic/policy.js';
 import type { DestinationRuleResource } from '../config/egress-resources.js';
+import type { GRPCRouteResource, TCPRouteResource } from '../config/ingress-resources.js';
+import { grpcRouteAsHttpRoute } from './route-grpc.js';
+import { compileTcpRoutes, type TcpRouteEntry } from './route-tcp.js';
 
 export interface WaypointIdentity {
   namespace: string;
@@ -49,6 +52,8 @@ export interface WaypointConfig {
   readonly traffic: TrafficPolicies;
   /** Hostnames of Services an ingress gateway reaches through their waypoint (istio.io/ingress-use-waypoint). */
   readonly ingressUseWaypoint: ReadonlySet<string>;
+  /** TCPRoutes attached to a Service port: `${hostname}:${port}` -> weighted backends. */
+  readonly tcpRoutes: ReadonlyMap<string, TcpRouteEntry>;
   /** The binding of a request through the waypoint to `target` (one lookup per request). */
   forRequest(target: WaypointTarget): RequestBinding;
   /** Providers a sidecar applies to its own pod (selector / namespace / mesh-wide resources). */
@@ -85,7 +90,7 @@ export function compileWaypointConfig(input: CompileWaypointInput): WaypointConf
   const of = <T>(kind: string): T[] => input.objects.filter((o) => o.kind === kind) as unknown as T[];
   const egress = compileEgress({ objects: input.objects, waypointNamespace: input.waypointNamespace ?? input.rootNamespace, rootNamespace: input.rootNamespace });
   const routes = compileRoutes({
-    httpRoutes: of<HTTPRouteResource>('HTTPRoute'),
+    httpRoutes: [...of<HTTPRouteResource>('HTTPRoute'), ...of<GRPCRouteResource>('GRPCRoute').map(grpcRouteAsHttpRoute)],
     virtualServices: of<VirtualServiceResource>('VirtualService'),
     services: routeServices(input.state, (svc) => egress.table.entryOf(svc) !== undefined),
   });
@@ -125,6 +130,11 @@ export function compileWaypointConfig(input: CompileWaypointInput): WaypointConf
     egress: egress.table,
     traffic: traffic.policies,
     ingressUseWaypoint: new Set(hints?.ingressUseWaypoint ?? []),
+    tcpRoutes: compileTcpRoutes(of<TCPRouteResource>('TCPRoute'), (p, ns) => {
+      if (p.kind !== 'Service' || (p.group ?? '') !== '') return [];
+      const svc = input.state.serviceByKey(`${p.namespace ?? ns}/${p.name}.${p.namespace ?? ns}.svc.cluster.local`);
+      return svc ? svc.ports.filter((sp) => p.port === undefined || sp.servicePort === p.port).map((sp) => `${svc.hostname}:${sp.servicePort}`) : [];
+    }),
     // Selection scans every resource; the config is immutable, so it is done once per target
     // (waypoint + service), not per request.
     forRequest: memoByTarget((t): RequestBinding => Object.freeze({

@@ -35,6 +35,7 @@ import { DnsForwarder, type UpstreamAddress } from '../dns/forwarder.js';
 import { HostResolver } from '../dns/host-resolver.js';
 import { connectExternal, type ExternalTarget } from './egress-connect.js';
 import { UpstreamClusters } from './traffic/clusters.js';
+import { tcpRouteBackend } from './tcp-route-backend.js';
 
 export const WAYPOINT_HBONE_PORT = 15008;
 /** A client that sends nothing for this long is taken to speak a server-first TCP protocol. */
@@ -241,14 +242,24 @@ export class Waypoint {
       this.tcpEgress(stream, ctx, egress, record, fail);
       return;
     }
-    const endpoints = ctx.service ? this.state.endpointsOf(ctx.service).filter((w) => w.status !== 'UNHEALTHY') : ctx.workload ? [ctx.workload] : [];
-    const w = endpoints[this.seq % Math.max(1, endpoints.length)];
-    if (!w) {
-      failConnection(record, { code: 'NO_ENDPOINT', message: `no healthy endpoint for ${ctx.service?.hostname ?? ctx.target.ip}` });
+    // A TCPRoute attached to the Service port sends the connection to one of its backends.
+    const routed = ctx.service ? tcpRouteBackend(this.config, this.state, ctx.service, ctx.target.port) : undefined;
+    if (routed?.kind === 'none') {
+      failConnection(record, { code: 'NO_ROUTE', message: `${routed.route}: no usable backend for ${ctx.service!.hostname}:${ctx.target.port}` });
       fail();
       return;
     }
-    const port = ctx.service ? (ctx.service.ports.find((p) => p.servicePort === ctx.target.port)?.targetPort || w.services[`${ctx.service.namespace}/${ctx.service.hostname}`]?.ports?.find((p) => p.servicePort === ctx.target.port)?.targetPort || ctx.target.port) : ctx.target.port;
+    const svc = routed?.kind === 'backend' ? routed.service : ctx.service;
+    const svcPort = routed?.kind === 'backend' ? routed.port : ctx.target.port;
+    if (routed?.kind === 'backend') record.service = serviceInfo(routed.service);
+    const endpoints = svc ? this.state.endpointsOf(svc).filter((w) => w.status !== 'UNHEALTHY') : ctx.workload ? [ctx.workload] : [];
+    const w = endpoints[this.seq % Math.max(1, endpoints.length)];
+    if (!w) {
+      failConnection(record, { code: 'NO_ENDPOINT', message: `no healthy endpoint for ${svc?.hostname ?? ctx.target.ip}` });
+      fail();
+      return;
+    }
+    const port = svc ? (w.services[`${svc.namespace}/${svc.hostname}`]?.ports?.find((p) => p.servicePort === svcPort)?.targetPort || svc.ports.find((p) => p.servicePort === svcPort)?.targetPort || svcPort) : ctx.target.port;
     const identity = identityOf(w);
     record.destination = { ip: w.addresses[0]!, port, workload: peerInfo(w), identity };
     void this.upstreams.tunnel({ uid: w.uid, ip: w.addresses[0]!, port, identity }).then((up) => {
