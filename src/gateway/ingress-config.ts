@@ -47,6 +47,8 @@ export interface ListenerTls {
   secrets: string[];
   /** Why there is no certificate (the handshake then fails). */
   error?: string;
+  /** The PEMs, for a TLS server's default certificate (clients without SNI); never described. */
+  pem?: { cert: string[]; key: string[] };
 }
 
 export interface PortGroup {
@@ -71,6 +73,8 @@ export interface IngressConfig {
   readonly warnings: string[];
   /** The route-table key for a request on `port` with `host` (no port); undefined: no route. */
   vhostFor(port: number, host: string): string | undefined;
+  /** The certificate for clients without SNI on an HTTPS port: the catch-all listener's, else the first. */
+  defaultCertificate(port: number): { cert: string[]; key: string[] } | undefined;
   /** The secure context for an SNI name on an HTTPS port. */
   secureContext(port: number, servername: string | undefined): tls.SecureContext | undefined;
   describe(): Record<string, unknown>;
@@ -196,6 +200,10 @@ export function compileIngressConfig(input: CompileIngressInput): IngressConfig 
       const hit = name ? sorted.find((t) => hostnameMatches(t.hostname, name)) : sorted.find((t) => t.hostname === '*') ?? sorted[0];
       return hit?.context;
     },
+    defaultCertificate(port) {
+      const g = ports.get(port);
+      return (g?.tls.find((t) => t.hostname === '*' && t.pem) ?? g?.tls.find((t) => t.pem))?.pem;
+    },
     describe() {
       return {
         gateway: `${gwNs}/${input.gateway.name}`, found: gw !== undefined,
@@ -271,6 +279,7 @@ function listenerTls(l: GatewayListener, gwNs: string, secrets: Map<string, Secr
     try {
       // Several certificateRefs (e.g. RSA and ECDSA) go into one context; OpenSSL picks by the client's algorithms.
       out.context = tls.createSecureContext({ cert: certs, key: keys, minVersion: 'TLSv1.2' });
+      out.pem = { cert: certs, key: keys };
       delete out.error;
     } catch (e: unknown) {
       out.error = `the certificate of listener ${l.name} cannot be used: ${e instanceof Error ? e.message.replace(/-----BEGIN[\s\S]*$/, '') : 'unknown error'}`;

@@ -54,6 +54,8 @@ export class IngressGateway {
   private readonly clusters: UpstreamClusters;
   private readonly servers = new Map<number, { server: net.Server; protocol: string; sockets: Set<Duplex> }>();
   private readonly warnings = new WarningLatch();
+  private readonly tlsServers = new Map<number, tls.Server>();
+  private readonly tlsDefaults = new Map<number, { cert: string[]; key: string[] } | undefined>();
   private seq = 0;
   private started = false;
   private closing = false;
@@ -167,30 +169,38 @@ export class IngressGateway {
     }, () => socket.destroy());
   }
 
-  /** TLS terminated here: the certificate of the listener whose hostname matches the SNI name. */
+  /**
+   * TLS terminated here by a tls.Server per HTTPS port (Node's HTTP/2 wants the TLS socket a
+   * tls.Server makes): the certificate of the listener whose hostname matches the SNI name; a
+   * client without SNI gets the catch-all (or first) listener's.
+   */
   private https(socket: net.Socket, ctx: TunnelContext): void {
     const port = ctx.target.port;
-    const fallback = this.config.secureContext(port, undefined);
-    const secure = new tls.TLSSocket(socket, {
-      isServer: true,
-      ALPNProtocols: ['h2', 'http/1.1'],
-      ...(fallback ? { secureContext: fallback } : {}),
-      SNICallback: (name, cb) => {
-        const c = this.config.secureContext(port, name);
-        if (c) cb(null, c);
-        else cb(new Error(`no certificate for ${name}`));
-      },
-    });
-    const timer = this.opts.clock.setTimeout(() => { this.m.tls.labels({}).inc(); secure.destroy(); }, TLS_HANDSHAKE_TIMEOUT_MS);
-    secure.on('error', () => {
-      timer.cancel();
-      if (!secure.encrypted || !(secure as unknown as { _secureEstablished?: boolean })._secureEstablished) this.m.tls.labels({}).inc();
-      secure.destroy();
-    });
-    secure.once('secure', () => {
-      timer.cancel();
-      serveHttp(secure, secure.alpnProtocol === 'h2' ? 'h2' : 'http1', this.proxy, ctx, this.serving);
-    });
+    let server = this.tlsServers.get(port);
+    if (!server) {
+      server = tls.createServer({
+        ALPNProtocols: ['h2', 'http/1.1'],
+        handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
+        SNICallback: (name, cb) => {
+          const c = this.config.secureContext(port, name);
+          if (c) cb(null, c);
+          else cb(new Error(`no certificate for ${name}`));
+        },
+      });
+      server.on('tlsClientError', (_e, s) => { this.m.tls.labels({}).inc(); s.destroy(); });
+      server.on('secureConnection', (t: tls.TLSSocket) => {
+        t.on('error', () => {});
+        const c: TunnelContext = { peerIdentity: '', peerAddress: { ip: normalizeIp(t.remoteAddress ?? ''), port: t.remotePort ?? 0 }, target: { ip: this.opts.podIp, port }, service: this.ownService() };
+        serveHttp(t, t.alpnProtocol === 'h2' ? 'h2' : 'http1', this.proxy, c, this.serving);
+      });
+      this.tlsServers.set(port, server);
+    }
+    const fallback = this.config.defaultCertificate(port);
+    if (fallback !== this.tlsDefaults.get(port)) {
+      this.tlsDefaults.set(port, fallback);
+      if (fallback) server.setSecureContext({ cert: fallback.cert, key: fallback.key, ALPNProtocols: ['h2', 'http/1.1'] } as tls.SecureContextOptions);
+    }
+    server.emit('connection', socket);
   }
 
   /** A TCP listener: the TCPRoute's backend by weight, HBONE to one of its endpoints, one TCP record. */
