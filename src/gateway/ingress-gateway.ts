@@ -33,7 +33,6 @@ import { WarningLatch } from '../waypoint/waypoint-config.js';
 import { authorizeRequest } from '../waypoint/l7-authz.js';
 import { UpstreamClusters } from '../waypoint/traffic/clusters.js';
 import { resolveTcpRoute } from '../waypoint/tcp-route-backend.js';
-import { stripSpiffe } from '../rbac/index.js';
 import { compileIngressConfig, type GatewayRef, type IngressConfig } from './ingress-config.js';
 
 const SNIFF_TIMEOUT_MS = 300;
