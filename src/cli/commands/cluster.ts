@@ -140,6 +140,12 @@ function summary(spec: ClusterSpec, demo: boolean): string {
       '       ambit exec demo/client-0 -- curl -s http://api.partner.example/orders',
       '       ambit exec demo/client-0 -- curl -s -X DELETE http://api.partner.example/orders/1   # RBAC: access denied',
       '       ambit logs egress/egress-waypoint-0 | grep "request complete" | tail -1',
+      '  7. Ingress: the gateway ingress/public (a Gateway of class istio) from the outside host, which is not in',
+      '     the mesh; the gateway reaches echo over HBONE with its own identity (admitted by echo-allow-client):',
+      '       ambit status | grep "ingress gateway"                                  # its address',
+      `       ip netns exec ${outsideNetnsName(spec.prefix)} curl -s -H "host: echo.example.com" http://<address>/`,
+      '       ambit authz check -f examples/demo --from ingress/public-istio-0 --to demo/echo:80',
+      '       ambit logs ingress/public-istio-0 | grep "request complete" | tail -1      # reporter source',
     );
   }
   return lines.join('\n') + '\n';
