@@ -222,7 +222,9 @@ export class HttpProxy {
     if (ctx.service && !backend) throw new RequestFailure(500, 'NR', 'BACKEND_NOT_FOUND', `backend ${decision.backend.name}.${decision.backend.namespace}:${decision.backend.port} does not exist`);
     if (backend) record.service = serviceInfo(backend.service);
     // DestinationRule: the subset's endpoints, the cluster's load balancer, pool and outlier detection.
-    const policy = backend?.service && d.clusters ? d.config().traffic.policyFor(backend.service.hostname, backend.service.namespace, decision.backend.port, decision.backend.subset) : undefined;
+    // Without a DestinationRule (or subset) for the host: the default path, no cluster state at all.
+    const found = backend?.service && d.clusters ? d.config().traffic.policyFor(backend.service.hostname, backend.service.namespace, decision.backend.port, decision.backend.subset) : undefined;
+    const policy = found && (found.rule !== '' || found.subset !== undefined) ? found : undefined;
     if (backend && policy?.subsetUids) backend.workloads = backend.workloads.filter((w) => policy.subsetUids!.has(w.uid));
     const via = backend?.service && !backend.egress ? d.viaWaypoint?.(backend.service) : undefined;
     if (backend && via) backend.via = via;
@@ -261,13 +263,13 @@ export class HttpProxy {
     let last: Attempt | undefined;
     let retryOverflow = false;
     // Circuit breakers: a request over the cluster's limits is refused here (503 UO).
-    const acquired = policy ? await d.clusters!.acquire(policy, !h2) : undefined;
+    const acquired = policy?.limited ? await d.clusters!.acquire(policy, !h2) : undefined;
     if (acquired?.kind === 'overflow') throw new RequestFailure(503, 'UO', 'UPSTREAM_OVERFLOW', `upstream connect error or disconnect/reset before headers. reset reason: overflow (${acquired.reason})`);
     let retrying = false;
     try {
     for (let i = 0; i < attempts; i++) {
       if (retrying) { d.clusters!.retryDone(policy!); retrying = false; }
-      if (i > 0 && policy) {
+      if (i > 0 && policy?.limited) {
         if (!d.clusters!.retryStart(policy)) { retryOverflow = true; break; }
         retrying = true;
       }
@@ -314,10 +316,11 @@ export class HttpProxy {
     const pool = target.via?.workloads ?? target.workloads;
     let candidates = pool.map((w) => ({ uid: w.uid, healthy: w.status !== 'UNHEALTHY', w }));
     const clusters = policy && !target.via ? d.clusters : undefined;
-    if (clusters) candidates = clusters.usable(policy!, candidates.filter((c) => c.healthy));
+    if (clusters && policy!.outlier) candidates = clusters.usable(policy!, candidates.filter((c) => c.healthy));
     let pick: typeof candidates[number] | undefined;
     if (clusters && policy!.lb.kind !== 'LEAST_REQUEST') {
-      pick = clusters.pick(policy!, candidates.filter((c) => !tried.has(c.uid)), hashKey) ?? (tried.size > 0 ? clusters.pick(policy!, candidates, hashKey) : undefined);
+      const healthy = candidates.filter((c) => c.healthy);
+      pick = clusters.pick(policy!, healthy.filter((c) => !tried.has(c.uid)), hashKey) ?? (tried.size > 0 ? clusters.pick(policy!, healthy, hashKey) : undefined);
     } else {
       pick = d.picker.pick(key, candidates, tried);
       if (!pick && tried.size > 0) pick = d.picker.pick(key, candidates);
@@ -331,7 +334,6 @@ export class HttpProxy {
       : target.egress
         ? externalTarget(target.egress, w, targetPortOf(w, target), target.port, host, h2)
         : { uid: w.uid, ip: w.addresses[0]!, port: targetPortOf(w, target), identity: identityOf(w), ...(policy?.pool.connectTimeoutMs ? { connectTimeoutMs: policy.pool.connectTimeoutMs } : {}), ...(policy && (policy.pool.maxRequestsPerConnection || policy.pool.idleTimeoutMs) ? { http1: { maxRequestsPerConnection: policy.pool.maxRequestsPerConnection, idleTimeoutMs: policy.pool.idleTimeoutMs } } : {}) };
-    if (clusters) clusters.started(policy!, w.uid);
     d.picker.started(w.uid);
     try {
       const abort = Number.isFinite(timeoutMs) ? new AbortController() : undefined;
@@ -346,10 +348,9 @@ export class HttpProxy {
       }
       if (r.kind === 'connect-failed') d.picker.connectFailed(w.uid);
       else d.picker.connected(w.uid);
-      if (clusters) clusters.record(policy!, w.uid, r.kind === 'response' ? { kind: 'response', status: r.res.status } : { kind: r.kind }, pool.length);
+      if (clusters && policy!.outlier) clusters.record(policy!, w.uid, r.kind === 'response' ? { kind: 'response', status: r.res.status } : { kind: r.kind }, pool.length);
       return r.kind === 'response' ? { kind: 'response', res: r.res, endpoint: w, up } : { ...r, endpoint: w };
     } finally {
-      if (clusters) clusters.finished(policy!, w.uid);
       d.picker.finished(w.uid);
     }
   }

@@ -168,7 +168,7 @@ test('OutlierState: maxEjectionPercent keeps endpoints; gateway errors; panic th
   assert.deepEqual(solo.usable([{ uid: 'a' }], 1), [], 'all ejected: nothing usable (503 UH)');
 });
 
-const policy = (p: Partial<EffectivePolicy>): EffectivePolicy => ({ rule: 'x/y', cluster: 'c', lb: { kind: 'ROUND_ROBIN' }, pool: DEFAULT_POOL, ...p });
+const policy = (p: Partial<EffectivePolicy>): EffectivePolicy => ({ rule: 'x/y', cluster: 'c', lb: { kind: 'ROUND_ROBIN' }, pool: DEFAULT_POOL, limited: p.pool !== undefined, ...p });
 
 test('UpstreamClusters: a waiting request starts when a lease is released; overflow beyond the line', async () => {
   const clusters = new UpstreamClusters({ clock: new FakeClock(), random: () => 0 });

@@ -61,6 +61,8 @@ export interface EffectivePolicy {
   lb: LbPolicy;
   pool: PoolLimits;
   outlier?: OutlierSettings;
+  /** Any limit below Envoy's defaults: requests take a lease (circuit breakers). */
+  limited: boolean;
   /** Endpoint uids a subset selects; undefined: every endpoint of the host. */
   subsetUids?: ReadonlySet<string>;
   subset?: string;
@@ -108,11 +110,13 @@ export function compileTrafficPolicies(input: {
       const drKey = dr ? `${dr.metadata.namespace ?? 'default'}/${dr.metadata.name}` : '';
       const s = subset !== undefined ? dr?.spec.subsets?.find((x) => x.name === subset) : undefined;
       const merged = mergePolicies([dr?.spec.trafficPolicy, s?.trafficPolicy], port);
+      const pool = poolOf(merged.connectionPool);
       hit = Object.freeze({
         rule: drKey,
         cluster: `outbound|${port}|${subset ?? ''}|${host}`,
         lb: lbOf(merged.loadBalancer),
-        pool: poolOf(merged.connectionPool),
+        pool,
+        limited: pool.maxConnections < UNLIMITED || pool.maxPending < UNLIMITED || pool.maxRequests < UNLIMITED || pool.maxRetries < UNLIMITED,
         ...(merged.outlierDetection ? { outlier: outlierOf(merged.outlierDetection) } : {}),
         ...(subset !== undefined ? { subset, subsetUids: new Set(s ? input.subsets?.get(drKey)?.get(subset) ?? [] : []) } : {}),
       });
