@@ -33,6 +33,7 @@
  */
 #define _GNU_SOURCE
 #include <node_api.h>
+#include "napi_args.h"
 #include <uv.h>
 
 #include <errno.h>
@@ -59,48 +60,12 @@
 napi_value ambit_throw_errno(napi_env env, int err, const char *syscall, const char *detail);
 int ambit_home_netns_fd(napi_env env, int *err);
 
-static napi_value throw_type(napi_env env, const char *code, const char *msg) {
-  napi_throw_type_error(env, code, msg);
-  return NULL;
-}
-
-static bool arg_int(napi_env env, napi_value v, const char *what, int64_t min, int64_t max, int64_t *out) {
-  napi_valuetype t;
-  char msg[160];
-  napi_typeof(env, v, &t);
-  if (t != napi_number) {
-    snprintf(msg, sizeof msg, "%s must be a number", what);
-    throw_type(env, "ERR_INVALID_ARG_TYPE", msg);
-    return false;
-  }
-  double d;
-  napi_get_value_double(env, v, &d);
-  if (d != d || d < (double)min || d > (double)max || d != (double)(int64_t)d) {
-    snprintf(msg, sizeof msg, "%s must be an integer in [%lld, %lld]", what, (long long)min, (long long)max);
-    throw_type(env, "ERR_INVALID_ARG_VALUE", msg);
-    return false;
-  }
-  *out = (int64_t)d;
-  return true;
-}
-
-static bool arg_fd(napi_env env, size_t argc, napi_value *argv, size_t i, int *fd) {
-  int64_t v;
-  if (i >= argc) {
-    throw_type(env, "ERR_INVALID_ARG_TYPE", "fd must be a number");
-    return false;
-  }
-  if (!arg_int(env, argv[i], "fd", 0, 0x7fffffff, &v)) return false;
-  *fd = (int)v;
-  return true;
-}
-
 /* A unix socket path; false after throwing. */
 static bool arg_path(napi_env env, size_t argc, napi_value *argv, size_t i, struct sockaddr_un *addr, socklen_t *len) {
   napi_valuetype t = napi_undefined;
   if (i < argc) napi_typeof(env, argv[i], &t);
   if (t != napi_string) {
-    throw_type(env, "ERR_INVALID_ARG_TYPE", "path must be a string");
+    ambit_throw_type(env, "ERR_INVALID_ARG_TYPE", "path must be a string");
     return false;
   }
   memset(addr, 0, sizeof *addr);
@@ -108,7 +73,7 @@ static bool arg_path(napi_env env, size_t argc, napi_value *argv, size_t i, stru
   size_t n = 0;
   napi_get_value_string_utf8(env, argv[i], addr->sun_path, sizeof addr->sun_path, &n);
   if (n == 0 || n + 1 >= sizeof addr->sun_path) {
-    throw_type(env, "ERR_INVALID_ARG_VALUE", "path must be 1..107 bytes (a unix socket path)");
+    ambit_throw_type(env, "ERR_INVALID_ARG_VALUE", "path must be 1..107 bytes (a unix socket path)");
     return false;
   }
   *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
@@ -153,7 +118,7 @@ static napi_value seqpacket_listen(napi_env env, napi_callback_info info) {
   socklen_t len;
   int64_t backlog = 128;
   if (!arg_path(env, argc, argv, 0, &addr, &len)) return NULL;
-  if (argc >= 2 && !arg_int(env, argv[1], "backlog", 1, 65535, &backlog)) return NULL;
+  if (argc >= 2 && !ambit_arg_int(env, argv[1], "backlog", 1, 65535, &backlog)) return NULL;
   int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return ambit_throw_errno(env, errno, "socket", "AF_UNIX SOCK_SEQPACKET");
   if (bind(fd, (struct sockaddr *)&addr, len) != 0) {
@@ -195,7 +160,7 @@ static napi_value accept_peer(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int fd;
-  if (!arg_fd(env, argc, argv, 0, &fd)) return NULL;
+  if (!ambit_arg_fd(env, argc, argv, 0, &fd)) return NULL;
   int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (c < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED || errno == EINTR) return make_null(env);
@@ -226,9 +191,9 @@ static napi_value recv_msg(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int fd;
   int64_t max_bytes = 65536, max_fds = 8;
-  if (!arg_fd(env, argc, argv, 0, &fd)) return NULL;
-  if (argc >= 2 && !arg_int(env, argv[1], "maxBytes", 1, MAX_MESSAGE_BYTES, &max_bytes)) return NULL;
-  if (argc >= 3 && !arg_int(env, argv[2], "maxFds", 0, MAX_FDS_PER_MESSAGE, &max_fds)) return NULL;
+  if (!ambit_arg_fd(env, argc, argv, 0, &fd)) return NULL;
+  if (argc >= 2 && !ambit_arg_int(env, argv[1], "maxBytes", 1, MAX_MESSAGE_BYTES, &max_bytes)) return NULL;
+  if (argc >= 3 && !ambit_arg_int(env, argv[2], "maxFds", 0, MAX_FDS_PER_MESSAGE, &max_fds)) return NULL;
 
   char *buf = malloc((size_t)max_bytes);
   if (!buf) return ambit_throw_errno(env, ENOMEM, "recvmsg", NULL);
@@ -293,13 +258,13 @@ static napi_value send_msg(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int fd;
-  if (!arg_fd(env, argc, argv, 0, &fd)) return NULL;
+  if (!ambit_arg_fd(env, argc, argv, 0, &fd)) return NULL;
   bool is_buffer = false, is_typed = false;
   if (argc >= 2) {
     napi_is_buffer(env, argv[1], &is_buffer);
     napi_is_typedarray(env, argv[1], &is_typed);
   }
-  if (!is_buffer && !is_typed) return throw_type(env, "ERR_INVALID_ARG_TYPE", "data must be a Buffer or Uint8Array");
+  if (!is_buffer && !is_typed) return ambit_throw_type(env, "ERR_INVALID_ARG_TYPE", "data must be a Buffer or Uint8Array");
   void *data = NULL;
   size_t length = 0;
   if (is_buffer) {
@@ -309,23 +274,23 @@ static napi_value send_msg(napi_env env, napi_callback_info info) {
     napi_value ab;
     size_t offset;
     napi_get_typedarray_info(env, argv[1], &type, &length, &data, &ab, &offset);
-    if (type != napi_uint8_array) return throw_type(env, "ERR_INVALID_ARG_TYPE", "data must be a Buffer or Uint8Array");
+    if (type != napi_uint8_array) return ambit_throw_type(env, "ERR_INVALID_ARG_TYPE", "data must be a Buffer or Uint8Array");
   }
-  if (length == 0) return throw_type(env, "ERR_INVALID_ARG_VALUE", "data must not be empty (an empty SEQPACKET message reads as end of stream)");
+  if (length == 0) return ambit_throw_type(env, "ERR_INVALID_ARG_VALUE", "data must not be empty (an empty SEQPACKET message reads as end of stream)");
 
   int fds[MAX_FDS_PER_MESSAGE];
   uint32_t nfds = 0;
   if (argc >= 3) {
     bool is_array = false;
     napi_is_array(env, argv[2], &is_array);
-    if (!is_array) return throw_type(env, "ERR_INVALID_ARG_TYPE", "fds must be an array of numbers");
+    if (!is_array) return ambit_throw_type(env, "ERR_INVALID_ARG_TYPE", "fds must be an array of numbers");
     napi_get_array_length(env, argv[2], &nfds);
-    if (nfds > MAX_FDS_PER_MESSAGE) return throw_type(env, "ERR_INVALID_ARG_VALUE", "too many fds in one message");
+    if (nfds > MAX_FDS_PER_MESSAGE) return ambit_throw_type(env, "ERR_INVALID_ARG_VALUE", "too many fds in one message");
     for (uint32_t i = 0; i < nfds; i++) {
       napi_value v;
       int64_t x;
       napi_get_element(env, argv[2], i, &v);
-      if (!arg_int(env, v, "fds[i]", 0, 0x7fffffff, &x)) return NULL;
+      if (!ambit_arg_int(env, v, "fds[i]", 0, 0x7fffffff, &x)) return NULL;
       fds[i] = (int)x;
     }
   }
@@ -442,7 +407,7 @@ static poller_t *unwrap_poller(napi_env env, napi_callback_info info, size_t *ar
   void *data = NULL;
   napi_get_cb_info(env, info, argc, argv, &self, NULL);
   if (napi_unwrap(env, self, &data) != napi_ok || !data) {
-    throw_type(env, "ERR_INVALID_THIS", "not a poll handle");
+    ambit_throw_type(env, "ERR_INVALID_THIS", "not a poll handle");
     return NULL;
   }
   return (poller_t *)data;
@@ -454,7 +419,7 @@ static napi_value poller_update(napi_env env, napi_callback_info info) {
   poller_t *p = unwrap_poller(env, info, &argc, argv);
   if (!p) return NULL;
   int64_t flags;
-  if (argc < 1 || !arg_int(env, argv[0], "events", 0, 3, &flags)) return NULL;
+  if (argc < 1 || !ambit_arg_int(env, argv[0], "events", 0, 3, &flags)) return NULL;
   if (!p->active) return make_undefined(env);
   int r = flags ? uv_poll_start(&p->handle, uv_events(flags), poller_on_event) : uv_poll_stop(&p->handle);
   if (r != 0) return ambit_throw_errno(env, -r, "uv_poll_start", NULL);
@@ -475,11 +440,11 @@ static napi_value poll_fd(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int fd;
   int64_t flags;
-  if (!arg_fd(env, argc, argv, 0, &fd)) return NULL;
-  if (argc < 2 || !arg_int(env, argv[1], "events", 0, 3, &flags)) return NULL;
+  if (!ambit_arg_fd(env, argc, argv, 0, &fd)) return NULL;
+  if (argc < 2 || !ambit_arg_int(env, argv[1], "events", 0, 3, &flags)) return NULL;
   napi_valuetype t = napi_undefined;
   if (argc >= 3) napi_typeof(env, argv[2], &t);
-  if (t != napi_function) return throw_type(env, "ERR_INVALID_ARG_TYPE", "callback must be a function");
+  if (t != napi_function) return ambit_throw_type(env, "ERR_INVALID_ARG_TYPE", "callback must be a function");
 
   uv_loop_t *loop = NULL;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) return ambit_throw_errno(env, EINVAL, "napi_get_uv_event_loop", NULL);
@@ -522,7 +487,7 @@ static napi_value dup_fd(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int fd;
-  if (!arg_fd(env, argc, argv, 0, &fd)) return NULL;
+  if (!ambit_arg_fd(env, argc, argv, 0, &fd)) return NULL;
   int d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
   if (d < 0) return ambit_throw_errno(env, errno, "fcntl", "F_DUPFD_CLOEXEC");
   return make_int(env, d);
@@ -533,7 +498,7 @@ static napi_value fd_info(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int fd;
-  if (!arg_fd(env, argc, argv, 0, &fd)) return NULL;
+  if (!ambit_arg_fd(env, argc, argv, 0, &fd)) return NULL;
   struct stat st;
   if (fstat(fd, &st) != 0) return ambit_throw_errno(env, errno, "fstat", NULL);
   napi_value out, kind;
@@ -591,18 +556,18 @@ static napi_value write_sysctl_in_netns(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int ns_fd;
-  if (!arg_fd(env, argc, argv, 0, &ns_fd)) return NULL;
+  if (!ambit_arg_fd(env, argc, argv, 0, &ns_fd)) return NULL;
   char name[128], value[64], path[192];
   size_t n = 0;
   napi_valuetype t1 = napi_undefined, t2 = napi_undefined;
   if (argc >= 2) napi_typeof(env, argv[1], &t1);
   if (argc >= 3) napi_typeof(env, argv[2], &t2);
-  if (t1 != napi_string || t2 != napi_string) return throw_type(env, "ERR_INVALID_ARG_TYPE", "name and value must be strings");
+  if (t1 != napi_string || t2 != napi_string) return ambit_throw_type(env, "ERR_INVALID_ARG_TYPE", "name and value must be strings");
   napi_get_value_string_utf8(env, argv[1], name, sizeof name, &n);
   if (n == 0 || n + 1 >= sizeof name || strstr(name, "..") || name[0] == '/' || strncmp(name, "net/", 4) != 0)
-    return throw_type(env, "ERR_INVALID_ARG_VALUE", "name must be a net/... sysctl path such as net/ipv4/tcp_migrate_req");
+    return ambit_throw_type(env, "ERR_INVALID_ARG_VALUE", "name must be a net/... sysctl path such as net/ipv4/tcp_migrate_req");
   napi_get_value_string_utf8(env, argv[2], value, sizeof value, &n);
-  if (n + 1 >= sizeof value) return throw_type(env, "ERR_INVALID_ARG_VALUE", "value is too long");
+  if (n + 1 >= sizeof value) return ambit_throw_type(env, "ERR_INVALID_ARG_VALUE", "value is too long");
   snprintf(path, sizeof path, "/proc/sys/%s", name);
 
   int err = 0;

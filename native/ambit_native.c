@@ -32,6 +32,7 @@
  */
 #define _GNU_SOURCE
 #include <node_api.h>
+#include "napi_args.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -100,40 +101,40 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall, const 
   return NULL;
 }
 
-static napi_value throw_type(napi_env env, const char *code, const char *msg) {
+napi_value ambit_throw_type(napi_env env, const char *code, const char *msg) {
   napi_throw_type_error(env, code, msg);
   return NULL;
 }
 
 /* ---------- argument helpers (return false after throwing) ---------- */
 
-static bool get_int_value(napi_env env, napi_value v, const char *what, int64_t min, int64_t max, int64_t *out) {
+bool ambit_arg_int(napi_env env, napi_value v, const char *what, int64_t min, int64_t max, int64_t *out) {
   char msg[160];
   napi_valuetype t;
   napi_typeof(env, v, &t);
   if (t != napi_number) {
     snprintf(msg, sizeof msg, "%s must be a number", what);
-    throw_type(env, "ERR_INVALID_ARG_TYPE", msg);
+    ambit_throw_type(env, "ERR_INVALID_ARG_TYPE", msg);
     return false;
   }
   double d;
   napi_get_value_double(env, v, &d);
   if (d != d || d < (double)min || d > (double)max || d != (double)(int64_t)d) {
     snprintf(msg, sizeof msg, "%s must be an integer in [%lld, %lld]", what, (long long)min, (long long)max);
-    throw_type(env, "ERR_INVALID_ARG_VALUE", msg);
+    ambit_throw_type(env, "ERR_INVALID_ARG_VALUE", msg);
     return false;
   }
   *out = (int64_t)d;
   return true;
 }
 
-static bool get_fd_arg(napi_env env, size_t argc, napi_value *argv, size_t i, int *fd) {
+bool ambit_arg_fd(napi_env env, size_t argc, napi_value *argv, size_t i, int *fd) {
   int64_t v;
   if (i >= argc) {
-    throw_type(env, "ERR_INVALID_ARG_TYPE", "fd must be a number");
+    ambit_throw_type(env, "ERR_INVALID_ARG_TYPE", "fd must be a number");
     return false;
   }
-  if (!get_int_value(env, argv[i], "fd", 0, 0x7fffffff, &v)) return false;
+  if (!ambit_arg_int(env, argv[i], "fd", 0, 0x7fffffff, &v)) return false;
   *fd = (int)v;
   return true;
 }
@@ -160,7 +161,7 @@ static bool opt_int(napi_env env, napi_value obj, const char *key, int64_t min, 
     *out = dflt;
     return true;
   }
-  return get_int_value(env, v, key, min, max, out);
+  return ambit_arg_int(env, v, key, min, max, out);
 }
 
 static bool opt_bool(napi_env env, napi_value obj, const char *key, bool *out) {
@@ -174,7 +175,7 @@ static bool opt_bool(napi_env env, napi_value obj, const char *key, bool *out) {
   if (t != napi_boolean) {
     char msg[128];
     snprintf(msg, sizeof msg, "%s must be a boolean", key);
-    throw_type(env, "ERR_INVALID_ARG_TYPE", msg);
+    ambit_throw_type(env, "ERR_INVALID_ARG_TYPE", msg);
     return false;
   }
   napi_get_value_bool(env, v, out);
@@ -191,7 +192,7 @@ static bool opt_string(napi_env env, napi_value obj, const char *key, char *buf,
   if (t != napi_string) {
     char msg[128];
     snprintf(msg, sizeof msg, "%s must be a string", key);
-    throw_type(env, "ERR_INVALID_ARG_TYPE", msg);
+    ambit_throw_type(env, "ERR_INVALID_ARG_TYPE", msg);
     return false;
   }
   size_t n = 0;
@@ -199,7 +200,7 @@ static bool opt_string(napi_env env, napi_value obj, const char *key, char *buf,
   if (n + 1 >= len) {
     char msg[128];
     snprintf(msg, sizeof msg, "%s is too long", key);
-    throw_type(env, "ERR_INVALID_ARG_VALUE", msg);
+    ambit_throw_type(env, "ERR_INVALID_ARG_VALUE", msg);
     return false;
   }
   return true;
@@ -224,7 +225,7 @@ static napi_value get_original_dst(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int fd;
-  if (!get_fd_arg(env, argc, argv, 0, &fd)) return NULL;
+  if (!ambit_arg_fd(env, argc, argv, 0, &fd)) return NULL;
 
   struct sockaddr_storage local;
   socklen_t local_len = sizeof local;
@@ -276,9 +277,9 @@ static napi_value set_mark(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int fd;
   int64_t mark;
-  if (!get_fd_arg(env, argc, argv, 0, &fd)) return NULL;
-  if (argc < 2) return throw_type(env, "ERR_INVALID_ARG_TYPE", "mark must be a number");
-  if (!get_int_value(env, argv[1], "mark", 0, 0xffffffffLL, &mark)) return NULL;
+  if (!ambit_arg_fd(env, argc, argv, 0, &fd)) return NULL;
+  if (argc < 2) return ambit_throw_type(env, "ERR_INVALID_ARG_TYPE", "mark must be a number");
+  if (!ambit_arg_int(env, argv[1], "mark", 0, 0xffffffffLL, &mark)) return NULL;
   uint32_t m = (uint32_t)mark;
   if (setsockopt(fd, SOL_SOCKET, SO_MARK, &m, sizeof m) != 0) return throw_errno(env, errno, "setsockopt", "SO_MARK");
   return undefined(env);
@@ -289,7 +290,7 @@ static napi_value get_mark(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int fd;
-  if (!get_fd_arg(env, argc, argv, 0, &fd)) return NULL;
+  if (!ambit_arg_fd(env, argc, argv, 0, &fd)) return NULL;
   uint32_t m = 0;
   socklen_t len = sizeof m;
   if (getsockopt(fd, SOL_SOCKET, SO_MARK, &m, &len) != 0) return throw_errno(env, errno, "getsockopt", "SO_MARK");
@@ -304,11 +305,11 @@ static napi_value open_netns(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   napi_valuetype t = napi_undefined;
   if (argc >= 1) napi_typeof(env, argv[0], &t);
-  if (t != napi_string) return throw_type(env, "ERR_INVALID_ARG_TYPE", "path must be a string");
+  if (t != napi_string) return ambit_throw_type(env, "ERR_INVALID_ARG_TYPE", "path must be a string");
   char path[4096];
   size_t n = 0;
   napi_get_value_string_utf8(env, argv[0], path, sizeof path, &n);
-  if (n + 1 >= sizeof path) return throw_type(env, "ERR_INVALID_ARG_VALUE", "path is too long");
+  if (n + 1 >= sizeof path) return ambit_throw_type(env, "ERR_INVALID_ARG_VALUE", "path is too long");
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return throw_errno(env, errno, "open", path);
   napi_value out;
@@ -321,7 +322,7 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int fd;
-  if (!get_fd_arg(env, argc, argv, 0, &fd)) return NULL;
+  if (!ambit_arg_fd(env, argc, argv, 0, &fd)) return NULL;
   /* On Linux the fd is released even when close() reports EINTR: never retry. */
   if (close(fd) != 0 && errno != EINTR) return throw_errno(env, errno, "close", NULL);
   return undefined(env);
@@ -350,7 +351,7 @@ static bool parse_socket_opts(napi_env env, napi_value obj, socket_opts_t *o) {
 
   if (!opt_int(env, obj, "family", 4, 6, 0, &v, &present)) return false;
   if (!present || (v != 4 && v != 6)) {
-    throw_type(env, "ERR_INVALID_ARG_VALUE", "family must be 4 or 6");
+    ambit_throw_type(env, "ERR_INVALID_ARG_VALUE", "family must be 4 or 6");
     return false;
   }
   o->family = v == 4 ? AF_INET : AF_INET6;
@@ -379,7 +380,7 @@ static bool parse_socket_opts(napi_env env, napi_value obj, socket_opts_t *o) {
       sin->sin_family = AF_INET;
       sin->sin_port = htons((uint16_t)v);
       if (has_host && inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
-        throw_type(env, "ERR_INVALID_ARG_VALUE", "bindAddress must be an IPv4 address for family 4");
+        ambit_throw_type(env, "ERR_INVALID_ARG_VALUE", "bindAddress must be an IPv4 address for family 4");
         return false;
       }
       o->addr_len = sizeof *sin;
@@ -388,7 +389,7 @@ static bool parse_socket_opts(napi_env env, napi_value obj, socket_opts_t *o) {
       sin6->sin6_family = AF_INET6;
       sin6->sin6_port = htons((uint16_t)v);
       if (has_host && inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
-        throw_type(env, "ERR_INVALID_ARG_VALUE", "bindAddress must be an IPv6 address for family 6");
+        ambit_throw_type(env, "ERR_INVALID_ARG_VALUE", "bindAddress must be an IPv6 address for family 6");
         return false;
       }
       o->addr_len = sizeof *sin6;
@@ -397,7 +398,7 @@ static bool parse_socket_opts(napi_env env, napi_value obj, socket_opts_t *o) {
   if (!opt_bool(env, obj, "listen", &o->listen)) return false;
   if (!opt_bool(env, obj, "dgram", &o->dgram)) return false;
   if (o->dgram && o->listen) {
-    throw_type(env, "ERR_INVALID_ARG_VALUE", "a datagram socket cannot listen");
+    ambit_throw_type(env, "ERR_INVALID_ARG_VALUE", "a datagram socket cannot listen");
     return false;
   }
   if (!opt_int(env, obj, "backlog", 0, 65535, 511, &v, NULL)) return false;
@@ -456,7 +457,7 @@ static napi_value make_socket(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   napi_valuetype t = napi_undefined;
   if (argc >= 1) napi_typeof(env, argv[0], &t);
-  if (t != napi_object) return throw_type(env, "ERR_INVALID_ARG_TYPE", "options must be an object");
+  if (t != napi_object) return ambit_throw_type(env, "ERR_INVALID_ARG_TYPE", "options must be an object");
   socket_opts_t o;
   if (!parse_socket_opts(env, argv[0], &o)) return NULL;
 

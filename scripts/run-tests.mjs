@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 const ALL = ['lint', 'unit', 'direct', 'netns'];
 // Per test; node applies it to each test file as a whole too, so it bounds the longest file.
 const TEST_TIMEOUT_MS = { unit: 60_000, direct: 180_000, netns: 300_000 };
+const TEST_CONCURRENCY = { unit: 4, direct: 3, netns: 1 };
 const TIER_TIMEOUT_MS = { unit: 5 * 60_000, direct: 10 * 60_000, netns: 20 * 60_000 };
 const tiers = process.argv.slice(2).length ? process.argv.slice(2) : ALL;
 const root = new URL('..', import.meta.url).pathname;
@@ -132,7 +133,9 @@ function runTier(tier) {
   // A hung test must fail the run, not stall it: every test has a deadline, a file whose
   // handles stay open is cancelled at that deadline, and the tier as a whole has a cap.
   args.push(`--test-timeout=${TEST_TIMEOUT_MS[tier]}`);
-  if (tier === 'netns') args.push('--test-concurrency=1');
+  // Files of the unit and direct tiers run side by side (each is mostly waiting on sockets and
+  // timers; they use distinct loopback addresses); the netns tier's clusters run one at a time.
+  args.push(`--test-concurrency=${TEST_CONCURRENCY[tier]}`);
   const r = spawnSync(process.execPath, [...args, ...files], {
     stdio: 'inherit', env: { ...process.env, AMBIT_TEST_TIER: tier },
     timeout: TIER_TIMEOUT_MS[tier], killSignal: 'SIGTERM',

@@ -7,8 +7,9 @@
 //           504 the new ztunnel did not become ready (the old one keeps running)
 //
 // Invariants: bodies are at most 4 KiB and read within 5 s; one restart per node at a time.
+import { listenUnix } from '../sys/unix-listen.js';
+import { systemClock } from '../core/clock.js';
 import http from 'node:http';
-import { chmodSync, rmSync } from 'node:fs';
 import { AmbitError, describeError } from '../core/errors.js';
 
 export interface RestartOutcome {
@@ -36,12 +37,7 @@ export class DaemonApi {
   }
 
   async listen(): Promise<void> {
-    rmSync(this.opts.path, { force: true });
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.opts.path, () => { this.server.off('error', reject); resolve(); });
-    });
-    chmodSync(this.opts.path, 0o600);
+    await listenUnix(this.server, this.opts.path);
   }
 
   close(): void {
@@ -74,7 +70,7 @@ export class DaemonApi {
 async function readBody(req: http.IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
-  const timer = setTimeout(() => req.destroy(new Error('the request body did not arrive in 5 s')), 5000);
+  const timer = systemClock.setTimeout(() => req.destroy(new Error('the request body did not arrive in 5 s')), 5000);
   try {
     for await (const c of req) {
       size += (c as Buffer).length;
@@ -82,7 +78,7 @@ async function readBody(req: http.IncomingMessage): Promise<string> {
       chunks.push(c as Buffer);
     }
   } finally {
-    clearTimeout(timer);
+    timer.cancel();
   }
   return Buffer.concat(chunks).toString('utf8');
 }

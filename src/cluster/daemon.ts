@@ -43,7 +43,7 @@ import { Supervisor, type ProcessSpec } from './supervisor.js';
 import { createTopology, nodeNetnsName, POD_GATEWAY } from './topology.js';
 import { dirname } from 'node:path';
 import { AmbitError } from '../core/errors.js';
-import { systemClock } from '../core/clock.js';
+import { sleep, systemClock } from '../core/clock.js';
 import type { ZdsConnectionStatus } from '../nodeagent/zds-server.js';
 import { CodeWatch } from './code-watch.js';
 import { DaemonApi, MAX_DRAIN_MS, type RestartOutcome } from './daemon-api.js';
@@ -169,7 +169,7 @@ export class ClusterDaemon {
         this.lastError = describeError(e).message;
         this.logger.warn('reconcile failed; retrying', { error: this.lastError });
       }
-      await new Promise((r) => setTimeout(r, POLL_MS));
+      await sleep(POLL_MS);
     }
   }
 
@@ -581,7 +581,7 @@ export async function waitUntil(cond: () => Promise<boolean> | boolean, timeoutM
   const until = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > until) throw new Error(message || 'timed out');
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
 }
 

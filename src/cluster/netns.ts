@@ -9,6 +9,7 @@
 //  - Deleting a namespace first deletes its veth ends (which removes both ends of each pair at
 //    once, with the routes through them), so a name can be reused at once: `ip netns del` alone
 //    only drops the name and the kernel tears the namespace down later.
+import { sleep } from '../core/clock.js';
 import { readdirSync, readlinkSync, statSync } from 'node:fs';
 import { AmbitError } from '../core/errors.js';
 import { runCommand, type RunResult } from '../sys/exec.js';
@@ -193,7 +194,7 @@ export async function waitForCarrier(want: ReadonlyMap<string, readonly string[]
       });
     }
     pending = next;
-    await new Promise((resolve) => setTimeout(resolve, 15));
+    await sleep(15);
   }
 }
 

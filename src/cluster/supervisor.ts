@@ -22,6 +22,7 @@
 //    removed on exit. killFromPidFiles() uses them when the supervisor itself is gone, and kills
 //    a PID only if its start time still matches (the PID was not reused) and its command line
 //    still ends with the recorded argv (an interpreter may be prepended by a #! line).
+import { sleep, systemClock, type TimerHandle } from '../core/clock.js';
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
 import { sandboxArgv, sandboxEnv, type PodSandbox } from './pod-sandbox.js';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
@@ -179,7 +180,6 @@ function killGroup(pgid: number, signal: NodeJS.Signals): void {
   }
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ---------------------------------------------------------------------------------------
 // The supervisor
@@ -195,7 +195,7 @@ interface Entry {
   consecutive: number;
   lastExit: ExitInfo | undefined;
   nextDelayMs: number | undefined;
-  timer: NodeJS.Timeout | undefined;
+  timer: TimerHandle | undefined;
   exited: Promise<void> | undefined;
 }
 
@@ -268,7 +268,7 @@ export class Supervisor {
     const e = this.entries.get(name);
     if (!e) return;
     if (e.timer) {
-      clearTimeout(e.timer);
+      e.timer.cancel();
       e.timer = undefined;
     }
     if (e.state === 'backoff') {
@@ -281,9 +281,9 @@ export class Supervisor {
     const pid = e.pid;
     if (pid !== undefined) {
       killGroup(pid, 'SIGTERM');
-      const kill = setTimeout(() => killGroup(pid, 'SIGKILL'), graceMs);
+      const kill = systemClock.setTimeout(() => killGroup(pid, 'SIGKILL'), graceMs);
       await e.exited;
-      clearTimeout(kill);
+      kill.cancel();
       // Members of the group that outlived their leader.
       if (groupExists(pid)) {
         killGroup(pid, 'SIGTERM');
@@ -358,8 +358,8 @@ export class Supervisor {
       throw new AmbitError('AMBIT_ERR_TIMEOUT', `the new ${name} did not become ready in ${options.readyTimeoutMs} ms; the old one keeps running`, { hint: `see ${e.spec.logFile}` });
     }
     killGroup(old.pid, 'SIGTERM');
-    const kill = setTimeout(() => killGroup(old.pid, 'SIGKILL'), options.drainMs);
-    void old.exited.then(() => clearTimeout(kill));
+    const kill = systemClock.setTimeout(() => killGroup(old.pid, 'SIGKILL'), options.drainMs);
+    void old.exited.then(() => kill.cancel());
     return { oldPid: old.pid, newPid, oldExited: old.exited };
   }
 
@@ -472,7 +472,7 @@ export class Supervisor {
     e.state = 'backoff';
     e.nextDelayMs = delayMs;
     this.emit({ type: 'restart-scheduled', name: e.spec.name, delayMs });
-    e.timer = setTimeout(() => {
+    e.timer = systemClock.setTimeout(() => {
       e.timer = undefined;
       if (e.state !== 'backoff') return;
       e.restarts++;

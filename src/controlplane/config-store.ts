@@ -13,7 +13,7 @@ import { parseSource } from '../config/source.js';
 import type { Logger } from '../core/logger.js';
 import type { BuildOptions } from '../model/build-model.js';
 import type { MeshModel } from '../model/mesh-model.js';
-import { checkSet } from './check-mesh.js';
+import { checkChange } from './check-mesh.js';
 import type { WorkloadApi } from './translate.js';
 
 export interface ConfigSnapshot {
@@ -22,6 +22,8 @@ export interface ConfigSnapshot {
   model: MeshModel;
   api: WorkloadApi;
   warnings: Diagnostic[];
+  /** The model's own diagnostics, reused when a change keeps the model. */
+  modelDiagnostics: Diagnostic[];
 }
 
 export interface ChangeResult {
@@ -38,12 +40,14 @@ export class ConfigStore extends EventEmitter<{ change: [ConfigSnapshot, string[
   private applied = new ConfigSet();
   private snap: ConfigSnapshot;
   private endpointIps: BuildOptions['serviceEndpointIps'];
+  /** The endpoint IPs the current snapshot was built with. */
+  private snapEndpointIps: BuildOptions['serviceEndpointIps'];
 
   constructor(private readonly options: BuildOptions & { logger: Logger }) {
     super();
-    const initial = this.check(new ConfigSet(), []);
+    const initial = this.check(new ConfigSet(), [], []);
     if (!initial.model || !initial.api) throw new Error('an empty config must be valid');
-    this.snap = { version: 0, set: initial.set, model: initial.model, api: initial.api, warnings: [] };
+    this.snap = { version: 0, set: initial.set, model: initial.model, api: initial.api, warnings: [], modelDiagnostics: initial.modelDiagnostics ?? [] };
   }
 
   current(): ConfigSnapshot {
@@ -134,26 +138,35 @@ export class ConfigStore extends EventEmitter<{ change: [ConfigSnapshot, string[
     return this.files.upsert(this.applied.all());
   }
 
-  private check(set: ConfigSet, added: readonly Located[]) {
+  /** `changed`: resource keys that differ from the current snapshot (the check then does only what they need). */
+  private check(set: ConfigSet, added: readonly Located[], changed: readonly string[]) {
     let setDiags = validateSet(set, added);
     // Objects observed on a cluster arrive in any order: a label naming a waypoint whose
     // Gateway is not there yet binds to nothing until it is (as Istio does), it refuses nothing.
     if (this.options.observedPods) setDiags = setDiags.map((d) => (d.code === 'dangling-reference' ? { ...d, severity: 'warning' } : d));
-    return checkSet(set, setDiags, { ...this.options, previous: this.snap?.model, serviceEndpointIps: this.endpointIps ?? this.options.serviceEndpointIps });
+    const options = { ...this.options, previous: this.snap?.model, serviceEndpointIps: this.endpointIps ?? this.options.serviceEndpointIps };
+    // Endpoint IPs come from outside the set (a cluster's EndpointSlices): a change of them is a change of the model.
+    const prev = this.snap && this.endpointIps === this.snapEndpointIps ? { model: this.snap.model, api: this.snap.api, modelDiagnostics: this.snap.modelDiagnostics } : undefined;
+    return checkChange(set, setDiags, options, prev, changed);
   }
 
   private commit(files: ConfigSet, applied: ConfigSet, added: readonly Located[], docDiags: Diagnostic[], removed: string[] = [], force = false): ChangeResult {
     const effective = files.upsert(applied.all());
-    const result = this.check(effective, added);
+    const changedSet = new Set([...added.filter((l) => !sameResource(this.snap.set.get(resourceKey(l.resource))?.resource, l.resource)).map((l) => resourceKey(l.resource)), ...removed]);
+    // A file reload can also remove resources: count keys that disappeared.
+    for (const k of this.snap.set.keys()) if (!effective.has(k)) changedSet.add(k);
+    const changed = [...changedSet];
+    const result = this.check(effective, added, force ? [] : changed);
     const diagnostics = [...docDiags, ...result.diagnostics];
     if (!result.model || !result.api) return this.refused(diagnostics);
-    const changed = [...added.filter((l) => !sameResource(this.snap.set.get(resourceKey(l.resource))?.resource, l.resource)).map((l) => resourceKey(l.resource)), ...removed];
-    // A file reload can also remove resources: count keys that disappeared.
-    for (const k of this.snap.set.keys()) if (!effective.has(k) && !changed.includes(k)) changed.push(k);
     this.files = files;
     this.applied = applied;
     if (changed.length === 0 && !force) return { ok: true, diagnostics, changed, version: this.snap.version };
-    this.snap = { version: this.snap.version + 1, set: effective, model: result.model, api: result.api, warnings: diagnostics.filter((d) => d.severity === 'warning') };
+    this.snapEndpointIps = this.endpointIps;
+    this.snap = {
+      version: this.snap.version + 1, set: effective, model: result.model, api: result.api, warnings: diagnostics.filter((d) => d.severity === 'warning'),
+      modelDiagnostics: result.modelDiagnostics ?? [],
+    };
     this.options.logger.info('config changed', { version: this.snap.version, changed: changed.slice(0, 20), count: changed.length });
     this.emit('change', this.snap, changed);
     return { ok: true, diagnostics, changed, version: this.snap.version };

@@ -8,7 +8,7 @@
 //   /debug/syncz, and the /api/* endpoints the CLI uses.
 import * as grpc from '@grpc/grpc-js';
 import { readSources } from '../config/source.js';
-import type { Clock } from '../core/clock.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { MeshCA } from '../identity/ca.js';
@@ -81,7 +81,7 @@ export class ControlPlane {
   private readonly admin: AdminServer;
   private readonly serving: ServingCertificate;
   private stopWatch: (() => void) | undefined;
-  private pushTimer: NodeJS.Timeout | undefined;
+  private pushTimer: TimerHandle | undefined;
   private pushedVersion = -1;
   private xdsPort = 0;
   private secretUsers = new Map<string, Set<string>>();
@@ -204,7 +204,7 @@ export class ControlPlane {
 
   private schedulePush(): void {
     if (this.pushTimer) return;
-    this.pushTimer = setTimeout(() => {
+    this.pushTimer = this.opts.clock.setTimeout(() => {
       this.pushTimer = undefined;
       this.pushNow();
     }, this.opts.debounceMs ?? 50);
@@ -228,7 +228,7 @@ export class ControlPlane {
   }
 
   async close(): Promise<void> {
-    clearTimeout(this.pushTimer);
+    this.pushTimer?.cancel();
     this.stopWatch?.();
     this.ads.close();
     this.serving.close();

@@ -12,8 +12,10 @@
 import type { Diagnostic } from '../config/diagnostics.js';
 import type { SourceLocation } from '../config/resources.js';
 import type { MeshModel } from '../model/mesh-model.js';
-import type { WaypointRef } from '../model/types.js';
-import { staticStrictAuthorization, toZtunnelAuthorization, type PolicyWarning } from '../rbac/index.js';
+import type { WaypointRef, WorkloadInfo } from '../model/types.js';
+import { STATIC_STRICT_POLICY_NAME, staticStrictAuthorization, toZtunnelAuthorization, type PolicyWarning } from '../rbac/index.js';
+import { byCodeUnits } from '../core/compare.js';
+import type { AuthorizationPolicyResource } from '../config/resources.js';
 import type { Authorization, GatewayAddress, Service, Workload } from '../xds/workload-api.js';
 import { effectivePeerAuthentication } from './peer-authentication.js';
 import { WAYPOINT_PORT } from '../model/build-model.js';
@@ -45,13 +47,7 @@ export function translate(model: MeshModel): WorkloadApi {
     authorizations.push(authorization);
     ruleSources[`${authorization.namespace}/${authorization.name}`] = ruleIndexes;
     if (authorization.scope === 'WORKLOAD_SELECTOR') {
-      const ns = r.metadata.namespace ?? 'default';
-      const labels = r.spec.selector?.matchLabels ?? {};
-      const scopeNs = ns === settings.rootNamespace ? undefined : ns;
-      // An empty selector picks every workload it can see (Istio).
-      const picked = Object.keys(labels).length ? model.selectWorkloads(scopeNs, labels)
-        : [...model.workloads.values()].filter((w) => scopeNs === undefined || w.namespace === scopeNs);
-      for (const w of picked) {
+      for (const w of pickedBy(model, r)) {
         const list = selectedBy.get(w.uid);
         if (list) list.push(`${authorization.namespace}/${authorization.name}`);
         else selectedBy.set(w.uid, [`${authorization.namespace}/${authorization.name}`]);
@@ -110,10 +106,71 @@ export function translate(model: MeshModel): WorkloadApi {
   services.push(...entries.services);
   workloads.push(...entries.workloads);
 
-  workloads.sort((a, b) => a.uid.localeCompare(b.uid));
-  services.sort((a, b) => `${a.namespace}/${a.hostname}`.localeCompare(`${b.namespace}/${b.hostname}`));
-  authorizations.sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+  workloads.sort((a, b) => byCodeUnits(a.uid, b.uid));
+  services.sort((a, b) => byCodeUnits(`${a.namespace}/${a.hostname}`, `${b.namespace}/${b.hostname}`));
+  authorizations.sort(byAuthorizationKey);
   return { workloads, services, authorizations, warnings, ruleSources };
+}
+
+/**
+ * The workload API after a change of AuthorizationPolicies only (the model is the same, with
+ * the new policy lists): the changed policies are translated again, and only the workloads
+ * they picked before or pick now get their `authorization_policies` again. What did not
+ * change keeps its object, so the push encodes nothing for it. Equal to translate(model)
+ * (a test checks it); `changed` are `ns/name` of policies added, changed or removed.
+ */
+export function translateAuthorizationChange(model: MeshModel, prev: WorkloadApi, changed: ReadonlySet<string>): WorkloadApi {
+  const { settings } = model;
+  const byKey = new Map(model.policies.authorization.map((l) => [`${l.resource.metadata.namespace ?? 'default'}/${l.resource.metadata.name}`, l]));
+  const authorizations = prev.authorizations.filter((a) => !changed.has(`${a.namespace}/${a.name}`) || isConverted(a));
+  const warnings = prev.warnings.filter((d) => !changed.has((d.resource ?? '').replace(/^AuthorizationPolicy /, '')));
+  const ruleSources = { ...prev.ruleSources };
+  /** workload uid -> changed selector policies that pick it now. */
+  const picksNow = new Map<string, string[]>();
+  for (const key of changed) {
+    delete ruleSources[key];
+    const l = byKey.get(key);
+    if (!l) continue;
+    const { authorization, warnings: ws, ruleIndexes } = toZtunnelAuthorization(l.resource, { rootNamespace: settings.rootNamespace, trustDomain: settings.trustDomain });
+    for (const w of ws) warnings.push(policyWarning(w, l.source));
+    if (!authorization) continue;
+    authorizations.push(authorization);
+    ruleSources[key] = ruleIndexes;
+    if (authorization.scope === 'WORKLOAD_SELECTOR') {
+      for (const w of pickedBy(model, l.resource)) {
+        const list = picksNow.get(w.uid);
+        if (list) list.push(key);
+        else picksNow.set(w.uid, [key]);
+      }
+    }
+  }
+  authorizations.sort(byAuthorizationKey);
+  const workloads = prev.workloads.map((w) => {
+    const had = w.authorizationPolicies.some((n) => changed.has(n));
+    const now = picksNow.get(w.uid);
+    if (!had && !now) return w;
+    const names = [...new Set([...w.authorizationPolicies.filter((n) => !changed.has(n)), ...(now ?? [])])].sort();
+    return names.join('\u0000') === w.authorizationPolicies.join('\u0000') ? w : { ...w, authorizationPolicies: names };
+  });
+  return { workloads, services: prev.services, authorizations, warnings, ruleSources };
+}
+
+/** The workloads a WORKLOAD_SELECTOR policy picks; an empty selector picks every workload it can see (Istio). */
+function pickedBy(model: MeshModel, r: AuthorizationPolicyResource): WorkloadInfo[] {
+  const ns = r.metadata.namespace ?? 'default';
+  const labels = r.spec.selector?.matchLabels ?? {};
+  const scopeNs = ns === model.settings.rootNamespace ? undefined : ns;
+  return Object.keys(labels).length ? model.selectWorkloads(scopeNs, labels)
+    : [...model.workloads.values()].filter((w) => scopeNs === undefined || w.namespace === scopeNs);
+}
+
+/** PeerAuthentication's converted policies share the Authorization list but not AuthorizationPolicy names. */
+function isConverted(a: Authorization): boolean {
+  return a.name === STATIC_STRICT_POLICY_NAME || a.name.startsWith('converted_peer_authentication_');
+}
+
+function byAuthorizationKey(a: Authorization, b: Authorization): number {
+  return byCodeUnits(`${a.namespace}/${a.name}`, `${b.namespace}/${b.name}`);
 }
 
 function gatewayAddress(model: MeshModel, ref: WaypointRef): GatewayAddress | undefined {

@@ -1,14 +1,15 @@
 // Watching config files and directories: any change (debounced) calls `reload`.
+import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { watch, type FSWatcher } from 'node:fs';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 
-export function watchPaths(paths: readonly string[], logger: Logger, reload: () => Promise<void>, debounceMs = 100): () => void {
-  let timer: NodeJS.Timeout | undefined;
+export function watchPaths(paths: readonly string[], logger: Logger, reload: () => Promise<void>, debounceMs = 100, clock: Clock = systemClock): () => void {
+  let timer: TimerHandle | undefined;
   const watchers: FSWatcher[] = [];
   const fire = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => {
+    timer?.cancel();
+    timer = clock.setTimeout(() => {
       reload().catch((e: unknown) => logger.error('config reload failed', { error: describeError(e).message }));
     }, debounceMs);
   };
@@ -20,7 +21,7 @@ export function watchPaths(paths: readonly string[], logger: Logger, reload: () 
     }
   }
   return () => {
-    clearTimeout(timer);
+    timer?.cancel();
     for (const w of watchers) w.close();
   };
 }

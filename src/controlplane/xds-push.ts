@@ -1,7 +1,7 @@
 // Turning config snapshots into ADS resources. Each resource is encoded only when its
 // content changed (cached by name and JSON), so a one-policy change costs one encode, and
 // the ADS server sends each proxy only what differs from what it ACKed.
-import type { AdsServer } from '../xds/ads-server.js';
+import { contentVersion, type AdsServer } from '../xds/ads-server.js';
 import { addressResource, authorizationResource } from '../xds/codec.js';
 import {
   ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, serviceResourceName, workloadResourceName,
@@ -31,8 +31,17 @@ export function waypointConfigObjects(set: ConfigSet, secrets: ReadonlyMap<strin
 }
 
 interface Cached {
+  /** The object it was encoded from: the same object again needs no comparison at all. */
+  source: object;
   json: string;
   body: Uint8Array;
+  version: string;
+}
+
+interface Encoded {
+  name: string;
+  body: Uint8Array;
+  version: string;
 }
 
 export class XdsPusher {
@@ -50,10 +59,10 @@ export class XdsPusher {
       ...api.services.map((service) => ({ service })),
     ];
     const [addr, authz, cfg] = this.ads.publish(pushId(configVersion), [
-      { typeUrl: ADDRESS_TYPE_URL, resources: addresses.map((a) => this.encode(`a/${a.workload ? workloadResourceName(a.workload) : serviceResourceName(a.service!)}`, a, () => addressResource(a))) },
-      { typeUrl: AUTHORIZATION_TYPE_URL, resources: api.authorizations.map((a: Authorization) => this.encode(`z/${a.namespace}/${a.name}`, a, () => authorizationResource(a))) },
-      { typeUrl: CONFIG_RESOURCE_TYPE_URL, resources: config.map((o) => this.encode(`c/${configResourceName(o)}`, o, () => configResource(o))) },
-      ...(mesh ? [{ typeUrl: MESH_SETTINGS_TYPE_URL, resources: [this.encode('m/mesh', mesh, () => meshSettingsResource(mesh))] }] : []),
+      { typeUrl: ADDRESS_TYPE_URL, resources: addresses.map((a) => this.encode(`a/${a.workload ? workloadResourceName(a.workload) : serviceResourceName(a.service!)}`, (a.workload ?? a.service)!, a, () => addressResource(a))) },
+      { typeUrl: AUTHORIZATION_TYPE_URL, resources: api.authorizations.map((a: Authorization) => this.encode(`z/${a.namespace}/${a.name}`, a, a, () => authorizationResource(a))) },
+      { typeUrl: CONFIG_RESOURCE_TYPE_URL, resources: config.map((o) => this.encode(`c/${configResourceName(o)}`, o, o, () => configResource(o))) },
+      ...(mesh ? [{ typeUrl: MESH_SETTINGS_TYPE_URL, resources: [this.encode('m/mesh', mesh, mesh, () => meshSettingsResource(mesh))] }] : []),
     ]);
     this.prune(new Set([
       'm/mesh',
@@ -64,14 +73,24 @@ export class XdsPusher {
     return { addresses: addr!.changed, authorizations: authz!.changed, config: cfg!.changed };
   }
 
-  private encode(key: string, value: unknown, make: () => { name: string; body: Uint8Array }): { name: string; body: Uint8Array } {
-    const json = JSON.stringify(value);
-    const hit = this.cache.get(key);
+  /**
+   * A resource's bytes and version, encoded again only when it changed: the same object as
+   * last time (an incremental translation keeps them) costs a lookup; another object with the
+   * same JSON costs a comparison; only a real change is encoded and hashed.
+   */
+  private encode(key: string, source: object, value: unknown, make: () => { name: string; body: Uint8Array }): Encoded {
     const name = key.slice(2);
-    if (hit && hit.json === json) return { name, body: hit.body };
+    const hit = this.cache.get(key);
+    if (hit && hit.source === source) return { name, body: hit.body, version: hit.version };
+    const json = JSON.stringify(value);
+    if (hit && hit.json === json) {
+      hit.source = source;
+      return { name, body: hit.body, version: hit.version };
+    }
     const r = make();
-    this.cache.set(key, { json, body: r.body });
-    return r;
+    const version = contentVersion(r.body);
+    this.cache.set(key, { source, json, body: r.body, version });
+    return { name: r.name, body: r.body, version };
   }
 
   private prune(keep: Set<string>): void {

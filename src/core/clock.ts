@@ -73,6 +73,11 @@ async function flushMicrotasks(): Promise<void> {
   for (let i = 0; i < 10; i++) await new Promise<void>((resolve) => setImmediate(resolve));
 }
 
+/** Waits on a clock (the system clock's timers do not keep the process alive). */
+export function delay(clock: Clock, ms: number): Promise<void> {
+  return new Promise((resolve) => { clock.setTimeout(resolve, ms); });
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -27,7 +27,7 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
+import { delay, systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { AmbitError, describeError } from '../core/errors.js';
 import { formatAuthority } from '../core/ip.js';
 import type { Logger, Tracer } from '../core/logger.js';
@@ -225,10 +225,7 @@ export class HbonePool {
     // Real time, not this.clock: a drain deadline is about sockets, not about test time.
     const deadline = Date.now() + deadlineMs;
     while (this.all.size > 0 && Date.now() < deadline) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(20, Math.max(1, deadline - Date.now())));
-        t.unref();
-      });
+      await delay(systemClock, Math.min(20, Math.max(1, deadline - Date.now())));
     }
     this.destroy();
   }

@@ -27,7 +27,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
+import { delay, systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { AmbitError, describeError } from '../core/errors.js';
 import type { Logger, Tracer } from '../core/logger.js';
 import type { WorkloadCertificate } from '../identity/workload-certificate.js';
@@ -215,10 +215,7 @@ export class HboneServer {
     // Real time, not this.clock: a drain deadline is about sockets, not about test time.
     const deadline = Date.now() + deadlineMs;
     while (this.sessions.size > 0 && Date.now() < deadline) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(20, Math.max(1, deadline - Date.now())));
-        t.unref();
-      });
+      await delay(systemClock, Math.min(20, Math.max(1, deadline - Date.now())));
     }
     this.destroy();
   }

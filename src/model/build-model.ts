@@ -23,7 +23,7 @@ import { ingressGateways, ingressReplicaDrafts, ingressService } from './ingress
 import { MeshModel } from './mesh-model.js';
 import { dataplaneMode } from './enrolment.js';
 import {
-  DEFAULT_SETTINGS, type ModelSettings, type NamespaceInfo, type NodeInfo, type ServiceInfo,
+  DEFAULT_SETTINGS, type MeshPolicies, type ModelSettings, type NamespaceInfo, type NodeInfo, type ServiceInfo,
   type WaypointInfo, type WaypointRef, type WorkloadInfo,
 } from './types.js';
 import { byCodeUnits } from '../core/compare.js';
@@ -344,16 +344,30 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
     workloads, services, waypoints, namespaces: [...namespaces.values()], nodes,
     serviceEntries: seBuilt.entries,
     meshConfig: meshConfigOf(set.ofKind('ConfigMap'), settings.rootNamespace),
-    policies: {
-      authorization: set.located('AuthorizationPolicy'),
-      peerAuthentication: set.located('PeerAuthentication'),
-      requestAuthentication: set.located('RequestAuthentication'),
-      httpRoutes: set.located('HTTPRoute'),
-    },
+    policies: policiesOf(set),
     settings,
   });
   return { model, diagnostics };
 }
+
+/** The policy lists of a model (what MeshModel.withPolicies swaps). */
+export function policiesOf(set: ConfigSet): MeshPolicies {
+  return {
+    authorization: set.located('AuthorizationPolicy'),
+    peerAuthentication: set.located('PeerAuthentication'),
+    requestAuthentication: set.located('RequestAuthentication'),
+    httpRoutes: set.located('HTTPRoute'),
+  };
+}
+
+/**
+ * Kinds that feed no index of the model, only its policy lists (or nothing of it): a change of
+ * these alone keeps the model (withPolicies). A kind that buildModel reads for pods, services,
+ * waypoints, addresses or the mesh config must never be listed here.
+ */
+export const POLICY_ONLY_KINDS: ReadonlySet<string> = new Set([
+  'AuthorizationPolicy', 'PeerAuthentication', 'RequestAuthentication', 'HTTPRoute', 'VirtualService', 'Telemetry', 'DestinationRule', 'Secret',
+]);
 
 function diag(d: PodDraft, severity: 'error' | 'warning', code: string, path: string, message: string): Diagnostic {
   return { severity, code, file: d.source?.file ?? '', line: d.source?.line ?? 0, resource: `Pod ${d.namespace}/${d.name}`, path, message };

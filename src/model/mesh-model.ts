@@ -58,6 +58,17 @@ export class MeshModel {
     }
   }
 
+  /**
+   * The same model with other policy lists: for a change of policy kinds only, which feed no
+   * index of the model (pods, services, waypoints, addresses stay as they are). Shares every
+   * index with this model.
+   */
+  withPolicies(policies: MeshPolicies): MeshModel {
+    const m = Object.create(MeshModel.prototype) as MeshModel;
+    Object.assign(m, this, { policies });
+    return m;
+  }
+
   /** Workloads matching a label selector in a namespace (every namespace when undefined). */
   selectWorkloads(namespace: string | undefined, selector: Record<string, string>): WorkloadInfo[] {
     this.labelIndex ??= new LabelIndex([...this.workloads.values()]);

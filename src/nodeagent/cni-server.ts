@@ -7,8 +7,8 @@
 //    A malformed request gets the spec's error JSON (code 6), never a crash.
 //  - Every call is answered exactly once, then the connection is closed; a handler that throws
 //    answers code 11 (try again later) with the error as details.
+import { listenUnix } from '../sys/unix-listen.js';
 import net from 'node:net';
-import { chmodSync, rmSync } from 'node:fs';
 import type { Clock } from '../core/clock.js';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -43,12 +43,7 @@ export class CniServer {
   }
 
   async listen(): Promise<void> {
-    rmSync(this.opts.path, { force: true });
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.opts.path, () => { this.server.off('error', reject); resolve(); });
-    });
-    chmodSync(this.opts.path, 0o600);
+    await listenUnix(this.server, this.opts.path);
   }
 
   close(): Promise<void> {

@@ -4,8 +4,8 @@
 //   GET /pods      the pods the agent knows: captured or not, annotations, recognized rules
 //   GET /ztunnels  the ztunnels connected over ZDS: PID, state (hello/syncing/synced), features
 //   GET /healthz   200 once the agent serves
+import { listenUnix } from '../sys/unix-listen.js';
 import http from 'node:http';
-import { chmodSync, rmSync } from 'node:fs';
 
 export interface ControlApiOptions {
   path: string;
@@ -29,12 +29,7 @@ export class ControlApi {
   }
 
   async listen(): Promise<void> {
-    rmSync(this.opts.path, { force: true });
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.opts.path, () => { this.server.off('error', reject); resolve(); });
-    });
-    chmodSync(this.opts.path, 0o600);
+    await listenUnix(this.server, this.opts.path);
   }
 
   close(): Promise<void> {

@@ -7,6 +7,7 @@
 //    AMBIT_ERR_TIMEOUT.
 //  - stdout and stderr are captured in full up to maxOutputBytes each (the rest is dropped,
 //    and the result says so), so a chatty command cannot exhaust memory.
+import { systemClock } from '../core/clock.js';
 import { spawn } from 'node:child_process';
 import { AmbitError, type ErrorCode } from '../core/errors.js';
 
@@ -83,13 +84,13 @@ export function runCommand(command: string, args: readonly string[], options: Ru
     }
 
     let timedOut = false;
-    const timer = setTimeout(() => {
+    const timer = systemClock.setTimeout(() => {
       timedOut = true;
       child.kill('SIGKILL');
     }, timeoutMs);
 
     child.once('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
+      timer.cancel();
       if (e.code === 'ENOENT') {
         reject(new AmbitError('AMBIT_ERR_NOT_FOUND', `cannot run ${commandLine}: ${command} is not installed (or not on PATH)`, {
           cause: e,
@@ -102,7 +103,7 @@ export function runCommand(command: string, args: readonly string[], options: Ru
     });
 
     child.once('close', (code, signal) => {
-      clearTimeout(timer);
+      timer.cancel();
       const stdout = Buffer.concat(out).toString('utf8');
       const stderr = Buffer.concat(err).toString('utf8');
       const details = { commandLine, exitCode: code, signal, stdout, stderr };

@@ -22,6 +22,7 @@
 //    EADDRNOTAVAIL, ...) keep Node's shape (`code`, `syscall`, `address`, `port`). Errors
 //    that only namespaces cause (no such namespace, setns refused) are AmbitError
 //    AMBIT_ERR_NETNS / AMBIT_ERR_PERMISSION with a hint.
+import { systemClock, type TimerHandle } from '../core/clock.js';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { AmbitError, errnoCode } from '../core/errors.js';
@@ -276,9 +277,9 @@ export async function connectInNetns(ns: NetnsHandle | null, options: ConnectInN
   const socket = startConnectInNetns(ns, options);
 
   return new Promise<net.Socket>((resolve, reject) => {
-    let timer: NodeJS.Timeout | undefined;
+    let timer: TimerHandle | undefined;
     const done = () => {
-      if (timer) clearTimeout(timer);
+      timer?.cancel();
       socket.off('connect', onConnect);
       socket.off('error', onError);
       socket.off('close', onClose);
@@ -300,7 +301,7 @@ export async function connectInNetns(ns: NetnsHandle | null, options: ConnectInN
     socket.once('error', onError);
     socket.once('close', onClose);
     if (options.timeoutMs !== undefined) {
-      timer = setTimeout(() => {
+      timer = systemClock.setTimeout(() => {
         done();
         socket.destroy();
         reject(new AmbitError('AMBIT_ERR_TIMEOUT', `connection to ${authority(options.host, options.port)} timed out after ${options.timeoutMs} ms`, {

@@ -20,6 +20,7 @@
 //   UNAVAILABLE; RST_STREAM codes map like grpc-js's. A call's status is emitted after every
 //   message it received. A local deadline ends the call with DEADLINE_EXCEEDED and the server
 //   is told the deadline in `grpc-timeout`.
+import { systemClock, type TimerHandle } from '../core/clock.js';
 import { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
 import { checkServerIdentity as defaultCheckServerIdentity, type PeerCertificate } from 'node:tls';
@@ -203,7 +204,7 @@ export class GrpcCall extends EventEmitter<GrpcCallEvents> {
   private received: GrpcStatus | undefined;
   private httpStatus: number | undefined;
   private streamError: Error | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
   private done = false;
   /** Messages written before the stream opened; undefined once it did. */
   private pendingWrites: Uint8Array[] | undefined = [];
@@ -218,7 +219,7 @@ export class GrpcCall extends EventEmitter<GrpcCallEvents> {
   ) {
     super();
     if (timeoutMs !== undefined) {
-      this.timer = setTimeout(() => this.finish({ code: GrpcCode.DEADLINE_EXCEEDED, details: 'Deadline exceeded', metadata: {} }, http2.constants.NGHTTP2_CANCEL), Math.max(0, timeoutMs));
+      this.timer = systemClock.setTimeout(() => this.finish({ code: GrpcCode.DEADLINE_EXCEEDED, details: 'Deadline exceeded', metadata: {} }, http2.constants.NGHTTP2_CANCEL), Math.max(0, timeoutMs));
     }
     // Started on the next tick so the caller can attach listeners first.
     process.nextTick(() => this.begin());
@@ -339,7 +340,7 @@ export class GrpcCall extends EventEmitter<GrpcCallEvents> {
   private finish(status: GrpcStatus, rstCode?: number): void {
     if (this.done) return;
     this.done = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     const s = this.stream;
     if (s && !s.closed && !s.destroyed && rstCode !== undefined) s.close(rstCode);
     this.finalStatus = status;

@@ -1,6 +1,7 @@
 // A static config source: a file holding the workload API as `ambit x workload-api` prints
 // it ({workloads, services, authorizations}, YAML or JSON). Watched: a change is loaded and
 // applied; a broken file is reported and the last good state keeps serving.
+import { systemClock, type TimerHandle } from '../core/clock.js';
 import { readFile } from 'node:fs/promises';
 import { watch, type FSWatcher } from 'node:fs';
 import { parse } from 'yaml';
@@ -45,7 +46,7 @@ function checkSnapshot(raw: unknown, path: string): WorkloadApiSnapshot {
 /** Watch the file; call `apply` with each good new state. Returns a stop function. */
 export function watchStaticState(path: string, logger: Logger, apply: (s: ZtunnelState) => void): () => void {
   let version = 1;
-  let timer: NodeJS.Timeout | undefined;
+  let timer: TimerHandle | undefined;
   let watcher: FSWatcher | undefined;
   const reload = () => {
     version++;
@@ -56,14 +57,14 @@ export function watchStaticState(path: string, logger: Logger, apply: (s: Ztunne
   };
   try {
     watcher = watch(path, () => {
-      clearTimeout(timer);
-      timer = setTimeout(reload, 100);
+      timer?.cancel();
+      timer = systemClock.setTimeout(reload, 100);
     });
   } catch (e: unknown) {
     logger.warn('cannot watch the workload API file; changes need a restart', { path, error: describeError(e).message });
   }
   return () => {
-    clearTimeout(timer);
+    timer?.cancel();
     watcher?.close();
   };
 }

@@ -15,6 +15,7 @@ import { main } from '../../src/cli/main.js';
 import { generateKeyAndCsr } from '../../src/identity/csr.js';
 import { CaClient } from '../../src/xds/ca-client.js';
 import { mustParseSpiffe } from '../../src/identity/spiffe.js';
+import { waitFor } from '../helpers/wait.js';
 
 const CLIENT = 'Kubernetes//Pod/shop/client';
 const base = yaml`
@@ -51,7 +52,7 @@ before(async () => {
   });
   await new Promise<void>((r) => app.listen(8080, '127.0.21.1', () => r()));
   mesh = await startXdsMesh(base);
-  await waitFor(() => mesh.nodes['node-1']!.ztunnel.ready().ready && mesh.nodes['node-2']!.ztunnel.ready().ready, 5000);
+  await waitFor('the condition', () => mesh.nodes['node-1']!.ztunnel.ready().ready && mesh.nodes['node-2']!.ztunnel.ready().ready, 5000);
 });
 
 after(async () => {
@@ -149,7 +150,7 @@ test('a valid apply that adds a DENY closes a live connection through the real z
   assert.equal(await roundTrip('denied?'), '<reset>');
   const d = await cli(['delete', '-f', f]);
   assert.equal(d.code, 0, d.err);
-  await waitFor(async () => (await roundTrip('back')) === 'back', 3000);
+  await waitFor('the condition', async () => (await roundTrip('back')) === 'back', 3000);
 });
 
 test('CA: a node may get certificates only for its own workloads; a wrong credential is refused', async () => {
@@ -184,17 +185,9 @@ test('with the control plane down, a running ztunnel keeps serving; a restarted 
   } finally {
     await mesh.startControlPlane();
   }
-  await waitFor(() => mesh.nodes['node-2']!.ztunnel.ready().ready, 8000);
-  await waitFor(async () => (await roundTrip('recovered')) === 'recovered', 5000);
+  await waitFor('the condition', () => mesh.nodes['node-2']!.ztunnel.ready().ready, 8000);
+  await waitFor('the condition', async () => (await roundTrip('recovered')) === 'recovered', 5000);
 });
-
-async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 test('xDS and the CA speak TLS only: a plaintext client gets nothing; a client refuses a server that is not the control plane before sending its token', async () => {
   const { csrPem } = await generateKeyAndCsr(mustParseSpiffe('spiffe://cluster.local/ns/shop/sa/server'));

@@ -10,10 +10,8 @@ import type { Duplex } from 'node:stream';
 import { AmbitError } from '../../src/core/errors.js';
 import { HbonePool, type HbonePoolOptions, type HboneConnectOptions } from '../../src/hbone/pool.js';
 import { serverTlsOptions } from '../../src/hbone/wire.js';
-import {
-  CLIENT_ID, Cleanup, SERVER_ID, quietLogger, readAll, startEcho, startForwarder, startHboneServer, testMesh, waitFor,
-  type TestMesh, type Upstream,
-} from '../helpers/hbone.js';
+import { CLIENT_ID, Cleanup, SERVER_ID, quietLogger, readAll, startEcho, startForwarder, startHboneServer, testMesh, type TestMesh, type Upstream } from '../helpers/hbone.js';
+import { waitFor } from '../helpers/wait.js';
 
 const cleanup = new Cleanup();
 let mesh: TestMesh;

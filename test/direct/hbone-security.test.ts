@@ -15,10 +15,8 @@ import { MeshCA } from '../../src/identity/ca.js';
 import { tlsOptions, type WorkloadCertificate } from '../../src/identity/workload-certificate.js';
 import { HbonePool, type HboneConnectOptions } from '../../src/hbone/pool.js';
 import { serverTlsOptions } from '../../src/hbone/wire.js';
-import {
-  CLIENT_ID, Cleanup, SERVER_ID, issue, quietLogger, readAll, startEcho, startHboneServer, testMesh, waitFor,
-  type TestHboneServer, type TestMesh, type Upstream,
-} from '../helpers/hbone.js';
+import { CLIENT_ID, Cleanup, SERVER_ID, issue, quietLogger, readAll, startEcho, startHboneServer, testMesh, type TestHboneServer, type TestMesh, type Upstream } from '../helpers/hbone.js';
+import { waitFor } from '../helpers/wait.js';
 
 const cleanup = new Cleanup();
 let mesh: TestMesh;

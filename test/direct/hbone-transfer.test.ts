@@ -8,10 +8,8 @@ import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { HbonePool } from '../../src/hbone/pool.js';
 import { relay, resetHttp2Stream, type RelayResult } from '../../src/hbone/relay.js';
-import {
-  CLIENT_ID, Cleanup, SERVER_ID, mbps, patternHash, quietLogger, readAll, startEcho, startHboneServer, startSink, startSource,
-  testMesh, waitFor, writePattern, type TestHboneServer, type TestMesh,
-} from '../helpers/hbone.js';
+import { CLIENT_ID, Cleanup, SERVER_ID, mbps, patternHash, quietLogger, readAll, startEcho, startHboneServer, startSink, startSource, testMesh, writePattern, type TestHboneServer, type TestMesh } from '../helpers/hbone.js';
+import { waitFor } from '../helpers/wait.js';
 
 const cleanup = new Cleanup();
 let mesh: TestMesh;

@@ -3,7 +3,7 @@
 // A ztunnel gets identities only of pods on its node; a waypoint only its own.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { waitFor } from '../helpers/xds.js';
+
 import { startKubeMesh, type KubeMesh } from '../helpers/kube/kube-mesh.js';
 import { namespace, pod } from '../helpers/kube/objects.js';
 import { KubeTokenReviewer } from '../../src/kubernetes/token-review.js';
@@ -15,6 +15,7 @@ import { generateKeyAndCsr } from '../../src/identity/csr.js';
 import { mustParseSpiffe } from '../../src/identity/spiffe.js';
 import { XdsSource } from '../../src/ztunnel/xds-source.js';
 import { memoryLogger } from '../../src/core/logger.js';
+import { waitFor } from '../helpers/wait.js';
 
 let mesh: KubeMesh;
 const TD = 'cluster.local';
@@ -54,7 +55,7 @@ before(async () => {
     pod('shop', 'server', { node: 'node-2', ip: '10.244.2.7', sa: 'server' }),
     pod('shop', 'waypoint-7f9c', { node: 'node-2', ip: '10.244.2.9', sa: 'waypoint', labels: { 'gateway.networking.k8s.io/gateway-name': 'waypoint' } }),
   );
-  await waitFor(() => mesh.parts.source.synced(), 'sync', 10_000);
+  await waitFor('sync', () => mesh.parts.source.synced(), 10_000);
   bind('tok-ztunnel-a', 'istio-system', 'ztunnel', 'ztunnel-a');
   bind('tok-waypoint', 'shop', 'waypoint', 'waypoint-7f9c');
 });
@@ -108,12 +109,12 @@ test('xDS: a ztunnel token serves its own node id, and is refused another node\'
   const states: unknown[] = [];
   const ok = new XdsSource({ address: mesh.xdsAddress, node: 'node-1', token: 'tok-ztunnel-a', tls: mesh.tls, logger, onState: (s) => states.push(s) });
   ok.start();
-  await waitFor(() => states.length > 0, 'xDS state for node-1');
+  await waitFor('xDS state for node-1', () => states.length > 0);
   ok.close();
   const events: string[] = [];
   const bad = new XdsSource({ address: mesh.xdsAddress, node: 'node-2', token: 'tok-ztunnel-a', tls: mesh.tls, logger, onState: () => events.push('state'), onConnection: (e) => events.push(`${e.state}:${e.error?.message ?? ''}`) });
   bad.start();
-  await waitFor(() => events.some((e) => /does not match the authenticated node 'node-1'/.test(e)), 'node id mismatch refused');
+  await waitFor('node id mismatch refused', () => events.some((e) => /does not match the authenticated node 'node-1'/.test(e)));
   bad.close();
   assert.ok(!events.includes('state'));
 });

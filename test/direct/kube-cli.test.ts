@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeApiServer } from '../helpers/kube/apiserver.js';
 import { namespace, pod, waypointGateway } from '../helpers/kube/objects.js';
-import { waitFor } from '../helpers/xds.js';
+import { waitFor } from '../helpers/wait.js';
+
 
 const root = new URL('../../..', import.meta.url).pathname;
 let api: KubeApiServer;
@@ -38,17 +39,17 @@ after(async () => {
 });
 
 test('the control plane reads the cluster, becomes ready and makes the waypoint Deployment', async () => {
-  await waitFor(() => /admin http:\/\/127\.0\.0\.1:(\d+)/.test(stderr), 'started', 15_000);
+  await waitFor('started', () => /admin http:\/\/127\.0\.0\.1:(\d+)/.test(stderr), 15_000);
   const port = /admin http:\/\/127\.0\.0\.1:(\d+)/.exec(stderr)![1];
   let ready = false;
-  await waitFor(() => {
+  await waitFor('ready', () => {
     void fetch(`http://127.0.0.1:${port}/ready`).then((r) => { ready = r.status === 200; }, () => {});
     return ready;
-  }, 'ready', 15_000);
-  await waitFor(() => api.get('Deployment', 'shop', 'waypoint') !== undefined, 'waypoint Deployment', 15_000);
-  await waitFor(() => api.get('ConfigMap', 'shop', 'istio-ca-root-cert') !== undefined, 'root cert published', 15_000);
+  }, 15_000);
+  await waitFor('waypoint Deployment', () => api.get('Deployment', 'shop', 'waypoint') !== undefined, 15_000);
+  await waitFor('root cert published', () => api.get('ConfigMap', 'shop', 'istio-ca-root-cert') !== undefined, 15_000);
   assert.match(api.get('ConfigMap', 'shop', 'istio-ca-root-cert')!.data['root-cert.pem'], /BEGIN CERTIFICATE/);
-  await waitFor(() => api.get('ConfigMap', 'istio-system', 'istio-ca-root-cert') !== undefined, 'root cert in the root namespace', 15_000);
+  await waitFor('root cert in the root namespace', () => api.get('ConfigMap', 'istio-system', 'istio-ca-root-cert') !== undefined, 15_000);
   const token = (await readFile(join(dir, 'admin-token'), 'utf8')).trim();
   const status = await (await fetch(`http://127.0.0.1:${port}/api/status`, { headers: { authorization: `Bearer ${token}` } })).json() as { pods?: { name: string }[] };
   assert.ok(JSON.stringify(status).includes('client'), JSON.stringify(status).slice(0, 300));

@@ -5,9 +5,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { stringify } from 'yaml';
 import { checkSources } from '../../src/controlplane/check-mesh.js';
-import { waitFor } from '../helpers/xds.js';
+
 import { startKubeMesh, type KubeMesh, type KubeZtunnel } from '../helpers/kube/kube-mesh.js';
 import { authorizationPolicy, namespace, pod, service } from '../helpers/kube/objects.js';
+import { waitFor } from '../helpers/wait.js';
 
 const initial = [
   namespace('istio-system'),
@@ -29,8 +30,8 @@ before(async () => {
   mesh = await startKubeMesh();
   mesh.api.put(...initial);
   z1 = mesh.ztunnel('node-1');
-  await waitFor(() => mesh.parts.source.synced(), 'initial sync', 10_000);
-  await waitFor(() => z1.latest() !== undefined, 'first push to the ztunnel', 10_000);
+  await waitFor('initial sync', () => mesh.parts.source.synced(), 10_000);
+  await waitFor('first push to the ztunnel', () => z1.latest() !== undefined, 10_000);
 });
 
 after(async () => {
@@ -61,14 +62,14 @@ test('the ztunnel received it over xDS', () => {
 
 test('a pod added, relabelled and deleted reaches the ztunnel', async () => {
   mesh.api.put(pod('shop', 'late', { node: 'node-2', ip: '10.244.2.8', labels: { app: 'server' } }));
-  await waitFor(() => z1.latest()!.workloadByIp('10.244.2.8') !== undefined, 'added pod');
+  await waitFor('added pod', () => z1.latest()!.workloadByIp('10.244.2.8') !== undefined);
   const svc = z1.latest()!.serviceByVip('10.96.0.50')!;
-  await waitFor(() => z1.latest()!.endpointsOf(z1.latest()!.serviceByVip('10.96.0.50')!).some((w) => w.name === 'late'), 'new endpoint');
+  await waitFor('new endpoint', () => z1.latest()!.endpointsOf(z1.latest()!.serviceByVip('10.96.0.50')!).some((w) => w.name === 'late'));
   assert.ok(svc);
   mesh.api.modify('Pod', 'shop', 'late', (o) => { o.metadata.labels = { app: 'other' }; });
-  await waitFor(() => !z1.latest()!.endpointsOf(z1.latest()!.serviceByVip('10.96.0.50')!).some((w) => w.name === 'late'), 'relabelled pod leaves the service');
+  await waitFor('relabelled pod leaves the service', () => !z1.latest()!.endpointsOf(z1.latest()!.serviceByVip('10.96.0.50')!).some((w) => w.name === 'late'));
   mesh.api.remove('Pod', 'shop', 'late');
-  await waitFor(() => z1.latest()!.workloadByIp('10.244.2.8') === undefined, 'deleted pod');
+  await waitFor('deleted pod', () => z1.latest()!.workloadByIp('10.244.2.8') === undefined);
 });
 
 test('a pending pod counts once it is scheduled with an IP, and stops counting when it finishes', async () => {
@@ -76,53 +77,53 @@ test('a pending pod counts once it is scheduled with an IP, and stops counting w
     o.spec.nodeName = 'node-1';
     o.status = { phase: 'Running', podIP: '10.244.1.7', podIPs: [{ ip: '10.244.1.7' }] };
   });
-  await waitFor(() => z1.latest()!.workloadByIp('10.244.1.7') !== undefined, 'scheduled pod');
+  await waitFor('scheduled pod', () => z1.latest()!.workloadByIp('10.244.1.7') !== undefined);
   mesh.api.modify('Pod', 'shop', 'pending', (o) => { o.status.phase = 'Failed'; });
-  await waitFor(() => z1.latest()!.workloadByIp('10.244.1.7') === undefined, 'failed pod leaves');
+  await waitFor('failed pod leaves', () => z1.latest()!.workloadByIp('10.244.1.7') === undefined);
 });
 
 test('a namespace label flip moves its pods in and out of the mesh', async () => {
   mesh.api.modify('Namespace', undefined, 'plain', (o) => { o.metadata.labels['istio.io/dataplane-mode'] = 'ambient'; });
-  await waitFor(() => z1.latest()!.workloadByIp('10.244.1.6')?.tunnelProtocol === 'HBONE', 'namespace enrolled');
+  await waitFor('namespace enrolled', () => z1.latest()!.workloadByIp('10.244.1.6')?.tunnelProtocol === 'HBONE');
   mesh.api.modify('Namespace', undefined, 'plain', (o) => { delete o.metadata.labels['istio.io/dataplane-mode']; });
-  await waitFor(() => z1.latest()!.workloadByIp('10.244.1.6')?.tunnelProtocol === 'NONE', 'namespace left');
+  await waitFor('namespace left', () => z1.latest()!.workloadByIp('10.244.1.6')?.tunnelProtocol === 'NONE');
 });
 
 test('a policy change reaches the ztunnel', async () => {
   mesh.api.modify('AuthorizationPolicy', 'shop', 'allow-client', (o) => { o.spec.rules[0].from[0].source.principals = ['cluster.local/ns/shop/sa/other']; });
-  await waitFor(() => JSON.stringify(z1.latest()!.snapshot().authorizations).includes('sa/other'), 'policy change');
+  await waitFor('policy change', () => JSON.stringify(z1.latest()!.snapshot().authorizations).includes('sa/other'));
   mesh.api.remove('AuthorizationPolicy', 'shop', 'allow-client');
-  await waitFor(() => z1.latest()!.snapshot().authorizations.every((a) => a.name !== 'allow-client'), 'policy removed');
+  await waitFor('policy removed', () => z1.latest()!.snapshot().authorizations.every((a) => a.name !== 'allow-client'));
 });
 
 test('an invalid object is skipped and reported; the rest keeps working', async () => {
   const before = mesh.api.requests.length;
   mesh.api.put(authorizationPolicy('shop', 'bad', { action: 'DENYY', rules: [{ from: [{ source: { ipBlocks: ['not-a-cidr'] } }] }] }));
   mesh.api.put(pod('shop', 'after-bad', { node: 'node-1', ip: '10.244.1.20', sa: 'client' }));
-  await waitFor(() => z1.latest()!.workloadByIp('10.244.1.20') !== undefined, 'valid change after an invalid object');
+  await waitFor('valid change after an invalid object', () => z1.latest()!.workloadByIp('10.244.1.20') !== undefined);
   assert.ok(mesh.parts.source.problems().has('AuthorizationPolicy/shop/bad'));
   const warn = mesh.cpLogs.find((l) => l.msg === 'kubernetes object skipped: it is invalid; the rest of the mesh keeps working' && l.object === 'AuthorizationPolicy/shop/bad');
   assert.ok(warn, 'logged');
   assert.match(String(warn.errors), /spec\.action: "DENYY" is not one of ALLOW, DENY, AUDIT, CUSTOM; did you mean "DENY"\?/);
-  await waitFor(() => mesh.api.requests.slice(before).some((r) => r.method === 'POST' && r.path === '/api/v1/namespaces/shop/events' && r.status === 201), 'Event written');
+  await waitFor('Event written', () => mesh.api.requests.slice(before).some((r) => r.method === 'POST' && r.path === '/api/v1/namespaces/shop/events' && r.status === 201));
   const ev = mesh.api.list('Event').find((e) => e.involvedObject.name === 'bad')!;
   assert.equal(ev.reason, 'InvalidConfig');
   assert.equal(ev.type, 'Warning');
   assert.equal(ev.involvedObject.kind, 'AuthorizationPolicy');
   assert.match(ev.message, /bad-cidr|not-a-cidr/);
   mesh.api.remove('AuthorizationPolicy', 'shop', 'bad');
-  await waitFor(() => !mesh.parts.source.problems().has('AuthorizationPolicy/shop/bad'), 'problem cleared');
+  await waitFor('problem cleared', () => !mesh.parts.source.problems().has('AuthorizationPolicy/shop/bad'));
 });
 
 test('two pods claiming one IP: the clash is skipped, the others stay', async () => {
   mesh.api.put(pod('shop', 'clash', { node: 'node-2', ip: '10.244.2.7' }));
-  await waitFor(() => mesh.parts.source.problems().size > 0, 'clash reported');
+  await waitFor('clash reported', () => mesh.parts.source.problems().size > 0);
   const keys = [...mesh.parts.source.problems().keys()];
   assert.ok(keys.some((k) => k === 'Pod/shop/clash' || k === 'Pod/shop/server'), keys.join());
   assert.ok(z1.latest()!.workloadByIp('10.244.1.5'));
   mesh.api.remove('Pod', 'shop', 'clash');
-  await waitFor(() => mesh.parts.source.problems().size === 0, 'clash gone');
-  await waitFor(() => z1.latest()!.workloadByIp('10.244.2.7')?.name === 'server', 'server back');
+  await waitFor('clash gone', () => mesh.parts.source.problems().size === 0);
+  await waitFor('server back', () => z1.latest()!.workloadByIp('10.244.2.7')?.name === 'server');
 });
 
 test('Istio\'s mesh config ConfigMap (istio in the root namespace) is watched; others are not', async () => {
@@ -130,27 +131,27 @@ test('Istio\'s mesh config ConfigMap (istio in the root namespace) is watched; o
   mesh.api.put({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'istio', namespace: 'istio-system' }, data: { mesh: 'pathNormalization:\n  normalization: BASE\n' } });
   mesh.api.put({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'istio', namespace: 'shop' }, data: { mesh: 'pathNormalization:\n  normalization: NONE\n' } });
   mesh.api.put({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'other', namespace: 'istio-system' }, data: { x: 'y' } });
-  await waitFor(() => mesh.cp.store.current().model.meshConfig.pathNormalization === 'BASE', 'mesh config applied');
+  await waitFor('mesh config applied', () => mesh.cp.store.current().model.meshConfig.pathNormalization === 'BASE');
   assert.deepEqual(mesh.parts.informers.list('ConfigMap').map((c) => `${c.metadata.namespace}/${c.metadata.name}`), ['istio-system/istio']);
   mesh.api.modify('ConfigMap', 'istio-system', 'istio', (o) => { o.data.mesh = 'pathNormalization:\n  normalization: SOMETIMES\n'; });
-  await waitFor(() => mesh.parts.source.problems().has('ConfigMap/istio-system/istio'), 'invalid mesh config reported');
+  await waitFor('invalid mesh config reported', () => mesh.parts.source.problems().has('ConfigMap/istio-system/istio'));
   assert.equal(mesh.cp.store.current().model.meshConfig.pathNormalization, 'BASE', 'an invalid change is ignored: the last valid version keeps serving');
   assert.equal(mesh.parts.source.problems().get('ConfigMap/istio-system/istio')!.keptPrevious, true);
   mesh.api.remove('ConfigMap', 'istio-system', 'istio');
-  await waitFor(() => !mesh.parts.source.problems().has('ConfigMap/istio-system/istio'), 'cleared');
-  await waitFor(() => mesh.cp.store.current().model.meshConfig.pathNormalization === 'MERGE_SLASHES', 'deleted: defaults');
+  await waitFor('cleared', () => !mesh.parts.source.problems().has('ConfigMap/istio-system/istio'));
+  await waitFor('deleted: defaults', () => mesh.cp.store.current().model.meshConfig.pathNormalization === 'MERGE_SLASHES');
 });
 
 test('a DENY policy made invalid by a change keeps denying with its last valid version', async () => {
   mesh.api.put(authorizationPolicy('shop', 'deny-web', { action: 'DENY', rules: [{ from: [{ source: { namespaces: ['plain'] } }] }] }));
-  await waitFor(() => z1.latest()!.snapshot().authorizations.some((a) => a.name === 'deny-web'), 'deny pushed');
+  await waitFor('deny pushed', () => z1.latest()!.snapshot().authorizations.some((a) => a.name === 'deny-web'));
   mesh.api.modify('AuthorizationPolicy', 'shop', 'deny-web', (o) => { o.spec.action = 'DENYY'; });
-  await waitFor(() => mesh.parts.source.problems().has('AuthorizationPolicy/shop/deny-web'), 'reported');
+  await waitFor('reported', () => mesh.parts.source.problems().has('AuthorizationPolicy/shop/deny-web'));
   assert.ok(z1.latest()!.snapshot().authorizations.some((a) => a.name === 'deny-web' && a.action === 'DENY'));
-  await waitFor(() => mesh.api.list('Event').some((e) => e.involvedObject.name === 'deny-web'), 'event');
+  await waitFor('event', () => mesh.api.list('Event').some((e) => e.involvedObject.name === 'deny-web'));
   assert.match(mesh.api.list('Event').find((e) => e.involvedObject.name === 'deny-web')!.message, /previous version keeps serving/);
   mesh.api.remove('AuthorizationPolicy', 'shop', 'deny-web');
-  await waitFor(() => !z1.latest()!.snapshot().authorizations.some((a) => a.name === 'deny-web'), 'deleted');
+  await waitFor('deleted', () => !z1.latest()!.snapshot().authorizations.some((a) => a.name === 'deny-web'));
 });
 
 test('a Service without a selector takes its endpoints from its EndpointSlices', async () => {
@@ -160,7 +161,7 @@ test('a Service without a selector takes its endpoints from its EndpointSlices',
     addressType: 'IPv4', endpoints: [{ addresses: ['10.244.2.7'], conditions: { ready: true }, targetRef: { kind: 'Pod', name: 'server', namespace: 'shop' } }], ports: [{ port: 8080, protocol: 'TCP' }],
   });
   const eps = () => { const s = z1.latest()!.serviceByVip('10.96.0.70'); return s ? z1.latest()!.endpointsOf(s).map((w) => w.name) : []; };
-  await waitFor(() => eps().join() === 'server', 'endpoint from the slice');
+  await waitFor('endpoint from the slice', () => eps().join() === 'server');
   mesh.api.modify('EndpointSlice', 'shop', 'ext-abc', (o) => { o.endpoints[0].conditions.ready = false; });
-  await waitFor(() => eps().length === 0, 'not ready: no endpoint');
+  await waitFor('not ready: no endpoint', () => eps().length === 0);
 });

@@ -6,9 +6,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Gateway } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/Gateway';
 import { HTTPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute';
-import { waitFor } from '../helpers/xds.js';
+
 import { startKubeMesh, type KubeMesh } from '../helpers/kube/kube-mesh.js';
 import { authorizationPolicy, namespace, pod, service, waypointGateway } from '../helpers/kube/objects.js';
+import { waitFor } from '../helpers/wait.js';
 
 let mesh: KubeMesh;
 
@@ -20,7 +21,7 @@ before(async () => {
     service('shop', 'server', { clusterIP: '10.96.0.50' }),
     waypointGateway('shop', 'waypoint'),
   );
-  await waitFor(() => mesh.parts.source.synced(), 'sync', 10_000);
+  await waitFor('sync', () => mesh.parts.source.synced(), 10_000);
 });
 
 after(async () => {
@@ -32,13 +33,13 @@ const conditions = (o: Obj | undefined, type: string): Obj | undefined => (o?.st
 const statusPatches = () => mesh.api.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith('/status'));
 
 test('a waypoint Gateway without its Service is Accepted but not Programmed; with it, Programmed with its address', async () => {
-  await waitFor(() => conditions(mesh.api.get('Gateway', 'shop', 'waypoint'), 'Accepted')?.status === 'True', 'Accepted');
+  await waitFor('Accepted', () => conditions(mesh.api.get('Gateway', 'shop', 'waypoint'), 'Accepted')?.status === 'True');
   let g = mesh.api.get('Gateway', 'shop', 'waypoint')!;
   assert.equal(conditions(g, 'Programmed')?.status, 'False');
   assert.equal(conditions(g, 'Programmed')?.reason, 'AddressNotAssigned');
   const firstAccepted = conditions(g, 'Accepted')!.lastTransitionTime;
   mesh.api.put(service('shop', 'waypoint', { clusterIP: '10.96.0.99', selector: { 'gateway.networking.k8s.io/gateway-name': 'waypoint' }, port: 15008, targetPort: 15008, labels: { 'gateway.networking.k8s.io/gateway-name': 'waypoint' } }));
-  await waitFor(() => conditions(mesh.api.get('Gateway', 'shop', 'waypoint'), 'Programmed')?.status === 'True', 'Programmed');
+  await waitFor('Programmed', () => conditions(mesh.api.get('Gateway', 'shop', 'waypoint'), 'Programmed')?.status === 'True');
   g = mesh.api.get('Gateway', 'shop', 'waypoint')!;
   assert.deepEqual(g.status.addresses, [{ type: 'IPAddress', value: '10.96.0.99' }]);
   assert.equal(conditions(g, 'Accepted')!.lastTransitionTime, firstAccepted, 'an unchanged condition keeps its transition time');
@@ -55,7 +56,7 @@ test('HTTPRoute parents: Accepted and ResolvedRefs per parent, other controllers
     spec: { parentRefs: [{ group: '', kind: 'Service', name: 'server', port: 80 }], rules: [{ backendRefs: [{ name: 'server', port: 80 }, { name: 'missing', port: 80 }] }] },
     status: { parents: [{ parentRef: { name: 'ingress' }, controllerName: 'example.com/other', conditions: [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: 'theirs', lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 }] }] },
   });
-  await waitFor(() => (mesh.api.get('HTTPRoute', 'shop', 'r')?.status?.parents ?? []).length === 2, 'our parent entry');
+  await waitFor('our parent entry', () => (mesh.api.get('HTTPRoute', 'shop', 'r')?.status?.parents ?? []).length === 2);
   const r = mesh.api.get('HTTPRoute', 'shop', 'r')!;
   const ours = r.status.parents.find((p: Obj) => p.controllerName === 'istio.io/mesh-controller');
   assert.deepEqual(ours.parentRef, { group: '', kind: 'Service', name: 'server', port: 80 });
@@ -67,7 +68,7 @@ test('HTTPRoute parents: Accepted and ResolvedRefs per parent, other controllers
   assert.equal(r.status.parents.find((p: Obj) => p.controllerName === 'example.com/other').conditions[0].message, 'theirs');
   new HTTPRoute(r as ConstructorParameters<typeof HTTPRoute>[0]).validate();
   mesh.api.put(service('shop', 'missing', { clusterIP: '10.96.0.51' }));
-  await waitFor(() => mesh.api.get('HTTPRoute', 'shop', 'r')!.status.parents.find((p: Obj) => p.controllerName === 'istio.io/mesh-controller').conditions.find((c: Obj) => c.type === 'ResolvedRefs').status === 'True', 'refs resolved');
+  await waitFor('refs resolved', () => mesh.api.get('HTTPRoute', 'shop', 'r')!.status.parents.find((p: Obj) => p.controllerName === 'istio.io/mesh-controller').conditions.find((c: Obj) => c.type === 'ResolvedRefs').status === 'True');
 });
 
 test('AuthorizationPolicy: where it is enforced, and when the ztunnel\'s fail-closed rule applies', async () => {
@@ -78,7 +79,7 @@ test('AuthorizationPolicy: where it is enforced, and when the ztunnel\'s fail-cl
     authorizationPolicy('shop', 'at-waypoint', { targetRefs: [{ kind: 'Gateway', group: 'gateway.networking.k8s.io', name: 'waypoint' }], rules: [{ to: [{ operation: { methods: ['GET'] } }] }] }),
     authorizationPolicy('shop', 'nowhere', { targetRefs: [{ kind: 'Gateway', group: 'gateway.networking.k8s.io', name: 'nope' }], rules: [{}] }),
   );
-  await waitFor(() => ['l4', 'l7-allow', 'l7-deny', 'at-waypoint', 'nowhere'].every((n) => mesh.api.get('AuthorizationPolicy', 'shop', n)?.status?.conditions?.length), 'conditions');
+  await waitFor('conditions', () => ['l4', 'l7-allow', 'l7-deny', 'at-waypoint', 'nowhere'].every((n) => mesh.api.get('AuthorizationPolicy', 'shop', n)?.status?.conditions?.length));
   const c = (n: string, t: string) => conditions(mesh.api.get('AuthorizationPolicy', 'shop', n), t)!;
   assert.deepEqual([c('l4', 'ZtunnelAccepted').status, c('l4', 'ZtunnelAccepted').reason], ['True', 'Accepted']);
   assert.deepEqual([c('l7-allow', 'ZtunnelAccepted').status, c('l7-allow', 'ZtunnelAccepted').reason], ['False', 'UnsupportedValue']);
@@ -91,12 +92,12 @@ test('AuthorizationPolicy: where it is enforced, and when the ztunnel\'s fail-cl
 test('an invalid Gateway API or Istio object gets Accepted=False with the validator\'s words', async () => {
   mesh.api.put(authorizationPolicy('shop', 'typo', { action: 'ALOW' }));
   mesh.api.put({ ...waypointGateway('shop', 'broken'), spec: { gatewayClassName: 'istio-waypoint', listeners: [{ name: 'mesh', port: 99999, protocol: 'HBONE' }] } });
-  await waitFor(() => conditions(mesh.api.get('AuthorizationPolicy', 'shop', 'typo'), 'Accepted')?.status === 'False', 'policy condition');
+  await waitFor('policy condition', () => conditions(mesh.api.get('AuthorizationPolicy', 'shop', 'typo'), 'Accepted')?.status === 'False');
   assert.match(conditions(mesh.api.get('AuthorizationPolicy', 'shop', 'typo'), 'Accepted')!.message, /spec\.action: "ALOW" is not one of/);
-  await waitFor(() => conditions(mesh.api.get('Gateway', 'shop', 'broken'), 'Accepted')?.reason === 'Invalid', 'gateway condition');
+  await waitFor('gateway condition', () => conditions(mesh.api.get('Gateway', 'shop', 'broken'), 'Accepted')?.reason === 'Invalid');
   assert.match(conditions(mesh.api.get('Gateway', 'shop', 'broken'), 'Accepted')!.message, /spec\.listeners\[0\]\.port: 99999 is out of range/);
   mesh.api.modify('AuthorizationPolicy', 'shop', 'typo', (o) => { o.spec.action = 'ALLOW'; });
-  await waitFor(() => conditions(mesh.api.get('AuthorizationPolicy', 'shop', 'typo'), 'Accepted') === undefined && conditions(mesh.api.get('AuthorizationPolicy', 'shop', 'typo'), 'ZtunnelAccepted')?.status === 'True', 'fixed');
+  await waitFor('fixed', () => conditions(mesh.api.get('AuthorizationPolicy', 'shop', 'typo'), 'Accepted') === undefined && conditions(mesh.api.get('AuthorizationPolicy', 'shop', 'typo'), 'ZtunnelAccepted')?.status === 'True');
 });
 
 test('status is patched only when it changes', async () => {
@@ -104,7 +105,7 @@ test('status is patched only when it changes', async () => {
   const before = statusPatches().length;
   mesh.api.put(pod('shop', 'unrelated', { node: 'node-1', ip: '10.244.1.30' }));
   const version = mesh.cp.store.current().version;
-  await waitFor(() => mesh.cp.store.current().version > version, 'config changed');
+  await waitFor('config changed', () => mesh.cp.store.current().version > version);
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(statusPatches().length, before);
 });

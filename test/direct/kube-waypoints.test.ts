@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
-import { waitFor } from '../helpers/xds.js';
+
 import { startKubeMesh, type KubeMesh } from '../helpers/kube/kube-mesh.js';
 import { namespace, pod, service, waypointGateway } from '../helpers/kube/objects.js';
+import { waitFor } from '../helpers/wait.js';
 
 let mesh: KubeMesh;
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -22,7 +23,7 @@ before(async () => {
     namespace('istio-system'), namespace('shop', { 'istio.io/dataplane-mode': 'ambient', 'istio.io/use-waypoint': 'waypoint' }),
     pod('shop', 'server', { node: 'node-2', ip: '10.244.2.7', sa: 'server' }), service('shop', 'server', { clusterIP: '10.96.0.50' }),
   );
-  await waitFor(() => mesh.parts.source.synced(), 'sync', 10_000);
+  await waitFor('sync', () => mesh.parts.source.synced(), 10_000);
 });
 
 after(async () => {
@@ -33,7 +34,7 @@ const applies = () => mesh.api.requests.filter((r) => r.method === 'PATCH' && r.
 
 test('a waypoint Gateway gets a ServiceAccount, a Deployment and a Service, named after it and owned by it', async () => {
   const [gw] = mesh.api.put(waypointGateway('shop', 'waypoint'));
-  await waitFor(() => ['ServiceAccount', 'Deployment', 'Service'].every((k) => mesh.api.get(k, 'shop', 'waypoint')), 'objects made');
+  await waitFor('objects made', () => ['ServiceAccount', 'Deployment', 'Service'].every((k) => mesh.api.get(k, 'shop', 'waypoint')));
   for (const kind of ['ServiceAccount', 'Deployment', 'Service']) {
     const o = mesh.api.get(kind, 'shop', 'waypoint')!;
     assert.deepEqual(o.metadata.ownerReferences, [{ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', name: 'waypoint', uid: gw!.metadata.uid }], kind);
@@ -58,7 +59,7 @@ test('a waypoint Gateway gets a ServiceAccount, a Deployment and a Service, name
 
 test('the waypoint Service gives the namespace\'s services their waypoint address', async () => {
   const vip = mesh.api.get('Service', 'shop', 'waypoint')!.spec.clusterIP;
-  await waitFor(() => mesh.cp.store.current().api.services.find((x) => x.name === 'server')?.waypoint?.address?.address === vip, 'waypoint bound');
+  await waitFor('waypoint bound', () => mesh.cp.store.current().api.services.find((x) => x.name === 'server')?.waypoint?.address?.address === vip);
 });
 
 test('drift is repaired; replicas set by an HPA are left alone', async () => {
@@ -68,23 +69,23 @@ test('drift is repaired; replicas set by an HPA are left alone', async () => {
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(applies().length, before, 'a replicas change is not drift');
   mesh.api.modify('Deployment', 'shop', 'waypoint', (o) => { o.spec.template.spec.containers[0].image = 'evil/image:latest'; });
-  await waitFor(() => mesh.api.get('Deployment', 'shop', 'waypoint')!.spec.template.spec.containers[0].image === 'registry.example/ambit:test', 'image restored');
+  await waitFor('image restored', () => mesh.api.get('Deployment', 'shop', 'waypoint')!.spec.template.spec.containers[0].image === 'registry.example/ambit:test');
   assert.equal(mesh.api.get('Deployment', 'shop', 'waypoint')!.spec.replicas, 5);
   mesh.api.modify('Service', 'shop', 'waypoint', (o) => { o.spec.ports = o.spec.ports.slice(0, 1); });
-  await waitFor(() => mesh.api.get('Service', 'shop', 'waypoint')!.spec.ports.length === 2, 'service repaired');
+  await waitFor('service repaired', () => mesh.api.get('Service', 'shop', 'waypoint')!.spec.ports.length === 2);
 });
 
 test('a same-named object the Gateway does not own is left alone', async () => {
   mesh.api.put(service('shop', 'taken', { clusterIP: '10.96.0.77', selector: { app: 'mine' } }));
   mesh.api.put(waypointGateway('shop', 'taken'));
-  await waitFor(() => mesh.api.get('Deployment', 'shop', 'taken') !== undefined, 'deployment made');
-  await waitFor(() => mesh.cpLogs.some((l) => l.msg === 'waypoint object exists and is not owned by its Gateway; left alone' && l.object === 'Service/shop/taken'), 'conflict logged');
+  await waitFor('deployment made', () => mesh.api.get('Deployment', 'shop', 'taken') !== undefined);
+  await waitFor('conflict logged', () => mesh.cpLogs.some((l) => l.msg === 'waypoint object exists and is not owned by its Gateway; left alone' && l.object === 'Service/shop/taken'));
   assert.deepEqual(mesh.api.get('Service', 'shop', 'taken')!.spec.selector, { app: 'mine' });
 });
 
 test('deleting the Gateway deletes what was made for it', async () => {
   mesh.api.remove('Gateway', 'shop', 'waypoint');
-  await waitFor(() => ['ServiceAccount', 'Deployment', 'Service'].every((k) => !mesh.api.get(k, 'shop', 'waypoint')), 'objects gone');
+  await waitFor('objects gone', () => ['ServiceAccount', 'Deployment', 'Service'].every((k) => !mesh.api.get(k, 'shop', 'waypoint')));
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(mesh.api.get('Deployment', 'shop', 'waypoint'), undefined, 'not re-created');
 });

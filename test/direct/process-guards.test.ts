@@ -10,7 +10,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { yaml } from '../helpers/config.js';
-import { waitFor } from '../helpers/xds.js';
+import { waitFor } from '../helpers/wait.js';
+
 
 const BIN = resolve('bin/ambit.js');
 const dir = mkdtempSync(join(tmpdir(), 'ambit-guards-'));
@@ -63,7 +64,7 @@ test('a ztunnel run out of file descriptors keeps running, and accepts again onc
   z.stderr!.on('data', (d: Buffer) => { log += d.toString(); });
   let exited = false;
   z.once('exit', () => { exited = true; });
-  await waitFor(() => /serving workload/.test(log), 'the ztunnel serves the pod', 20_000);
+  await waitFor('the ztunnel serves the pod', () => /serving workload/.test(log), 20_000);
   const flood: net.Socket[] = [];
   for (let i = 0; i < 120; i++) {
     const s = net.connect(15008, '127.0.77.1');

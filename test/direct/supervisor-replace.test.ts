@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Supervisor, pidDir, readPidRecord, pidFilePath } from '../../src/cluster/supervisor.js';
 import { readProcStat } from '../../src/sys/proc.js';
-import { eventually } from '../helpers/cluster.js';
+import { waitFor } from '../helpers/wait.js';
+
 
 const alive = (pid: number) => {
   const st = readProcStat(pid);
@@ -51,7 +52,7 @@ describe('cluster: supervisor.replace', () => {
     assert.ok(existsSync(pidFilePath(stateDir, `drainer.retired-${oldPid}`)), 'its PID file stays findable (ambit down kills it)');
     assert.equal(readPidRecord(pidFilePath(stateDir, 'drainer'))?.pid, r.newPid);
     await r.oldExited;
-    await eventually(() => !existsSync(pidFilePath(stateDir, `drainer.retired-${oldPid}`)), 2000, 'the retired PID file goes with it');
+    await waitFor('the retired PID file goes with it', () => !existsSync(pidFilePath(stateDir, `drainer.retired-${oldPid}`)), 2000);
     await new Promise((res) => setTimeout(res, 400));
     const status = sup.statusOf('drainer')!;
     assert.equal(status.state, 'running');

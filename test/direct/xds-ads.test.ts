@@ -16,7 +16,8 @@ import {
   ADDRESS_TYPE_URL as ADDR, AUTHORIZATION_TYPE_URL as AUTHZ, type Authorization, type Service, type Workload,
 } from '../../src/xds/workload-api.js';
 import { authorization, service, workload } from '../helpers/xds-fixtures.js';
-import { RawStream, settle, startAds, startClient, waitFor, type RunningAds, type TestClient } from '../helpers/xds.js';
+import { RawStream, settle, startAds, startClient, type RunningAds, type TestClient } from '../helpers/xds.js';
+import { waitFor } from '../helpers/wait.js';
 
 const cleanup: (() => void)[] = [];
 after(() => {
@@ -67,7 +68,7 @@ function allAcked(srv: RunningAds, nodeId = 'ztunnel~node-a'): boolean {
 
 async function synced(srv: RunningAds, c: TestClient, nodeId = 'ztunnel~node-a'): Promise<void> {
   await c.client.waitForSync();
-  await waitFor(() => allAcked(srv, nodeId), 'every response ACKed');
+  await waitFor('every response ACKed', () => allAcked(srv, nodeId));
 }
 
 test('ads: initial push delivers every resource, decoded, and the server records the ACKs', async () => {
@@ -112,8 +113,8 @@ test('ads: an incremental update sends only the changed resource; an unchanged s
   const seen = c.updates.length;
   w.workloads[1] = { ...w.workloads[1]!, status: 'UNHEALTHY' };
   publish(srv, w);
-  await waitFor(() => c.updates.length > seen, 'the update');
-  await waitFor(() => allAcked(srv), 'the ACK');
+  await waitFor('the update', () => c.updates.length > seen);
+  await waitFor('the ACK', () => allAcked(srv));
 
   const u = c.updates.at(-1)!;
   assert.equal(u.typeUrl, ADDR);
@@ -144,14 +145,14 @@ test('ads: a removal reaches the client as removed_resources', async () => {
   const gone = w.workloads[2]!.uid;
   const seen = c.updates.length;
   srv.ads.update(ADDR, [], [gone]);
-  await waitFor(() => c.updates.length > seen, 'the removal');
+  await waitFor('the removal', () => c.updates.length > seen);
   const u = c.updates.at(-1)!;
   assert.deepEqual(u.removed, [gone]);
   assert.deepEqual(u.upserted, []);
   assert.equal(c.client.resources(addressResourceType).has(gone), false);
   assert.equal(c.client.resources(addressResourceType).size, 3);
   assert.equal(srv.ads.counters().removalsSent, 1);
-  await waitFor(() => allAcked(srv), 'the ACK');
+  await waitFor('the ACK', () => allAcked(srv));
   assert.equal(typeStatus(srv.ads.status(), ADDR).resourcesAcked, 3);
 });
 
@@ -172,7 +173,7 @@ test('ads: a NACK of one bad resource keeps the rest applied; the server records
   const p9 = authorization(9);
   srv.ads.update(AUTHZ, [{ name: 'ns0/policy-0', body: bad }, authorizationResource(p9)]);
 
-  await waitFor(() => nacks.length === 1, 'the NACK');
+  await waitFor('the NACK', () => nacks.length === 1);
   assert.match(nacks[0]!, /^ztunnel~node-a rejected 1 of 2 resources: ns0\/policy-0: authorization\.rules\[0\]\.clauses\[0\]\.matches\[0\]\.source_ips\[0\]\.address: 5 bytes is not an IP address/);
   const policies = c.client.resources(authorizationResourceType);
   assert.deepEqual(policies.get('ns0/policy-0')?.value, w.policies[0], 'the bad resource keeps its previous version');
@@ -195,8 +196,8 @@ test('ads: a NACK of one bad resource keeps the rest applied; the server records
   // The fix (a new version) is sent and ACKed.
   const fixed = { ...w.policies[0]!, action: 'DENY' as const };
   srv.ads.update(AUTHZ, [authorizationResource(fixed)]);
-  await waitFor(() => (policies.get('ns0/policy-0')?.value as Authorization).action === 'DENY', 'the fixed policy');
-  await waitFor(() => allAcked(srv), 'the ACK');
+  await waitFor('the fixed policy', () => (policies.get('ns0/policy-0')?.value as Authorization).action === 'DENY');
+  await waitFor('the ACK', () => allAcked(srv));
 });
 
 test('ads: the client keeps its resources while the server is down and resumes with only the difference', async () => {
@@ -208,7 +209,7 @@ test('ads: the client keeps its resources while the server is down and resumes w
   const port = first.port;
 
   first.stop();
-  await waitFor(() => c.client.state === 'disconnected', 'the client to notice');
+  await waitFor('the client to notice', () => c.client.state === 'disconnected');
   await settle(150);
   assert.equal(c.client.resources(addressResourceType).size, 6, 'resources kept while down');
   assert.equal(c.client.resources(authorizationResourceType).size, 2);
@@ -221,7 +222,7 @@ test('ads: the client keeps its resources while the server is down and resumes w
   const w2: World = { ...w, workloads: [w.workloads[0]!, changed, w.workloads[2]!, w.workloads[4]!, added] };
   publish(second, w2);
   const seen = c.updates.length;
-  await waitFor(() => allAcked(second), 'the resumed stream ACKed');
+  await waitFor('the resumed stream ACKed', () => allAcked(second));
 
   const counters = second.ads.counters();
   assert.equal(counters.resourcesSent, 2, 'only the changed and the added workload');
@@ -312,7 +313,7 @@ test('ads: a per-client filter decides what each client gets; refilter applies a
   // workload 0 moves to node-b.
   nodeOf.set(w.workloads[0]!.uid, 'node-b');
   srv.ads.refilter();
-  await waitFor(() => names(b).includes(w.workloads[0]!.uid) && !names(a).includes(w.workloads[0]!.uid), 'the move');
+  await waitFor('the move', () => names(b).includes(w.workloads[0]!.uid) && !names(a).includes(w.workloads[0]!.uid));
   assert.equal(names(a).length, 2);
   assert.equal(names(b).length, 4);
 });
@@ -338,7 +339,7 @@ test('ads: one response in flight per client and type; changes meanwhile are coa
   assert.deepEqual(r2.resources.map((x) => x.name).sort(), [w.workloads[0]!.uid, w.workloads[1]!.uid].sort());
   assert.deepEqual(r2.removedResources, [w.workloads[2]!.uid]);
   raw.send({ typeUrl: ADDR, responseNonce: r2.nonce });
-  await waitFor(() => typeStatus(srv.ads.status(), ADDR, 'raw').pending.length === 0, 'ACK');
+  await waitFor('ACK', () => typeStatus(srv.ads.status(), ADDR, 'raw').pending.length === 0);
   assert.equal(typeStatus(srv.ads.status(), ADDR, 'raw').resourcesAcked, 2);
 
   // A client that never answers still gets changes, after ackTimeoutMs.
@@ -381,7 +382,7 @@ test('ads: a stream without a node id is refused with INVALID_ARGUMENT; named su
   publish(srv, world(3, 0, 3));
   const anon = track(new RawStream(srv.address));
   anon.send({ typeUrl: ADDR, resourceNamesSubscribe: ['*'] });
-  await waitFor(() => anon.status !== undefined, 'the refusal');
+  await waitFor('the refusal', () => anon.status !== undefined);
   assert.equal(anon.status?.code, grpc.status.INVALID_ARGUMENT);
 
   const named = track(new RawStream(srv.address));
@@ -400,7 +401,7 @@ test('ads client: reconnect delays grow exponentially with jitter, capped, and r
   const delays: number[] = [];
   c.client.on('state', (e) => { if (e.retryInMs !== undefined) delays.push(e.retryInMs); });
   for (let i = 0; i < 6; i++) {
-    await waitFor(() => delays.length > i, `failure ${i + 1}`);
+    await waitFor(`failure ${i + 1}`, () => delays.length > i);
     await clock.advance(delays[i]!);
   }
   // d = min(800, 100 * 2^(n-1)); waited d/2 + 0.5 * d/2.
@@ -409,12 +410,12 @@ test('ads client: reconnect delays grow exponentially with jitter, capped, and r
   // The server comes back: the stream delivers a response, so the next failure starts over.
   const back = track(await startAds({}, `127.0.0.1:${port}`));
   publish(back, world(1, 0, 0));
-  await waitFor(() => c.client.state === 'connected' || delays.length > 6, 'an attempt');
+  await waitFor('an attempt', () => c.client.state === 'connected' || delays.length > 6);
   if (c.client.state !== 'connected') await clock.advance(delays.at(-1)!);
   await c.client.waitForSync();
   const seen = delays.length;
   back.stop();
-  await waitFor(() => delays.length > seen, 'the next failure');
+  await waitFor('the next failure', () => delays.length > seen);
   assert.equal(delays.at(-1), 75);
 });
 
@@ -446,7 +447,7 @@ test('ads push: one push reaches every subscribed type under its id, even a type
     { typeUrl: ADDR, resources: Array.from({ length: 40 }, (_, i) => addressResource({ workload: workload(i) })) },
     { typeUrl: AUTHZ, resources: w.policies.map(authorizationResource) },
   ]);
-  await waitFor(() => raw.responses.filter((r) => r.typeUrl === ADDR && r.systemVersionInfo === 'push:3').length === 1, 'the last Address chunk of push 3');
+  await waitFor('the last Address chunk of push 3', () => raw.responses.filter((r) => r.typeUrl === ADDR && r.systemVersionInfo === 'push:3').length === 1);
   const chunks = raw.responses.filter((r) => r.typeUrl === ADDR && r.systemVersionInfo.startsWith('push:3'));
   assert.ok(chunks.length >= 3, `${chunks.length} chunks`);
   assert.ok(chunks.slice(0, -1).every((r) => r.systemVersionInfo === 'push:3#partial'));
@@ -469,14 +470,14 @@ test('ads push: an xDS source applies only whole pushes — never the Address of
     { typeUrl: ADDR, resources: [addressResource({ workload: workload(0) })] },
     { typeUrl: AUTHZ, resources: [authorizationResource(authorization(0))] },
   ]);
-  await waitFor(() => states.length === 1, 'the first whole push');
+  await waitFor('the first whole push', () => states.length === 1);
   assert.deepEqual(states[0], { workloads: 1, policies: ['ns0/policy-0'] });
   // Renaming a policy in a push that also adds a workload: one state, both changes, never neither.
   srv.ads.publish('push:2', [
     { typeUrl: ADDR, resources: [addressResource({ workload: workload(0) }), addressResource({ workload: workload(1) })] },
     { typeUrl: AUTHZ, resources: [authorizationResource({ ...authorization(0), name: 'policy-renamed' })] },
   ]);
-  await waitFor(() => states.length >= 2 && states.at(-1)!.workloads === 2, 'the second push');
+  await waitFor('the second push', () => states.length >= 2 && states.at(-1)!.workloads === 2);
   for (const s of states) assert.equal(s.policies.length, 1, JSON.stringify(states));
   assert.deepEqual(states.at(-1), { workloads: 2, policies: ['ns0/policy-renamed'] });
   assert.ok(src.status().heldBackPartialPushes >= 1);
@@ -496,6 +497,6 @@ test('ads limits: a type the server does not serve is ignored and counted; a cli
     srv.ads.publish(`push:${i}`, [{ typeUrl: ADDR, resources: [addressResource({ workload: workload(i) })] }]);
     await settle(5);
   }
-  await waitFor(() => raw.status !== undefined, 'the stream ended');
+  await waitFor('the stream ended', () => raw.status !== undefined);
   assert.equal(raw.status?.code, grpc.status.RESOURCE_EXHAUSTED);
 });

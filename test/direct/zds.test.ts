@@ -19,7 +19,8 @@ import { closeFds, SeqpacketConnection, SeqpacketServer, type SeqpacketMessage }
 import { decodeAck, decodeRequest, encodeAck, encodeHello, encodeRequest, type WorkloadRequest } from '../../src/xds/zds.js';
 import { ZdsServer, type ZdsPod } from '../../src/nodeagent/zds-server.js';
 import { ZdsClient } from '../../src/ztunnel/zds-client.js';
-import { eventually } from '../helpers/cluster.js';
+import { waitFor } from '../helpers/wait.js';
+
 
 const logger = new Logger({ component: 'test', level: 'error' });
 const native = loadNative();
@@ -88,7 +89,7 @@ describe('ZDS: the node agent side against a test ztunnel', () => {
     await z.send(encodeAck());
     assert.deepEqual(decodeRequest((await next()).data), { ok: true, value: { kind: 'snapshot_sent' } });
     await z.send(encodeAck());
-    await eventually(() => server.status().some((c) => c.state === 'synced' && c.pid === process.pid), 2000, 'synced, named by our PID');
+    await waitFor('synced, named by our PID', () => server.status().some((c) => c.state === 'synced' && c.pid === process.pid), 2000);
 
     pods.set('uid-b', { uid: 'uid-b', info: { name: 'b', namespace: 'demo', serviceAccount: 'sa' }, netnsFd, listeners: new Map() });
     const outcome = server.add('uid-b');
@@ -105,7 +106,7 @@ describe('ZDS: the node agent side against a test ztunnel', () => {
     await del;
     pods.delete('uid-b');
     z.close();
-    await eventually(() => server.status().length === 0, 2000, 'the connection is gone');
+    await waitFor('the connection is gone', () => server.status().length === 0, 2000);
   });
 
   test('an add for a pod released while it waited is not sent', async () => {
@@ -236,7 +237,7 @@ describe('ZDS: the ztunnel side against a test agent', () => {
       assert.match(error, why);
       assert.equal(client.lookup('demo', 'pod-x'), undefined, 'nothing half-added');
       assert.ok(client.lookup('demo', 'pod-a'), 'the served pod is untouched');
-      await eventually(() => openFds() <= fds, 2000, `fds back to ${fds} (now ${openFds()})`);
+      await waitFor(`fds back to ${fds} (now ${openFds()})`, () => openFds() <= fds, 2000);
     });
   }
 
@@ -261,6 +262,6 @@ describe('ZDS: the ztunnel side against a test agent', () => {
     assert.ok(client.lookup('demo', 'pod-a'), 'losing the agent changes nothing served');
     assert.equal(await ask(encodeRequest({ kind: 'snapshot_sent' })), '');
     assert.equal(client.lookup('demo', 'pod-a'), undefined, 'not in the new snapshot: forgotten');
-    await eventually(() => openFds() <= fdsBefore + 2, 2000, `every fd of the forgotten pods closed (${openFds()} open, ${fdsBefore} before)`);
+    await waitFor(`every fd of the forgotten pods closed (${openFds()} open, ${fdsBefore} before)`, () => openFds() <= fdsBefore + 2, 2000);
   });
 });

@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { startLoopbackMesh, type LoopbackMesh } from '../helpers/loopback-mesh.js';
 import { yaml } from '../helpers/config.js';
 import type { Endpoint } from '../../src/ztunnel/pod-network.js';
+import { waitFor } from '../helpers/wait.js';
 
 const CLIENT_IP = '127.0.10.1';
 const SERVER_IP = '127.0.20.1';
@@ -178,7 +179,7 @@ test('an upstream that refuses: the tunnel gets 503, the client is reset, the re
   const fwd = await mesh.forward(CLIENT, { ip: SERVER_IP, port: 9999 });
   const s = await connect(fwd);
   assert.equal(await closeKind(s), 'reset');
-  await waitFor(() => mesh.accessLogs('node-1').some((l) => l['dst.addr'] === `${SERVER_IP}:9999`));
+  await waitFor('the condition', () => mesh.accessLogs('node-1').some((l) => l['dst.addr'] === `${SERVER_IP}:9999`));
   const src = mesh.accessLogs('node-1').find((l) => l['dst.addr'] === `${SERVER_IP}:9999`)!;
   assert.equal(src.response_flags, 'CONNECT');
   const dst = mesh.accessLogs('node-2').find((l) => l['dst.addr'] === `${SERVER_IP}:9999`)!;
@@ -192,7 +193,7 @@ test('metrics and access log: one line per side with both identities, Istio TCP 
   const got = readAll(s);
   s.end('metrics!');
   await got;
-  await waitFor(() => mesh.accessLogs('node-2').some((l) => l['dst.service'] === 'server.shop.svc.cluster.local' && l.bytes_recv === 8));
+  await waitFor('the condition', () => mesh.accessLogs('node-2').some((l) => l['dst.service'] === 'server.shop.svc.cluster.local' && l.bytes_recv === 8));
   const dst = mesh.accessLogs('node-2').filter((l) => l['dst.service'] === 'server.shop.svc.cluster.local' && l.bytes_recv === 8).at(-1)!;
   assert.equal(dst.direction, 'inbound');
   assert.equal(dst['src.identity'], 'spiffe://cluster.local/ns/shop/sa/client');
@@ -234,10 +235,10 @@ test('authorization: a DENY gives 401 and response_flags DENY on both sides, the
     const s = await connect(fwd);
     s.write('should not arrive');
     assert.equal(await closeKind(s), 'reset');
-    await waitFor(() => mesh.accessLogs('node-2').some((l) => l.response_flags === 'DENY'));
+    await waitFor('the condition', () => mesh.accessLogs('node-2').some((l) => l.response_flags === 'DENY'));
     const dst = mesh.accessLogs('node-2').filter((l) => l.response_flags === 'DENY').at(-1)!;
     assert.match(JSON.stringify(dst), /shop\/deny-client/);
-    await waitFor(() => mesh.accessLogs('node-1').some((l) => l.response_flags === 'DENY'));
+    await waitFor('the condition', () => mesh.accessLogs('node-1').some((l) => l.response_flags === 'DENY'));
     assert.match(mesh.nodes['node-2']!.metrics.render(), /istio_tcp_connections_failed_total\{reporter="destination".*response_flags="DENY"/);
   } finally {
     await mesh.update(base);
@@ -259,7 +260,7 @@ test('a policy change closes a live connection that no longer passes', async () 
       rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/other]}}]}]`);
   try {
     assert.equal(await closed, 'reset');
-    await waitFor(() => mesh.accessLogs('node-2').some((l) => /policy changed/.test(JSON.stringify(l))));
+    await waitFor('the condition', () => mesh.accessLogs('node-2').some((l) => /policy changed/.test(JSON.stringify(l))));
   } finally {
     await mesh.update(base);
   }
@@ -280,7 +281,7 @@ test('STRICT refuses plaintext (reset, DENY) while PERMISSIVE lets it through', 
     // The refusal is a reset; on loopback it can arrive before connect() reports success.
     const kind = await connect(plain).then((s2) => { s2.write('plain'); return closeKind(s2); }, (e: NodeJS.ErrnoException) => e.code === 'ECONNRESET' ? 'reset' : e.code);
     assert.equal(kind, 'reset');
-    await waitFor(() => mesh.accessLogs('node-2').some((l) => l.response_flags === 'DENY' && l.via === 'plaintext'));
+    await waitFor('the condition', () => mesh.accessLogs('node-2').some((l) => l.response_flags === 'DENY' && l.via === 'plaintext'));
     const denied = mesh.accessLogs('node-2').filter((l) => l.response_flags === 'DENY' && l.via === 'plaintext').at(-1);
     assert.ok(denied);
     assert.match(JSON.stringify(denied), /istio_converted_static_strict/);
@@ -304,16 +305,8 @@ test('a destination outside the mesh is passed through as plain TCP', async () =
     const s = await connect(fwd);
     assert.equal((await readAll(s)).data.toString(), 'outside');
     s.end(); // the connection is complete (and recorded) once both sides have closed
-    await waitFor(() => mesh.accessLogs('node-1').some((l) => l.via === 'passthrough' && l['dst.addr'] === `127.0.30.1:${port}`));
+    await waitFor('the condition', () => mesh.accessLogs('node-1').some((l) => l.via === 'passthrough' && l['dst.addr'] === `127.0.30.1:${port}`));
   } finally {
     plainServer.close();
   }
 });
-
-async function waitFor(cond: () => boolean, timeoutMs = 3000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

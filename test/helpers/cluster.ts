@@ -93,11 +93,3 @@ export function startCluster(yamlText: string, options: { nodes?: number; name?:
   return cluster;
 }
 
-/** Poll until cond() is true; throws with `what` after timeoutMs. */
-export async function eventually(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}

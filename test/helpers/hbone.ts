@@ -252,14 +252,6 @@ export async function startForwarder(cleanup: Cleanup, targetPort: number): Prom
   return fwd;
 }
 
-export async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 export function quietLogger(): Logger {
   return memoryLogger({ level: 'debug' }).logger;
 }

@@ -9,7 +9,8 @@ import { join, resolve } from 'node:path';
 import { runCommand, type RunResult } from '../../src/sys/exec.js';
 import { agentGet } from '../../src/nodeagent/control-api.js';
 import { ambitCniDir, baseConfList } from '../../src/cluster/pod-cni.js';
-import { eventually } from './cluster.js';
+import { waitFor } from './wait.js';
+
 
 const ROOT = resolve(new URL('../../..', import.meta.url).pathname);
 const BIN = join(ROOT, 'bin', 'ambit.js');
@@ -53,7 +54,7 @@ export async function startAgentHarness(yaml: string, name: string, nodeNetns: s
   let cpErr = '';
   cp.stderr?.on('data', (d: Buffer) => { cpErr += d.toString(); });
   try {
-    await eventually(async () => (await fetch(`${adminUrl}/ready`).then((r) => r.ok, () => false)), 30_000, 'control plane ready');
+    await waitFor('control plane ready', async () => (await fetch(`${adminUrl}/ready`).then((r) => r.ok, () => false)), 30_000);
   } catch (e: unknown) {
     cp.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
@@ -77,7 +78,7 @@ export async function startAgentHarness(yaml: string, name: string, nodeNetns: s
       h.agent = spawn(process.execPath, [BIN, 'node-agent', '--node', 'node-1', '--dir', agentDir, '--control-plane', adminUrl,
         '--admin-token-file', join(dir, 'admin-token'), '--cni-conf', conflist, '--node-netns', nodeNetns], { stdio: ['ignore', log, log] });
       closeSync(log);
-      await eventually(() => agentGet(h.controlSocket, '/healthz').then(() => true, () => false), 20_000, 'node agent up');
+      await waitFor('node agent up', () => agentGet(h.controlSocket, '/healthz').then(() => true, () => false), 20_000);
     },
     async stopAgent(signal = 'SIGTERM') {
       const a = h.agent;

@@ -8,14 +8,7 @@ import type { DeltaRequestOut, DeltaResponse } from '../../src/xds/ads-types.js'
 import { addressResourceType, authorizationResourceType } from '../../src/xds/codec.js';
 import { bindServer, serverCredentials, type ServerTlsOptions } from '../../src/xds/credentials.js';
 import { ADS_DELTA_PATH, ADS_SERVICE, grpcDefinitions } from '../../src/xds/protos.js';
-
-export async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import { waitFor } from './wait.js';
 
 /** Lets pending I/O and setImmediate flushes run (for "nothing else happened" checks). */
 export async function settle(ms = 50): Promise<void> {
@@ -98,7 +91,7 @@ export class RawStream {
   }
 
   async next(count: number, what = `${count} responses`): Promise<DeltaResponse> {
-    await waitFor(() => this.responses.length >= count, what);
+    await waitFor(what, () => this.responses.length >= count);
     return this.responses[count - 1] as DeltaResponse;
   }
 

@@ -8,8 +8,9 @@ import { chmodSync, mkdtempSync, writeFileSync, readFileSync, existsSync, readdi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startCluster, eventually, type TestCluster } from '../helpers/cluster.js';
+import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { yaml } from '../helpers/config.js';
+import { waitFor } from '../helpers/wait.js';
 import { isProcessAlive } from '../../src/sys/proc.js';
 
 const secret = `TOPSECRET-${randomBytes(8).toString('hex')}`;
@@ -74,7 +75,7 @@ before(async () => {
     capture!.stderr!.on('data', (d: Buffer) => { err += d.toString(); if (err.includes('listening on')) resolve(); });
     capture!.on('exit', (code) => reject(new Error(`tcpdump exited ${code}: ${err}`)));
   });
-  await eventually(() => curl('shop/client', 'http://web/secret.txt').stdout.includes(secret), 20_000, 'first request through the mesh');
+  await waitFor('first request through the mesh', () => curl('shop/client', 'http://web/secret.txt').stdout.includes(secret), 20_000);
 });
 
 after(() => {
@@ -99,7 +100,7 @@ test('curl in one pod reaches python http.server in a pod on another node, throu
   const r = curl('shop/client', 'http://web.shop.svc.cluster.local/secret.txt');
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout.trim(), secret);
-  await eventually(() => accessLogs('node-2').some((l) => l['dst.workload'] === 'web' && l['src.identity'] === 'spiffe://cluster.local/ns/shop/sa/client'), 5000, 'inbound access log');
+  await waitFor('inbound access log', () => accessLogs('node-2').some((l) => l['dst.workload'] === 'web' && l['src.identity'] === 'spiffe://cluster.local/ns/shop/sa/client'), 5000);
   const inbound = accessLogs('node-2').filter((l) => l['dst.workload'] === 'web' && l.direction === 'inbound').at(-1)!;
   assert.equal(inbound['dst.identity'], 'spiffe://cluster.local/ns/shop/sa/web');
   assert.equal(inbound.via, 'hbone');
@@ -109,7 +110,7 @@ test('curl in one pod reaches python http.server in a pod on another node, throu
   const pods = (JSON.parse(c.ambit(['status', '-o', 'json']).stdout) as { status: { pods: { namespace: string; name: string; ip: string }[] } }).status.pods;
   const clientIp = pods.find((p) => p.namespace === 'shop' && p.name === 'client')!.ip;
   const webLog = join(c.stateDir, 'logs', 'pods', 'shop_web_http.log');
-  await eventually(() => readFileSync(webLog, 'utf8').split('\n').some((l) => l.startsWith(`${clientIp} - - `) && l.includes('GET /secret.txt')), 5000, `python's log shows the client ${clientIp} as the source`);
+  await waitFor(`python's log shows the client ${clientIp} as the source`, () => readFileSync(webLog, 'utf8').split('\n').some((l) => l.startsWith(`${clientIp} - - `) && l.includes('GET /secret.txt')), 5000);
 });
 
 test('non-mesh client to a meshed server: works under PERMISSIVE, refused under STRICT', async () => {
@@ -121,7 +122,7 @@ test('non-mesh client to a meshed server: works under PERMISSIVE, refused under 
     spec: {mtls: {mode: STRICT}}`);
   assert.equal(strict.code, 0, strict.stderr);
   try {
-    await eventually(() => curl('plain/outsider', 'http://web.shop/secret.txt').code !== 0, 5000, 'STRICT refuses plaintext');
+    await waitFor('STRICT refuses plaintext', () => curl('plain/outsider', 'http://web.shop/secret.txt').code !== 0, 5000);
     assert.equal(curl('shop/client', 'http://web/secret.txt').stdout.trim(), secret, 'mTLS still works under STRICT');
     assert.ok(accessLogs('node-2').some((l) => l.via === 'plaintext' && l.response_flags === 'DENY'));
   } finally {
@@ -132,7 +133,7 @@ test('non-mesh client to a meshed server: works under PERMISSIVE, refused under 
       spec: {mtls: {mode: PERMISSIVE}}`);
     assert.equal(permissive.code, 0, permissive.stderr);
   }
-  await eventually(() => curl('plain/outsider', 'http://web.shop/secret.txt').stdout.includes(secret), 5000, 'PERMISSIVE again');
+  await waitFor('PERMISSIVE again', () => curl('plain/outsider', 'http://web.shop/secret.txt').stdout.includes(secret), 5000);
 });
 
 /** A long-lived TCP conversation from a pod: one line every 100 ms, each echoed back. */
@@ -176,20 +177,20 @@ const okCount = (lines: string[]) => lines.filter((l) => l.startsWith('ok ')).le
 test('enrol and un-enrol a namespace live; a long-running connection stays up across both changes', async () => {
   const conv = longConversation('plain/outsider', 'web.shop.svc.cluster.local');
   try {
-    await eventually(() => okCount(conv.lines) >= 5, 5000, 'conversation started');
+    await waitFor('conversation started', () => okCount(conv.lines) >= 5, 5000);
     let r = c.ambit(['label', 'namespace', 'plain', 'istio.io/dataplane-mode=ambient']);
     assert.equal(r.code, 0, r.stderr);
-    await eventually(() => c.ambit(['status', '-o', 'json']).stdout.includes('"name": "outsider"') && JSON.parse(c.ambit(['status', '-o', 'json']).stdout).status.pods.find((p: { name: string }) => p.name === 'outsider').captured === true, 10_000, 'outsider captured');
+    await waitFor('outsider captured', () => c.ambit(['status', '-o', 'json']).stdout.includes('"name": "outsider"') && JSON.parse(c.ambit(['status', '-o', 'json']).stdout).status.pods.find((p: { name: string }) => p.name === 'outsider').captured === true, 10_000);
     // New connections from the newly enrolled pod now carry its identity.
     assert.equal(curl('plain/outsider', 'http://web.shop/secret.txt').stdout.trim(), secret);
-    await eventually(() => accessLogs('node-2').some((l) => l['src.identity'] === 'spiffe://cluster.local/ns/plain/sa/default'), 5000, 'outsider now has an identity');
+    await waitFor('outsider now has an identity', () => accessLogs('node-2').some((l) => l['src.identity'] === 'spiffe://cluster.local/ns/plain/sa/default'), 5000);
     const mid = okCount(conv.lines);
-    await eventually(() => okCount(conv.lines) >= mid + 5, 5000, 'conversation continues after enrolment');
+    await waitFor('conversation continues after enrolment', () => okCount(conv.lines) >= mid + 5, 5000);
     r = c.ambit(['label', 'namespace', 'plain', 'istio.io/dataplane-mode-']);
     assert.equal(r.code, 0, r.stderr);
-    await eventually(() => JSON.parse(c.ambit(['status', '-o', 'json']).stdout).status.pods.find((p: { name: string }) => p.name === 'outsider').captured === false, 10_000, 'outsider released');
+    await waitFor('outsider released', () => JSON.parse(c.ambit(['status', '-o', 'json']).stdout).status.pods.find((p: { name: string }) => p.name === 'outsider').captured === false, 10_000);
     const late = okCount(conv.lines);
-    await eventually(() => okCount(conv.lines) >= late + 5, 5000, 'conversation continues after un-enrolment');
+    await waitFor('conversation continues after un-enrolment', () => okCount(conv.lines) >= late + 5, 5000);
     assert.deepEqual(conv.lines.filter((l) => l.startsWith('ERR') || l.startsWith('STDERR')), []);
   } finally {
     await conv.stop();
@@ -199,7 +200,7 @@ test('enrol and un-enrol a namespace live; a long-running connection stays up ac
 test('a DENY applied with ambit apply blocks new connections and closes live ones', async () => {
   const conv = longConversation('shop/client', 'web');
   try {
-    await eventually(() => okCount(conv.lines) >= 3, 5000, 'conversation started');
+    await waitFor('conversation started', () => okCount(conv.lines) >= 3, 5000);
     const deny = c.apply(yaml`
       apiVersion: security.istio.io/v1
       kind: AuthorizationPolicy
@@ -209,7 +210,7 @@ test('a DENY applied with ambit apply blocks new connections and closes live one
         action: DENY
         rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/client]}}]}]`);
     assert.equal(deny.code, 0, deny.stderr);
-    await eventually(() => conv.lines.some((l) => l.startsWith('ERR')), 5000, 'live connection closed by the new policy');
+    await waitFor('live connection closed by the new policy', () => conv.lines.some((l) => l.startsWith('ERR')), 5000);
     assert.notEqual(curl('shop/client', 'http://web/secret.txt').code, 0, 'new connections are refused');
   } finally {
     await conv.stop();
@@ -217,7 +218,7 @@ test('a DENY applied with ambit apply blocks new connections and closes live one
     writeFileSync(f, 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: deny-client, namespace: shop}\n');
     assert.equal(c.ambit(['delete', '-f', f]).code, 0);
   }
-  await eventually(() => curl('shop/client', 'http://web/secret.txt').stdout.includes(secret), 5000, 'allowed again after delete');
+  await waitFor('allowed again after delete', () => curl('shop/client', 'http://web/secret.txt').stdout.includes(secret), 5000);
 });
 
 test('a ztunnel killed and restarted: pods keep their PIDs, traffic never bypasses it meanwhile and then resumes', async () => {
@@ -230,8 +231,8 @@ test('a ztunnel killed and restarted: pods keep their PIDs, traffic never bypass
   // its node agent holds: connections wait for the next ztunnel (or time out), nothing flows
   // in plaintext.
   const during = curl('shop/client', 'http://web/secret.txt', ['--max-time', '2']);
-  await eventually(() => status().components.find((x) => x.name === 'ztunnel-node-2')!.restarts >= 1, 10_000, 'ztunnel restarted');
-  await eventually(() => curl('shop/client', 'http://web/secret.txt').stdout.includes(secret), 15_000, 'traffic resumes');
+  await waitFor('ztunnel restarted', () => status().components.find((x) => x.name === 'ztunnel-node-2')!.restarts >= 1, 10_000);
+  await waitFor('traffic resumes', () => curl('shop/client', 'http://web/secret.txt').stdout.includes(secret), 15_000);
   const after = status();
   assert.deepEqual(after.pods.flatMap((p) => p.processes.map((x) => x.pid)), podPids, 'no pod was restarted');
   assert.ok(!during.stdout.includes(secret) || during.code === 0, 'either timed out or served by the restarted ztunnel');

@@ -13,16 +13,9 @@ import {
 } from '../../src/cluster/supervisor.js';
 import { createTestNetwork, type TestNetwork } from '../helpers/netns.js';
 import { readProcStat } from '../../src/sys/proc.js';
+import { waitFor } from '../helpers/wait.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 function isAlive(pid: number): boolean {
   const st = readProcStat(pid);

@@ -17,7 +17,8 @@ import { CniRuntime, parseConfList } from '../../src/cni/runtime.js';
 import { ambitCniDir, SYSTEM_CNI_DIR } from '../../src/cluster/pod-cni.js';
 import { createTestNetwork, runInNetns, spawnInNetns, type TestNetwork, type TestProcess } from '../helpers/netns.js';
 import { startAgentHarness, type AgentHarness } from '../helpers/node-agent.js';
-import { eventually } from '../helpers/cluster.js';
+import { waitFor } from '../helpers/wait.js';
+
 
 const MESH = `
 apiVersion: v1
@@ -227,7 +228,7 @@ describe('ambit-cni: CNI 1.0.0 conformance with a real node agent', () => {
       const links = await runInNetns(net.ns('chain'), 'ip', ['-o', 'link']);
       assert.doesNotMatch(links.stdout, /eth0/);
       assert.equal(existsSync(join(h.dir, 'cni-cache', `ambit-chain-chain-eth0.json`)), false);
-      await eventually(async () => !(await pods()).some((p) => p.name === 'chain'), 3000, 'the agent forgot the pod');
+      await waitFor('the agent forgot the pod', async () => !(await pods()).some((p) => p.name === 'chain'), 3000);
       await runtime.del(rt('chain2', 'legacy', '10.244.1.21'));
       const hostLinks = await runCommand('ip', ['-n', net.ns('node'), '-o', 'link', 'show', 'type', 'veth']);
       assert.equal(hostLinks.stdout.trim(), '', 'no host end left');

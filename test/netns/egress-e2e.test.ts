@@ -12,9 +12,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startCluster, eventually, type TestCluster } from '../helpers/cluster.js';
+import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { yaml } from '../helpers/config.js';
 import { b64, issueCert, makeTestCa } from '../helpers/tls-certs.js';
+import { waitFor } from '../helpers/wait.js';
 
 const OUTSIDE = '172.30.0.2';
 const SERVER = resolve('test/fixtures/partner-server.py');
@@ -102,7 +103,7 @@ before(async () => {
   partner = spawn('ip', ['netns', 'exec', `${cluster.prefix}-outside`, 'python3', SERVER, OUTSIDE, join(dir, 'server.pem'), join(dir, 'server-key.pem'), join(dir, 'client-ca.pem')], { stdio: ['ignore', 'pipe', 'pipe'] });
   partner.stdout!.on('data', (c: Buffer) => { partnerLog += c.toString(); });
   partner.stderr!.on('data', (c: Buffer) => { partnerLog += c.toString(); });
-  await eventually(() => partnerLog.includes('partner ready'), 10_000, `the partner server (${partnerLog})`);
+  await waitFor(`the partner server (${partnerLog})`, () => partnerLog.includes('partner ready'), 10_000);
 });
 
 after(() => {
@@ -116,20 +117,20 @@ const curl = (args: string[]) => cluster.exec('shop/client', ['curl', '-sS', '--
 
 test('DNS: the pod resolves the ServiceEntry host to its auto-allocated VIP through the ztunnel DNS proxy', async () => {
   let out = '';
-  await eventually(() => {
+  await waitFor(`getent hosts api.partner.example -> 240.240.0.1 (last: ${out})`, () => {
     out = cluster.exec('shop/client', ['getent', 'hosts', 'api.partner.example']).stdout;
     return out.includes('240.240.0.1');
-  }, 30_000, `getent hosts api.partner.example -> 240.240.0.1 (last: ${out})`);
+  }, 30_000);
   // A name the registry does not hold goes upstream (the outside resolver) and does not exist.
   assert.notEqual(cluster.exec('shop/client', ['getent', 'hosts', 'nothing.partner.example']).code, 0);
 });
 
 test('egress through the waypoint: plain HTTP from the pod becomes mutual TLS to the partner; GET allowed, DELETE denied', async () => {
   let r = curl(['-w', '\\n%{http_code}', 'http://api.partner.example/orders?id=7']);
-  await eventually(() => {
+  await waitFor(`GET through the egress waypoint (last: ${r.code} ${r.stdout} ${r.stderr}; partner: ${partnerLog.slice(-500)})`, () => {
     r = curl(['-w', '\\n%{http_code}', 'http://api.partner.example/orders?id=7']);
     return r.stdout.trim().endsWith('200');
-  }, 30_000, `GET through the egress waypoint (last: ${r.code} ${r.stdout} ${r.stderr}; partner: ${partnerLog.slice(-500)})`);
+  }, 30_000);
   const body = JSON.parse(r.stdout.trim().split('\n')[0]!) as { tls: boolean; client: { commonName?: string }; path: string; host: string; headers: Record<string, string> };
   assert.equal(body.tls, true, 'the partner was reached over TLS');
   assert.equal(body.client?.commonName, 'egress.example.client', 'the waypoint presented the Secret\'s client certificate');
@@ -143,10 +144,10 @@ test('egress through the waypoint: plain HTTP from the pod becomes mutual TLS to
 
 test('telemetry names the ServiceEntry; the Secret is redacted in ambit get', async () => {
   let text = '';
-  await eventually(async () => {
+  await waitFor('waypoint request metrics for the ServiceEntry', async () => {
     text = await fetch(`http://${cluster.waypointAdmin(1)}/metrics`).then((r) => r.text(), () => '');
     return /istio_requests_total\{[^}]*destination_service="api\.partner\.example"[^}]*response_code="403"/.test(text);
-  }, 10_000, 'waypoint request metrics for the ServiceEntry');
+  }, 10_000);
   assert.match(text, /istio_requests_total\{[^}]*reporter="waypoint"[^}]*destination_service="api\.partner\.example"[^}]*destination_service_namespace="egress"[^}]*response_code="200"/);
   const got = cluster.ambit(['get', 'secret', '-n', 'egress', '-o', 'json']);
   assert.equal(got.code, 0, got.stderr);
@@ -162,7 +163,7 @@ test('REGISTRY_ONLY: an unknown destination is refused (BlackHoleCluster) while 
   assert.equal(before.stdout, '200', `ALLOW_ANY: ${before.stderr}`);
   const applied = cluster.apply(meshConfig('REGISTRY_ONLY'));
   assert.equal(applied.code, 0, applied.stderr + applied.stdout);
-  await eventually(() => curl(['-o', '/dev/null', '-w', '%{http_code}', `http://${OUTSIDE}:8080/`]).code !== 0, 15_000, 'REGISTRY_ONLY refuses the unknown destination');
+  await waitFor('REGISTRY_ONLY refuses the unknown destination', () => curl(['-o', '/dev/null', '-w', '%{http_code}', `http://${OUTSIDE}:8080/`]).code !== 0, 15_000);
   assert.match(curl(['-w', '\\n%{http_code}', 'http://api.partner.example/ok']).stdout.trim(), /200$/);
   const m = await fetch(`http://${cluster.ztunnelHost(1)}:15020/metrics`).then((r) => r.text());
   assert.match(m, /istio_tcp_connections_failed_total\{[^}]*destination_service="BlackHoleCluster"/);

@@ -15,7 +15,8 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSy
 import { join, resolve } from 'node:path';
 import { readTables } from '../../src/nodeagent/iptables.js';
 import { agentGet } from '../../src/nodeagent/control-api.js';
-import { eventually, startCluster, type TestCluster } from '../helpers/cluster.js';
+import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { waitFor } from '../helpers/wait.js';
 
 const ROOT = resolve(new URL('../../..', import.meta.url).pathname);
 const LOAD = join(ROOT, 'test', 'fixtures', 'conn-load.mjs');
@@ -76,7 +77,7 @@ describe('node agent robustness (Istio\'s CNI scenarios)', () => {
       '--node-netns', `/var/run/netns/${c.prefix}-${node}`], { stdio: ['ignore', log, log] });
     closeSync(log);
     agents.set(node, a);
-    await eventually(() => agentGet(join(dir, 'agent.sock'), '/healthz').then(() => true, () => false), 20_000, `agent ${node} up`);
+    await waitFor(`agent ${node} up`, () => agentGet(join(dir, 'agent.sock'), '/healthz').then(() => true, () => false), 20_000);
   }
 
   async function killAgent(node: string): Promise<void> {
@@ -115,19 +116,19 @@ describe('node agent robustness (Istio\'s CNI scenarios)', () => {
     assert.ok(pidBefore);
     await startAgent('node-1');
     await startAgent('node-2');
-    await eventually(async () => (await agentPods('node-1')).some((p) => p.name === 'client' && p.captured && !!p.annotations['ambient.istio.io/redirection']), 20_000, 'client captured and handed over');
+    await waitFor('client captured and handed over', async () => (await agentPods('node-1')).some((p) => p.name === 'client' && p.captured && !!p.annotations['ambient.istio.io/redirection']), 20_000);
     const seen = (await agentPods('node-1')).find((p) => p.name === 'client')!;
     assert.equal(seen.discovered, true, 'found by its address behind node-1\'s veths');
     assert.deepEqual(seen.annotations, { 'ambient.istio.io/redirection': 'enabled' });
     assert.equal(await jumps('client'), 1);
-    await eventually(() => pod('client')?.captured === true && pod('client')?.annotations?.['ambient.istio.io/redirection'] === 'enabled', 10_000, 'ambit status shows it');
+    await waitFor('ambit status shows it', () => pod('client')?.captured === true && pod('client')?.annotations?.['ambient.istio.io/redirection'] === 'enabled', 10_000);
     assert.equal(pod('client')!.processes[0]!.pid, pidBefore, 'the pod was not restarted');
     // Its traffic now goes through node-1's ztunnel (which got it over ZDS).
     const cfg = async () => (await (await fetch(`http://${c.ztunnelHost(1)}:15000/config_dump`)).json()) as { served: { uid: string }[] };
-    await eventually(async () => (await cfg()).served.some((s) => s.uid.endsWith('/demo/client')), 15_000, 'ztunnel node-1 serves the client');
+    await waitFor('ztunnel node-1 serves the client', async () => (await cfg()).served.some((s) => s.uid.endsWith('/demo/client')), 15_000);
     const r = await load(['--rate', '10', '--seconds', '1']);
     assert.equal(r.failed, 0, JSON.stringify(r.failures));
-    await eventually(() => readFileSync(join(c.stateDir, 'logs', 'ztunnel-node-1.log'), 'utf8').includes('"src.workload":"client"'), 5000, 'the ztunnel logged the client\'s connections');
+    await waitFor('the ztunnel logged the client\'s connections', () => readFileSync(join(c.stateDir, 'logs', 'ztunnel-node-1.log'), 'utf8').includes('"src.workload":"client"'), 5000);
   });
 
   test('agent killed: traffic keeps flowing; restarted: state recovered, rules recognized, not duplicated', async () => {
@@ -139,7 +140,7 @@ describe('node agent robustness (Istio\'s CNI scenarios)', () => {
     const r = await running;
     assert.equal(r.failed, 0, `no connection failed: ${JSON.stringify(r.failures)}`);
     assert.equal(r.stream?.ok, true, `the stream stayed intact: ${JSON.stringify(r.stream)}`);
-    await eventually(() => /captured pod recovered: its rules were recognized/.test(agentLog('node-1')), 10_000, 'recovery logged');
+    await waitFor('recovery logged', () => /captured pod recovered: its rules were recognized/.test(agentLog('node-1')), 10_000);
     const client = (await agentPods('node-1')).find((p) => p.name === 'client');
     assert.equal(client?.captured, true);
     assert.equal(client?.recognized, true);
@@ -151,12 +152,12 @@ describe('node agent robustness (Istio\'s CNI scenarios)', () => {
   test('un-enrolling removes the rules and the annotation; re-enrolling puts them back, live', async () => {
     const pid = pod('client')!.processes[0]!.pid;
     assert.equal(c.ambit(['label', 'pod', 'client', '-n', 'demo', 'istio.io/dataplane-mode=none']).code, 0);
-    await eventually(async () => {
+    await waitFor('un-enrolled: no rules, no annotation', async () => {
       const p = (await agentPods('node-1')).find((x) => x.name === 'client');
       return (await jumps('client')) === 0 && p?.captured === false && Object.keys(p.annotations).length === 0;
-    }, 15_000, 'un-enrolled: no rules, no annotation');
+    }, 15_000);
     assert.equal(c.ambit(['label', 'pod', 'client', '-n', 'demo', 'istio.io/dataplane-mode-']).code, 0);
-    await eventually(async () => (await jumps('client')) === 1 && !!(await agentPods('node-1')).find((p) => p.name === 'client')?.captured, 15_000, 're-enrolled');
+    await waitFor('re-enrolled', async () => (await jumps('client')) === 1 && !!(await agentPods('node-1')).find((p) => p.name === 'client')?.captured, 15_000);
     assert.equal(pod('client')!.processes[0]!.pid, pid, 'no restart either way');
     const r = await load(['--rate', '10', '--seconds', '1']);
     assert.equal(r.failed, 0);
@@ -164,21 +165,21 @@ describe('node agent robustness (Istio\'s CNI scenarios)', () => {
 
   test('while the agent is down: a deleted pod is cleaned on its return, a new pod waits for it', async () => {
     {
-      await eventually(async () => (await agentPods('node-1')).some((p) => p.name === 'victim' && p.captured && !!p.annotations['ambient.istio.io/redirection']), 10_000, 'victim captured');
+      await waitFor('victim captured', async () => (await agentPods('node-1')).some((p) => p.name === 'victim' && p.captured && !!p.annotations['ambient.istio.io/redirection']), 10_000);
       await killAgent('node-1');
       // The watched config loses the victim and gains a new pod.
       writeFileSync(join(c.configDir, 'mesh.yaml'), `${MESH.replace(VICTIM_IN_MESH, '')}\n---\n${LATE}`);
-      await eventually(() => !existsSync(`/var/run/netns/${c.netns('demo/victim')}`), 15_000, 'the runtime deleted the victim (its DEL succeeded without the agent)');
+      await waitFor('the runtime deleted the victim (its DEL succeeded without the agent)', () => !existsSync(`/var/run/netns/${c.netns('demo/victim')}`), 15_000);
       await new Promise((r) => setTimeout(r, 1500));
       assert.equal(pod('late'), undefined, 'no pod starts uncaptured while the agent is away (its ADD failed: try again later)');
       const records = readdirSync(join(c.stateDir, 'nodes', 'node-1', 'pods'));
       assert.ok(records.some((f) => readFileSync(join(c.stateDir, 'nodes', 'node-1', 'pods', f), 'utf8').includes('"victim"')), 'the agent still has the victim\'s record');
       await startAgent('node-1');
-      await eventually(async () => !(await agentPods('node-1')).some((p) => p.name === 'victim'), 10_000, 'victim forgotten on return');
+      await waitFor('victim forgotten on return', async () => !(await agentPods('node-1')).some((p) => p.name === 'victim'), 10_000);
       assert.ok(!readdirSync(join(c.stateDir, 'nodes', 'node-1', 'pods')).some((f) => readFileSync(join(c.stateDir, 'nodes', 'node-1', 'pods', f), 'utf8').includes('"victim"')), 'its record is gone');
       const zds = async () => ((await (await fetch(`http://${c.ztunnelHost(1)}:15000/config_dump`)).json()) as { zds: { workloads: { name: string }[] } }).zds.workloads.map((w) => w.name);
-      await eventually(async () => !(await zds()).includes('victim') && (await zds()).includes('late'), 15_000, 'the ztunnel dropped the victim (snapshot) and got the late pod');
-      await eventually(() => pod('late')?.captured === true && pod('late')?.processes[0]?.state === 'running', 15_000, 'the late pod started, captured, once the agent was back');
+      await waitFor('the ztunnel dropped the victim (snapshot) and got the late pod', async () => !(await zds()).includes('victim') && (await zds()).includes('late'), 15_000);
+      await waitFor('the late pod started, captured, once the agent was back', () => pod('late')?.captured === true && pod('late')?.processes[0]?.state === 'running', 15_000);
     }
   });
 });

@@ -6,8 +6,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { startCluster, eventually, type TestCluster } from '../helpers/cluster.js';
+import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { yaml } from '../helpers/config.js';
+import { waitFor } from '../helpers/wait.js';
 
 const mesh = yaml`
   apiVersion: v1
@@ -67,7 +68,7 @@ before(async () => {
   const stateDirPlaceholder = 'STATE_DIR';
   c = startCluster(mesh, { name: 'sec', patch: (stateDir) => mesh.replaceAll(stateDirPlaceholder, stateDir) });
   delete process.env.AMBIT_TEST_CANARY;
-  await eventually(() => c.exec('demo/client', ['curl', '-sS', '-m', '3', '-o', '/dev/null', '-w', '%{http_code}', 'http://echo/']).stdout === '200', 30_000, 'first request through the mesh');
+  await waitFor('first request through the mesh', () => c.exec('demo/client', ['curl', '-sS', '-m', '3', '-o', '/dev/null', '-w', '%{http_code}', 'http://echo/']).stdout === '200', 30_000);
 });
 
 after(() => {
@@ -147,7 +148,7 @@ function podLog(pod: string): string {
 }
 
 test('pods run as an unprivileged user without capabilities, with the state directory hidden and none of the daemon\'s environment', async () => {
-  await eventually(() => /CapEff/.test(podLog('snoop')), 20_000, 'the snoop pod ran its probes');
+  await waitFor('the snoop pod ran its probes', () => /CapEff/.test(podLog('snoop')), 20_000);
   const log = podLog('snoop');
   assert.match(log, /uid=65534/);
   assert.doesNotMatch(log, /READ-CA-KEY|BEGIN/, 'the CA key stays unreadable');
@@ -155,14 +156,14 @@ test('pods run as an unprivileged user without capabilities, with the state dire
   assert.match(log, /canary=0/, 'no variable of the daemon reaches the pod');
   assert.match(log, /CapEff:\s+0000000000000000/);
   // It can still serve on port 80 (a pod's network namespace lets any user bind low ports).
-  await eventually(() => c.exec('demo/client', ['curl', '-sS', '-m', '3', '-o', '/dev/null', '-w', '%{http_code}', `http://${podIp('snoop')}:80/`]).stdout === '200', 20_000, 'the unprivileged server answers on port 80');
+  await waitFor('the unprivileged server answers on port 80', () => c.exec('demo/client', ['curl', '-sS', '-m', '3', '-o', '/dev/null', '-w', '%{http_code}', `http://${podIp('snoop')}:80/`]).stdout === '200', 20_000);
   // `ambit exec` runs as the pod's user too.
   const e = c.ambit(['exec', 'demo/snoop', '--', 'sh', '-c', `id -u; cat ${c.stateDir}/admin-token 2>&1; ls -A ${c.stateDir} | wc -l`]);
   assert.deepEqual(e.stdout.trim().split('\n').map((l) => l.trim()).filter((l) => !l.includes('Permission denied') && !l.includes('No such file')), ['65534', '0'], e.stdout + e.stderr);
 });
 
 test('a pod that asks for uid 0 is root without the powers to leave its sandbox: no state directory, no iptables, no other namespaces', async () => {
-  await eventually(() => /entries=/.test(podLog('rootpod')), 20_000, 'the root pod ran its probes');
+  await waitFor('the root pod ran its probes', () => /entries=/.test(podLog('rootpod')), 20_000);
   const log = podLog('rootpod');
   assert.match(log, /uid=0/);
   assert.match(log, /entries=0/);

@@ -7,9 +7,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startCluster, eventually, type TestCluster } from '../helpers/cluster.js';
+import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { makeKey, signJws } from '../helpers/jwt-signer.js';
 import { yaml } from '../helpers/config.js';
+import { waitFor } from '../helpers/wait.js';
 
 const ID = (sa: string) => `spiffe://cluster.local/ns/mix/sa/${sa}`;
 const ISSUER = 'https://issuer.sidecar.test';
@@ -114,7 +115,7 @@ let c: TestCluster;
 before(async () => {
   c = startCluster(mesh, { name: 's' });
   for (const [from, to] of [['mix/sc-client', 'amb-echo'], ['mix/amb-client', 'sc-echo'], ['mix/sc-client', 'guarded'], ['mix/sc-client', 'toggle']] as const) {
-    await eventually(() => curl(from, `http://${to}/`).stdout.includes('"pod"'), 30_000, `first request ${from} -> ${to}`);
+    await waitFor(`first request ${from} -> ${to}`, () => curl(from, `http://${to}/`).stdout.includes('"pod"'), 30_000);
   }
 });
 
@@ -147,10 +148,10 @@ function logs(): Line[] {
 /** Waits for a log line in a file whose name contains `file`, matching all `fields`. */
 async function logged(file: string, fields: Record<string, unknown>, what: string): Promise<Line> {
   let found: Line | undefined;
-  await eventually(() => {
+  await waitFor(what, () => {
     found = logs().find((l) => l.file.includes(file) && Object.entries(fields).every(([k, v]) => l[k] === v));
     return found !== undefined;
-  }, 5000, what);
+  }, 5000);
   return found!;
 }
 
@@ -236,13 +237,13 @@ test("removing a pod's sidecar restarts only that pod and makes it an ambient po
   const otherPids = pids(before, 'amb-echo');
   const r = c.ambit(['label', 'pod', 'toggle', '-n', 'mix', 'sidecar.istio.io/inject-']);
   assert.equal(r.code, 0, r.stderr);
-  await eventually(() => status().status.pods.find((p) => p.name === 'toggle')?.mode === 'ambient', 10_000, 'the pod is ambient');
+  await waitFor('the pod is ambient', () => status().status.pods.find((p) => p.name === 'toggle')?.mode === 'ambient', 10_000);
   const node2 = c.ztunnelHost(2);
-  await eventually(async () => {
+  await waitFor('the node ztunnel serves the pod', async () => {
     const dump = (await (await fetch(`http://${node2}:15000/config_dump`)).json()) as { served: { uid: string }[] };
     return dump.served.some((s) => s.uid === 'Kubernetes//Pod/mix/toggle');
-  }, 10_000, 'the node ztunnel serves the pod');
-  await eventually(() => curl('mix/sc-client', 'http://toggle/again').stdout.includes('"toggle"'), 10_000, 'the pod answers again');
+  }, 10_000);
+  await waitFor('the pod answers again', () => curl('mix/sc-client', 'http://toggle/again').stdout.includes('"toggle"'), 10_000);
   await logged('ztunnel-node-2', { msg: 'connection complete', 'src.identity': ID('sc-client'), 'dst.identity': ID('toggle') }, 'now the ztunnel terminates its tunnels');
   assert.deepEqual(pids(status(), 'amb-echo'), otherPids, 'no other pod was restarted');
   assert.ok(!status().status.components.some((p) => p.name === 'sidecar.mix.toggle' && p.state === 'running'), 'its sidecar process is gone');

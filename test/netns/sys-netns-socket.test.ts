@@ -27,6 +27,7 @@ import {
   type TestLink,
   type TestNetwork,
 } from '../helpers/netns.js';
+import { waitFor } from '../helpers/wait.js';
 
 function connectError(p: Promise<net.Socket>): Promise<NodeJS.ErrnoException> {
   return p.then(
@@ -36,18 +37,6 @@ function connectError(p: Promise<net.Socket>): Promise<NodeJS.ErrnoException> {
     },
     (e: unknown) => e as NodeJS.ErrnoException,
   );
-}
-
-function waitFor(cond: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      if (cond()) resolve();
-      else if (Date.now() > deadline) reject(new Error('condition not met in time'));
-      else setTimeout(tick, 10);
-    };
-    tick();
-  });
 }
 
 describe('sys: sockets in another network namespace', () => {
@@ -203,7 +192,7 @@ describe('sys: sockets in another network namespace', () => {
     assert.equal(e.code, 'AMBIT_ERR_TIMEOUT');
     assert.match(e.message, /10\.99\.1\.2:9 timed out after 300 ms/);
     assert.ok(took >= 290, `took ${took} ms`);
-    await waitFor(() => openFdCount() <= fdsBefore);
+    await waitFor('the condition', () => openFdCount() <= fdsBefore);
   });
 
   test('IP_TRANSPARENT and IP_FREEBIND allow binding an address the namespace does not have', async () => {
@@ -261,7 +250,7 @@ describe('sys: sockets in another network namespace', () => {
     try {
       // Warm up once (lazily opened fds, e.g. the addon's), then count.
       (await connectInNetns(a, { host: '127.0.0.1', port: 7600 })).destroy();
-      await waitFor(() => conns.open() === 0);
+      await waitFor('the condition', () => conns.open() === 0);
       const fdsBefore = openFdCount();
       for (let i = 0; i < 2_000; i++) {
         const s = await connectInNetns(a, { host: '127.0.0.1', port: 7600, mark: 0x539, timeoutMs: 3_000 });
@@ -272,9 +261,9 @@ describe('sys: sockets in another network namespace', () => {
         assert.equal(e.code, 'ECONNREFUSED');
       }
       for (let i = 0; i < 200; i++) NetnsHandle.open(network.ns('b')).close();
-      await waitFor(() => conns.open() === 0);
+      await waitFor('the condition', () => conns.open() === 0);
       assert.equal(conns.accepted(), 2_001);
-      await waitFor(() => openFdCount() <= fdsBefore);
+      await waitFor('the condition', () => openFdCount() <= fdsBefore);
       assert.ok(openFdCount() <= fdsBefore, `fds: ${fdsBefore} before, ${openFdCount()} after`);
     } finally {
       await conns.closeAll();
@@ -299,7 +288,7 @@ describe('sys: sockets in another network namespace', () => {
     await tracked.exited;
     const alive = isProcessAlive; // a zombie is dead
     assert.equal(alive(tracked.pid), false);
-    await waitFor(() => !alive(strays[0]!));
+    await waitFor('the condition', () => !alive(strays[0]!));
     assert.deepEqual((await listNetns()).filter((n) => n.startsWith(network.prefix)), []);
   });
 });

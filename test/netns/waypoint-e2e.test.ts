@@ -7,8 +7,9 @@ import { createSign, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startCluster, eventually, type TestCluster } from '../helpers/cluster.js';
+import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { yaml } from '../helpers/config.js';
+import { waitFor } from '../helpers/wait.js';
 
 const LOAD = resolve('test/fixtures/http-load.py');
 const ISSUER = 'https://issuer.ambit.test';
@@ -165,7 +166,7 @@ let c: TestCluster;
 
 before(async () => {
   c = startCluster(mesh, { name: 'w' });
-  await eventually(() => curl('shop/client', 'http://echo/').stdout.includes('"pod"'), 30_000, 'first request through the waypoint');
+  await waitFor('first request through the waypoint', () => curl('shop/client', 'http://echo/').stdout.includes('"pod"'), 30_000);
 });
 
 after(() => {
@@ -205,7 +206,7 @@ test('requests go through the waypoint: one access-log line per request with bot
   const body = JSON.parse(r.stdout) as { headers: Record<string, string> };
   // The waypoint keeps the trace id and starts its own span.
   assert.match(body.headers.traceparent ?? '', /^00-0af7651916cd43dd8448eb211c80319c-(?!b7ad6b7169203331)[0-9a-f]{16}-01$/);
-  await eventually(() => waypointLogs().some((l) => l.msg === 'request complete' && l.path === '/hello' && l.reporter === 'waypoint'), 5000, 'access log line');
+  await waitFor('access log line', () => waypointLogs().some((l) => l.msg === 'request complete' && l.path === '/hello' && l.reporter === 'waypoint'), 5000);
   const line = waypointLogs().find((l) => l.msg === 'request complete' && l.path === '/hello')!;
   assert.equal(line.method, 'GET');
   assert.equal(line.response_code, 200);
@@ -241,7 +242,7 @@ test('a mirror receives a copy of each request; the client sees only the primary
   const r = JSON.parse(curl('shop/client', `http://echo${id}`).stdout) as { version: string };
   assert.equal(r.version, 'v1');
   const log = join(c.stateDir, 'logs', 'pods', 'shop_echo-v2-0_echo.log');
-  await eventually(() => readFileSync(log, 'utf8').split('\n').some((l) => l.includes(id) && l.includes('echo-shadow')), 5000, 'the mirror got the copy');
+  await waitFor('the mirror got the copy', () => readFileSync(log, 'utf8').split('\n').some((l) => l.includes(id) && l.includes('echo-shadow')), 5000);
 });
 
 test('HTTP/2 (h2c) is routed at L7 too, and a non-HTTP protocol is relayed as TCP', async () => {
@@ -253,8 +254,8 @@ test('HTTP/2 (h2c) is routed at L7 too, and a non-HTTP protocol is relayed as TC
   const tcp = c.exec('shop/client', ['python3', '-c', py]);
   assert.equal(tcp.stdout, 'hello raw tcp\n', tcp.stderr);
   // The TCP relay is one connection record: Istio's TCP metrics with reporter waypoint.
-  await eventually(async () => /istio_tcp_connections_closed_total\{reporter="waypoint"[^}]*source_principal="spiffe:\/\/cluster.local\/ns\/shop\/sa\/client"[^}]*destination_service="echo-v1.shop.svc.cluster.local"/
-    .test(await (await fetch(`http://${c.waypointAdmin(1)}/metrics`)).text()), 5000, 'TCP metrics at the waypoint');
+  await waitFor('TCP metrics at the waypoint', async () => /istio_tcp_connections_closed_total\{reporter="waypoint"[^}]*source_principal="spiffe:\/\/cluster.local\/ns\/shop\/sa\/client"[^}]*destination_service="echo-v1.shop.svc.cluster.local"/
+    .test(await (await fetch(`http://${c.waypointAdmin(1)}/metrics`)).text()), 5000);
 });
 
 test('a WebSocket-style upgrade passes the waypoint: 101, then bytes both ways, recorded once with code 101', async () => {
@@ -274,15 +275,15 @@ test('a WebSocket-style upgrade passes the waypoint: 101, then bytes both ways, 
   const r = c.exec('shop/client', ['python3', '-c', py]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, 'HTTP/1.1 101 Switching Protocols\nframes after the switch\n');
-  await eventually(async () => /istio_requests_total\{reporter="waypoint"[^}]*destination_service="echo-v1.shop.svc.cluster.local"[^}]*response_code="101"/
-    .test(await (await fetch(`http://${c.waypointAdmin(1)}/metrics`)).text()), 5000, 'the upgraded request in the waypoint metrics');
+  await waitFor('the upgraded request in the waypoint metrics', async () => /istio_requests_total\{reporter="waypoint"[^}]*destination_service="echo-v1.shop.svc.cluster.local"[^}]*response_code="101"/
+    .test(await (await fetch(`http://${c.waypointAdmin(1)}/metrics`)).text()), 5000);
 });
 
 test('ambit waypoint apply / delete declare and remove a waypoint through the control plane', async () => {
   const a = c.ambit(['waypoint', 'apply', '-n', 'shop', '--name', 'wp2', '--for', 'workload']);
   assert.equal(a.code, 0, a.stderr);
   assert.match(c.ambit(['get', 'gateway', '-n', 'shop']).stdout, /wp2/);
-  await eventually(() => (JSON.parse(c.ambit(['status', '-o', 'json']).stdout) as { status: { pods: { name: string }[] } }).status.pods.some((p) => p.name === 'wp2-0'), 10_000, 'the replica pod runs');
+  await waitFor('the replica pod runs', () => (JSON.parse(c.ambit(['status', '-o', 'json']).stdout) as { status: { pods: { name: string }[] } }).status.pods.some((p) => p.name === 'wp2-0'), 10_000);
   const d = c.ambit(['waypoint', 'delete', '-n', 'shop', '--name', 'wp2']);
   assert.equal(d.code, 0, d.stderr);
   assert.doesNotMatch(c.ambit(['get', 'gateway', '-n', 'shop']).stdout, /wp2/);
@@ -416,13 +417,13 @@ test('Telemetry: one Service\'s access log off, another\'s filtered to errors; m
   };
   // In force once a 200 from faulty is no longer logged while the 418 sent after it is.
   let k = 0;
-  await eventually(async () => {
+  await waitFor('the Telemetry in force', async () => {
     k++;
     assert.equal(code('shop/client', `http://faulty/fine-${k}`), '200');
     assert.equal(code('shop/client', `http://faulty/abort/${k}`), '418');
     assert.ok(await loggedSoon(`/abort/${k}`, 5000), 'the 418 is logged');
     return !logged(`/fine-${k}`);
-  }, 15_000, 'the Telemetry in force');
+  }, 15_000);
   // The waypoint's /config_dump explains the decision per service.
   const dump = await (await fetch(`http://${c.waypointAdmin(1)}/config_dump`)).json() as { accessLogging: { waypoint: unknown; services: Record<string, unknown> } };
   assert.deepEqual(dump.accessLogging.waypoint, { enabled: true, from: [] });
@@ -435,7 +436,7 @@ test('Telemetry: one Service\'s access log off, another\'s filtered to errors; m
   const before = await requests();
   for (let i = 0; i < 3; i++) assert.equal(code('shop/client', `http://echo-v2/quiet-${i}`), '200');
   assert.equal(code('shop/client', 'http://echo-v1/after-quiet'), '200');
-  await eventually(() => logged('/after-quiet'), 5000, 'a request to another service still logged');
+  await waitFor('a request to another service still logged', () => logged('/after-quiet'), 5000);
   assert.ok(!logged('/quiet-0') && !logged('/quiet-1') && !logged('/quiet-2'), 'echo-v2 requests are not logged');
   assert.equal(await requests() - before, 3, 'but they are counted');
   // Deleted, the default (log every request) is back.
@@ -446,11 +447,11 @@ test('Telemetry: one Service\'s access log off, another\'s filtered to errors; m
   } finally {
     rmSync(f, { force: true });
   }
-  await eventually(() => {
+  await waitFor('echo-v2 logged again after the delete', () => {
     k++;
     assert.equal(code('shop/client', `http://echo-v2/loud-${k}`), '200');
     return loggedSoon(`/loud-${k}`, 1000);
-  }, 15_000, 'echo-v2 logged again after the delete');
+  }, 15_000);
 });
 
 test('scaling the waypoint 1 -> 3 -> 1 under steady traffic loses no request', async () => {

@@ -13,7 +13,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { eventually, startCluster, type TestCluster } from '../helpers/cluster.js';
+import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { waitFor } from '../helpers/wait.js';
 
 const ROOT = resolve(new URL('../../..', import.meta.url).pathname);
 const LOAD = join(ROOT, 'test', 'fixtures', 'conn-load.mjs');
@@ -106,7 +107,7 @@ describe('ztunnel restarts under load drop nothing', () => {
     assert.equal(r.failed, 0, `failures: ${JSON.stringify(r.failures)}`);
     assert.equal(r.stream?.ok, true, `the stream through the old ztunnel: ${JSON.stringify(r.stream)}`);
     assert.notEqual(ztunnelPid(), before, 'a new ztunnel serves node-1');
-    await eventually(() => !readProcAlive(before), 20_000, 'the old ztunnel exits once drained');
+    await waitFor('the old ztunnel exits once drained', () => !readProcAlive(before), 20_000);
   });
 
   test('(b) kill -9: 0 refused connections while the ztunnel is away; worst added latency reported', async (t) => {
@@ -123,7 +124,7 @@ describe('ztunnel restarts under load drop nothing', () => {
     // A connection the dead process had already accepted is lost with it (closed without an
     // answer, or reset); at 100/s with requests of a few ms that is at most a couple.
     assert.ok(r.failed <= 3, `only connections in flight through the killed process may fail: ${JSON.stringify(r.failures)}`);
-    await eventually(() => ztunnelPid() !== victim, 10_000, 'the supervisor started a new ztunnel');
+    await waitFor('the supervisor started a new ztunnel', () => ztunnelPid() !== victim, 10_000);
   });
 });
 

@@ -1,4 +1,5 @@
 // The local cluster: up, down, status, exec, logs (and the daemon `ambit up` starts).
+import { sleep } from '../../core/clock.js';
 import { spawn } from 'node:child_process';
 import { DEFAULT_POD_GID, DEFAULT_POD_UID, sandboxArgv, sandboxEnv } from '../../cluster/pod-sandbox.js';
 import { createReadStream, existsSync, statSync, watch } from 'node:fs';
@@ -99,7 +100,7 @@ ${STATE_HELP}
       }
       if (s?.phase === 'degraded') { io.err(`  cluster is up but degraded: ${s.message}\n`); break; }
       if (Date.now() - started > 180_000) throw new AmbitError('AMBIT_ERR_TIMEOUT', 'the cluster did not become ready in 3 minutes', { hint: `see ${statePaths(stateDir).logs}/daemon.log` });
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
     }
     io.out(summary(spec, values.demo === true));
     return 0;

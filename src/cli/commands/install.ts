@@ -1,4 +1,5 @@
 // `ambit install`, `ambit uninstall` (Kubernetes) and the node-side `ambit x cni-cleanup`.
+import { sleep } from '../../core/clock.js';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -166,7 +167,7 @@ async function restoreCni(kc: k8s.KubeConfig, vals: InstallValues, timeoutMs: nu
       io.err(`ambit uninstall: the CNI cleanup did not finish on every node within ${timeoutMs / 1000} s (ready ${s?.numberReady ?? 0}/${s?.desiredNumberScheduled ?? '?'}); check those nodes' ${vals.cni.confDir}\n`);
       break;
     }
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
   }
   await deleteObjects(kc, [ds], io.err);
 }

@@ -7,6 +7,7 @@
 // /flaky answers 503 to every other request (per process); /stream/<bytes> sends that many.
 // An HTTP/1.1 request with an Upgrade header (a WebSocket handshake, say) is answered 101 and
 // the connection then echoes whatever bytes arrive.
+import { sleep } from '../../core/clock.js';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
@@ -48,7 +49,7 @@ export async function startEcho(opts: EchoOptions): Promise<net.Server> {
     const body = s ? 'x'.repeat(Math.min(Number(s[1]), 64 * 1024 * 1024))
       : JSON.stringify({ ...who, method, path, protocol, remote, headers }) + '\n';
     const send = () => respond(status, body, { 'content-type': s ? 'text/plain' : 'application/json', 'x-echo-pod': who.pod, 'x-echo-version': who.version });
-    if (d) setTimeout(send, Math.min(Number(d[1]), 60_000));
+    if (d) void sleep(Math.min(Number(d[1]), 60_000)).then(send);
     else send();
   };
 
