@@ -7,7 +7,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
-import { startCluster, eventually, type TestCluster } from '../helpers/cluster.js';
+import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { waitFor } from '../helpers/wait.js';
 import { yaml } from '../helpers/config.js';
 
 const LOAD = resolve('test/fixtures/http-load.py');
@@ -155,11 +156,11 @@ function load(host: string, n: number, ...rest: string[]): Load {
 
 async function ready(host: string): Promise<void> {
   let last = '';
-  await eventually(() => {
+  await waitFor(`${host} answers 200 through the waypoint (last: ${last})`, () => {
     const r = cluster.exec('dr/client', ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', `http://${host}/`]);
     last = r.stdout;
     return r.stdout === '200';
-  }, 60_000, `${host} answers 200 through the waypoint (last: ${last})`);
+  }, 60_000);
 }
 
 test('outlier detection: the backend answering 500s is ejected after 3 in a row; the success rate recovers', async () => {
@@ -181,10 +182,11 @@ test('connection pool overflow (maxConnections 1, http1MaxPendingRequests 1) ans
   assert.ok(codes.filter((c) => c === '503').length >= 3, `overflow: ${codes.join(',')}`);
   assert.ok(codes.filter((c) => c === '200').length >= 2, `one active and one pending succeed: ${codes.join(',')}`);
   let text = '';
-  await eventually(async () => {
+  const uo = /istio_requests_total\{[^}]*destination_service="slow\.dr\.svc\.cluster\.local"[^}]*response_flags="UO"[^}]*response_code="503"/;
+  await waitFor('waypoint metrics with response_flags="UO"', async () => {
     text = await fetch(`http://${cluster.waypointAdmin(1)}/metrics`).then((x) => x.text(), () => '');
-    return /istio_requests_total\{[^}]*destination_service="slow\.dr\.svc\.cluster\.local"[^}]*response_flags="UO"[^}]*response_code="503"/.test(text);
-  }, 10_000, 'waypoint metrics with response_flags="UO"');
+    return uo.test(text);
+  }, 10_000);
 });
 
 test('consistent hash by header: one user, one endpoint; users spread over endpoints', async () => {
@@ -208,14 +210,14 @@ test('subsets with a VirtualService split 50/50 over 1,000 requests within ±5 %
 test('GRPCRoute at the waypoint by service/method; TCPRoute to two backends', async () => {
   const grpc = (path: string) => cluster.exec('dr/client', ['curl', '-s', '--http2-prior-knowledge', '-X', 'POST', '-H', 'content-type: application/grpc', '--data-binary', '', '-D', '-', '-o', '/dev/null', '--max-time', '5', `http://rpc.dr${path}`]).stdout;
   let out = '';
-  await eventually(() => { out = grpc('/shop.Cart/Add'); return /x-echo-pod: split-v1/.test(out); }, 20_000, `shop.Cart/Add -> split-v1 (last: ${out})`);
+  await waitFor(`shop.Cart/Add -> split-v1 (last: ${out})`, () => { out = grpc('/shop.Cart/Add'); return /x-echo-pod: split-v1/.test(out); }, 20_000);
   assert.match(grpc('/shop.Orders/List'), /x-echo-pod: split-v2/);
   assert.match(grpc('/shop.Cart/Remove'), /^HTTP\/2 404/);
   const seen = new Map<string, number>();
-  await eventually(() => {
+  await waitFor(`TCPRoute answers from both backends (seen: ${[...seen].join(' ')})`, () => {
     const t = cluster.exec('dr/client', ['timeout', '5', 'bash', '-c', 'cat < /dev/tcp/hello.dr/9000'], 8000);
     const name = t.stdout.trim();
     if (name) seen.set(name.replace(/-\d+$/, ''), (seen.get(name.replace(/-\d+$/, '')) ?? 0) + 1);
     return seen.has('hello-a') && seen.has('hello-b');
-  }, 30_000, `TCPRoute answers from both backends (seen: ${[...seen].join(' ')})`);
+  }, 30_000);
 });

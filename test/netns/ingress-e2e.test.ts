@@ -13,7 +13,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { startCluster, eventually, type TestCluster } from '../helpers/cluster.js';
+import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { waitFor } from '../helpers/wait.js';
 import { yaml } from '../helpers/config.js';
 import { b64, issueCert, makeTestCa } from '../helpers/tls-certs.js';
 
@@ -197,11 +198,11 @@ before(async () => {
     hello('hello-b'),
   ].join('\n---\n') + secret('ingress', 'shop-cert', shop) + secret('certs', 'blog-cert', blog);
   cluster = startCluster(mesh, { name: 'in', upArgs: ['--outside'] });
-  await eventually(() => {
+  await waitFor('the ingress gateway pod in ambit status', () => {
     const s = JSON.parse(cluster.ambit(['status', '-o', 'json']).stdout || '{}') as { status?: { pods: { namespace: string; name: string; ip: string; mode: string }[] } };
     gatewayIp = s.status?.pods.find((p) => p.mode === 'gateway' && p.namespace === 'ingress')?.ip ?? '';
     return gatewayIp !== '';
-  }, 30_000, 'the ingress gateway pod in ambit status');
+  }, 30_000);
 });
 
 after(() => {
@@ -223,7 +224,7 @@ const body = (r: { stdout: string }) => JSON.parse(r.stdout.trim().split('\n').s
 test('ambit status prints the gateway address; HTTP from the outside host reaches an ambient service with the gateway\'s identity', async () => {
   assert.match(cluster.ambit(['status']).stdout, new RegExp(`ingress gateway ingress/public: address ${gatewayIp.replace(/\./g, '\\.')}`));
   let r = http('shop.example.com', '/hello');
-  await eventually(() => { r = http('shop.example.com', '/hello'); return code(r) === '200'; }, 45_000, `HTTP through the gateway (last: ${r.stdout} ${r.stderr})`);
+  await waitFor(`HTTP through the gateway (last: ${r.stdout} ${r.stderr})`, () => { r = http('shop.example.com', '/hello'); return code(r) === '200'; }, 45_000);
   const b = body(r);
   assert.match(b.pod, /^echo-shop-/);
   assert.equal(b.path, '/hello');
@@ -238,7 +239,7 @@ test('ambit status prints the gateway address; HTTP from the outside host reache
 test('HTTPS: two hostnames, two certificates chosen by SNI (one through a ReferenceGrant), verified by curl', async () => {
   const https = (host: string) => outside(['-w', '\\n%{http_code}', '--cacert', join(dir, 'ca.pem'), '--resolve', `${host}:443:${gatewayIp}`, `https://${host}/secure-path`]);
   let r = https('shop.example.com');
-  await eventually(() => { r = https('shop.example.com'); return code(r) === '200'; }, 20_000, `HTTPS shop (last: ${r.stdout} ${r.stderr})`);
+  await waitFor(`HTTPS shop (last: ${r.stdout} ${r.stderr})`, () => { r = https('shop.example.com'); return code(r) === '200'; }, 20_000);
   assert.match(body(r).pod, /^echo-shop-/);
   assert.equal(body(r).headers['x-forwarded-proto'], 'https');
   r = https('blog.example.com');
@@ -254,7 +255,7 @@ test('HTTPS: two hostnames, two certificates chosen by SNI (one through a Refere
 
 test('a cross-namespace backend is refused (500) without a ReferenceGrant and served with one', async () => {
   let r = http('cross.example.com');
-  await eventually(() => { r = http('cross.example.com'); return code(r) === '500'; }, 10_000, `500 without a grant (last: ${r.stdout})`);
+  await waitFor(`500 without a grant (last: ${r.stdout})`, () => { r = http('cross.example.com'); return code(r) === '500'; }, 10_000);
   const applied = cluster.apply(yaml`
     apiVersion: gateway.networking.k8s.io/v1beta1
     kind: ReferenceGrant
@@ -264,13 +265,13 @@ test('a cross-namespace backend is refused (500) without a ReferenceGrant and se
       to: [{group: "", kind: Service}]
   `);
   assert.equal(applied.code, 0, applied.stderr);
-  await eventually(() => { r = http('cross.example.com'); return code(r) === '200'; }, 20_000, `200 with the grant (last: ${r.stdout})`);
+  await waitFor(`200 with the grant (last: ${r.stdout})`, () => { r = http('cross.example.com'); return code(r) === '200'; }, 20_000);
   assert.match(body(r).pod, /^echo-other-/);
 });
 
 test('ingress through the destination waypoint (ingress-use-waypoint): its L7 policy denies a path', async () => {
   let r = http('secure.example.com', '/hello');
-  await eventually(() => { r = http('secure.example.com', '/hello'); return code(r) === '200'; }, 20_000, `secure /hello (last: ${r.stdout})`);
+  await waitFor(`secure /hello (last: ${r.stdout})`, () => { r = http('secure.example.com', '/hello'); return code(r) === '200'; }, 20_000);
   assert.match(body(r).pod, /^echo-blog-/);
   const denied = http('secure.example.com', '/admin/users');
   assert.equal(code(denied), '403', denied.stdout);
@@ -280,25 +281,25 @@ test('ingress through the destination waypoint (ingress-use-waypoint): its L7 po
 test('GRPCRoute by service and method over h2c; TCPRoute to two backends', async () => {
   const grpc = (path: string) => outside(['--http2-prior-knowledge', '-w', '\\n%{http_code}', '-H', 'host: grpc.example.com', '-H', 'content-type: application/grpc', '-X', 'POST', '--data-binary', '', `http://${gatewayIp}${path}`]);
   let r = grpc('/shop.Cart/Add');
-  await eventually(() => { r = grpc('/shop.Cart/Add'); return code(r) === '200'; }, 20_000, `gRPC shop.Cart/Add (last: ${r.stdout} ${r.stderr})`);
+  await waitFor(`gRPC shop.Cart/Add (last: ${r.stdout} ${r.stderr})`, () => { r = grpc('/shop.Cart/Add'); return code(r) === '200'; }, 20_000);
   assert.match(body(r).pod, /^echo-shop-/);
   assert.match(body(grpc('/blog.Posts/List')).pod, /^echo-blog-/);
   assert.equal(code(grpc('/shop.Cart/Remove')), '404', 'no rule matches that method');
   const seen = new Map<string, number>();
-  await eventually(() => {
+  await waitFor(`TCPRoute answers from both backends (seen: ${[...seen].join(' ')})`, () => {
     const t = spawnSync('ip', ['netns', 'exec', `${cluster.prefix}-outside`, 'timeout', '5', 'bash', '-c', `cat < /dev/tcp/${gatewayIp}/9000`], { encoding: 'utf8', timeout: 8000 });
     const name = (t.stdout ?? '').trim();
     if (name) seen.set(name, (seen.get(name) ?? 0) + 1);
     return seen.has('hello-a') && seen.has('hello-b');
-  }, 30_000, `TCPRoute answers from both backends (seen: ${[...seen].join(' ')})`);
+  }, 30_000);
 });
 
 test('gateway telemetry: reporter="source", destination the backend service, the gateway as source', async () => {
   let text = '';
-  await eventually(async () => {
+  await waitFor('the gateway\'s request metrics', async () => {
     for (let k = 1; k <= 4 && !/reporter="source"/.test(text); k++) text = await fetch(`http://${cluster.waypointAdmin(k)}/metrics`).then((x) => x.text(), () => '');
     return /istio_requests_total\{[^}]*reporter="source"/.test(text);
-  }, 10_000, 'the gateway\'s request metrics');
+  }, 10_000);
   assert.match(text, /istio_requests_total\{[^}]*reporter="source"[^}]*destination_service="echo-shop\.web\.svc\.cluster\.local"[^}]*response_code="200"/);
   assert.match(text, /istio_requests_total\{[^}]*reporter="source"[^}]*destination_service="secure\.web\.svc\.cluster\.local"[^}]*response_code="403"/);
 });
