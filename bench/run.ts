@@ -22,7 +22,7 @@ async function main(): Promise<number> {
     },
   });
   if (values.help) {
-    process.stdout.write('usage: npm run bench -- [--quick|--smoke] [--out FILE] [--paths direct,ambitL4,ambitL7,stunnel,haproxyL4,haproxyL7] [--workloads throughput,keepalive,newconns,fixed1k] [--rounds N] [--seconds S] [--hold N] [--prefix P] [--profile DIR] [--state-prefix NAME] [--pid-file FILE] [--no-access-log]\n  --state-prefix NAME  mkdtemp prefix of the cluster state dir (default ambit-bench-state-)\n  --pid-file FILE      append "<pid> <starttime> <name>" of every process the run started\n  --no-access-log      a mesh-wide Telemetry turns the waypoint access log off\nSee bench/README.md.\n');
+    process.stdout.write('usage: npm run bench -- [--quick|--smoke] [--out FILE] [--paths direct,ambitL4,ambitL7,ambitIngress,stunnel,haproxyL4,haproxyL7] [--workloads throughput,keepalive,newconns,fixed1k] [--rounds N] [--seconds S] [--hold N] [--prefix P] [--profile DIR] [--state-prefix NAME] [--pid-file FILE] [--no-access-log]\n  --state-prefix NAME  mkdtemp prefix of the cluster state dir (default ambit-bench-state-)\n  --pid-file FILE      append "<pid> <starttime> <name>" of every process the run started\n  --no-access-log      a mesh-wide Telemetry turns the waypoint access log off\nSee bench/README.md.\n');
     return 0;
   }
   const mode: SuiteMode = values.smoke ? 'smoke' : values.quick ? 'quick' : 'full';

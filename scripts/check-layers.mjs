@@ -20,9 +20,10 @@ const ALLOWED = {
   kubernetes: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'controlplane'],
   ztunnel: ['core', 'dns', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys'],
   waypoint: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'ztunnel'],
+  gateway: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'ztunnel', 'waypoint'],
   nodeagent: ['core', 'config', 'model', 'sys', 'xds', 'cni', 'ztunnel'],
-  cluster: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'ztunnel', 'waypoint', 'cni', 'nodeagent'],
-  cli: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'kubernetes', 'ztunnel', 'waypoint', 'cni', 'nodeagent', 'cluster'],
+  cluster: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'ztunnel', 'waypoint', 'gateway', 'cni', 'nodeagent'],
+  cli: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'kubernetes', 'ztunnel', 'waypoint', 'gateway', 'cni', 'nodeagent', 'cluster'],
 };
 
 const root = resolve(new URL('..', import.meta.url).pathname, 'src');

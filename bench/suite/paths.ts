@@ -7,6 +7,8 @@
 //   plain/client (node-1) --- plain/server (node-2)   not enrolled: direct, stunnel, HAProxy
 //   mesh/client  (node-1) --- mesh/server  (node-2)   ambient: ambit L4 (pod IP, no waypoint)
 //   l7/client    (node-1) --- l7/server    (node-2)   ambient + istio.io/use-waypoint: ambit L7
+//   plain/client (node-1) --- ingress gateway pod --- mesh/server (node-2)   ambit ingress
+//                             (Gateway bench/ingress, class istio; HBONE from the gateway)
 // Every path crosses the same pod veth -> node -> bridge -> node -> pod veth link.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,7 +23,7 @@ import { runIn, type TrackChild } from './tools.js';
 export const HTTP_PORT = 8080;
 export const IPERF_PORT = 5201;
 
-export type PathId = 'direct' | 'ambitL4' | 'ambitL7' | 'stunnel' | 'haproxyL4' | 'haproxyL7';
+export type PathId = 'direct' | 'ambitL4' | 'ambitL7' | 'ambitIngress' | 'stunnel' | 'haproxyL4' | 'haproxyL7';
 
 export interface PathTarget {
   clientNetns: string;
@@ -137,6 +139,35 @@ export const ambitL7Path: BenchPath = {
   },
 };
 
+/** The ingress gateway's replica processes (pods `<gateway>-istio-<i>`). */
+function gatewayProcesses(cluster: BenchCluster): Record<string, number> {
+  const s = cluster.tryStatus();
+  const out: Record<string, number> = {};
+  for (const p of s?.pods ?? []) {
+    if (!/-istio-\d+$/.test(p.name)) continue;
+    for (const x of p.processes) if (x.pid !== undefined) out[`${p.namespace}/${p.name}/${x.name}`] = x.pid;
+  }
+  return out;
+}
+
+export const ambitIngressPath: BenchPath = {
+  id: 'ambitIngress', label: 'ambit ingress (client outside the mesh, gateway HBONE ztunnel)',
+  async prepare({ cluster, log, track }) {
+    let ip = '';
+    await waitFor(async () => {
+      ip = (cluster.tryStatus()?.pods ?? []).find((p) => /-istio-\d+$/.test(p.name))?.ip ?? '';
+      return ip !== '' && Object.keys(gatewayProcesses(cluster)).length > 0;
+    }, 20_000, 300);
+    if (!ip) return unavailable('no ingress gateway pod (Gateway bench/ingress of class istio) is running');
+    const target: PathTarget = {
+      clientNetns: cluster.netns('plain', 'client'), http: { host: ip, port: 80 },
+      proxies: () => ({ ...ztunnelProxies(cluster)(), ...gatewayProcesses(cluster) }),
+    };
+    log(`ambitIngress: gateway at ${ip}, processes ${JSON.stringify(gatewayProcesses(cluster))}`);
+    return (await reachable(target.clientNetns, url(target.http), 20_000, track)) ? { available: true, target } : unavailable(`the ingress gateway ${ip} did not carry a request to mesh/server within 20 s`);
+  },
+};
+
 const STUNNEL_SERVICES: PairService[] = [
   { name: 'http', localPort: 10001, tlsPort: 10443, backendPort: HTTP_PORT },
   { name: 'iperf', localPort: 10002, tlsPort: 10444, backendPort: IPERF_PORT },
@@ -198,4 +229,4 @@ export const haproxyL7Path: BenchPath = {
 };
 
 /** Every path, in report order. Add a path here (and its pods to the mesh YAML) to measure it. */
-export const ALL_PATHS: readonly BenchPath[] = [directPath, ambitL4Path, ambitL7Path, stunnelPath, haproxyL4Path, haproxyL7Path];
+export const ALL_PATHS: readonly BenchPath[] = [directPath, ambitL4Path, ambitL7Path, ambitIngressPath, stunnelPath, haproxyL4Path, haproxyL7Path];

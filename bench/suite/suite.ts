@@ -99,6 +99,24 @@ metadata: {name: waypoint, namespace: l7, labels: {istio.io/waypoint-for: servic
 spec:
   gatewayClassName: istio-waypoint
   listeners: [{name: mesh, port: 15008, protocol: HBONE}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: bench}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: ingress, namespace: bench}
+spec:
+  gatewayClassName: istio
+  listeners: [{name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: server, namespace: mesh}
+spec:
+  parentRefs: [{name: ingress, namespace: bench}]
+  rules: [{backendRefs: [{name: server, port: 80}]}]
 `;
 
 function preflight(): string | undefined {

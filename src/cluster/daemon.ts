@@ -51,7 +51,7 @@ import { DaemonApi, MAX_DRAIN_MS, type RestartOutcome } from './daemon-api.js';
 export interface MeshStatus {
   version: number;
   nodes: NodeInfo[];
-  workloads: (PodInfo & { uid: string; mode: string; waypointOf: { namespace: string; name: string } | null; servicePorts: Record<string, { servicePort: number; targetPort: number }[]> })[];
+  workloads: (PodInfo & { uid: string; mode: string; waypointOf: { namespace: string; name: string } | null; gatewayOf?: { namespace: string; name: string } | null; servicePorts: Record<string, { servicePort: number; targetPort: number }[]> })[];
   services: { namespace: string; name: string; hostname: string; vip: string | null; ports: { port: number; targetPort: number | string }[]; endpoints: string[] }[];
 }
 
@@ -293,6 +293,16 @@ export class ClusterDaemon {
     return { ...base, command, args: [...nodeArgs, ...args], netns: undefined, sandbox: undefined, backoff: { initialMs: 200, maxMs: 5_000 } };
   }
 
+  /** An ingress gateway replica: `ambit gateway`, placed and credentialed like a waypoint replica. */
+  private gatewaySpec(w: MeshStatus['workloads'][number], netns: string, base: ProcessSpec): ProcessSpec {
+    const { command, args } = this.ambitArgs('gateway', '--gateway', `${w.gatewayOf!.namespace}/${w.gatewayOf!.name}`,
+      '--netns', netns, '--pod-ip', w.ip, '--node', w.node, '--service-account', w.serviceAccount,
+      '--xds', this.spec.xdsAddress, '--token-file', this.proxyToken(w), '--root-cert', this.paths.root,
+      '--admin', `${waypointAdminHost(this.spec, this.adminIndex(w.uid))}:15020`, '--trust-domain', this.spec.trustDomain);
+    const nodeArgs = (process.env.AMBIT_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    return { ...base, command, args: [...nodeArgs, ...args], netns: undefined, sandbox: undefined, backoff: { initialMs: 200, maxMs: 5_000 } };
+  }
+
   // ---- reconcile ----
 
   private async reconcile(s: MeshStatus): Promise<void> {
@@ -338,6 +348,7 @@ export class ClusterDaemon {
         st.problems = [];
         for (const plan of containerPlans(w, st.netns, this.spec.ambit, (c) => this.paths.podLog(w.namespace, w.name, c), [this.spec.stateDir])) {
           if (plan.ok && w.waypointOf) await this.supervisor.spawn(this.waypointSpec(w, st.netns, plan.spec));
+          else if (plan.ok && w.gatewayOf) await this.supervisor.spawn(this.gatewaySpec(w, st.netns, plan.spec));
           else if (plan.ok) await this.supervisor.spawn(plan.spec);
           else {
             st.problems.push(`${plan.container}: ${plan.reason}`);
@@ -508,7 +519,7 @@ export class ClusterDaemon {
       updatedAt: new Date().toISOString(),
       configVersion: this.version,
       pods: [...this.pods.values()].map((st) => ({
-        namespace: st.info.namespace, name: st.info.name, node: st.info.node, ip: st.info.ip, mode: st.info.waypointOf ? 'waypoint' : st.info.mode,
+        namespace: st.info.namespace, name: st.info.name, node: st.info.node, ip: st.info.ip, mode: st.info.waypointOf ? 'waypoint' : st.info.gatewayOf ? 'gateway' : st.info.mode,
         captured: st.info.mode === 'sidecar' ? st.captured : (this.agentPods.get(`${st.info.namespace}/${st.info.name}`)?.captured ?? false),
         annotations: this.agentPods.get(`${st.info.namespace}/${st.info.name}`)?.annotations ?? {},
         user: podUser(st.info),
@@ -533,7 +544,7 @@ export class ClusterDaemon {
 /** The user `ambit exec` runs as in a pod: its first container's (waypoints: root, they are ours). */
 function podUser(w: MeshStatus['workloads'][number]): { uid: number; gid: number } {
   const s = sandboxFor(w.securityContext ?? undefined, w.containers[0]?.securityContext, []);
-  return w.waypointOf || !s.ok ? { uid: 0, gid: 0 } : { uid: s.sandbox.uid, gid: s.sandbox.gid };
+  return w.waypointOf || w.gatewayOf || !s.ok ? { uid: 0, gid: 0 } : { uid: s.sandbox.uid, gid: s.sandbox.gid };
 }
 
 export function sidecarProcessName(pod: { namespace: string; name: string }): string {

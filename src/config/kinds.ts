@@ -4,6 +4,7 @@
 import { any, arr, bool, int, intOrString, labels, map, obj, str, strList, type Schema } from './schema.js';
 import type { ResourceKind } from './resources.js';
 import { destinationRuleSpec, secretFields, serviceEntrySpec } from './egress-kinds.js';
+import { allowedRoutes, grpcRouteSpec, listenerTls, referenceGrantSpec, tcpRouteSpec } from './ingress-kinds.js';
 
 export interface KindInfo {
   kind: ResourceKind;
@@ -229,8 +230,8 @@ const gatewaySpec = obj({
     port: int(1, 65535),
     protocol: str({ nonEmpty: true }),
     hostname: str(),
-    tls: any,
-    allowedRoutes: any,
+    tls: listenerTls,
+    allowedRoutes,
   }, ['name', 'port', 'protocol']), 1),
   addresses: any,
   infrastructure: obj({ labels, annotations: map(str(), 'annotations'), parametersRef: any }),
@@ -422,6 +423,9 @@ export const KINDS: readonly KindInfo[] = [
   { kind: 'ServiceEntry', apiVersions: ISTIO_NETWORKING, namespaced: true, schema: top(serviceEntrySpec, {}, ['spec']) },
   { kind: 'DestinationRule', apiVersions: ISTIO_NETWORKING, namespaced: true, schema: top(destinationRuleSpec, {}, ['spec']) },
   { kind: 'Secret', apiVersions: ['v1'], namespaced: true, schema: top(undefined, secretFields) },
+  { kind: 'ReferenceGrant', apiVersions: ['gateway.networking.k8s.io/v1beta1', 'gateway.networking.k8s.io/v1alpha2'], namespaced: true, schema: top(referenceGrantSpec, {}, ['spec']) },
+  { kind: 'GRPCRoute', apiVersions: ['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1alpha2'], namespaced: true, schema: top(grpcRouteSpec, {}, ['spec']) },
+  { kind: 'TCPRoute', apiVersions: ['gateway.networking.k8s.io/v1alpha2'], namespaced: true, schema: top(tcpRouteSpec, {}, ['spec']) },
 ];
 
 export function kindInfo(kind: string): KindInfo | undefined {

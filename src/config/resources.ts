@@ -233,6 +233,9 @@ export interface GatewayListener {
   port: number;
   protocol: string;
   hostname?: string;
+  /** Listeners of an ingress Gateway (class istio); see ingress-resources.ts. */
+  tls?: import('./ingress-resources.js').GatewayTlsConfig;
+  allowedRoutes?: import('./ingress-resources.js').AllowedRoutes;
 }
 
 export interface GatewaySpec {
@@ -441,7 +444,10 @@ export type Resource =
   | TelemetryResource
   | ServiceEntryResource
   | DestinationRuleResource
-  | SecretResource;
+  | SecretResource
+  | import('./ingress-resources.js').ReferenceGrantResource
+  | import('./ingress-resources.js').GRPCRouteResource
+  | import('./ingress-resources.js').TCPRouteResource;
 
 export type ResourceKind = Resource['kind'];
 

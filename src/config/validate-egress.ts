@@ -148,13 +148,14 @@ function checkPolicyParts(tp: Pick<TrafficPolicy, 'loadBalancer' | 'connectionPo
     durations(rep, [...at, 'connectionPool', 'tcp'], cp.tcp as Record<string, unknown> | undefined, ['connectTimeout', 'maxConnectionDuration', 'idleTimeout']);
     durations(rep, [...at, 'connectionPool', 'tcp', 'tcpKeepalive'], cp.tcp?.tcpKeepalive as Record<string, unknown> | undefined, ['time', 'interval']);
     durations(rep, [...at, 'connectionPool', 'http'], cp.http as Record<string, unknown> | undefined, ['idleTimeout']);
-    rep.warn([...at, 'connectionPool'], 'not-applied', 'connectionPool is validated but not applied by Ambit yet');
+    for (const k of ['tcpKeepalive', 'maxConnectionDuration'] as const) if (cp.tcp?.[k] !== undefined) rep.warn([...at, 'connectionPool', 'tcp', k], 'not-applied', `${k} is not applied by Ambit`);
+    for (const k of ['h2UpgradePolicy', 'useClientProtocol', 'maxConcurrentStreams'] as const) if (cp.http?.[k] !== undefined) rep.warn([...at, 'connectionPool', 'http', k], 'not-applied', `${k} is not applied by Ambit (the upstream speaks what the client spoke)`);
   }
   const od = tp.outlierDetection;
   if (od) {
     durations(rep, [...at, 'outlierDetection'], od as Record<string, unknown>, ['interval', 'baseEjectionTime']);
     if (od.consecutiveErrors !== undefined) rep.warn([...at, 'outlierDetection', 'consecutiveErrors'], 'deprecated', 'consecutiveErrors is deprecated; use consecutive5xxErrors');
-    rep.warn([...at, 'outlierDetection'], 'not-applied', 'outlierDetection is validated but not applied by Ambit yet');
+    for (const k of ['splitExternalLocalOriginErrors', 'consecutiveLocalOriginFailures'] as const) if (od[k] !== undefined) rep.warn([...at, 'outlierDetection', k], 'not-applied', `${k} is not applied by Ambit (connect failures count as 503s, Envoy's default)`);
   }
   if (tp.tls) checkClientTls(tp.tls, [...at, 'tls'], rep);
 }
@@ -169,7 +170,10 @@ function checkLoadBalancer(lb: LoadBalancerSettings, at: PathSegment[], rep: Rep
     if (ch.httpCookie?.ttl !== undefined && parseIstioDuration(ch.httpCookie.ttl) === undefined && ch.httpCookie.ttl !== '0s') rep.error([...at, 'consistentHash', 'httpCookie', 'ttl'], 'bad-duration', `"${ch.httpCookie.ttl}" is not a duration (e.g. 10s)`);
   }
   if (lb.warmupDurationSecs !== undefined && parseIstioDuration(lb.warmupDurationSecs) === undefined) rep.error([...at, 'warmupDurationSecs'], 'bad-duration', `"${lb.warmupDurationSecs}" is not a duration (e.g. 60s)`);
-  rep.warn(at, 'not-applied', 'loadBalancer is validated but not applied by Ambit yet (waypoints use least request)');
+  if (lb.simple === 'PASSTHROUGH') rep.warn([...at, 'simple'], 'not-applied', 'PASSTHROUGH is not offered by Ambit; least request is used');
+  if (lb.localityLbSetting !== undefined) rep.warn([...at, 'localityLbSetting'], 'not-applied', 'localityLbSetting is not applied by Ambit');
+  if (lb.warmupDurationSecs !== undefined || lb.warmup !== undefined) rep.warn(at, 'not-applied', 'warmup is not applied by Ambit');
+  if (ch?.ringHash || ch?.maglev || ch?.minimumRingSize) rep.warn([...at, 'consistentHash'], 'not-applied', 'ring and table sizes are not used: Ambit hashes by rendezvous (highest random weight)');
 }
 
 function checkClientTls(t: ClientTlsSettings, at: PathSegment[], rep: Reporter): void {

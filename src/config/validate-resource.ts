@@ -8,6 +8,8 @@ import type {
 } from './resources.js';
 import { checkVirtualService } from './validate-virtual-service.js';
 import { checkDestinationRule, checkSecret, checkServiceEntry } from './validate-egress.js';
+import { checkGRPCRoute, checkIngressGateway, checkReferenceGrant, checkTCPRoute, KNOWN_CLASSES } from './validate-ingress.js';
+import { INGRESS_CLASS } from './ingress-resources.js';
 import { MESH_CONFIGMAP_KEY, MESH_CONFIGMAP_NAME, parseMeshConfig } from './mesh-config.js';
 import { LogFilterSyntaxError, parseLogFilter } from './log-filter.js';
 import { LABEL_DATAPLANE_MODE, LABEL_USE_WAYPOINT, LABEL_WAYPOINT_FOR, WAYPOINT_FOR_VALUES } from './labels.js';
@@ -37,6 +39,9 @@ export function checkResource(r: Resource, rep: Reporter): void {
     case 'ServiceEntry': checkServiceEntry(r, rep); break;
     case 'DestinationRule': checkDestinationRule(r, rep); break;
     case 'Secret': checkSecret(r, rep); break;
+    case 'ReferenceGrant': checkReferenceGrant(r, rep); break;
+    case 'GRPCRoute': checkGRPCRoute(r, rep); break;
+    case 'TCPRoute': checkTCPRoute(r, rep); break;
     case 'Namespace':
     case 'ServiceAccount':
       break;
@@ -374,8 +379,12 @@ function checkRequestAuthentication(r: RequestAuthenticationResource, rep: Repor
 }
 
 function checkGateway(g: GatewayResource, rep: Reporter): void {
+  if (g.spec.gatewayClassName === INGRESS_CLASS) {
+    checkIngressGateway(g, rep);
+    return;
+  }
   if (g.spec.gatewayClassName !== 'istio-waypoint') {
-    rep.warn(['spec', 'gatewayClassName'], 'not-a-waypoint', `Ambit runs only waypoints (class istio-waypoint); this Gateway of class "${g.spec.gatewayClassName}" is ignored`);
+    rep.warn(['spec', 'gatewayClassName'], 'unknown-gateway-class', `unknown gateway class "${g.spec.gatewayClassName}": Ambit runs ${KNOWN_CLASSES.map((c) => `"${c}"`).join(' (waypoints) and ')} (ingress gateways); this Gateway is ignored`);
     return;
   }
   const mesh = g.spec.listeners.find((l) => l.protocol === 'HBONE');

@@ -119,8 +119,9 @@ function checkStringMatch(sm: IstioStringMatch, at: PathSegment[], rep: Reporter
   if (sm.regex !== undefined) checkRegex(sm.regex, [...at, 'regex'], rep);
 }
 
+/** A subset is checked against the DestinationRules of the set (validate-ingress-set.ts). */
 function checkDestination(d: IstioDestination, at: PathSegment[], rep: Reporter): void {
-  if (d.subset !== undefined) rep.warn([...at, 'subset'], 'unsupported', `subset "${d.subset}" needs a DestinationRule, which Ambit does not read; traffic goes to the whole Service`);
+  if (d.subset !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(d.subset)) rep.error([...at, 'subset'], 'bad-value', `"${d.subset}" is not a valid subset name (lowercase letters, digits and "-")`);
 }
 
 function checkPercent(p: IstioPercent | undefined, at: PathSegment[], rep: Reporter): void {

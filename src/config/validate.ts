@@ -14,6 +14,7 @@ import { parseSource, readSources, type RawDocument, type SourceText } from './s
 import { checkResource } from './validate-resource.js';
 import { checkVirtualServiceSet } from './validate-virtual-service-set.js';
 import { checkEgressSet } from './validate-egress-set.js';
+import { checkIngressSet } from './validate-ingress-set.js';
 import { byCodeUnits } from '../core/compare.js';
 
 export interface ValidationResult {
@@ -155,6 +156,7 @@ export function validateSet(set: ConfigSet, added: readonly Located[] = []): Dia
 
   out.push(...checkVirtualServiceSet(set));
   out.push(...checkEgressSet(set));
+  out.push(...checkIngressSet(set));
 
   // Of several namespace-wide Telemetry objects in one namespace, Istio applies the oldest.
   const namespaceWide = new Map<string, Located>();

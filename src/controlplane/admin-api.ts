@@ -75,7 +75,7 @@ export function adminRoutes(deps: { store: ConfigStore; ads: AdsServer; logger: 
           nodes: model.nodes,
           workloads: [...model.workloads.values()].map((w) => ({
             uid: w.uid, namespace: w.namespace, name: w.name, node: w.node, ip: w.ip, mode: w.mode,
-            identity: w.identity, serviceAccount: w.serviceAccount, waypoint: w.waypoint ?? null, waypointOf: w.waypointOf ?? null,
+            identity: w.identity, serviceAccount: w.serviceAccount, waypoint: w.waypoint ?? null, waypointOf: w.waypointOf ?? null, gatewayOf: w.gatewayOf ?? null,
             containers: w.containers, securityContext: w.securityContext ?? null, labels: w.labels, annotations: w.annotations, servicePorts: w.servicePorts,
           })),
           // For the node agents' enrolment decision (model/enrolment.ts reads namespace labels).

@@ -37,6 +37,7 @@ import { watchPaths } from './watch.js';
 import { waypointConfigObjects, XdsPusher } from './xds-push.js';
 import { meshSettingsOf } from './mesh-settings.js';
 import { secretConsumers, secretVisible } from './secret-scope.js';
+import { proxyHintObjects } from './proxy-hints.js';
 import { MESH_SETTINGS_TYPE_URL } from '../xds/mesh-settings.js';
 
 /** Who may connect, and which certificates a caller may get (default: the local cluster's node tokens). */
@@ -214,7 +215,7 @@ export class ControlPlane {
     if (snap.version === this.pushedVersion) return;
     try {
       this.secretUsers = secretConsumers(snap.set, snap.model);
-      const r = this.pusher.push(snap.api, waypointConfigObjects(snap.set, this.secretUsers), snap.version, meshSettingsOf(snap.model));
+      const r = this.pusher.push(snap.api, [...waypointConfigObjects(snap.set, this.secretUsers), ...proxyHintObjects(snap.set, snap.model)], snap.version, meshSettingsOf(snap.model));
       this.ads.refilter();
       this.pushedVersion = snap.version;
       if (r.addresses) this.m.pushes.labels({ type: 'address' }).inc();

@@ -8,6 +8,7 @@
 // L7) and then the destination's ztunnel, which sees the waypoint's identity.
 // A sidecar-mode destination is enforced by its sidecar (enforcedBy 'sidecar'), which applies
 // the policies selecting the pod with HTTP attributes (L7 rules hold, nothing fails closed).
+import { LABEL_INGRESS_USE_WAYPOINT } from './proxy-hints.js';
 import { AmbitError } from '../core/errors.js';
 import { isNormalMethod, normalizeRequestTarget, type PathNormalizationMode } from '../core/http-request-target.js';
 import type { MeshModel } from '../model/mesh-model.js';
@@ -73,7 +74,8 @@ export function explainAuthz(model: MeshModel, api: WorkloadApi, query: AuthzQue
     if (!srcWorkload) throw notFound('pod', `${q.from.namespace}/${q.from.name}`, model);
     srcIp = srcWorkload.ip;
   }
-  const meshedSource = !!srcWorkload && ('name' in q.from) && (srcWorkload.mode === 'ambient' || srcWorkload.mode === 'sidecar');
+  // An ingress gateway replica is outside the data plane but speaks HBONE with its own identity.
+  const meshedSource = !!srcWorkload && ('name' in q.from) && (srcWorkload.mode === 'ambient' || srcWorkload.mode === 'sidecar' || !!srcWorkload.gatewayOf);
   const srcIdentity = meshedSource ? srcWorkload!.identity : null;
 
   // Destination: a Service of that name, else a pod.
@@ -103,6 +105,9 @@ export function explainAuthz(model: MeshModel, api: WorkloadApi, query: AuthzQue
     targetPort = q.to.port;
     waypointRef = pod.waypoint;
   }
+  // An ingress gateway goes through a Service's waypoint only when the Service asks for it
+  // (istio.io/ingress-use-waypoint=true); otherwise straight to the endpoints, as Istio's does.
+  if (srcWorkload?.gatewayOf && svc && waypointRef && svc.labels[LABEL_INGRESS_USE_WAYPOINT] !== 'true') waypointRef = undefined;
   const explanation = {
     request,
     source: { workload: srcWorkload ? `${srcWorkload.namespace}/${srcWorkload.name}` : null, ip: srcIp, identity: srcIdentity },

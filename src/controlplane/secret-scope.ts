@@ -13,6 +13,7 @@ import type { ConfigSet } from '../config/config-set.js';
 import type { SecretResource } from '../config/egress-resources.js';
 import { hostCovers } from '../config/validate-egress-set.js';
 import type { MeshModel } from '../model/mesh-model.js';
+import { addIngressSecretConsumers } from './ingress-secrets.js';
 
 export const REDACTED = '<redacted>';
 
@@ -35,6 +36,8 @@ export function secretConsumers(set: ConfigSet, model: MeshModel): Map<string, S
       }
     }
   }
+  // An ingress gateway's listener certificates go to its replicas.
+  addIngressSecretConsumers(set, out);
   return out;
 }
 
@@ -47,8 +50,9 @@ export function waypointOfNode(model: MeshModel, nodeId: string): string | undef
   const dot = rest.lastIndexOf('.');
   if (dot <= 0) return undefined;
   const pod = model.workloadByName(rest.slice(dot + 1), rest.slice(0, dot));
-  if (!pod?.waypointOf || pod.node !== node) return undefined;
-  return `${pod.waypointOf.namespace}/${pod.waypointOf.name}`;
+  const of = pod?.waypointOf ?? pod?.gatewayOf;
+  if (!of || pod!.node !== node) return undefined;
+  return `${of.namespace}/${of.name}`;
 }
 
 /**

@@ -15,7 +15,7 @@ import { MESH_SETTINGS_TYPE_URL, meshSettingsResource, type MeshSettings } from 
 import { pushId } from '../xds/push-version.js';
 
 /** The kinds a waypoint compiles itself (sent as Ambit's ConfigResource type). */
-export const WAYPOINT_CONFIG_KINDS: ReadonlySet<string> = new Set(['HTTPRoute', 'VirtualService', 'AuthorizationPolicy', 'RequestAuthentication', 'Telemetry', 'ConfigMap', 'ServiceEntry', 'DestinationRule', 'Secret']);
+export const WAYPOINT_CONFIG_KINDS: ReadonlySet<string> = new Set(['HTTPRoute', 'VirtualService', 'AuthorizationPolicy', 'RequestAuthentication', 'Telemetry', 'ConfigMap', 'ServiceEntry', 'DestinationRule', 'Secret', 'Gateway', 'ReferenceGrant', 'GRPCRoute', 'TCPRoute']);
 
 /**
  * The L7 config objects of a snapshot: what waypoints need beyond the workload API (of

@@ -215,6 +215,16 @@ export class InformerSet {
   private failed(e: Entry, err: unknown): void {
     if (this.closed || e.timer) return;
     const code = httpStatusOf(err);
+    // A 404 on the first list: the group serves this version but not this kind (a CRD of the
+    // group not installed, e.g. TCPRoute outside Gateway API's experimental channel). It is not
+    // watched, like a kind of a group the server does not serve, and does not hold up sync.
+    if (code === 404 && !e.synced) {
+      void e.informer.stop();
+      this.entries.delete(e.kind.kind);
+      this.missing.push(`${e.kind.kind} (${e.apiVersion}: not served)`);
+      this.opts.logger.warn('a kind is not served by this cluster and is not watched', { kind: e.kind.kind, apiVersion: e.apiVersion, hint: 'install its CRD and restart the control plane' });
+      return;
+    }
     this.m?.errors.labels({ kind: e.kind.kind, code: String(code ?? 0) }).inc();
     const { initialMs, maxMs } = this.opts.backoff ?? { initialMs: 1000, maxMs: 30_000 };
     const exp = Math.min(maxMs, initialMs * 2 ** e.failures);

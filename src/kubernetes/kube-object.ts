@@ -7,7 +7,8 @@
 // - Built-in kinds keep only what the model reads (the API server has validated the rest, and
 //   Ambit's strict schema would refuse fields it does not know). Istio and Gateway API objects
 //   keep their whole spec: that is what the user wrote, and it is validated as files are.
-// - A ConfigMap keeps its data (only Istio's mesh config ConfigMap is watched).
+// - A ConfigMap keeps its data (only Istio's mesh config ConfigMap is watched); a Secret its type
+//   and data (TLS material for gateways and egress; never logged, redacted in every view).
 // - managedFields and the last-applied annotation are dropped (memory: a pod's managedFields
 //   are often larger than the rest of it).
 import type { WatchedKind } from './watched-kinds.js';
@@ -172,6 +173,7 @@ export function project(k: WatchedKind, apiVersion: string, raw: unknown): KubeO
     case 'Service': return { ...base, ...projectService(o) };
     case 'EndpointSlice': return { ...base, ...projectEndpointSlice(o) };
     case 'ConfigMap': return { ...base, data: stringMap(o.data) ?? {} };
+    case 'Secret': return { ...base, ...(typeof o.type === 'string' ? { type: o.type } : {}), data: stringMap(o.data) ?? {} };
     default: {
       const out: KubeObject = { ...base, spec: json(o.spec ?? {}) };
       if (o.status !== undefined) out.status = json(o.status);
@@ -210,6 +212,9 @@ export function configDocument(o: KubeObject): Loose {
     doc.spec = spec;
     doc.status = status;
   } else if (o.kind === 'ConfigMap') {
+    doc.data = o.data;
+  } else if (o.kind === 'Secret') {
+    if (o.type !== undefined) doc.type = o.type;
     doc.data = o.data;
   } else if (o.spec !== undefined && o.kind !== 'Namespace') {
     doc.spec = o.spec;

@@ -37,6 +37,14 @@ export const WATCHED_KINDS: readonly WatchedKind[] = [
   { kind: 'Telemetry', group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'], plural: 'telemetries', namespaced: true, feeds: 'config' },
   { kind: 'Gateway', group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], plural: 'gateways', namespaced: true, feeds: 'config' },
   { kind: 'HTTPRoute', group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], plural: 'httproutes', namespaced: true, feeds: 'config' },
+  { kind: 'GRPCRoute', group: 'gateway.networking.k8s.io', versions: ['v1', 'v1alpha2'], plural: 'grpcroutes', namespaced: true, feeds: 'config' },
+  { kind: 'TCPRoute', group: 'gateway.networking.k8s.io', versions: ['v1alpha2'], plural: 'tcproutes', namespaced: true, feeds: 'config' },
+  { kind: 'ReferenceGrant', group: 'gateway.networking.k8s.io', versions: ['v1beta1', 'v1alpha2'], plural: 'referencegrants', namespaced: true, feeds: 'config' },
+  { kind: 'ServiceEntry', group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'], plural: 'serviceentries', namespaced: true, feeds: 'config' },
+  { kind: 'DestinationRule', group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'], plural: 'destinationrules', namespaced: true, feeds: 'config' },
+  // TLS material for ingress listeners (certificateRefs) and egress origination (credentialName);
+  // proxies receive only the Secrets they use (controlplane/secret-scope.ts).
+  { kind: 'Secret', group: '', versions: ['v1'], plural: 'secrets', namespaced: true, feeds: 'config' },
   // Istio's mesh config: the ConfigMap `istio` of the root namespace (key `mesh`), and no other.
   { kind: 'ConfigMap', group: '', versions: ['v1'], plural: 'configmaps', namespaced: true, feeds: 'config', namespace: 'root', fieldSelector: 'metadata.name=istio' },
   // What the control plane makes for waypoints (their Services are among all Services above).

@@ -21,6 +21,8 @@ import type { InformerSet } from './informers.js';
 import { messageOf } from './informers.js';
 import type { KubeObject } from './kube-object.js';
 import { FIELD_MANAGER, hasFields, rootCertConfigMap, waypointObjects, type WaypointSettings } from './waypoint-objects.js';
+import { ingressGatewayName, ingressGatewayObjects } from './ingress-objects.js';
+import { INGRESS_CLASS } from '../config/ingress-resources.js';
 
 export interface WaypointReconcilerOptions {
   kubeConfig: k8s.KubeConfig;
@@ -103,21 +105,22 @@ export class WaypointReconciler {
       if (await this.apply(rootCertConfigMap(root, this.opts.settings.rootCertPem))) this.published.add(root);
     }
     for (const g of inf.list('Gateway')) {
-      const spec = g.spec as { gatewayClassName?: string; infrastructure?: { labels?: Record<string, string>; annotations?: Record<string, string> } } | undefined;
-      if (spec?.gatewayClassName !== WAYPOINT_CLASS || !g.metadata.uid || g.metadata.deletionTimestamp) continue;
+      const spec = g.spec as { gatewayClassName?: string; listeners?: { name: string; port: number; protocol: string }[]; infrastructure?: { labels?: Record<string, string>; annotations?: Record<string, string> } } | undefined;
+      // Waypoints (istio-waypoint) and ingress gateways (istio, objects named <gateway>-istio).
+      const ingress = spec?.gatewayClassName === INGRESS_CLASS;
+      if ((spec?.gatewayClassName !== WAYPOINT_CLASS && !ingress) || !g.metadata.uid || g.metadata.deletionTimestamp) continue;
       const ns = g.metadata.namespace ?? 'default';
       if (this.opts.settings.rootCertPem && !this.published.has(ns)) {
         if (await this.apply(rootCertConfigMap(ns, this.opts.settings.rootCertPem))) this.published.add(ns);
       }
-      const want = waypointObjects({
-        apiVersion: g.apiVersion, name: g.metadata.name, namespace: ns, uid: g.metadata.uid,
-        infrastructure: spec.infrastructure,
-      }, this.opts.settings);
+      const ref = { apiVersion: g.apiVersion, name: g.metadata.name, namespace: ns, uid: g.metadata.uid, infrastructure: spec!.infrastructure, annotations: g.metadata.annotations };
+      const want = ingress ? ingressGatewayObjects({ ...ref, listeners: spec!.listeners ?? [] }, this.opts.settings) : waypointObjects(ref, this.opts.settings);
+      const objectName = ingress ? ingressGatewayName(g.metadata.name) : g.metadata.name;
       for (const desired of [want.serviceAccount, want.service, want.deployment] as k8s.KubernetesObject[]) {
         const kind = desired.kind!;
-        const actual = inf.get(kind, ns, g.metadata.name);
+        const actual = inf.get(kind, ns, objectName);
         if (actual && !ownedBy(actual, g.metadata.uid)) {
-          const key = `${kind}/${ns}/${g.metadata.name}`;
+          const key = `${kind}/${ns}/${objectName}`;
           if (!this.conflicts.has(key)) {
             this.conflicts.add(key);
             this.opts.logger.warn('waypoint object exists and is not owned by its Gateway; left alone', { gateway: `${ns}/${g.metadata.name}`, object: key, hint: 'delete it, or rename the Gateway' });

@@ -19,6 +19,7 @@ import type { Container, PodSpec, SourceLocation } from '../config/resources.js'
 import { cidrSize, nthAddress, parseCidr } from '../core/ip.js';
 import { LabelIndex } from './label-index.js';
 import { buildServiceEntries } from './service-entries.js';
+import { ingressGateways, ingressReplicaDrafts, ingressService } from './ingress-gateways.js';
 import { MeshModel } from './mesh-model.js';
 import { dataplaneMode } from './enrolment.js';
 import {
@@ -59,6 +60,8 @@ interface PodDraft {
   spreadKey: string;
   spreadIndex: number;
   waypointOf?: WaypointRef;
+  /** A replica of an ingress gateway (class istio). */
+  gatewayOf?: WaypointRef;
   source?: SourceLocation;
 }
 
@@ -96,6 +99,8 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
     });
   }
   const waypointByKey = new Map(waypoints.map((w) => [`${w.namespace}/${w.name}`, w]));
+  const ingresses = ingressGateways(set);
+  const ingressByKey = new Map(ingresses.map((g) => [`${g.namespace}/${g.name}`, g]));
 
   // Pods: Pods, Deployment replicas, waypoint replicas.
   const drafts: PodDraft[] = [];
@@ -104,11 +109,12 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
     const ns = p.metadata.namespace ?? 'default';
     const gatewayName = options.observedPods ? p.metadata.labels?.[LABEL_GATEWAY_NAME] : undefined;
     const waypointOf = gatewayName && waypointByKey.has(`${ns}/${gatewayName}`) ? { namespace: ns, name: gatewayName } : undefined;
+    const gatewayOf = gatewayName && ingressByKey.has(`${ns}/${gatewayName}`) ? { namespace: ns, name: gatewayName } : undefined;
     drafts.push({
       name: p.metadata.name, namespace: ns, labels: p.metadata.labels ?? {},
       annotations: p.metadata.annotations ?? {}, spec: p.spec, podIP: p.status?.podIP ?? p.status?.podIPs?.[0]?.ip,
-      workloadName: waypointOf?.name ?? p.metadata.name, workloadType: waypointOf ? 'DEPLOYMENT' : 'POD', spreadKey: `${ns}/${p.metadata.name}`, spreadIndex: 0,
-      waypointOf, source: l.source,
+      workloadName: waypointOf?.name ?? (gatewayOf ? `${gatewayOf.name}-istio` : p.metadata.name), workloadType: waypointOf || gatewayOf ? 'DEPLOYMENT' : 'POD', spreadKey: `${ns}/${p.metadata.name}`, spreadIndex: 0,
+      waypointOf, ...(gatewayOf ? { gatewayOf } : {}), source: l.source,
     });
   }
   for (const l of set.located('Deployment')) {
@@ -131,6 +137,17 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
         spec: { serviceAccountName: w.serviceAccount, containers: [{ name: 'waypoint', image: 'ambit/waypoint', command: ['ambit', 'waypoint'] }] },
         workloadName: w.name, workloadType: 'DEPLOYMENT', spreadKey: `${w.namespace}/${w.name}`, spreadIndex: i,
         waypointOf: { namespace: w.namespace, name: w.name }, source: w.source,
+      });
+    }
+  }
+
+  for (const g of options.observedPods ? [] : ingresses) {
+    for (const r of ingressReplicaDrafts(g)) {
+      drafts.push({
+        name: r.name, namespace: r.namespace, labels: r.labels, annotations: {},
+        spec: { serviceAccountName: r.serviceAccount, containers: [r.container] },
+        workloadName: g.deploymentName, workloadType: 'DEPLOYMENT', spreadKey: `${g.namespace}/${g.deploymentName}`, spreadIndex: r.index,
+        gatewayOf: { namespace: g.namespace, name: g.name }, source: g.source,
       });
     }
   }
@@ -208,6 +225,7 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
       canonicalRevision: d.labels[LABEL_CANONICAL_REVISION] ?? d.labels['app.kubernetes.io/version'] ?? d.labels.version ?? 'latest',
       mode: dataplaneMode({ namespace: d.namespace, labels: d.labels, annotations: d.annotations, waypointOf: d.waypointOf }, nsLabels(d.namespace)),
       waypointOf: d.waypointOf,
+      ...(d.gatewayOf ? { gatewayOf: d.gatewayOf } : {}),
       containers: d.spec.containers as Container[],
       ...(d.spec.securityContext ? { securityContext: d.spec.securityContext } : {}),
       servicePorts: {},
@@ -246,6 +264,14 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
       selector: { [LABEL_GATEWAY_NAME]: w.name }, labels: { [LABEL_GATEWAY_NAME]: w.name }, endpoints: [],
       waypointOf: { namespace: w.namespace, name: w.name }, source: w.source,
     });
+  }
+  for (const g of options.observedPods ? [] : ingresses) {
+    if (services.some((s) => s.namespace === g.namespace && s.name === g.deploymentName)) {
+      diagnostics.push({ severity: 'error', code: 'conflict', file: g.source?.file ?? '', line: g.source?.line ?? 0, resource: `Gateway ${g.namespace}/${g.name}`,
+        message: `a Service named "${g.deploymentName}" already exists in ${g.namespace}; the ingress gateway needs that name for its own Service` });
+      continue;
+    }
+    services.push(ingressService(g, settings.clusterDomain));
   }
   allocateVips(services, settings, prev, diagnostics);
 

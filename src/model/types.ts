@@ -38,6 +38,8 @@ export interface WorkloadInfo {
   waypoint?: WaypointRef;
   /** Set when this pod is a replica of a waypoint. */
   waypointOf?: WaypointRef;
+  /** Set when this pod is a replica of an ingress gateway (a Gateway of class istio). */
+  gatewayOf?: WaypointRef;
   containers: Container[];
   /** The pod-level securityContext (the containers carry their own). */
   securityContext?: SecurityContext;

@@ -42,6 +42,9 @@ import { shouldLog } from './access-log-config.js';
 import type { ReplayBudget } from './replay-budget.js';
 import { isNormalMethod, normalizeRequestTarget } from '../core/http-request-target.js';
 import type { EgressEntry } from './egress-config.js';
+import type { UpstreamClusters } from './traffic/clusters.js';
+import type { EffectivePolicy } from './traffic/policy.js';
+import { hashKeyOf } from './traffic/lb-pick.js';
 
 /** A request through a target without RequestAuthentication: no promise to wait for. */
 const ANONYMOUS: AuthnResult = { kind: 'anonymous', tokenPresent: false };
@@ -76,6 +79,15 @@ export interface HttpProxyDeps {
   replayBudget: ReplayBudget;
   /** A request's JWT providers, policies and access-log decision (default: the waypoint's selection by target). A sidecar passes its own. */
   bind?(cfg: WaypointConfig, ctx: TunnelContext): RequestBinding;
+  /** DestinationRule state (pools, outlier detection, load balancers); without it only the default picker. */
+  clusters?: UpstreamClusters;
+  /**
+   * The route table entry a request is routed by (default: the tunnel's service and port). An
+   * ingress gateway picks a virtual host by listener and Host; undefined: no route (404 NR).
+   */
+  routeTarget?(ctx: TunnelContext, authority: string): { hostname: string; port: number } | undefined;
+  /** Sends a request for a Service through its waypoint instead of to its endpoints (an ingress gateway's `ingress-use-waypoint`). */
+  viaWaypoint?(service: Service): { workloads: Workload[]; identity: string } | undefined;
 }
 
 type DownReq = Http1Request | http2.Http2ServerRequest;
@@ -165,9 +177,11 @@ export class HttpProxy {
         return this.local(res, record, verdict.status, verdict.body, verdict.wwwAuthenticate ? { 'www-authenticate': verdict.wwwAuthenticate } : {});
       }
       // 2. Route.
-      const decision: RouteDecision = ctx.service
-        ? decideRoute(cfg.routes, { hostname: ctx.service.hostname, port: ctx.target.port }, { method, path, host: authority, headers }, d.random)
-        : { kind: 'forward', route: 'workload', backend: { namespace: '', name: '', port: ctx.target.port }, requestHeaders: noEdits(), responseHeaders: noEdits(), mirrors: [], timeouts: {} };
+      const routeTarget = d.routeTarget ? d.routeTarget(ctx, authority) : ctx.service ? { hostname: ctx.service.hostname, port: ctx.target.port } : undefined;
+      const decision: RouteDecision = routeTarget
+        ? decideRoute(cfg.routes, routeTarget, { method, path, host: authority, headers }, d.random)
+        : d.routeTarget ? { kind: 'not-found', route: '-', status: 404, reason: 'no-match' }
+          : { kind: 'forward', route: 'workload', backend: { namespace: '', name: '', port: ctx.target.port }, requestHeaders: noEdits(), responseHeaders: noEdits(), mirrors: [], timeouts: {} };
       record.route = decision.route;
       if (decision.kind === 'redirect') return this.local(res, record, decision.status, '', { location: decision.location });
       if (decision.kind === 'not-found') {
@@ -207,6 +221,14 @@ export class HttpProxy {
     const backend = ctx.service && !decision.backendMissing ? resolveBackend(state, decision.backend, d.config().egress.entryOf.bind(undefined), ctx.target) : undefined;
     if (ctx.service && !backend) throw new RequestFailure(500, 'NR', 'BACKEND_NOT_FOUND', `backend ${decision.backend.name}.${decision.backend.namespace}:${decision.backend.port} does not exist`);
     if (backend) record.service = serviceInfo(backend.service);
+    // DestinationRule: the subset's endpoints, the cluster's load balancer, pool and outlier detection.
+    // Without a DestinationRule (or subset) for the host: the default path, no cluster state at all.
+    const found = backend?.service && d.clusters ? d.config().traffic.policyFor(backend.service.hostname, backend.service.namespace, decision.backend.port, decision.backend.subset) : undefined;
+    const policy = found && (found.rule !== '' || found.subset !== undefined) ? found : undefined;
+    if (backend && policy?.subsetUids) backend.workloads = backend.workloads.filter((w) => policy.subsetUids!.has(w.uid));
+    const via = backend?.service && !backend.egress ? d.viaWaypoint?.(backend.service) : undefined;
+    if (backend && via) backend.via = via;
+    const hashKey = policy ? hashKeyOf(policy.lb, { headers: req.headers as Record<string, string | string[] | undefined>, path, sourceIp: normalizeIp(ctx.peerAddress.ip) }) : undefined;
     const upstreamPath = decision.path ?? path;
     const upstreamHost = decision.host ?? authority;
     const headers = upstreamHeaders(req.headers as Record<string, string | string[] | undefined>, decision.requestHeaders, traceparent, record.requestId!);
@@ -239,14 +261,25 @@ export class HttpProxy {
     const deadline = decision.timeouts.requestMs ? d.now() + decision.timeouts.requestMs : Infinity;
     const tried = new Set<string>();
     let last: Attempt | undefined;
+    let retryOverflow = false;
+    // Circuit breakers: a request over the cluster's limits is refused here (503 UO).
+    const acquired = policy?.limited ? await d.clusters!.acquire(policy, !h2) : undefined;
+    if (acquired?.kind === 'overflow') throw new RequestFailure(503, 'UO', 'UPSTREAM_OVERFLOW', `upstream connect error or disconnect/reset before headers. reset reason: overflow (${acquired.reason})`);
+    let retrying = false;
+    try {
     for (let i = 0; i < attempts; i++) {
+      if (retrying) { d.clusters!.retryDone(policy!); retrying = false; }
+      if (i > 0 && policy?.limited) {
+        if (!d.clusters!.retryStart(policy)) { retryOverflow = true; break; }
+        retrying = true;
+      }
       if (i > 0) await sleep(Math.min(retry!.backoffMs * 2 ** (i - 1), 1000));
       const left = deadline - d.now();
       if (left <= 0) break;
       const perTry = Math.min(left, decision.timeouts.backendRequestMs ?? retry?.perTryTimeoutMs ?? Infinity);
       const target = backend ?? { service: undefined, workloads: ctx.workload ? [ctx.workload] : [], port: ctx.target.port };
       const sentAt = d.now();
-      last = await this.attempt(target, h2, req.method ?? 'GET', upstreamPath, upstreamHost, headers, body, tried, perTry);
+      last = await this.attempt(target, h2, req.method ?? 'GET', upstreamPath, upstreamHost, headers, body, tried, perTry, policy, hashKey);
       record.upstreamServiceTimeMs = d.now() - sentAt;
       const canRetry = i + 1 < attempts && retry !== undefined;
       if (last.kind === 'response') {
@@ -265,6 +298,11 @@ export class HttpProxy {
       if (!canRetry || last.kind === 'reset') break;
       if (last.kind === 'connect-failed' && !retry.retryOnConnectFailure) break;
     }
+    } finally {
+      if (retrying) d.clusters!.retryDone(policy!);
+      if (acquired?.kind === 'lease') acquired.lease.release();
+    }
+    if (retryOverflow && !last) throw new RequestFailure(503, 'URX', 'RETRIES_EXHAUSTED', 'retry overflow');
     if (!last || last.kind === 'timeout') throw new RequestFailure(504, 'UT', 'UPSTREAM_TIMEOUT', 'upstream request timeout');
     if (last.kind === 'connect-failed') throw new RequestFailure(503, last.endpoint ? 'UF' : 'UH', last.endpoint ? 'UPSTREAM_CONNECT' : 'NO_HEALTHY_UPSTREAM', last.message);
     if (last.kind === 'reset') throw new RequestFailure(503, 'UC', 'UPSTREAM_RESET', last.message);
@@ -272,18 +310,30 @@ export class HttpProxy {
   }
 
   /** One try against one endpoint. */
-  private async attempt(target: ResolvedBackend, h2: boolean, method: string, path: string, host: string, headers: Record<string, string | string[]>, body: Buffer | Readable | undefined, tried: Set<string>, timeoutMs: number): Promise<Attempt> {
+  private async attempt(target: ResolvedBackend, h2: boolean, method: string, path: string, host: string, headers: Record<string, string | string[]>, body: Buffer | Readable | undefined, tried: Set<string>, timeoutMs: number, policy?: EffectivePolicy, hashKey?: string): Promise<Attempt> {
     const { d } = this;
     const key = target.service ? `${target.service.namespace}/${target.service.hostname}` : 'workload';
-    const candidates = target.workloads.map((w) => ({ uid: w.uid, healthy: w.status !== 'UNHEALTHY', w }));
-    let pick = d.picker.pick(key, candidates, tried);
-    if (!pick && tried.size > 0) pick = d.picker.pick(key, candidates);
-    if (!pick) return { kind: 'connect-failed', message: `no healthy endpoint for ${target.service?.hostname ?? 'the workload'}` };
+    const pool = target.via?.workloads ?? target.workloads;
+    let candidates = pool.map((w) => ({ uid: w.uid, healthy: w.status !== 'UNHEALTHY', w }));
+    const clusters = policy && !target.via ? d.clusters : undefined;
+    if (clusters && policy!.outlier) candidates = clusters.usable(policy!, candidates.filter((c) => c.healthy));
+    let pick: typeof candidates[number] | undefined;
+    if (clusters && policy!.lb.kind !== 'LEAST_REQUEST') {
+      const healthy = candidates.filter((c) => c.healthy);
+      pick = clusters.pick(policy!, healthy.filter((c) => !tried.has(c.uid)), hashKey) ?? (tried.size > 0 ? clusters.pick(policy!, healthy, hashKey) : undefined);
+    } else {
+      pick = d.picker.pick(key, candidates, tried);
+      if (!pick && tried.size > 0) pick = d.picker.pick(key, candidates);
+    }
+    if (!pick) return { kind: 'connect-failed', message: `no healthy upstream for ${target.service?.hostname ?? 'the workload'}` };
     const w = pick.w;
     tried.add(w.uid);
-    const up: UpstreamTarget = target.egress
-      ? externalTarget(target.egress, w, targetPortOf(w, target), target.port, host, h2)
-      : { uid: w.uid, ip: w.addresses[0]!, port: targetPortOf(w, target), identity: identityOf(w) };
+    const up: UpstreamTarget = target.via && target.service
+      // Through the service's waypoint: HBONE to the replica, :authority the service VIP and port.
+      ? { uid: w.uid, ip: target.service.addresses[0]?.address ?? '', port: target.port, identity: target.via.identity, hboneIp: w.addresses[0]! }
+      : target.egress
+        ? externalTarget(target.egress, w, targetPortOf(w, target), target.port, host, h2)
+        : { uid: w.uid, ip: w.addresses[0]!, port: targetPortOf(w, target), identity: identityOf(w), ...(policy?.pool.connectTimeoutMs ? { connectTimeoutMs: policy.pool.connectTimeoutMs } : {}), ...(policy && (policy.pool.maxRequestsPerConnection || policy.pool.idleTimeoutMs) ? { http1: { maxRequestsPerConnection: policy.pool.maxRequestsPerConnection, idleTimeoutMs: policy.pool.idleTimeoutMs } } : {}) };
     d.picker.started(w.uid);
     try {
       const abort = Number.isFinite(timeoutMs) ? new AbortController() : undefined;
@@ -298,6 +348,7 @@ export class HttpProxy {
       }
       if (r.kind === 'connect-failed') d.picker.connectFailed(w.uid);
       else d.picker.connected(w.uid);
+      if (clusters && policy!.outlier) clusters.record(policy!, w.uid, r.kind === 'response' ? { kind: 'response', status: r.res.status } : { kind: r.kind }, pool.length);
       return r.kind === 'response' ? { kind: 'response', res: r.res, endpoint: w, up } : { ...r, endpoint: w };
     } finally {
       d.picker.finished(w.uid);
@@ -400,6 +451,8 @@ interface ResolvedBackend {
   port: number;
   /** Set when the backend is a ServiceEntry host: its endpoints are outside the mesh. */
   egress?: EgressEntry;
+  /** Set when the request goes through the service's waypoint (its replicas and identity). */
+  via?: { workloads: Workload[]; identity: string };
 }
 
 function resolveBackend(state: ZtunnelState, b: BackendTarget, egressOf?: (s: Service) => EgressEntry | undefined, original?: { ip: string; port: number }): ResolvedBackend | undefined {

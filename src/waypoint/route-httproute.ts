@@ -64,7 +64,7 @@ export function compileHTTPRoute(r: HTTPRouteResource, services: ServiceIndex, w
       return;
     }
     if (kind === 'Gateway') {
-      warnings.push(`${ref}: parentRefs[${i}] binds to Gateway "${p.name}"; Ambit's waypoint applies only routes bound to a Service (kind: Service, group: ""); ignored`);
+      // Routes bound to a Gateway are an ingress gateway's (gateway/); `ambit validate` warns for a waypoint parent.
       return;
     }
     if (kind !== 'Service') {

@@ -29,6 +29,8 @@ export interface BackendTarget {
   port: number;
   /** The backend's hostname when it is not `<name>.<namespace>.svc.cluster.local` (a ServiceEntry host). */
   hostname?: string;
+  /** A DestinationRule subset (VirtualService destination.subset). */
+  subset?: string;
 }
 
 /** Apply in this order: remove, then set (replace), then add (append); see applyHeaderEdits. */

@@ -25,6 +25,7 @@
 // SERVER inbound); metrics are always kept.
 //
 // Lifecycle: start() -> setConfig()* -> close(deadlineMs).
+import { UpstreamClusters } from './traffic/clusters.js';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { describeError } from '../core/errors.js';
@@ -119,6 +120,7 @@ export class Sidecar {
     this.outboundProxy = new HttpProxy({
       ...common, upstreams: this.upstreams, picker: new EndpointPicker({ now: () => opts.clock.now() }),
       reporter: 'source',
+      clusters: new UpstreamClusters({ clock: opts.clock, random: Math.random }),
       bind: (cfg) => ({ providers: [], policies: [], accessLog: cfg.accessLogForWorkload(self, 'CLIENT') }),
     });
     this.inboundProxy = new HttpProxy({

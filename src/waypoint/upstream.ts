@@ -23,6 +23,12 @@ export interface UpstreamTarget {
   identity: string;
   /** An endpoint outside the mesh (ServiceEntry): plain TCP or originated TLS, not HBONE. */
   external?: ExternalTarget;
+  /** Where the HBONE tunnel goes when it is not `ip` (a waypoint replica; `ip:port` is then the :authority). */
+  hboneIp?: string;
+  /** DestinationRule connectTimeout. */
+  connectTimeoutMs?: number;
+  /** DestinationRule HTTP/1.1 connection settings. */
+  http1?: { maxRequestsPerConnection?: number; idleTimeoutMs?: number };
 }
 
 /** Opens a byte stream to an endpoint (rejects when it cannot); the HTTP clients run over it. */
@@ -42,12 +48,12 @@ export function hboneDialer(o: HboneDialerOptions): UpstreamDialer {
   return (target, headers = {}, signal) => o.pool.connect({
     sourceIdentity: o.sourceIdentity,
     certificate: o.certificate,
-    destination: { ip: target.ip, port: HBONE_PORT },
+    destination: { ip: target.hboneIp ?? target.ip, port: HBONE_PORT },
     expectedIdentities: [target.identity],
     authority: formatAuthority(target.ip, target.port),
     headers,
     sourceIp: o.sourceIp,
-    connectTimeoutMs: o.connectTimeoutMs,
+    connectTimeoutMs: target.connectTimeoutMs ?? o.connectTimeoutMs,
     signal,
   });
 }
@@ -95,10 +101,10 @@ export class Upstreams {
 
   /** The keep-alive HTTP/1.1 client whose connections are tunnels to `target`. */
   http1(target: UpstreamTarget): Http1Client {
-    const key = `${target.uid}|${target.ip}:${target.port}|${target.identity}`;
+    const key = `${target.uid}|${target.ip}:${target.port}|${target.identity}${target.http1 ? `|${target.http1.maxRequestsPerConnection ?? 0}/${target.http1.idleTimeoutMs ?? 0}` : ''}`;
     let client = this.clients.get(key);
     if (!client) {
-      client = new Http1Client({ open: () => this.tunnel(target), now: this.opts.now, maxIdle: this.opts.maxFreeSockets ?? 64, idleTimeoutMs: IDLE_TIMEOUT_MS });
+      client = new Http1Client({ open: () => this.tunnel(target), now: this.opts.now, maxIdle: this.opts.maxFreeSockets ?? 64, idleTimeoutMs: target.http1?.idleTimeoutMs ?? IDLE_TIMEOUT_MS, maxRequestsPerConnection: target.http1?.maxRequestsPerConnection });
       this.clients.set(key, client);
     }
     return client;

@@ -22,7 +22,8 @@
 //   retryOn unset -> Istio's default conditions (connect failures and 503).
 // - fault: percentage.value (0..100, a double) of requests; no percentage -> never.
 // - mirror + mirrorPercentage (default 100) or mirrors[].percentage.
-// - subsets need a DestinationRule, which Ambit does not read: ignored with a warning.
+// - destination.subset names a DestinationRule subset; the proxy sends to that subset's endpoints
+//   (none when no DestinationRule defines it: 503 no healthy upstream, and the config warns).
 import { istioHostMatches, resolveIstioHost, serviceOfHostname } from '../config/virtual-service-hosts.js';
 import type { IstioDestination, IstioHeaderOperations, IstioStringMatch, VirtualServiceHTTPRoute, VirtualServiceMatch, VirtualServiceResource } from '../config/resources.js';
 import { parseIstioDuration } from './duration.js';
@@ -159,7 +160,6 @@ function ops(o: IstioHeaderOperations | undefined): HeaderEdits {
 
 function resolveDestination(d: IstioDestination, ns: string, target: RouteService, port: number, services: VsServices, where: string, warnings: string[]):
   { backend: BackendTarget; missing: boolean } {
-  if (d.subset !== undefined) warnings.push(`${where}: subset "${d.subset}" needs a DestinationRule, which Ambit does not read; the whole Service is used`);
   const host = resolveIstioHost(d.host, ns);
   const svc = services.byHostname.get(host) ?? services.byVip.get(host);
   if (!svc) {
@@ -170,7 +170,7 @@ function resolveDestination(d: IstioDestination, ns: string, target: RouteServic
   const p = d.port?.number ?? (svc === target ? port : svc.ports.length === 1 ? svc.ports[0]!.port : port);
   const missing = !svc.ports.some((sp) => sp.port === p);
   if (missing) warnings.push(`${where}: destination ${svc.namespace}/${svc.name} has no port ${p}`);
-  return { backend: { namespace: svc.namespace, name: svc.name, port: p }, missing };
+  return { backend: { namespace: svc.namespace, name: svc.name, port: p, ...(d.subset !== undefined ? { subset: d.subset } : {}) }, missing };
 }
 
 const CONNECT_TOKENS = new Set(['connect-failure', 'refused-stream', 'reset', '5xx', 'gateway-error']);

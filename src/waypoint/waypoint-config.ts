@@ -19,6 +19,11 @@ import { selectWaypointPolicies } from './l7-authz.js';
 import type { WaypointTarget } from './waypoint-target.js';
 import { compileAccessLogConfig, type AccessLogDecision } from './access-log-config.js';
 import { compileEgress, type EgressTable } from './egress-config.js';
+import { compileTrafficPolicies, type SubsetEndpoints, type TrafficPolicies } from './traffic/policy.js';
+import type { DestinationRuleResource } from '../config/egress-resources.js';
+import type { GRPCRouteResource, TCPRouteResource } from '../config/ingress-resources.js';
+import { grpcRouteAsHttpRoute } from './route-grpc.js';
+import { compileTcpRoutes, type TcpRouteEntry } from './route-tcp.js';
 
 export interface WaypointIdentity {
   namespace: string;
@@ -43,6 +48,12 @@ export interface WaypointConfig {
   readonly policies: CompiledPolicy[];
   /** ServiceEntry hosts this waypoint sends outside the mesh, with their TLS origination. */
   readonly egress: EgressTable;
+  /** DestinationRule traffic policies (subsets, load balancer, connection pool, outlier detection). */
+  readonly traffic: TrafficPolicies;
+  /** Hostnames of Services an ingress gateway reaches through their waypoint (istio.io/ingress-use-waypoint). */
+  readonly ingressUseWaypoint: ReadonlySet<string>;
+  /** TCPRoutes attached to a Service port: `${hostname}:${port}` -> weighted backends. */
+  readonly tcpRoutes: ReadonlyMap<string, TcpRouteEntry>;
   /** The binding of a request through the waypoint to `target` (one lookup per request). */
   forRequest(target: WaypointTarget): RequestBinding;
   /** Providers a sidecar applies to its own pod (selector / namespace / mesh-wide resources). */
@@ -79,7 +90,7 @@ export function compileWaypointConfig(input: CompileWaypointInput): WaypointConf
   const of = <T>(kind: string): T[] => input.objects.filter((o) => o.kind === kind) as unknown as T[];
   const egress = compileEgress({ objects: input.objects, waypointNamespace: input.waypointNamespace ?? input.rootNamespace, rootNamespace: input.rootNamespace });
   const routes = compileRoutes({
-    httpRoutes: of<HTTPRouteResource>('HTTPRoute'),
+    httpRoutes: [...of<HTTPRouteResource>('HTTPRoute'), ...of<GRPCRouteResource>('GRPCRoute').map(grpcRouteAsHttpRoute)],
     virtualServices: of<VirtualServiceResource>('VirtualService'),
     services: routeServices(input.state, (svc) => egress.table.entryOf(svc) !== undefined),
   });
@@ -97,12 +108,33 @@ export function compileWaypointConfig(input: CompileWaypointInput): WaypointConf
   const accessLog = compileAccessLogConfig(of<TelemetryResource>('Telemetry'), { rootNamespace: input.rootNamespace });
   warnings.push(...accessLog.warnings);
   warnings.push(...egress.warnings);
+  const hints = of<{ spec?: { subsets?: Record<string, Record<string, string[]>>; ingressUseWaypoint?: string[] } }>('ProxyHints')[0]?.spec;
+  const subsets: SubsetEndpoints = new Map(Object.entries(hints?.subsets ?? {}).map(([k, v]) => [k, new Map(Object.entries(v))]));
+  const traffic = compileTrafficPolicies({ rules: of<DestinationRuleResource>('DestinationRule'), proxyNamespace: input.waypointNamespace ?? input.rootNamespace, rootNamespace: input.rootNamespace, subsets });
+  warnings.push(...traffic.warnings);
+  for (const pr of routes.table.routes.values()) {
+    for (const e of pr.entries) {
+      for (const b of e.rule.backends) {
+        const sub = b.backend.subset;
+        if (sub === undefined) continue;
+        const host = b.backend.hostname ?? `${b.backend.name}.${b.backend.namespace}.svc.cluster.local`;
+        if (!traffic.policies.hasSubset(host, b.backend.namespace, sub)) warnings.push(`${e.rule.name}: subset "${sub}" of ${host} is defined by no DestinationRule; requests routed to it get 503 (no healthy upstream)`);
+      }
+    }
+  }
   return {
     version: input.version,
     mesh: meshConfigOf(of<ConfigMapResource>('ConfigMap'), input.rootNamespace),
     routes: routes.table,
     policies,
     egress: egress.table,
+    traffic: traffic.policies,
+    ingressUseWaypoint: new Set(hints?.ingressUseWaypoint ?? []),
+    tcpRoutes: compileTcpRoutes(of<TCPRouteResource>('TCPRoute'), (p, ns) => {
+      if (p.kind !== 'Service' || (p.group ?? '') !== '') return [];
+      const svc = input.state.serviceByKey(`${p.namespace ?? ns}/${p.name}.${p.namespace ?? ns}.svc.cluster.local`);
+      return svc ? svc.ports.filter((sp) => p.port === undefined || sp.servicePort === p.port).map((sp) => `${svc.hostname}:${sp.servicePort}`) : [];
+    }),
     // Selection scans every resource; the config is immutable, so it is done once per target
     // (waypoint + service), not per request.
     forRequest: memoByTarget((t): RequestBinding => Object.freeze({

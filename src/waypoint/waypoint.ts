@@ -34,6 +34,8 @@ import { stripSpiffe } from '../rbac/index.js';
 import { DnsForwarder, type UpstreamAddress } from '../dns/forwarder.js';
 import { HostResolver } from '../dns/host-resolver.js';
 import { connectExternal, type ExternalTarget } from './egress-connect.js';
+import { UpstreamClusters } from './traffic/clusters.js';
+import { tcpRouteBackend } from './tcp-route-backend.js';
 
 export const WAYPOINT_HBONE_PORT = 15008;
 /** A client that sends nothing for this long is taken to speak a server-first TCP protocol. */
@@ -90,6 +92,7 @@ export class Waypoint {
   private readonly external: (t: ExternalTarget, signal?: AbortSignal) => Promise<Duplex>;
   private readonly warnings = new WarningLatch();
   private readonly serving: HttpServing;
+  private readonly clusters: UpstreamClusters;
   private readonly m;
 
   constructor(private readonly opts: WaypointOptions) {
@@ -113,6 +116,7 @@ export class Waypoint {
       external: this.external,
     });
     const picker = new EndpointPicker({ now: () => opts.clock.now() });
+    this.clusters = new UpstreamClusters({ clock: opts.clock, random: Math.random });
     this.proxy = new HttpProxy({
       waypoint: opts.waypoint,
       config: () => this.config, state: () => this.state,
@@ -121,6 +125,7 @@ export class Waypoint {
       logger: opts.logger, now: () => opts.clock.now(), random: Math.random,
       nextId: () => `${opts.waypoint.name}-${++this.seq}`,
       replayBudget: new ReplayBudget(),
+      clusters: this.clusters,
     });
     this.tcpTelemetry = new TcpTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }), clock: opts.clock });
     this.m = {
@@ -128,6 +133,11 @@ export class Waypoint {
       refused: opts.metrics.counter({ name: 'ambit_waypoint_tunnels_refused_total', help: 'HBONE tunnels the waypoint refused, by reason.', labelNames: ['reason'] }),
       warnings: opts.metrics.gauge({ name: 'ambit_waypoint_config_warnings', help: 'Warnings from compiling the current L7 config.' }),
     };
+  }
+
+  /** For /config_dump: the upstream clusters under DestinationRule policies and their counts. */
+  clusterState(): Record<string, unknown>[] {
+    return this.clusters.describe();
   }
 
   current(): { state: ZtunnelState; config: WaypointConfig } {
@@ -232,14 +242,24 @@ export class Waypoint {
       this.tcpEgress(stream, ctx, egress, record, fail);
       return;
     }
-    const endpoints = ctx.service ? this.state.endpointsOf(ctx.service).filter((w) => w.status !== 'UNHEALTHY') : ctx.workload ? [ctx.workload] : [];
-    const w = endpoints[this.seq % Math.max(1, endpoints.length)];
-    if (!w) {
-      failConnection(record, { code: 'NO_ENDPOINT', message: `no healthy endpoint for ${ctx.service?.hostname ?? ctx.target.ip}` });
+    // A TCPRoute attached to the Service port sends the connection to one of its backends.
+    const routed = ctx.service ? tcpRouteBackend(this.config, this.state, ctx.service, ctx.target.port) : undefined;
+    if (routed?.kind === 'none') {
+      failConnection(record, { code: 'NO_ROUTE', message: `${routed.route}: no usable backend for ${ctx.service!.hostname}:${ctx.target.port}` });
       fail();
       return;
     }
-    const port = ctx.service ? (ctx.service.ports.find((p) => p.servicePort === ctx.target.port)?.targetPort || w.services[`${ctx.service.namespace}/${ctx.service.hostname}`]?.ports?.find((p) => p.servicePort === ctx.target.port)?.targetPort || ctx.target.port) : ctx.target.port;
+    const svc = routed?.kind === 'backend' ? routed.service : ctx.service;
+    const svcPort = routed?.kind === 'backend' ? routed.port : ctx.target.port;
+    if (routed?.kind === 'backend') record.service = serviceInfo(routed.service);
+    const endpoints = svc ? this.state.endpointsOf(svc).filter((w) => w.status !== 'UNHEALTHY') : ctx.workload ? [ctx.workload] : [];
+    const w = endpoints[this.seq % Math.max(1, endpoints.length)];
+    if (!w) {
+      failConnection(record, { code: 'NO_ENDPOINT', message: `no healthy endpoint for ${svc?.hostname ?? ctx.target.ip}` });
+      fail();
+      return;
+    }
+    const port = svc ? (w.services[`${svc.namespace}/${svc.hostname}`]?.ports?.find((p) => p.servicePort === svcPort)?.targetPort || svc.ports.find((p) => p.servicePort === svcPort)?.targetPort || svcPort) : ctx.target.port;
     const identity = identityOf(w);
     record.destination = { ip: w.addresses[0]!, port, workload: peerInfo(w), identity };
     void this.upstreams.tunnel({ uid: w.uid, ip: w.addresses[0]!, port, identity }).then((up) => {

@@ -84,7 +84,7 @@ interface Rec {
 
 /** The figure that shows each workload was measured. */
 const FIGURE_OF: Record<string, string> = { throughput: 'throughputGbps', keepalive: 'keepaliveRps', newconns: 'newConnsPerSec', fixed1k: 'fixed1kP99' };
-const HTTP_ONLY = new Set(['ambitL7', 'haproxyL7']);
+const HTTP_ONLY = new Set(['ambitL7', 'ambitIngress', 'haproxyL7']);
 
 test('the benchmark suite runs end to end in smoke mode, records numbers or reasons, and leaves nothing', { timeout: 150_000 }, async () => {
   const out = join(dir, 'smoke.json');
@@ -108,7 +108,7 @@ test('the benchmark suite runs end to end in smoke mode, records numbers or reas
   assert.equal(rec.node, process.version);
   assert.ok(rec.machine.cpus > 0 && rec.machine.model.length > 0);
   assert.ok(!Number.isNaN(Date.parse(rec.date)));
-  assert.deepEqual(rec.paths.map((p) => p.id), ['direct', 'ambitL4', 'ambitL7', 'stunnel', 'haproxyL4', 'haproxyL7']);
+  assert.deepEqual(rec.paths.map((p) => p.id), ['direct', 'ambitL4', 'ambitL7', 'ambitIngress', 'stunnel', 'haproxyL4', 'haproxyL7']);
   for (const p of rec.paths) {
     if (!p.available) {
       assert.ok(p.reason && p.reason.length > 10, `${p.id} says why it is not available`);

@@ -155,3 +155,11 @@ test('validate: exits 1 with file:line diagnostics on an invalid file', async ()
   assert.equal(r.code, 1);
   assert.match(r.out, /bad-\d+\.yaml:5:\d+: error \[out-of-range\] Service default\/s spec\.ports\[0\]\.port: 0 is out of range/);
 });
+
+test('authz check: the ingress gateway reaches echo with its own identity (HBONE), straight to the endpoints', async () => {
+  const { code, json } = await check(['--from', 'ingress/public-istio-0', '--to', 'demo/echo:80']);
+  assert.equal(code, 0);
+  assert.equal(json.decision, 'ALLOW');
+  assert.equal(json.path, 'direct');
+  assert.equal((json.source as { identity: string }).identity, 'spiffe://cluster.local/ns/ingress/sa/public-istio');
+});

@@ -94,8 +94,13 @@ const drCases: { name: string; text: string; code: string; severity?: 'error' | 
   { name: 'ISTIO_MUTUAL with a credential', text: dr('trafficPolicy:\n  tls: {mode: ISTIO_MUTUAL, credentialName: x}'), code: 'conflict', path: 'spec.trafficPolicy.tls.credentialName', message: /ISTIO_MUTUAL uses the mesh/ },
   { name: 'bad tls mode', text: dr('trafficPolicy:\n  tls: {mode: SIMPEL}'), code: 'bad-value', path: 'spec.trafficPolicy.tls.mode', message: /did you mean "SIMPLE"/ },
   { name: 'port level duplicate', text: dr('trafficPolicy:\n  portLevelSettings: [{port: {number: 80}}, {port: {number: 80}}]'), code: 'duplicate', path: 'spec.trafficPolicy.portLevelSettings[1].port.number', message: /port 80 has settings twice/ },
-  { name: 'connectionPool not applied yet', text: dr('trafficPolicy:\n  connectionPool: {tcp: {maxConnections: 10}}'), code: 'not-applied', severity: 'warning', path: 'spec.trafficPolicy.connectionPool', message: /not applied by Ambit yet/ },
+  { name: 'a connectionPool field not applied', text: dr('trafficPolicy:\n  connectionPool: {tcp: {maxConnections: 10, maxConnectionDuration: 30s}}'), code: 'not-applied', severity: 'warning', path: 'spec.trafficPolicy.connectionPool.tcp.maxConnectionDuration', message: /not applied by Ambit/ },
 ];
+
+test('DestinationRule validation: what Ambit applies draws no warning', () => {
+  const { diagnostics } = validateYaml(dr('trafficPolicy:\n  loadBalancer: {consistentHash: {httpHeaderName: x-user}}\n  connectionPool: {tcp: {maxConnections: 10, connectTimeout: 1s}, http: {http1MaxPendingRequests: 1, http2MaxRequests: 5, maxRequestsPerConnection: 3, idleTimeout: 2s, maxRetries: 1}}\n  outlierDetection: {consecutive5xxErrors: 3, consecutiveGatewayErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 50}\nsubsets: [{name: v1, labels: {version: v1}}]'));
+  assert.deepEqual(diagnostics.filter((d) => d.resource?.startsWith('DestinationRule') && d.code !== 'dangling-reference'), []);
+});
 
 for (const c of drCases) {
   test(`DestinationRule validation: ${c.name}`, () => {

@@ -53,12 +53,13 @@ test('the install is complete: namespace, CRDs, RBAC, control plane, ztunnel, no
     'Namespace/istio-system',
     'CustomResourceDefinition/authorizationpolicies.security.istio.io', 'CustomResourceDefinition/peerauthentications.security.istio.io',
     'CustomResourceDefinition/requestauthentications.security.istio.io', 'CustomResourceDefinition/virtualservices.networking.istio.io',
-    'CustomResourceDefinition/telemetries.telemetry.istio.io',
+    'CustomResourceDefinition/telemetries.telemetry.istio.io', 'CustomResourceDefinition/serviceentries.networking.istio.io',
+    'CustomResourceDefinition/destinationrules.networking.istio.io',
     'ServiceAccount/ambit-control-plane', 'ServiceAccount/ztunnel', 'ServiceAccount/ambit-node-agent',
     'ClusterRole/ambit-control-plane', 'ClusterRoleBinding/ambit-control-plane', 'Role/ambit-control-plane', 'RoleBinding/ambit-control-plane',
     'ClusterRole/ambit-node-agent', 'ClusterRoleBinding/ambit-node-agent',
     'Deployment/ambit-control-plane', 'Service/ambit-control-plane', 'PodDisruptionBudget/ambit-control-plane',
-    'DaemonSet/ztunnel', 'DaemonSet/ambit-node-agent', 'GatewayClass/istio-waypoint',
+    'DaemonSet/ztunnel', 'DaemonSet/ambit-node-agent', 'GatewayClass/istio-waypoint', 'GatewayClass/istio',
   ]);
 });
 
@@ -94,7 +95,9 @@ test('least privilege: the control plane writes only status, events, token revie
   const role = installManifests(DEFAULT_VALUES).find((o) => o.kind === 'ClusterRole' && (o.metadata as { name: string }).name === 'ambit-control-plane') as { rules: { resources: string[]; verbs: string[] }[] };
   const writes = role.rules.filter((r) => r.verbs.some((v) => !['get', 'list', 'watch'].includes(v))).flatMap((r) => r.resources).sort();
   assert.deepEqual(writes, ['authorizationpolicies/status', 'configmaps', 'deployments', 'events', 'gateways/status', 'httproutes/status', 'peerauthentications/status', 'requestauthentications/status', 'serviceaccounts', 'services', 'telemetries/status', 'tokenreviews', 'virtualservices/status']);
-  assert.ok(!role.rules.some((r) => r.verbs.includes('delete') || r.verbs.includes('*') || r.resources.includes('*') || r.resources.includes('secrets')));
+  assert.ok(!role.rules.some((r) => r.verbs.includes('delete') || r.verbs.includes('*') || r.resources.includes('*')));
+  // Secrets are read (gateway certificates, egress TLS, as istiod reads them), never written.
+  assert.ok(role.rules.filter((r) => r.resources.includes('secrets')).every((r) => r.verbs.every((v) => ['get', 'list', 'watch'].includes(v))));
   const without = installManifests(OTHER).find((o) => o.kind === 'ClusterRole' && (o.metadata as { name: string }).name === 'ambit-control-plane') as { rules: { resources: string[] }[] };
   assert.ok(!without.rules.some((r) => r.resources.includes('deployments')), 'no waypoint rights when waypoints are off');
 });

@@ -31,7 +31,8 @@ const cases: { name: string; text: string; code: string; line: number; path: str
   { name: 'unknown field', text: vs('- route: [{destination: {host: web}}]\n  retry: {attempts: 2}'), code: 'unknown-field', line: 8, path: 'spec.http[0].retry', message: /unknown field "retry"; known fields: .*retries/ },
   { name: 'query prefix unsupported', text: vs('- match:\n  - queryParams:\n      a: {prefix: x}\n  route: [{destination: {host: web}}]'), code: 'unsupported', line: 9, path: 'spec.http[0].match[0].queryParams.a.prefix', message: /exact or regex/ },
   { name: 'fault without percentage warns', text: vs('- fault:\n    delay: {fixedDelay: 5s}\n  route: [{destination: {host: web}}]'), code: 'no-percentage', line: 8, path: 'spec.http[0].fault.delay', message: /no request is delayed/, severity: 'warning' },
-  { name: 'subset warns', text: vs('- route: [{destination: {host: web, subset: v1}}]'), code: 'unsupported', line: 7, path: 'spec.http[0].route[0].destination.subset', message: /DestinationRule/, severity: 'warning' },
+  { name: 'a subset no DestinationRule defines warns', text: vs('- route: [{destination: {host: web, subset: v1}}]'), code: 'missing-subset', line: 7, path: 'spec.http[0].route[0].destination.subset', message: /defined by no DestinationRule/, severity: 'warning' },
+  { name: 'a bad subset name', text: vs('- route: [{destination: {host: web, subset: V_1}}]'), code: 'bad-value', line: 7, path: 'spec.http[0].route[0].destination.subset', message: /not a valid subset name/ },
 ];
 
 for (const c of cases) {

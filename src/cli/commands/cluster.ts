@@ -141,6 +141,12 @@ function summary(spec: ClusterSpec, demo: boolean): string {
       '       ambit exec demo/client-0 -- curl -s http://api.partner.example/orders',
       '       ambit exec demo/client-0 -- curl -s -X DELETE http://api.partner.example/orders/1   # RBAC: access denied',
       '       ambit logs egress/egress-waypoint-0 | grep "request complete" | tail -1',
+      '  7. Ingress: the gateway ingress/public (a Gateway of class istio) from the outside host, which is not in',
+      '     the mesh; the gateway reaches echo over HBONE with its own identity (admitted by echo-allow-client):',
+      '       ambit status | grep "ingress gateway"                                  # its address',
+      `       ip netns exec ${outsideNetnsName(spec.prefix)} curl -s -H "host: echo.example.com" http://<address>/`,
+      '       ambit authz check -f examples/demo --from ingress/public-istio-0 --to demo/echo:80',
+      '       ambit logs ingress/public-istio-0 | grep "request complete" | tail -1      # reporter source',
     );
   }
   return lines.join('\n') + '\n';
@@ -193,6 +199,8 @@ ${STATE_HELP}
     io.out(`cluster ${spec.prefix}: ${s.phase}${stale ? ' (daemon not reporting: is it running?)' : ''} — ${s.message}; config version ${s.configVersion}\n`);
     if (s.crypto) io.out(`crypto: FIPS-approved algorithms only (TLS 1.3 AES-GCM, ECDHE P-256/P-384); OpenSSL ${s.crypto.openssl} FIPS provider ${s.crypto.fipsProvider ? 'on' : 'off'}${s.crypto.fipsRequired ? ' (required: --fips)' : ''}\n`);
     io.out(`DNS proxy: ${spec.dnsCapture === false ? 'off' : 'on (pods\' port 53 -> their ztunnel)'}${spec.outside ? `; outside host ${spec.outside.ip} (${outsideNetnsName(spec.prefix)}), its resolver answers ${spec.outside.hosts.join(', ') || 'no names'}` : ''}\n`);
+    // Ingress gateways: their replicas' addresses, which the outside host reaches through the nodes.
+    for (const p of s.pods.filter((x) => x.mode === 'gateway')) io.out(`ingress gateway ${p.namespace}/${p.name.replace(/-istio-\d+$/, '')}: address ${p.ip} (pod ${p.name})${spec.outside ? `, reachable from the outside host (ip netns exec ${outsideNetnsName(spec.prefix)} curl http://${p.ip}/)` : ''}\n`);
     io.out('\n');
     io.out(table([['COMPONENT', 'STATE', 'RESTARTS', 'PID'], ...s.components.map((c) => [c.name, c.state, String(c.restarts), String(c.pid ?? '-')])]) + '\n');
     io.out(table([['NAMESPACE', 'POD', 'NODE', 'IP', 'MODE', 'CAPTURED', 'REDIRECTION', 'CONTAINERS'],

@@ -27,6 +27,7 @@ export function commands(): CommandEntry[] {
     entry(S.ZTUNNEL, async () => (await import('./ztunnel.js')).ztunnelCommand),
     entry(S.ZTUNNEL_RESTART, async () => (await import('./ztunnel-restart.js')).ztunnelRestartCommand),
     entry(S.NODE_AGENT, async () => (await import('./node-agent.js')).nodeAgentCommand),
+    entry(S.GATEWAY, async () => (await import('./gateway.js')).gatewayCommand),
     entry(S.WAYPOINT, async () => (await import('./waypoint.js')).waypointCommand),
     entry(S.WAYPOINT_APPLY, async () => (await import('./waypoint.js')).waypointApplyCommand),
     entry(S.WAYPOINT_DELETE, async () => (await import('./waypoint.js')).waypointDeleteCommand),

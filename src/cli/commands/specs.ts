@@ -30,6 +30,7 @@ export const CONTROL_PLANE = spec(['control-plane'], 'serve mesh config over del
 export const ZTUNNEL = spec(['ztunnel'], 'run the node proxy for the enrolled workloads of one node');
 export const NODE_AGENT = spec(['node-agent'], 'run the node agent of one node (CNI plugin events, capture, ZDS to the ztunnel)');
 export const ZTUNNEL_RESTART = spec(['ztunnel', 'restart'], "restart a node's ztunnel without dropping a connection (local cluster)");
+export const GATEWAY = spec(['gateway'], 'run an ingress gateway replica (a Gateway of class istio: HTTP, HTTPS with SNI, TCP into the mesh)');
 export const WAYPOINT = spec(['waypoint'], 'run a waypoint replica (L7: HTTP routing, L7 authorization, request telemetry)');
 export const WAYPOINT_APPLY = spec(['waypoint', 'apply'], 'declare a waypoint for a namespace (like istioctl waypoint apply)');
 export const WAYPOINT_DELETE = spec(['waypoint', 'delete'], 'remove a waypoint');

@@ -91,7 +91,7 @@ Declaring a waypoint (through the control plane, like istioctl waypoint apply):
     xds.start();
     await waypoint.start();
     if (values.admin && !parseAuthority(values.admin)) throw usageError(this, `--admin "${values.admin}" is not ip:port`);
-    const admin = values.admin ? await podProxyAdmin(values.admin, { logger, metrics, ready: () => (synced ? { ready: true } : { ready: false, reason: 'no config from the control plane yet' }), configDump: () => ({ xds: xds.status(), warnings: waypoint.current().config.warnings, services: waypoint.current().state.services.size, accessLogging: waypoint.accessLogging(), egress: waypoint.current().config.egress.describe() }) }) : undefined;
+    const admin = values.admin ? await podProxyAdmin(values.admin, { logger, metrics, ready: () => (synced ? { ready: true } : { ready: false, reason: 'no config from the control plane yet' }), configDump: () => ({ xds: xds.status(), warnings: waypoint.current().config.warnings, services: waypoint.current().state.services.size, accessLogging: waypoint.accessLogging(), egress: waypoint.current().config.egress.describe(), destinationRules: waypoint.current().config.traffic.describe(), clusters: waypoint.clusterState() }) }) : undefined;
     io.err(`waypoint ${namespace}/${name} (${podName}): HBONE on ${values['pod-ip']}:15008 as ${identity}${values.admin ? `; metrics http://${values.admin}/metrics` : ''}\n`);
     await untilStopped(logger, async (sig) => {
       xds.close();

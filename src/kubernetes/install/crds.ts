@@ -35,7 +35,7 @@ export interface WireSchema {
   'x-kubernetes-preserve-unknown-fields'?: true;
 }
 
-export const CRD_KINDS = ['AuthorizationPolicy', 'PeerAuthentication', 'RequestAuthentication', 'VirtualService', 'Telemetry'] as const;
+export const CRD_KINDS = ['AuthorizationPolicy', 'PeerAuthentication', 'RequestAuthentication', 'VirtualService', 'Telemetry', 'ServiceEntry', 'DestinationRule'] as const;
 
 export function toOpenApi(s: Schema): WireSchema {
   switch (s.t) {

@@ -50,11 +50,13 @@ function rbac(v: InstallValues): k8s.KubernetesObject[] {
       rule(['discovery.k8s.io'], ['endpointslices'], read),
       rule(['security.istio.io'], istio, read),
       rule(['security.istio.io'], istio.map((r) => `${r}/status`), ['patch', 'update']),
-      rule(['networking.istio.io'], ['virtualservices'], read),
+      rule(['networking.istio.io'], ['virtualservices', 'serviceentries', 'destinationrules'], read),
       rule(['networking.istio.io'], ['virtualservices/status'], ['patch', 'update']),
       rule(['telemetry.istio.io'], ['telemetries'], read),
       rule(['telemetry.istio.io'], ['telemetries/status'], ['patch', 'update']),
-      rule(['gateway.networking.k8s.io'], ['gateways', 'httproutes', 'gatewayclasses'], read),
+      rule(['gateway.networking.k8s.io'], ['gateways', 'httproutes', 'grpcroutes', 'tcproutes', 'referencegrants', 'gatewayclasses'], read),
+      // Certificates of ingress listeners and egress TLS origination (only used ones reach a proxy).
+      rule([''], ['secrets'], read),
       rule(['gateway.networking.k8s.io'], ['gateways/status', 'httproutes/status'], ['patch', 'update']),
       rule([''], ['events'], ['create', 'patch']),
       rule(['authentication.k8s.io'], ['tokenreviews'], ['create']),
@@ -268,6 +270,14 @@ function waypointClass(): k8s.KubernetesObject & { spec: { controllerName: strin
   };
 }
 
+/** The GatewayClass of ingress gateways (Istio's `istio` class, served by Ambit's gateway). */
+function ingressClass(): k8s.KubernetesObject & { spec: { controllerName: string; description: string } } {
+  return {
+    apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'istio', labels: { ...LABELS } },
+    spec: { controllerName: 'istio.io/gateway-controller', description: 'The default Istio GatewayClass (ingress gateways served by Ambit)' },
+  };
+}
+
 /** Every object of the install, in apply order, as typed models (CRDs already in wire form). */
 export function installObjects(v: InstallValues): (k8s.KubernetesObject | Record<string, unknown>)[] {
   const ns = v.namespace;
@@ -282,6 +292,7 @@ export function installObjects(v: InstallValues): (k8s.KubernetesObject | Record
     ztunnel(v),
     nodeAgent(v),
     waypointClass(),
+    ingressClass(),
   ];
 }
 

@@ -39,6 +39,8 @@ export interface Http1ClientOptions {
   now(): number;
   maxIdle: number;
   idleTimeoutMs: number;
+  /** A connection is closed after this many requests (DestinationRule maxRequestsPerConnection); 0: never. */
+  maxRequestsPerConnection?: number;
 }
 
 const HOST_AND_TE: ReadonlySet<string> = new Set(['host', 'transfer-encoding']);
@@ -69,6 +71,7 @@ export class Http1Client {
         return { kind: 'connect-failed', message: describeError(e).message };
       }
     }
+    conn.served++;
     return conn.send(method, path, host, headers, body, reused, signal);
   }
 
@@ -103,7 +106,8 @@ export class Http1Client {
   }
 
   private release(c: Http1ClientConnection): void {
-    if (this.closed || this.idle.length >= this.opts.maxIdle) { c.destroy(); return; }
+    const max = this.opts.maxRequestsPerConnection ?? 0;
+    if (this.closed || this.idle.length >= this.opts.maxIdle || (max > 0 && c.served >= max)) { c.destroy(); return; }
     c.idleSinceMs = this.opts.now();
     this.idle.push(c);
     this.arm();
@@ -141,6 +145,8 @@ class ResponseBody extends Readable {
 class Http1ClientConnection {
   alive = true;
   idleSinceMs = 0;
+  /** Requests sent on it so far. */
+  served = 0;
   private readonly parser: Http1Parser;
   private current: InFlight | undefined;
   private switched: ((raw: Duplex) => void) | undefined;

@@ -41,6 +41,10 @@ export const DEFAULT_RESOURCES: ResourceType[] = [
   crd('gateway.networking.k8s.io', ['v1', 'v1beta1'], 'gateways:Gateway'),
   crd('gateway.networking.k8s.io', ['v1', 'v1beta1'], 'httproutes:HTTPRoute'),
   crd('gateway.networking.k8s.io', ['v1', 'v1beta1'], 'gatewayclasses:GatewayClass', false),
+  crd('gateway.networking.k8s.io', ['v1'], 'grpcroutes:GRPCRoute'),
+  crd('gateway.networking.k8s.io', ['v1beta1'], 'referencegrants:ReferenceGrant'),
+  crd('networking.istio.io', ['v1', 'v1beta1', 'v1alpha3'], 'serviceentries:ServiceEntry'),
+  crd('networking.istio.io', ['v1', 'v1beta1', 'v1alpha3'], 'destinationrules:DestinationRule'),
 ];
 
 function crd(group: string, versions: string[], pk: string, namespaced = true): ResourceType {
