@@ -18,6 +18,19 @@ export default tseslint.config(
     },
   },
   {
+    // Time goes through the injectable Clock, so tests can drive it instead of sleeping.
+    files: ['src/**/*.ts'],
+    ignores: ['src/core/clock.ts'],
+    rules: {
+      'no-restricted-globals': ['error',
+        ...['setTimeout', 'setInterval', 'clearTimeout', 'clearInterval'].map((name) => ({
+          name, message: 'Use a Clock (src/core/clock.ts): clock.setTimeout, delay(clock, ms), or systemClock where no clock is wired.',
+        })),
+      ],
+      'no-restricted-imports': ['error', { paths: [{ name: 'node:timers', message: 'Use a Clock (src/core/clock.ts).' }] }],
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
   },

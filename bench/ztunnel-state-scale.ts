@@ -3,7 +3,7 @@
 // apply the delta in place), and to answer the first connection's policy lookup afterwards.
 // Run: node dist/bench/ztunnel-state-scale.js [workloads...]
 import os from 'node:os';
-import { ZtunnelState, type WorkloadApiSnapshot } from '../src/ztunnel/state.js';
+import { MeshView, type WorkloadApiSnapshot } from '../src/dataplane/mesh-view.js';
 import { authorization, service, workload } from '../test/helpers/xds-fixtures.js';
 
 function cpuMs(): number {
@@ -25,13 +25,13 @@ function snapshotOf(n: number): WorkloadApiSnapshot {
 
 function measure(n: number): { rebuildMs: number; applyMs: number; lookupMs: number } {
   const snap = snapshotOf(n);
-  const state = ZtunnelState.fromSnapshot(snap);
+  const state = MeshView.fromSnapshot(snap);
   // Before: every update rebuilt the whole view (and its indexes) from every object.
   const rebuild: number[] = [];
   for (let k = 0; k < 15; k++) {
     const changed = workload(k, { status: k % 2 ? 'UNHEALTHY' : 'HEALTHY' });
     const t = cpuMs();
-    ZtunnelState.fromSnapshot({ ...snap, workloads: [...snap.workloads.slice(0, k), changed, ...snap.workloads.slice(k + 1)] });
+    MeshView.fromSnapshot({ ...snap, workloads: [...snap.workloads.slice(0, k), changed, ...snap.workloads.slice(k + 1)] });
     rebuild.push(cpuMs() - t);
   }
   // After: the change alone, in place; then the first policy lookup of a workload in its namespace.

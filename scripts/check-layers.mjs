@@ -18,12 +18,16 @@ const ALLOWED = {
   hbone: ['core', 'identity', 'telemetry', 'sys'],
   controlplane: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds'],
   kubernetes: ['core', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'controlplane'],
-  ztunnel: ['core', 'dns', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys'],
-  waypoint: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'ztunnel'],
-  gateway: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'ztunnel', 'waypoint'],
-  nodeagent: ['core', 'config', 'model', 'sys', 'xds', 'cni', 'ztunnel'],
-  cluster: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'ztunnel', 'waypoint', 'gateway', 'cni', 'nodeagent'],
-  cli: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'kubernetes', 'ztunnel', 'waypoint', 'gateway', 'cni', 'nodeagent', 'cluster'],
+  // What every proxy shares: the mesh view, pod networks, certificates, route and inbound
+  // decisions, the L4 forwarding routine, refusal kinds (istio/ztunnel's `state` beside `proxy`).
+  dataplane: ['core', 'dns', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys'],
+  ztunnel: ['core', 'dns', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'dataplane'],
+  waypoint: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'dataplane'],
+  sidecar: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'dataplane', 'waypoint'],
+  gateway: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'dataplane', 'waypoint'],
+  nodeagent: ['core', 'config', 'model', 'sys', 'xds', 'cni', 'dataplane'],
+  cluster: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'dataplane', 'ztunnel', 'waypoint', 'sidecar', 'gateway', 'cni', 'nodeagent'],
+  cli: ['core', 'dns', 'config', 'model', 'identity', 'rbac', 'telemetry', 'xds', 'hbone', 'sys', 'controlplane', 'kubernetes', 'dataplane', 'ztunnel', 'waypoint', 'sidecar', 'gateway', 'cni', 'nodeagent', 'cluster'],
 };
 
 const root = resolve(new URL('..', import.meta.url).pathname, 'src');

@@ -1,14 +1,14 @@
 // Micro-benchmark of the outbound route decision (src/ztunnel/route.ts decideOutbound) over a
-// ZtunnelState of 10,000 workloads and 1,000 services, beside a simpler alternative in the
+// MeshView of 10,000 workloads and 1,000 services, beside a simpler alternative in the
 // same run: the same decision with linear scans of the workload and service lists instead of
-// ZtunnelState's address indexes (what a first version without indexes would do).
+// MeshView's address indexes (what a first version without indexes would do).
 //
 //   node dist/bench/micro/route.js [--workloads 10000] [--ms 1000]
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { Service, Workload } from '../../src/xds/workload-api.js';
-import { ZtunnelState, identityOf } from '../../src/ztunnel/state.js';
-import { decideOutbound, roundRobin, HBONE_PORT, type Destination } from '../../src/ztunnel/route.js';
+import { MeshView, identityOf } from '../../src/dataplane/mesh-view.js';
+import { decideOutbound, roundRobin, HBONE_PORT, type Destination } from '../../src/dataplane/route.js';
 import { fmtOps, opsPerSecond } from './bench-loop.js';
 
 function makeState(nWorkloads: number, nServices: number): { workloads: Workload[]; services: Service[] } {
@@ -57,7 +57,7 @@ function main(): void {
   const nS = Math.max(1, Math.round(nW / 10));
   const snap = makeState(nW, nS);
   const t0 = performance.now();
-  const state = new ZtunnelState({ ...snap, authorizations: [] });
+  const state = new MeshView({ ...snap, authorizations: [] });
   const buildMs = performance.now() - t0;
   const source = snap.workloads[0]!;
   // Half to service VIPs, half to pod IPs.
@@ -75,8 +75,8 @@ function main(): void {
   const indexed = opsPerSecond(dsts, (d) => decideOutbound(state, source, d, pick).kind === 'hbone', ms);
   const linear = opsPerSecond(dsts, (d) => naiveDecide(snap.workloads, snap.services, d, rr).port === HBONE_PORT, Math.min(ms, 500));
   process.stdout.write(`route decision, ${nW} workloads, ${nS} services (node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'unknown'}, ${new Date().toISOString()})\n`);
-  process.stdout.write(`  building ZtunnelState (indexes): ${buildMs.toFixed(1)} ms\n`);
-  process.stdout.write(`  ${'decideOutbound over ZtunnelState (address indexes)'.padEnd(54)} ${fmtOps(indexed.opsPerSec).padStart(10)}   x1.00\n`);
+  process.stdout.write(`  building MeshView (indexes): ${buildMs.toFixed(1)} ms\n`);
+  process.stdout.write(`  ${'decideOutbound over MeshView (address indexes)'.padEnd(54)} ${fmtOps(indexed.opsPerSec).padStart(10)}   x1.00\n`);
   process.stdout.write(`  ${'simple alternative: linear scans, no indexes'.padEnd(54)} ${fmtOps(linear.opsPerSec).padStart(10)}   x${(linear.opsPerSec / indexed.opsPerSec).toFixed(4)}\n`);
 }
 

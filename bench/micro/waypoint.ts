@@ -16,9 +16,9 @@ import { mustParseSpiffe } from '../../src/identity/spiffe.js';
 import type { WorkloadCertificate } from '../../src/identity/workload-certificate.js';
 import { MetricsRegistry } from '../../src/telemetry/metrics.js';
 import { Waypoint } from '../../src/waypoint/waypoint.js';
-import { HostPodNetwork } from '../../src/ztunnel/pod-network.js';
-import { ZtunnelState } from '../../src/ztunnel/state.js';
-import type { CertificateSource } from '../../src/ztunnel/certificates.js';
+import { HostPodNetwork } from '../../src/dataplane/pod-network.js';
+import { MeshView } from '../../src/dataplane/mesh-view.js';
+import type { CertificateSource } from '../../src/dataplane/certificates.js';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '3' }, concurrency: { type: 'string', default: '16' }, only: { type: 'string' } } });
 const SECONDS = Number(values.seconds);
@@ -59,7 +59,7 @@ async function main(): Promise<void> {
     podIp: WAYPOINT_IP, network: new HostPodNetwork(), bindAddress: WAYPOINT_IP, certificates, logger, metrics: registry,
     clock: systemClock, readFile: () => '',
   });
-  wp.setConfig(new ZtunnelState({
+  wp.setConfig(new MeshView({
     workloads: [{
       uid: 'Kubernetes//Pod/shop/server', name: 'server', namespace: 'shop', addresses: [APP_IP], network: '', tunnelProtocol: 'HBONE',
       trustDomain: 'cluster.local', serviceAccount: 'server', node: 'node-1', canonicalName: 'server', canonicalRevision: 'v1',

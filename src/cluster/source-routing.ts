@@ -16,7 +16,7 @@
 //    over `lo`, so it is inert for pods that are not enrolled, and established spoofed
 //    connections keep working across un-enrolment. Deleting the namespace removes it.
 //  - Idempotent: the chain is rewritten whole, the jump and the rule are added only when missing.
-import { ZTUNNEL_MARK } from '../ztunnel/pod-network.js';
+import { ZTUNNEL_MARK } from '../dataplane/pod-network.js';
 import { readTables, restoreNoflush } from './iptables.js';
 import { ipBatch } from './netns.js';
 import { runCommand } from '../sys/exec.js';

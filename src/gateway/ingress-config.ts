@@ -25,7 +25,7 @@ import { INGRESS_CLASS, type GRPCRouteResource, type ReferenceGrantResource, typ
 import type { SecretResource } from '../config/egress-resources.js';
 import { GATEWAY_GROUP, referenceAllowed } from '../config/reference-grant.js';
 import { secretValue, TLS_CERT_KEY, TLS_KEY_KEY } from '../config/secret-data.js';
-import type { ZtunnelState } from '../ztunnel/state.js';
+import type { MeshView } from '../dataplane/mesh-view.js';
 import { compileWaypointConfig, routeServices, type WaypointConfig } from '../waypoint/waypoint-config.js';
 import { compileHTTPRoute, sortBoundRoutes, type BoundRoute } from '../waypoint/route-httproute.js';
 import type { PortRoutes, RouteService } from '../waypoint/route-types.js';
@@ -83,7 +83,7 @@ export interface IngressConfig {
 export interface CompileIngressInput {
   version: string;
   gateway: GatewayRef;
-  state: ZtunnelState;
+  state: MeshView;
   objects: ConfigObject[];
   rootNamespace: string;
   trustDomain: string;

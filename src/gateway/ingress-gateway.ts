@@ -12,25 +12,27 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
+import { delay } from '../core/clock.js';
 import { describeError } from '../core/errors.js';
-import { HbonePool, relay } from '../hbone/index.js';
+import { HbonePool } from '../hbone/index.js';
 import { RequestTelemetry } from '../telemetry/request-record.js';
-import { denyConnection, failConnection, newConnectionRecord, TcpTelemetry } from '../telemetry/connection-record.js';
-import { peerInfo, serviceInfo } from '../ztunnel/peer-info.js';
+import { newConnectionRecord, TcpTelemetry } from '../telemetry/connection-record.js';
+import { authorizeConnection, denyL4, forwardL4, refuseL4, streamDownstream, type L4Sink } from '../dataplane/l4-forward.js';
+import { peerInfo, serviceInfo } from '../dataplane/peer-info.js';
 import type { ConfigObject } from '../xds/config-resource.js';
-import { currentCertificate } from '../ztunnel/certificates.js';
-import { guardListener } from '../ztunnel/pod-network.js';
-import { identityOf, normalizeIp, ZtunnelState } from '../ztunnel/state.js';
-import { waypointService } from '../ztunnel/route.js';
+import { currentCertificate } from '../dataplane/certificates.js';
+import { guardListener } from '../dataplane/pod-network.js';
+import { identityOf, normalizeIp, roundRobin, targetPortOf, MeshView } from '../dataplane/mesh-view.js';
+import { waypointService } from '../dataplane/route.js';
 import type { Service, Workload } from '../xds/workload-api.js';
 import { EndpointPicker } from '../waypoint/endpoint-picker.js';
 import { HttpProxy, type TunnelContext } from '../waypoint/http-proxy.js';
 import { hboneDialer, Upstreams } from '../waypoint/upstream.js';
 import { HttpServing, serveHttp } from '../waypoint/serve-http.js';
 import { ReplayBudget } from '../waypoint/replay-budget.js';
-import { sniff, type PodProxyOptions } from '../waypoint/waypoint.js';
+import type { PodProxyOptions } from '../waypoint/waypoint.js';
+import { sniff } from '../waypoint/sniff.js';
 import { WarningLatch } from '../waypoint/waypoint-config.js';
-import { authorizeRequest } from '../waypoint/l7-authz.js';
 import { UpstreamClusters } from '../waypoint/traffic/clusters.js';
 import { resolveTcpRoute } from '../waypoint/tcp-route-backend.js';
 import { compileIngressConfig, type GatewayRef, type IngressConfig } from './ingress-config.js';
@@ -43,12 +45,15 @@ export interface IngressGatewayOptions extends PodProxyOptions {
 }
 
 export class IngressGateway {
-  private state = ZtunnelState.empty();
+  private state = MeshView.empty();
   private config: IngressConfig;
   private readonly pool: HbonePool;
   private readonly upstreams: Upstreams;
   private readonly proxy: HttpProxy;
   private readonly tcpTelemetry: TcpTelemetry;
+  private readonly l4: L4Sink;
+  /** Round robin over a backend's endpoints for TCP (one sequence per service). */
+  private readonly pick = roundRobin();
   private readonly serving: HttpServing;
   private readonly clusters: UpstreamClusters;
   private readonly servers = new Map<number, { server: net.Server; protocol: string; sockets: Set<Duplex> }>();
@@ -61,13 +66,13 @@ export class IngressGateway {
   private readonly m;
 
   constructor(private readonly opts: IngressGatewayOptions) {
-    this.config = this.compile(ZtunnelState.empty(), [], '0');
+    this.config = this.compile(MeshView.empty(), [], '0');
     this.serving = new HttpServing(opts.clock, opts.logger, opts.metrics);
     this.pool = new HbonePool({ logger: opts.logger, clock: opts.clock, createSocket: (dst) => opts.network.connect(dst, { allowHalfOpen: false }) });
     const certificate = () => currentCertificate(opts.certificates, opts.identity);
     this.upstreams = new Upstreams({
       dial: hboneDialer({ pool: this.pool, sourceIdentity: opts.identity, certificate, sourceIp: opts.podIp, connectTimeoutMs: opts.connectTimeoutMs ?? 5_000 }),
-      now: () => opts.clock.now(),
+      clock: opts.clock,
     });
     this.clusters = new UpstreamClusters({ clock: opts.clock, random: Math.random });
     this.proxy = new IngressHttpProxy({
@@ -75,7 +80,7 @@ export class IngressGateway {
       config: () => this.config.l7, state: () => this.state,
       upstreams: this.upstreams, picker: new EndpointPicker({ now: () => opts.clock.now() }),
       telemetry: new RequestTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }) }),
-      logger: opts.logger, now: () => opts.clock.now(), random: Math.random,
+      logger: opts.logger, clock: opts.clock, random: Math.random,
       nextId: () => `${opts.gateway.name}-${++this.seq}`,
       replayBudget: new ReplayBudget(),
       reporter: 'source',
@@ -89,6 +94,7 @@ export class IngressGateway {
       viaWaypoint: (svc) => this.viaWaypoint(svc),
     }, (port) => (this.config.ports.get(port)?.protocol === 'HTTPS' ? 'https' : 'http'));
     this.tcpTelemetry = new TcpTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }), clock: opts.clock });
+    this.l4 = { telemetry: this.tcpTelemetry, now: () => opts.clock.now() };
     this.m = {
       connections: opts.metrics.counter({ name: 'ambit_gateway_connections_total', help: 'Downstream connections accepted by the ingress gateway, by listener protocol.', labelNames: ['protocol'] }),
       tls: opts.metrics.counter({ name: 'ambit_gateway_tls_handshake_failures_total', help: 'TLS handshakes the ingress gateway could not complete (no certificate for the name, bad client hello, timeout).' }),
@@ -96,7 +102,7 @@ export class IngressGateway {
     };
   }
 
-  current(): { state: ZtunnelState; config: IngressConfig } {
+  current(): { state: MeshView; config: IngressConfig } {
     return { state: this.state, config: this.config };
   }
 
@@ -109,7 +115,7 @@ export class IngressGateway {
     return [...this.servers.keys()].sort((a, b) => a - b);
   }
 
-  setConfig(state: ZtunnelState, objects: ConfigObject[], version: string): void {
+  setConfig(state: MeshView, objects: ConfigObject[], version: string): void {
     this.state = state;
     this.config = this.compile(state, objects, version);
     this.upstreams.prune((uid) => state.workloads.has(uid));
@@ -162,7 +168,7 @@ export class IngressGateway {
     };
     if (protocol === 'TCP') { this.tcp(socket, ctx); return; }
     if (protocol === 'HTTPS') { this.https(socket, ctx); return; }
-    void sniff(socket, SNIFF_TIMEOUT_MS).then((kind) => {
+    void sniff(socket, SNIFF_TIMEOUT_MS, this.opts.clock).then((kind) => {
       if (kind === 'http1' || kind === 'h2') serveHttp(socket, kind, this.proxy, ctx, this.serving);
       else socket.destroy();
     }, () => socket.destroy());
@@ -204,55 +210,38 @@ export class IngressGateway {
 
   /** A TCP listener: the TCPRoute's backend by weight, HBONE to one of its endpoints, one TCP record. */
   private tcp(socket: net.Socket, ctx: TunnelContext): void {
-    const now = (): number => this.opts.clock.now();
     const record = newConnectionRecord({
-      id: `${this.opts.gateway.name}-${++this.seq}`, reporter: 'source', startMs: now(),
-      source: { ip: ctx.peerAddress.ip, port: ctx.peerAddress.port, workload: peerInfo(undefined) },
+      id: `${this.opts.gateway.name}-${++this.seq}`, reporter: 'source', startMs: this.opts.clock.now(),
+      source: { ip: normalizeIp(ctx.peerAddress.ip), port: ctx.peerAddress.port, workload: peerInfo(undefined) },
       destination: { ip: ctx.target.ip, port: ctx.target.port, workload: peerInfo(undefined) },
       service: serviceInfo(ctx.service), via: 'hbone', securityPolicy: 'mutual_tls',
     });
     this.tcpTelemetry.opened(record);
-    const fail = (): void => { socket.destroy(); record.endMs = now(); this.tcpTelemetry.closed(record); };
+    const down = streamDownstream(socket);
     const cfg = this.config;
-    const verdict = authorizeRequest(cfg.l7.forRequest({ waypoint: this.opts.gateway }).policies, { sourceIp: ctx.peerAddress.ip, destinationIp: ctx.target.ip, destinationPort: ctx.target.port }, { kind: 'anonymous', tokenPresent: false });
-    if (!verdict.allow) {
-      denyConnection(record, { policy: verdict.decision.policy, rule: verdict.decision.ruleIndex, message: verdict.decision.reason });
-      fail();
+    const verdict = authorizeConnection(cfg.l7.forRequest({ waypoint: this.opts.gateway }).policies, { sourceIp: ctx.peerAddress.ip, destination: ctx.target }, 'waypoint');
+    if (verdict.decision === 'DENY') {
+      denyL4(this.l4, record, down, verdict);
       return;
     }
     const entry = cfg.tcpRoutes.get(`tcp:${ctx.target.port}`);
     const routed = entry ? resolveTcpRoute(entry, this.state, ctx.target.port) : undefined;
     if (!routed || routed.kind === 'none') {
-      failConnection(record, { code: 'NO_ROUTE', message: `no TCPRoute with a usable backend on port ${ctx.target.port}` });
-      fail();
+      refuseL4(this.l4, record, down, 'no_route', `no TCPRoute with a usable backend on port ${ctx.target.port}`);
       return;
     }
     record.service = serviceInfo(routed.service);
-    const endpoints = this.state.endpointsOf(routed.service).filter((w) => w.status !== 'UNHEALTHY');
-    const w = endpoints[this.seq % Math.max(1, endpoints.length)];
+    const w = this.state.pickEndpoint(routed.service, this.pick);
     if (!w) {
-      failConnection(record, { code: 'NO_ENDPOINT', message: `no healthy endpoint for ${routed.service.hostname}` });
-      fail();
+      refuseL4(this.l4, record, down, 'no_endpoint', `no healthy endpoint for ${routed.service.hostname}`);
       return;
     }
-    const port = w.services[`${routed.service.namespace}/${routed.service.hostname}`]?.ports.find((p) => p.servicePort === routed.port)?.targetPort
-      || routed.service.ports.find((p) => p.servicePort === routed.port)?.targetPort || routed.port;
+    const port = targetPortOf(w, routed.service, routed.port);
     const identity = identityOf(w);
-    record.destination = { ip: w.addresses[0]!, port, workload: peerInfo(w), identity };
+    const ip = w.addresses[0]!;
+    record.destination = { ip, port, workload: peerInfo(w), identity };
     socket.pause();
-    void this.upstreams.tunnel({ uid: w.uid, ip: w.addresses[0]!, port, identity }).then((up) => {
-      void relay(socket, up).done.then((r) => {
-        record.bytesSent = r.bytesOutbound;
-        record.bytesReceived = r.bytesInbound;
-        if (r.closedBy === 'error' && r.error) record.reason = { kind: 'error', code: describeError(r.error).code, message: r.error.message };
-        record.endMs = now();
-        this.tcpTelemetry.closed(record);
-      });
-      socket.resume();
-    }, (e: unknown) => {
-      failConnection(record, { code: describeError(e).code, message: `tunnel to ${w.addresses[0]}:${port}: ${describeError(e).message}` });
-      fail();
-    });
+    forwardL4(this.l4, { record, down, upstreamName: `${ip}:${port}`, dial: () => this.upstreams.tunnel({ uid: w.uid, ip, port, identity }) });
   }
 
   /** Istio: istio.io/ingress-use-waypoint=true on a Service with a waypoint sends ingress through it. */
@@ -271,18 +260,18 @@ export class IngressGateway {
     return this.state.serviceByKey(`${namespace}/${host}`) ?? { name: `${name}-istio`, namespace, hostname: host, addresses: [], ports: [], subjectAltNames: [] } as unknown as Service;
   }
 
-  private compile(state: ZtunnelState, objects: ConfigObject[], version: string): IngressConfig {
+  private compile(state: MeshView, objects: ConfigObject[], version: string): IngressConfig {
     return compileIngressConfig({ version, gateway: this.opts.gateway, state, objects, rootNamespace: this.opts.rootNamespace, trustDomain: this.opts.trustDomain, readFile: this.opts.readFile });
   }
 
   /** Stops accepting (after `lingerMs`), lets connections finish until the deadline, then resets the rest. */
   async close(deadlineMs = 5_000, lingerMs = 0): Promise<void> {
     this.closing = true;
-    if (lingerMs > 0) await new Promise((r) => setTimeout(r, lingerMs));
+    if (lingerMs > 0) await delay(this.opts.clock, lingerMs);
     for (const s of this.servers.values()) s.server.close();
-    const until = Date.now() + deadlineMs;
+    const until = this.opts.clock.now() + deadlineMs;
     const open = () => [...this.servers.values()].reduce((n, s) => n + s.sockets.size, 0);
-    while (open() > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    while (open() > 0 && this.opts.clock.now() < until) await delay(this.opts.clock, 50);
     for (const s of this.servers.values()) for (const sock of s.sockets) sock.destroy();
     this.servers.clear();
     this.upstreams.close();

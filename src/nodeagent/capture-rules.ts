@@ -27,7 +27,7 @@
 //  - IPv4 only: pods of the local cluster have no IPv6 address but ::1, which is loopback.
 //  - Loopback traffic (including to the pod's own IP, which leaves by `lo`) is not captured;
 //    nor is it caught on its way in, since its NAT was already decided in OUTPUT.
-import { ZTUNNEL_MARK } from '../ztunnel/pod-network.js';
+import { ZTUNNEL_MARK } from '../dataplane/pod-network.js';
 import { chainRules, readNatTable, restoreNoflush, type NatTable } from './iptables.js';
 
 export const CAPTURE_OUTPUT_CHAIN = 'AMBIT_OUTPUT';

@@ -64,11 +64,41 @@ export interface ConnectionDestination extends ConnectionEndpoint {
   hboneAddr?: string;
 }
 
+/**
+ * Why the mesh refused a connection before any byte of it reached a destination. Response
+ * flags, metric labels and log fields are derived from this kind, never from a message.
+ */
+export type Refusal =
+  /** The tunnel's authority (or the captured original destination) is not the listener's workload. */
+  | 'not_this_workload'
+  /** The destination is a mesh capture or proxy port: following it would loop. */
+  | 'capture_port'
+  /** No service or workload has the destination address (a waypoint, an ingress route). */
+  | 'unknown_destination'
+  /** The destination does not use this waypoint. */
+  | 'not_bound'
+  /** No route (a TCPRoute without a usable backend). */
+  | 'no_route'
+  /** No healthy endpoint for the destination. */
+  | 'no_endpoint'
+  /** The destination's waypoint has no ready replica. */
+  | 'no_waypoint'
+  /** `outboundTrafficPolicy: REGISTRY_ONLY` and the destination is not in the registry. */
+  | 'registry_only'
+  /** The destination's proxy answered the tunnel with an HTTP error other than 401/403. */
+  | 'peer_refused';
+
 export type ConnectionReason =
   /** Denied by authorization: `policy` is `ns/name` (null: no ALLOW policy matched), `rule` its index. */
   | { kind: 'denied'; policy: string | null; rule: number | null; message: string }
+  /** Refused by the mesh; `status` is the HTTP status an HBONE client was answered with. */
+  | { kind: 'refused'; refusal: Refusal; status?: number; message: string }
   /** Could not connect upstream (error code such as ECONNREFUSED or AMBIT_ERR_TIMEOUT). */
   | { kind: 'connect'; code: string; message: string }
+  /** The client left before the upstream was up. */
+  | { kind: 'cancelled'; message: string }
+  /** Closed by the proxy: a policy change, the destination leaving, a drain. */
+  | { kind: 'aborted'; message: string }
   /** The connection broke after it was established. */
   | { kind: 'error'; code: string; message: string };
 
@@ -127,6 +157,12 @@ export function newConnectionRecord(init: ConnectionRecordInit): ConnectionRecor
 export function denyConnection(record: ConnectionRecord, deny: { policy: string | null; rule: number | null; message: string }): void {
   record.responseFlags = 'DENY';
   record.reason = { kind: 'denied', ...deny };
+}
+
+/** Mark a connection the mesh refused (flag CONNECT: it never reached a destination). */
+export function refuseConnection(record: ConnectionRecord, refusal: { refusal: Refusal; message: string; status?: number }): void {
+  record.responseFlags = 'CONNECT';
+  record.reason = { kind: 'refused', ...refusal };
 }
 
 /** Mark a connection whose upstream could not be reached (flag CONNECT). */
@@ -209,7 +245,10 @@ export function tcpAccessLogFields(record: ConnectionRecord): LogFields {
     if (r.kind === 'denied') {
       fields.policy = r.policy ?? undefined;
       fields.rule = r.rule ?? undefined;
-    } else {
+    } else if (r.kind === 'refused') {
+      fields.refusal = r.refusal;
+      fields.status = r.status;
+    } else if (r.kind === 'connect' || r.kind === 'error') {
       fields.error_code = r.code;
     }
   }

@@ -8,10 +8,11 @@
 //   DestinationRule's subjectAltNames or else the SNI name) is complete.
 // - Every failure rejects with an Error whose `code` says where it failed (EGRESS_DNS,
 //   EGRESS_TLS_CONFIG, a socket errno, EGRESS_TLS, ETIMEDOUT); the caller maps it to 503.
+import type { Clock } from '../core/clock.js';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { HostResolver } from '../dns/host-resolver.js';
-import type { PodNetwork } from '../ztunnel/pod-network.js';
+import type { PodNetwork } from '../dataplane/pod-network.js';
 import type { TlsOrigination } from './egress-config.js';
 
 export interface ExternalTarget {
@@ -29,6 +30,7 @@ export interface ExternalConnectDeps {
   network: PodNetwork;
   resolver?: HostResolver;
   timeoutMs: number;
+  clock: Clock;
 }
 
 function fail(code: string, message: string, cause?: unknown): Error {
@@ -50,11 +52,11 @@ export async function connectExternal(t: ExternalTarget, d: ExternalConnectDeps,
   }
   const socket = d.network.connect({ ip, port: t.port }, { allowHalfOpen: false });
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => { socket.destroy(); reject(fail('ETIMEDOUT', `connect to ${ip}:${t.port} timed out after ${d.timeoutMs} ms`)); }, d.timeoutMs);
-    const onAbort = () => { clearTimeout(timer); socket.destroy(); reject(fail('ABORTED', 'the request went away')); };
+    const timer = d.clock.setTimeout(() => { socket.destroy(); reject(fail('ETIMEDOUT', `connect to ${ip}:${t.port} timed out after ${d.timeoutMs} ms`)); }, d.timeoutMs);
+    const onAbort = () => { timer.cancel(); socket.destroy(); reject(fail('ABORTED', 'the request went away')); };
     signal?.addEventListener('abort', onAbort, { once: true });
-    socket.once('error', (e: NodeJS.ErrnoException) => { clearTimeout(timer); signal?.removeEventListener('abort', onAbort); reject(fail(e.code ?? 'ECONNECT', `connect to ${ip}:${t.port}: ${e.message}`, e)); });
-    socket.once('connect', () => { clearTimeout(timer); signal?.removeEventListener('abort', onAbort); resolve(); });
+    socket.once('error', (e: NodeJS.ErrnoException) => { timer.cancel(); signal?.removeEventListener('abort', onAbort); reject(fail(e.code ?? 'ECONNECT', `connect to ${ip}:${t.port}: ${e.message}`, e)); });
+    socket.once('connect', () => { timer.cancel(); signal?.removeEventListener('abort', onAbort); resolve(); });
   });
   if (!t.tls) return socket;
   const o = t.tls;
@@ -70,9 +72,9 @@ export async function connectExternal(t: ExternalTarget, d: ExternalConnectDeps,
     },
   });
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => { secure.destroy(); reject(fail('ETIMEDOUT', `TLS handshake with ${servername} (${ip}:${t.port}) timed out`)); }, d.timeoutMs);
-    secure.once('error', (e: NodeJS.ErrnoException) => { clearTimeout(timer); secure.destroy(); reject(fail('EGRESS_TLS', `TLS to ${servername} (${ip}:${t.port}): ${e.message}`, e)); });
-    secure.once('secureConnect', () => { clearTimeout(timer); resolve(); });
+    const timer = d.clock.setTimeout(() => { secure.destroy(); reject(fail('ETIMEDOUT', `TLS handshake with ${servername} (${ip}:${t.port}) timed out`)); }, d.timeoutMs);
+    secure.once('error', (e: NodeJS.ErrnoException) => { timer.cancel(); secure.destroy(); reject(fail('EGRESS_TLS', `TLS to ${servername} (${ip}:${t.port}): ${e.message}`, e)); });
+    secure.once('secureConnect', () => { timer.cancel(); resolve(); });
   });
   return secure;
 }

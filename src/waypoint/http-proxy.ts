@@ -15,14 +15,15 @@
 // - A timed-out attempt is abandoned (its unanswered upstream connection or stream closed); a
 //   client that leaves stops the upstream answer from being read.
 // - Every request ends in exactly one telemetry record, whatever happens to it.
+import { delay, type Clock, type TimerHandle } from '../core/clock.js';
 import http from 'node:http';
 import type http2 from 'node:http2';
 import { PassThrough, type Duplex, type Readable } from 'node:stream';
 import { relay } from '../hbone/index.js';
 import type { Logger } from '../core/logger.js';
 import { describeError } from '../core/errors.js';
-import { identityOf, normalizeIp, type ZtunnelState } from '../ztunnel/state.js';
-import { peerInfo, serviceInfo } from '../ztunnel/peer-info.js';
+import { identityOf, normalizeIp, targetPortOf, type MeshView } from '../dataplane/mesh-view.js';
+import { peerInfo, serviceInfo } from '../dataplane/peer-info.js';
 import type { RequestRecord, RequestTelemetry } from '../telemetry/request-record.js';
 import type { ResponseFlag } from '../telemetry/istio-labels.js';
 import type { Service, Workload } from '../xds/workload-api.js';
@@ -65,12 +66,12 @@ export interface TunnelContext {
 export interface HttpProxyDeps {
   waypoint: WaypointIdentity;
   config(): WaypointConfig;
-  state(): ZtunnelState;
+  state(): MeshView;
   upstreams: Upstreams;
   picker: EndpointPicker;
   telemetry: RequestTelemetry;
   logger: Logger;
-  now(): number;
+  clock: Clock;
   random(): number;
   nextId(): string;
   /** Telemetry reporter (default 'waypoint'); a sidecar reports 'source' outbound, 'destination' inbound. */
@@ -127,7 +128,7 @@ export class HttpProxy {
     const state = d.state();
     const traceparent = childTraceparent(first(headers.traceparent), this.ids);
     const record: RequestRecord = {
-      id: d.nextId(), reporter: d.reporter ?? 'waypoint', startMs: d.now(), durationMs: 0,
+      id: d.nextId(), reporter: d.reporter ?? 'waypoint', startMs: d.clock.now(), durationMs: 0,
       source: { ip: normalizeIp(ctx.peerAddress.ip), port: ctx.peerAddress.port, workload: peerInfo(state.workloadByIp(ctx.peerAddress.ip)), identity: ctx.peerIdentity },
       service: serviceInfo(ctx.service),
       protocol: /^application\/grpc/.test(first(headers['content-type']) ?? '') ? 'grpc' : 'http',
@@ -144,7 +145,7 @@ export class HttpProxy {
       if (finished) return;
       finished = true;
       d.replayBudget.give(held.bytes);
-      record.durationMs = d.now() - record.startMs;
+      record.durationMs = d.clock.now() - record.startMs;
       d.telemetry.completed(record, shouldLog(bound.accessLog, record, headers));
     };
     res.once('close', finish);
@@ -154,7 +155,7 @@ export class HttpProxy {
         return this.local(res, record, 400, 'Bad Request');
       }
       // 1. Authentication and authorization.
-      const authn = bound.providers.length === 0 ? ANONYMOUS : await authenticateRequest(bound.providers, { headers, path }, Math.floor(d.now() / 1000));
+      const authn = bound.providers.length === 0 ? ANONYMOUS : await authenticateRequest(bound.providers, { headers, path }, Math.floor(d.clock.now() / 1000));
       if (authn.kind === 'rejected') {
         record.reason = { kind: 'denied', policy: null, rule: null, message: `JWT rejected: ${authn.reason}` };
         return this.local(res, record, 401, 'Jwt verification fails', { 'www-authenticate': authn.wwwAuthenticate });
@@ -191,7 +192,7 @@ export class HttpProxy {
       // 3. Faults.
       if (decision.fault?.delayMs) {
         record.responseFlags = 'DI';
-        await sleep(decision.fault.delayMs);
+        await delay(d.clock, decision.fault.delayMs);
       }
       if (decision.fault?.abortStatus) {
         record.responseFlags = 'FI';
@@ -258,7 +259,7 @@ export class HttpProxy {
     }
     const retry = replayable ? decision.retry : undefined;
     const attempts = 1 + (retry?.attempts ?? 0);
-    const deadline = decision.timeouts.requestMs ? d.now() + decision.timeouts.requestMs : Infinity;
+    const deadline = decision.timeouts.requestMs ? d.clock.now() + decision.timeouts.requestMs : Infinity;
     const tried = new Set<string>();
     let last: Attempt | undefined;
     let retryOverflow = false;
@@ -273,14 +274,14 @@ export class HttpProxy {
         if (!d.clusters!.retryStart(policy)) { retryOverflow = true; break; }
         retrying = true;
       }
-      if (i > 0) await sleep(Math.min(retry!.backoffMs * 2 ** (i - 1), 1000));
-      const left = deadline - d.now();
+      if (i > 0) await delay(d.clock, Math.min(retry!.backoffMs * 2 ** (i - 1), 1000));
+      const left = deadline - d.clock.now();
       if (left <= 0) break;
       const perTry = Math.min(left, decision.timeouts.backendRequestMs ?? retry?.perTryTimeoutMs ?? Infinity);
       const target = backend ?? { service: undefined, workloads: ctx.workload ? [ctx.workload] : [], port: ctx.target.port };
-      const sentAt = d.now();
+      const sentAt = d.clock.now();
       last = await this.attempt(target, h2, req.method ?? 'GET', upstreamPath, upstreamHost, headers, body, tried, perTry, policy, hashKey);
-      record.upstreamServiceTimeMs = d.now() - sentAt;
+      record.upstreamServiceTimeMs = d.clock.now() - sentAt;
       const canRetry = i + 1 < attempts && retry !== undefined;
       if (last.kind === 'response') {
         if (canRetry && retry.codes.includes(last.res.status)) {
@@ -289,7 +290,7 @@ export class HttpProxy {
         }
         record.destination = last.up.external
           ? { ip: last.up.external.ip ?? last.up.external.hostname ?? '', port: last.up.port, workload: peerInfo(last.endpoint) }
-          : { ip: last.endpoint.addresses[0]!, port: targetPortOf(last.endpoint, target), workload: peerInfo(last.endpoint), identity: identityOf(last.endpoint) };
+          : { ip: last.endpoint.addresses[0]!, port: targetPortOf(last.endpoint, target.service, target.port), workload: peerInfo(last.endpoint), identity: identityOf(last.endpoint) };
         if (i > 0) record.route = `${record.route ?? ''} (attempt ${i + 1})`;
         if (last.res.status === 101 && upgrade && req instanceof Http1Request && res instanceof Http1Response) await this.switchProtocols(req, res, record, last.res, decision.responseHeaders);
         else await this.respond(res, record, last.res, decision.responseHeaders);
@@ -332,13 +333,13 @@ export class HttpProxy {
       // Through the service's waypoint: HBONE to the replica, :authority the service VIP and port.
       ? { uid: w.uid, ip: target.service.addresses[0]?.address ?? '', port: target.port, identity: target.via.identity, hboneIp: w.addresses[0]! }
       : target.egress
-        ? externalTarget(target.egress, w, targetPortOf(w, target), target.port, host, h2)
-        : { uid: w.uid, ip: w.addresses[0]!, port: targetPortOf(w, target), identity: identityOf(w), ...(policy?.pool.connectTimeoutMs ? { connectTimeoutMs: policy.pool.connectTimeoutMs } : {}), ...(policy && (policy.pool.maxRequestsPerConnection || policy.pool.idleTimeoutMs) ? { http1: { maxRequestsPerConnection: policy.pool.maxRequestsPerConnection, idleTimeoutMs: policy.pool.idleTimeoutMs } } : {}) };
+        ? externalTarget(target.egress, w, targetPortOf(w, target.service, target.port), target.port, host, h2)
+        : { uid: w.uid, ip: w.addresses[0]!, port: targetPortOf(w, target.service, target.port), identity: identityOf(w), ...(policy?.pool.connectTimeoutMs ? { connectTimeoutMs: policy.pool.connectTimeoutMs } : {}), ...(policy && (policy.pool.maxRequestsPerConnection || policy.pool.idleTimeoutMs) ? { http1: { maxRequestsPerConnection: policy.pool.maxRequestsPerConnection, idleTimeoutMs: policy.pool.idleTimeoutMs } } : {}) };
     d.picker.started(w.uid);
     try {
       const abort = Number.isFinite(timeoutMs) ? new AbortController() : undefined;
       const sent = (h2 ? sendHttp2 : sendHttp1)(d.upstreams, up, method, path, host, headers, body, abort?.signal);
-      const r = await withTimeout(sent, timeoutMs);
+      const r = await withTimeout(sent, timeoutMs, d.clock);
       if (r === 'timeout') {
         // The exchange is abandoned (an unanswered request's connection or stream closes); a
         // late answer, if any, is dropped and its stream closed.
@@ -455,7 +456,7 @@ interface ResolvedBackend {
   via?: { workloads: Workload[]; identity: string };
 }
 
-function resolveBackend(state: ZtunnelState, b: BackendTarget, egressOf?: (s: Service) => EgressEntry | undefined, original?: { ip: string; port: number }): ResolvedBackend | undefined {
+function resolveBackend(state: MeshView, b: BackendTarget, egressOf?: (s: Service) => EgressEntry | undefined, original?: { ip: string; port: number }): ResolvedBackend | undefined {
   const service = state.serviceByKey(`${b.namespace}/${b.hostname ?? `${b.name}.${b.namespace}.svc.cluster.local`}`);
   if (!service) return undefined;
   const egress = egressOf?.(service);
@@ -486,15 +487,6 @@ function externalTarget(e: EgressEntry, w: Workload, port: number, servicePort: 
   };
 }
 
-/** The pod port a service port maps to on this endpoint. */
-function targetPortOf(w: Workload, b: ResolvedBackend): number {
-  if (!b.service) return b.port;
-  const key = `${b.service.namespace}/${b.service.hostname}`;
-  const fromWorkload = w.services[key]?.ports?.find((p) => p.servicePort === b.port)?.targetPort;
-  if (fromWorkload) return fromWorkload;
-  const p = b.service.ports.find((x) => x.servicePort === b.port);
-  return p?.targetPort || b.port;
-}
 
 /**
  * The whole body as a Buffer when it is at most `limit` bytes and fits the budget (so a retry
@@ -531,12 +523,8 @@ function bufferOrStream(req: Readable, limit: number, budget: ReplayBudget, held
   });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
+function withTimeout<T>(p: Promise<T>, ms: number, clock: Clock): Promise<T | 'timeout'> {
   if (!Number.isFinite(ms)) return p;
-  let t: NodeJS.Timeout;
-  return Promise.race([p, new Promise<'timeout'>((r) => { t = setTimeout(() => r('timeout'), ms); })]).finally(() => clearTimeout(t));
+  let t: TimerHandle | undefined;
+  return Promise.race([p, new Promise<'timeout'>((r) => { t = clock.setTimeout(() => r('timeout'), ms); })]).finally(() => t?.cancel());
 }

@@ -1,4 +1,5 @@
-// What a tunnel to the waypoint carries, from its first bytes (pure).
+// What a tunnel to the waypoint carries, from its first bytes: sniffProtocol decides (pure),
+// sniff reads a stream until it can.
 //
 // Invariants:
 // - `h2` only for the exact HTTP/2 client preface (h2c with prior knowledge, gRPC);
@@ -7,6 +8,9 @@
 //   rather than the request slipping through as TCP);
 // - `tcp` for anything else, and for a client that sends nothing within the sniff deadline
 //   (server-first protocols); `need-more` while the bytes so far are a prefix of either.
+import type { Duplex } from 'node:stream';
+import type { Clock } from '../core/clock.js';
+
 export type SniffResult = 'http1' | 'h2' | 'tcp' | 'need-more';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -23,4 +27,33 @@ export function sniffProtocol(head: Buffer): SniffResult {
   const line = text.split('\n')[0]!;
   if (!text.includes('\n') && head.length < MAX_SNIFF_BYTES && HTTP1_PREFIX.test(line)) return 'need-more';
   return 'tcp';
+}
+
+/** Reads until the protocol is known, then puts the bytes back (waypoints, sidecars, ingress gateways). */
+export function sniff(stream: Duplex, timeoutMs: number, clock: Clock): Promise<Exclude<SniffResult, 'need-more'>> {
+  return new Promise((resolve, reject) => {
+    let head = Buffer.alloc(0);
+    const done = (r: Exclude<SniffResult, 'need-more'>): void => {
+      timer.cancel();
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('close', onEnd);
+      stream.pause();
+      if (head.length) stream.unshift(head);
+      resolve(r);
+    };
+    const onData = (c: Buffer): void => {
+      head = Buffer.concat([head, c]);
+      const r = sniffProtocol(head);
+      if (r !== 'need-more') done(r);
+    };
+    const onEnd = (): void => {
+      if (head.length) done('tcp');
+      else { timer.cancel(); reject(new Error('the tunnel ended before any byte')); }
+    };
+    const timer = clock.setTimeout(() => done('tcp'), timeoutMs);
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+    stream.once('close', onEnd);
+  });
 }

@@ -6,6 +6,7 @@
 // TCP. Over those streams, HTTP/1.1 requests reuse connections through a keep-alive HTTP/1.1
 // client per endpoint (http1/client.ts); HTTP/2 requests share one HTTP/2 session per endpoint.
 // An endpoint outside the mesh (a ServiceEntry's) is reached by `external` instead.
+import type { Clock } from '../core/clock.js';
 import type { Duplex } from 'node:stream';
 import http2 from 'node:http2';
 import type { HbonePool } from '../hbone/index.js';
@@ -60,7 +61,7 @@ export function hboneDialer(o: HboneDialerOptions): UpstreamDialer {
 
 export interface UpstreamsOptions {
   dial: UpstreamDialer;
-  now(): number;
+  clock: Clock;
   /** Free keep-alive connections per endpoint. */
   maxFreeSockets?: number;
   /** Connects to an endpoint outside the mesh (egress-connect.ts). */
@@ -104,7 +105,7 @@ export class Upstreams {
     const key = `${target.uid}|${target.ip}:${target.port}|${target.identity}${target.http1 ? `|${target.http1.maxRequestsPerConnection ?? 0}/${target.http1.idleTimeoutMs ?? 0}` : ''}`;
     let client = this.clients.get(key);
     if (!client) {
-      client = new Http1Client({ open: () => this.tunnel(target), now: this.opts.now, maxIdle: this.opts.maxFreeSockets ?? 64, idleTimeoutMs: target.http1?.idleTimeoutMs ?? IDLE_TIMEOUT_MS, maxRequestsPerConnection: target.http1?.maxRequestsPerConnection });
+      client = new Http1Client({ open: () => this.tunnel(target), clock: this.opts.clock, maxIdle: this.opts.maxFreeSockets ?? 64, idleTimeoutMs: target.http1?.idleTimeoutMs ?? IDLE_TIMEOUT_MS, maxRequestsPerConnection: target.http1?.maxRequestsPerConnection });
       this.clients.set(key, client);
     }
     return client;

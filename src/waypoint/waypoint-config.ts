@@ -12,7 +12,7 @@ import type { ConfigObject } from '../xds/config-resource.js';
 import { meshConfigOf, type MeshConfig } from '../config/mesh-config.js';
 import type { AuthorizationPolicyResource, ConfigMapResource, HTTPRouteResource, RequestAuthenticationResource, TelemetryResource, VirtualServiceResource } from '../config/resources.js';
 import { byPolicyKey, compilePolicy, type CompiledPolicy } from '../rbac/index.js';
-import type { ZtunnelState } from '../ztunnel/state.js';
+import type { MeshView } from '../dataplane/mesh-view.js';
 import { compileRoutes, type RouteService, type RouteTable } from './routing.js';
 import { compileRequestAuthn, type JwtProvider } from './request-authn.js';
 import { selectWaypointPolicies } from './l7-authz.js';
@@ -65,7 +65,7 @@ export interface WaypointConfig {
 
 export interface CompileWaypointInput {
   version: string;
-  state: ZtunnelState;
+  state: MeshView;
   objects: ConfigObject[];
   rootNamespace: string;
   trustDomain: string;
@@ -74,7 +74,7 @@ export interface CompileWaypointInput {
   waypointNamespace?: string;
 }
 
-export function routeServices(state: ZtunnelState, isEntry: (s: import('../xds/workload-api.js').Service) => boolean = () => false): RouteService[] {
+export function routeServices(state: MeshView, isEntry: (s: import('../xds/workload-api.js').Service) => boolean = () => false): RouteService[] {
   return [...state.services.values()].map((s) => ({
     ...(isEntry(s) ? { kind: 'ServiceEntry' as const } : {}),
     namespace: s.namespace,

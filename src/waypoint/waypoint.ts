@@ -8,29 +8,28 @@
 // flight keep the config they started with.
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Clock } from '../core/clock.js';
+import { delay, type Clock } from '../core/clock.js';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { HbonePool, HboneServer, relay, type HboneRefusal, type HboneRequest } from '../hbone/index.js';
+import { HbonePool, HboneServer, type HboneRefusal, type HboneRequest } from '../hbone/index.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import { RequestTelemetry } from '../telemetry/request-record.js';
-import { denyConnection, failConnection, newConnectionRecord, TcpTelemetry } from '../telemetry/connection-record.js';
-import { peerInfo, serviceInfo } from '../ztunnel/peer-info.js';
+import { newConnectionRecord, TcpTelemetry, type ConnectionRecord } from '../telemetry/connection-record.js';
+import { authorizeConnection, denyL4, forwardL4, refuseL4, streamDownstream, type Downstream, type L4Sink } from '../dataplane/l4-forward.js';
+import { peerInfo, serviceInfo } from '../dataplane/peer-info.js';
 import type { ConfigObject } from '../xds/config-resource.js';
-import { currentCertificate, type CertificateSource } from '../ztunnel/certificates.js';
-import { guardListener, type PodNetwork } from '../ztunnel/pod-network.js';
-import { identityOf, normalizeIp, ZtunnelState } from '../ztunnel/state.js';
+import { currentCertificate, type CertificateSource } from '../dataplane/certificates.js';
+import { guardListener, type PodNetwork } from '../dataplane/pod-network.js';
+import { identityOf, normalizeIp, roundRobin, targetPortOf, MeshView } from '../dataplane/mesh-view.js';
 import { EndpointPicker } from './endpoint-picker.js';
 import { HttpProxy, type TunnelContext } from './http-proxy.js';
-import { waypointService } from '../ztunnel/route.js';
-import { sniffProtocol, type SniffResult } from './sniff.js';
+import { waypointService } from '../dataplane/route.js';
+import { sniff } from './sniff.js';
 import { hboneDialer, Upstreams } from './upstream.js';
 import { HttpServing, serveHttp } from './serve-http.js';
 import { ReplayBudget } from './replay-budget.js';
 import { compileWaypointConfig, WarningLatch, type WaypointConfig, type WaypointIdentity } from './waypoint-config.js';
-import { authorizeRequest } from './l7-authz.js';
 import { describeAccessLog } from './access-log-config.js';
-import { stripSpiffe } from '../rbac/index.js';
 import { DnsForwarder, type UpstreamAddress } from '../dns/forwarder.js';
 import { HostResolver } from '../dns/host-resolver.js';
 import { connectExternal, type ExternalTarget } from './egress-connect.js';
@@ -80,12 +79,15 @@ export interface WaypointOptions extends PodProxyOptions {
 }
 
 export class Waypoint {
-  private state = ZtunnelState.empty();
+  private state = MeshView.empty();
   private config: WaypointConfig;
   private readonly pool: HbonePool;
   private readonly upstreams: Upstreams;
   private readonly proxy: HttpProxy;
   private readonly tcpTelemetry: TcpTelemetry;
+  private readonly l4: L4Sink;
+  /** Round robin over a service's endpoints for TCP (one sequence per service). */
+  private readonly pick = roundRobin();
   private hbone: HboneServer | undefined;
   private server: net.Server | undefined;
   private seq = 0;
@@ -96,7 +98,7 @@ export class Waypoint {
   private readonly m;
 
   constructor(private readonly opts: WaypointOptions) {
-    this.config = this.compile(ZtunnelState.empty(), [], '0');
+    this.config = this.compile(MeshView.empty(), [], '0');
     this.serving = new HttpServing(opts.clock, opts.logger, opts.metrics);
     this.pool = new HbonePool({
       logger: opts.logger, clock: opts.clock,
@@ -110,9 +112,9 @@ export class Waypoint {
         transport: { udp: () => opts.network.bindUdp('0.0.0.0', 0), tcp: (dst) => opts.network.connect(dst, { allowHalfOpen: false }) },
       }),
     }) : undefined;
-    this.external = (t, signal) => connectExternal(t, { network: opts.network, resolver, timeoutMs: opts.connectTimeoutMs ?? 5_000 }, signal);
+    this.external = (t, signal) => connectExternal(t, { network: opts.network, resolver, timeoutMs: opts.connectTimeoutMs ?? 5_000, clock: opts.clock }, signal);
     this.upstreams = new Upstreams({
-      dial: hboneDialer({ pool: this.pool, sourceIdentity: opts.identity, certificate, connectTimeoutMs: opts.connectTimeoutMs ?? 5_000 }), now: () => opts.clock.now(),
+      dial: hboneDialer({ pool: this.pool, sourceIdentity: opts.identity, certificate, connectTimeoutMs: opts.connectTimeoutMs ?? 5_000 }), clock: opts.clock,
       external: this.external,
     });
     const picker = new EndpointPicker({ now: () => opts.clock.now() });
@@ -122,12 +124,13 @@ export class Waypoint {
       config: () => this.config, state: () => this.state,
       upstreams: this.upstreams, picker,
       telemetry: new RequestTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }) }),
-      logger: opts.logger, now: () => opts.clock.now(), random: Math.random,
+      logger: opts.logger, clock: opts.clock, random: Math.random,
       nextId: () => `${opts.waypoint.name}-${++this.seq}`,
       replayBudget: new ReplayBudget(),
       clusters: this.clusters,
     });
     this.tcpTelemetry = new TcpTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }), clock: opts.clock });
+    this.l4 = { telemetry: this.tcpTelemetry, now: () => opts.clock.now() };
     this.m = {
       tunnels: opts.metrics.counter({ name: 'ambit_waypoint_tunnels_total', help: 'HBONE tunnels accepted by the waypoint, by detected protocol.', labelNames: ['protocol'] }),
       refused: opts.metrics.counter({ name: 'ambit_waypoint_tunnels_refused_total', help: 'HBONE tunnels the waypoint refused, by reason.', labelNames: ['reason'] }),
@@ -140,7 +143,7 @@ export class Waypoint {
     return this.clusters.describe();
   }
 
-  current(): { state: ZtunnelState; config: WaypointConfig } {
+  current(): { state: MeshView; config: WaypointConfig } {
     return { state: this.state, config: this.config };
   }
 
@@ -160,7 +163,7 @@ export class Waypoint {
   }
 
   /** A new view of the mesh and of the L7 config: applies to new requests. */
-  setConfig(state: ZtunnelState, objects: ConfigObject[], version: string): void {
+  setConfig(state: MeshView, objects: ConfigObject[], version: string): void {
     this.state = state;
     this.config = this.compile(state, objects, version);
     this.upstreams.prune((uid) => state.workloads.has(uid));
@@ -178,7 +181,7 @@ export class Waypoint {
     this.opts.logger.info('waypoint listening', { address: `${this.opts.podIp}:${WAYPOINT_HBONE_PORT}`, identity: this.opts.identity });
   }
 
-  private compile(state: ZtunnelState, objects: ConfigObject[], version: string): WaypointConfig {
+  private compile(state: MeshView, objects: ConfigObject[], version: string): WaypointConfig {
     return compileWaypointConfig({ version, state, objects, rootNamespace: this.opts.rootNamespace, trustDomain: this.opts.trustDomain, readFile: this.opts.readFile, waypointNamespace: this.opts.waypoint.namespace });
   }
 
@@ -202,7 +205,7 @@ export class Waypoint {
     const ctx: TunnelContext = { peerIdentity: req.peerIdentity, peerAddress: req.peerAddress, target: req.target, service, workload };
     const stream = req.accept();
     stream.on('error', () => {});
-    void sniff(stream, SNIFF_TIMEOUT_MS).then((kind) => {
+    void sniff(stream, SNIFF_TIMEOUT_MS, this.opts.clock).then((kind) => {
       this.m.tunnels.labels({ protocol: kind === 'h2' ? 'http2' : kind === 'http1' ? 'http1' : 'tcp' }).inc();
       if (kind === 'http1' || kind === 'h2') {
         serveHttp(stream, kind, this.proxy, ctx, this.serving);
@@ -217,96 +220,61 @@ export class Waypoint {
 
   /** Not HTTP: L4 policy, then a relay to an endpoint of the destination; one TCP record. */
   private tcp(stream: Duplex, ctx: TunnelContext): void {
-    const now = (): number => this.opts.clock.now();
     const record = newConnectionRecord({
-      id: `${this.opts.waypoint.name}-${++this.seq}`, reporter: 'waypoint', startMs: now(),
+      id: `${this.opts.waypoint.name}-${++this.seq}`, reporter: 'waypoint', startMs: this.opts.clock.now(),
       source: { ip: normalizeIp(ctx.peerAddress.ip), port: ctx.peerAddress.port, workload: peerInfo(this.state.workloadByIp(ctx.peerAddress.ip)), identity: ctx.peerIdentity },
       destination: { ip: ctx.target.ip, port: ctx.target.port, workload: peerInfo(ctx.workload) },
       service: serviceInfo(ctx.service), via: 'hbone', securityPolicy: 'mutual_tls',
     });
     this.tcpTelemetry.opened(record);
-    const fail = (): void => {
-      stream.destroy();
-      record.endMs = now();
-      this.tcpTelemetry.closed(record);
-    };
+    const down = streamDownstream(stream);
     const egress = ctx.service ? this.config.egress.entryOf(ctx.service) : undefined;
     const { policies } = this.config.forRequest({ waypoint: this.opts.waypoint, service: ctx.service ? { namespace: ctx.service.namespace, name: ctx.service.name, ...(egress ? { kind: 'ServiceEntry' as const } : {}) } : undefined });
-    const verdict = authorizeRequest(policies, { sourceIp: ctx.peerAddress.ip, sourcePrincipal: stripSpiffe(ctx.peerIdentity), destinationIp: ctx.target.ip, destinationPort: ctx.target.port }, { kind: 'anonymous', tokenPresent: false });
-    if (!verdict.allow) {
-      denyConnection(record, { policy: verdict.decision.policy, rule: verdict.decision.ruleIndex, message: verdict.decision.reason });
-      fail();
+    const verdict = authorizeConnection(policies, { sourceIp: ctx.peerAddress.ip, peerIdentity: ctx.peerIdentity, destination: ctx.target }, 'waypoint');
+    if (verdict.decision === 'DENY') {
+      denyL4(this.l4, record, down, verdict);
       return;
     }
     if (egress && ctx.service) {
-      this.tcpEgress(stream, ctx, egress, record, fail);
+      this.tcpEgress(down, ctx, egress, record);
       return;
     }
     // A TCPRoute attached to the Service port sends the connection to one of its backends.
     const routed = ctx.service ? tcpRouteBackend(this.config, this.state, ctx.service, ctx.target.port) : undefined;
     if (routed?.kind === 'none') {
-      failConnection(record, { code: 'NO_ROUTE', message: `${routed.route}: no usable backend for ${ctx.service!.hostname}:${ctx.target.port}` });
-      fail();
+      refuseL4(this.l4, record, down, 'no_route', `${routed.route}: no usable backend for ${ctx.service!.hostname}:${ctx.target.port}`);
       return;
     }
     const svc = routed?.kind === 'backend' ? routed.service : ctx.service;
     const svcPort = routed?.kind === 'backend' ? routed.port : ctx.target.port;
     if (routed?.kind === 'backend') record.service = serviceInfo(routed.service);
-    const endpoints = svc ? this.state.endpointsOf(svc).filter((w) => w.status !== 'UNHEALTHY') : ctx.workload ? [ctx.workload] : [];
-    const w = endpoints[this.seq % Math.max(1, endpoints.length)];
+    const w = svc ? this.state.pickEndpoint(svc, this.pick) : ctx.workload;
     if (!w) {
-      failConnection(record, { code: 'NO_ENDPOINT', message: `no healthy endpoint for ${svc?.hostname ?? ctx.target.ip}` });
-      fail();
+      refuseL4(this.l4, record, down, 'no_endpoint', `no healthy endpoint for ${svc?.hostname ?? ctx.target.ip}`);
       return;
     }
-    const port = svc ? (w.services[`${svc.namespace}/${svc.hostname}`]?.ports?.find((p) => p.servicePort === svcPort)?.targetPort || svc.ports.find((p) => p.servicePort === svcPort)?.targetPort || svcPort) : ctx.target.port;
+    const port = targetPortOf(w, svc, svcPort);
     const identity = identityOf(w);
-    record.destination = { ip: w.addresses[0]!, port, workload: peerInfo(w), identity };
-    void this.upstreams.tunnel({ uid: w.uid, ip: w.addresses[0]!, port, identity }).then((up) => {
-      void relay(stream, up).done.then((r) => {
-        // Counted from the downstream (the client's side), as a destination reporter does.
-        record.bytesSent = r.bytesInbound;
-        record.bytesReceived = r.bytesOutbound;
-        if (r.closedBy === 'error' && r.error) record.reason = { kind: 'error', code: describeError(r.error).code, message: r.error.message };
-        record.endMs = now();
-        this.tcpTelemetry.closed(record);
-      });
-      stream.resume(); // paused by the sniffer
-    }, (e: unknown) => {
-      failConnection(record, { code: describeError(e).code, message: `tunnel to ${w.addresses[0]}:${port}: ${describeError(e).message}` });
-      fail();
-    });
+    const ip = w.addresses[0]!;
+    record.destination = { ip, port, workload: peerInfo(w), identity };
+    forwardL4(this.l4, { record, down, upstreamName: `${ip}:${port}`, dial: () => this.upstreams.tunnel({ uid: w.uid, ip, port, identity }) });
   }
 
   /** TCP to a ServiceEntry host: to one of its endpoints (or the original destination), outside the mesh. */
-  private tcpEgress(stream: Duplex, ctx: TunnelContext, egress: import('./egress-config.js').EgressEntry, record: ReturnType<typeof newConnectionRecord>, fail: () => void): void {
+  private tcpEgress(down: Downstream, ctx: TunnelContext, egress: import('./egress-config.js').EgressEntry, record: ConnectionRecord): void {
     const svc = ctx.service!;
-    const endpoints = this.state.endpointsOf(svc).filter((w) => w.status !== 'UNHEALTHY');
-    const w = endpoints[this.seq % Math.max(1, endpoints.length)];
-    const port = w?.services[`${svc.namespace}/${svc.hostname}`]?.ports.find((p) => p.servicePort === ctx.target.port)?.targetPort
-      || svc.ports.find((p) => p.servicePort === ctx.target.port)?.targetPort || ctx.target.port;
+    const endpoints = this.state.healthyEndpointsOf(svc);
+    const w = endpoints.length ? endpoints[this.pick(`svc/${svc.namespace}/${svc.hostname}`, endpoints.length)] : undefined;
+    const port = w ? targetPortOf(w, svc, ctx.target.port) : ctx.target.port;
     const target: ExternalTarget | undefined = w
       ? { ...(w.addresses[0] ? { ip: w.addresses[0] } : { hostname: w.hostname }), port, tls: egress.tls(ctx.target.port), host: egress.host }
       : egress.resolution === 'NONE' ? { ip: ctx.target.ip, port: ctx.target.port, tls: egress.tls(ctx.target.port), host: egress.host } : undefined;
     if (!target) {
-      failConnection(record, { code: 'NO_ENDPOINT', message: `no endpoint for ${svc.hostname}` });
-      fail();
+      refuseL4(this.l4, record, down, 'no_endpoint', `no endpoint for ${svc.hostname}`);
       return;
     }
     record.destination = { ip: target.ip ?? target.hostname ?? '', port: target.port, workload: peerInfo(w) };
-    void this.external(target).then((up) => {
-      void relay(stream, up).done.then((r) => {
-        record.bytesSent = r.bytesInbound;
-        record.bytesReceived = r.bytesOutbound;
-        if (r.closedBy === 'error' && r.error) record.reason = { kind: 'error', code: describeError(r.error).code, message: r.error.message };
-        record.endMs = this.opts.clock.now();
-        this.tcpTelemetry.closed(record);
-      });
-      stream.resume();
-    }, (e: unknown) => {
-      failConnection(record, { code: describeError(e).code, message: `egress to ${svc.hostname}: ${describeError(e).message}` });
-      fail();
-    });
+    forwardL4(this.l4, { record, down, upstreamName: svc.hostname, dial: () => this.external(target) });
   }
 
   /**
@@ -314,40 +282,11 @@ export class Waypoint {
    * accepting, lets open tunnels finish until the deadline, and resets what is left.
    */
   async close(deadlineMs = 5_000, lingerMs = 0): Promise<void> {
-    if (lingerMs > 0) await new Promise((r) => setTimeout(r, lingerMs));
+    if (lingerMs > 0) await delay(this.opts.clock, lingerMs);
     this.server?.close();
     await this.hbone?.close(deadlineMs);
     this.upstreams.close();
     await this.pool.close(1_000);
     this.opts.certificates.close();
   }
-}
-
-/** Reads until the protocol is known, then puts the bytes back (the sidecar uses it too). */
-export function sniff(stream: Duplex, timeoutMs: number): Promise<Exclude<SniffResult, 'need-more'>> {
-  return new Promise((resolve, reject) => {
-    let head = Buffer.alloc(0);
-    const done = (r: Exclude<SniffResult, 'need-more'>): void => {
-      clearTimeout(timer);
-      stream.off('data', onData);
-      stream.off('end', onEnd);
-      stream.off('close', onEnd);
-      stream.pause();
-      if (head.length) stream.unshift(head);
-      resolve(r);
-    };
-    const onData = (c: Buffer): void => {
-      head = Buffer.concat([head, c]);
-      const r = sniffProtocol(head);
-      if (r !== 'need-more') done(r);
-    };
-    const onEnd = (): void => {
-      if (head.length) done('tcp');
-      else { clearTimeout(timer); reject(new Error('the tunnel ended before any byte')); }
-    };
-    const timer = setTimeout(() => done('tcp'), timeoutMs);
-    stream.on('data', onData);
-    stream.once('end', onEnd);
-    stream.once('close', onEnd);
-  });
 }

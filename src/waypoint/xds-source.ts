@@ -5,8 +5,8 @@
 import type { Logger } from '../core/logger.js';
 import type { ConfigObject } from '../xds/config-resource.js';
 import type { ClientTlsOptions, TokenSource } from '../xds/credentials.js';
-import type { ZtunnelState } from '../ztunnel/state.js';
-import { XdsSource } from '../ztunnel/xds-source.js';
+import type { MeshView } from '../dataplane/mesh-view.js';
+import { XdsSource } from '../dataplane/xds-source.js';
 
 export interface WaypointXdsOptions {
   address: string;
@@ -19,7 +19,7 @@ export interface WaypointXdsOptions {
   authorizations?: boolean;
   /** ADS user agent (default ambit-waypoint). */
   userAgent?: string;
-  onConfig(state: ZtunnelState, objects: ConfigObject[], version: string): void;
+  onConfig(state: MeshView, objects: ConfigObject[], version: string): void;
 }
 
 export class WaypointXdsSource extends XdsSource {

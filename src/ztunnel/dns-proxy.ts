@@ -21,8 +21,8 @@ import { DnsRegistry } from '../dns/resolve.js';
 import { DnsServer } from '../dns/server.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import type { Workload } from '../xds/workload-api.js';
-import type { PodNetwork } from './pod-network.js';
-import type { ZtunnelState } from './state.js';
+import type { PodNetwork } from '../dataplane/pod-network.js';
+import type { MeshView } from '../dataplane/mesh-view.js';
 
 export const DNS_CAPTURE_PORT = 15053;
 /**
@@ -40,7 +40,7 @@ export interface DnsProxyOptions {
   metrics: MetricsRegistry;
   logger: Logger;
   clock: Clock;
-  state(): ZtunnelState;
+  state(): MeshView;
   /** Ztunnel-wide bound on queries waiting for the upstream (default 256). */
   maxOutstanding?: number;
   upstreamTimeoutMs?: number;
@@ -116,7 +116,7 @@ export class ZtunnelDnsProxy {
   }
 
   /** Names answered for the state (for /config_dump). Rebuilt when the state's version or mesh settings change. */
-  registry(state: ZtunnelState): DnsRegistry {
+  registry(state: MeshView): DnsRegistry {
     const c = this.cached;
     if (c && c.version === state.version && c.mesh === state.mesh) return c.registry;
     const vis = state.mesh.serviceVisibility;

@@ -8,9 +8,9 @@ import { parse } from 'yaml';
 import { AmbitError, describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Authorization, Service, Workload } from '../xds/workload-api.js';
-import { ZtunnelState, type WorkloadApiSnapshot } from './state.js';
+import { MeshView, type WorkloadApiSnapshot } from '../dataplane/mesh-view.js';
 
-export async function loadStaticState(path: string, version: string): Promise<ZtunnelState> {
+export async function loadStaticState(path: string, version: string): Promise<MeshView> {
   let raw: unknown;
   try {
     raw = parse(await readFile(path, 'utf8'));
@@ -19,7 +19,7 @@ export async function loadStaticState(path: string, version: string): Promise<Zt
       hint: 'produce one with `ambit x workload-api -f <config> -o yaml > FILE`',
     });
   }
-  return new ZtunnelState(checkSnapshot(raw, path), version);
+  return new MeshView(checkSnapshot(raw, path), version);
 }
 
 function checkSnapshot(raw: unknown, path: string): WorkloadApiSnapshot {
@@ -44,7 +44,7 @@ function checkSnapshot(raw: unknown, path: string): WorkloadApiSnapshot {
 }
 
 /** Watch the file; call `apply` with each good new state. Returns a stop function. */
-export function watchStaticState(path: string, logger: Logger, apply: (s: ZtunnelState) => void): () => void {
+export function watchStaticState(path: string, logger: Logger, apply: (s: MeshView) => void): () => void {
   let version = 1;
   let timer: TimerHandle | undefined;
   let watcher: FSWatcher | undefined;

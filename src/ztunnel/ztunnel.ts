@@ -8,20 +8,20 @@
 // Lifecycle: start() -> setState()* -> close(deadlineMs) (stop accepting, drain, then reset
 // what is left) or destroy().
 import type net from 'node:net';
-import { sleep, type Clock } from '../core/clock.js';
+import { delay, type Clock } from '../core/clock.js';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { DEFAULT_HBONE_LIMITS, HboneAdmission, HbonePool, HboneServer, type HboneLimits } from '../hbone/index.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import { TcpTelemetry } from '../telemetry/connection-record.js';
 import type { Workload } from '../xds/workload-api.js';
-import { currentCertificate, type CertificateSource } from './certificates.js';
-import { ConnectionManager } from './connection-manager.js';
-import { SelfCallGuard } from './self-call-guard.js';
-import { DataPath } from './data-path.js';
-import { guardListener, type Endpoint, type PodNetwork } from './pod-network.js';
-import { roundRobin } from './route.js';
-import { identityOf, ZtunnelState } from './state.js';
+import { currentCertificate, type CertificateSource } from '../dataplane/certificates.js';
+import { ConnectionManager } from '../dataplane/connection-manager.js';
+import { SelfCallGuard } from '../dataplane/self-call-guard.js';
+import { DataPath } from '../dataplane/data-path.js';
+import { guardListener, type Endpoint, type PodNetwork } from '../dataplane/pod-network.js';
+import { roundRobin } from '../dataplane/route.js';
+import { identityOf, MeshView } from '../dataplane/mesh-view.js';
 import { formatSpiffe } from '../identity/spiffe.js';
 import { DNS_PROXY_BIND, ZtunnelDnsProxy } from './dns-proxy.js';
 
@@ -69,13 +69,13 @@ interface WorkloadProxy {
 }
 
 export class Ztunnel {
-  private state = ZtunnelState.empty();
+  private state = MeshView.empty();
   private stateVersion: string | undefined;
   private readonly proxies = new Map<string, WorkloadProxy>();
   private readonly pending = new Map<string, Promise<void>>();
   private readonly pool: HbonePool;
   private readonly telemetry: TcpTelemetry;
-  private readonly connections = new ConnectionManager();
+  private readonly connections: ConnectionManager;
   private readonly dataPath: DataPath;
   private readonly selfCalls: SelfCallGuard;
   /** Shared by the HBONE listeners of every pod: the bounds are per ztunnel, per source. */
@@ -91,6 +91,7 @@ export class Ztunnel {
 
   constructor(private readonly opts: ZtunnelOptions) {
     this.logger = opts.logger;
+    this.connections = new ConnectionManager(opts.clock);
     this.telemetry = new TcpTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }), clock: opts.clock });
     this.pool = new HbonePool({
       logger: opts.logger,
@@ -107,7 +108,7 @@ export class Ztunnel {
       pick: roundRobin(),
       logger: opts.logger,
       nextId: () => `${opts.node}-${++this.seq}`,
-      now: () => opts.clock.now(),
+      clock: opts.clock,
       upstreamConnectTimeoutMs: opts.upstreamConnectTimeoutMs ?? 10_000,
     });
     this.selfCalls = new SelfCallGuard(opts.logger, opts.metrics, opts.clock);
@@ -119,12 +120,12 @@ export class Ztunnel {
     }) : undefined;
   }
 
-  current(): ZtunnelState {
+  current(): MeshView {
     return this.state;
   }
 
   /** Apply a new view of the mesh: reconcile local workloads, close what policies now deny. */
-  async setState(state: ZtunnelState): Promise<void> {
+  async setState(state: MeshView): Promise<void> {
     this.state = state;
     this.stateVersion = state.version;
     const recheck = this.connections.recheck(state);
@@ -235,9 +236,10 @@ export class Ztunnel {
     this.retryTimer?.cancel();
     for (const p of this.proxies.values()) for (const s of p.servers) s.close();
     const goaway = [...this.proxies.values()].map((p) => p.hbone.close(deadlineMs));
-    const until = Date.now() + deadlineMs;
-    while (this.captured.size > 0 && Date.now() < until) await sleep(Math.min(100, Math.max(1, until - Date.now())));
-    const left = (await this.connections.drain(Math.max(0, until - Date.now()))) + this.captured.size;
+    const clock = this.opts.clock;
+    const until = clock.now() + deadlineMs;
+    while (this.captured.size > 0 && clock.now() < until) await delay(clock, Math.min(100, Math.max(1, until - clock.now())));
+    const left = (await this.connections.drain(Math.max(0, until - clock.now()))) + this.captured.size;
     for (const socket of this.captured) socket.resetAndDestroy();
     await Promise.all(goaway);
     if (left > 0) this.logger.warn('drain deadline reached; reset the connections left', { count: left });

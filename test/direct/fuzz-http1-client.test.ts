@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { duplexPair, type Duplex, type Readable } from 'node:stream';
 import { setImmediate as tick } from 'node:timers/promises';
 import fc from 'fast-check';
+import { FakeClock } from '../../src/core/clock.js';
 import { Http1Client, type Exchange } from '../../src/waypoint/http1/client.js';
 import { fuzzAsync, withDeadline } from '../helpers/fuzz.js';
 import { pieces, splitPoints } from '../helpers/http1-wire.js';
@@ -131,7 +132,7 @@ test('property: a valid upstream answer, split anywhere, reaches the caller as s
     return fc.tuple(fc.constant(r), fc.constant(bytes), splitPoints(bytes.length));
   }), async ([r, bytes, cuts]) => {
     const up = upstream((n) => (n === 0 ? { bytes, cuts, endAfter: r.close } : { bytes: Buffer.from('HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n2'), cuts: [], endAfter: false }));
-    const client = new Http1Client({ open: up.open, now: () => 0, maxIdle: 4, idleTimeoutMs: 60_000 });
+    const client = new Http1Client({ open: up.open, clock: new FakeClock(0), maxIdle: 4, idleTimeoutMs: 60_000 });
     try {
       const first = await exchange(client);
       assert.equal(first.x.kind, 'response', JSON.stringify(first.x));
@@ -174,7 +175,7 @@ test('property: a flawed upstream answer never reaches the caller as a clean, co
   await fuzzAsync('http1 client: flawed answers', fc.asyncProperty(flawed, fc.nat(), async (text, cut) => {
     const bytes = Buffer.from(text, 'latin1');
     const up = upstream((n) => (n === 0 ? { bytes, cuts: [1 + (cut % (bytes.length - 1))], endAfter: true } : { bytes: Buffer.from('HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n2'), cuts: [], endAfter: false }));
-    const client = new Http1Client({ open: up.open, now: () => 0, maxIdle: 4, idleTimeoutMs: 60_000 });
+    const client = new Http1Client({ open: up.open, clock: new FakeClock(0), maxIdle: 4, idleTimeoutMs: 60_000 });
     try {
       const first = await exchange(client);
       if (first.x.kind === 'response') assert.ok(first.body!.error !== undefined, `taken as complete: ${JSON.stringify(text)} -> ${first.x.res.status} ${JSON.stringify(first.body!.body.toString('latin1'))}`);

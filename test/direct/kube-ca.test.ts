@@ -13,7 +13,7 @@ import { systemClock } from '../../src/core/clock.js';
 import { CaClient } from '../../src/xds/ca-client.js';
 import { generateKeyAndCsr } from '../../src/identity/csr.js';
 import { mustParseSpiffe } from '../../src/identity/spiffe.js';
-import { XdsSource } from '../../src/ztunnel/xds-source.js';
+import { XdsSource } from '../../src/dataplane/xds-source.js';
 import { memoryLogger } from '../../src/core/logger.js';
 import { waitFor } from '../helpers/wait.js';
 

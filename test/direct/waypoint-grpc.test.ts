@@ -15,8 +15,8 @@ import { mustParseSpiffe } from '../../src/identity/spiffe.js';
 import type { WorkloadCertificate } from '../../src/identity/workload-certificate.js';
 import { MetricsRegistry } from '../../src/telemetry/metrics.js';
 import { Waypoint } from '../../src/waypoint/waypoint.js';
-import { HostPodNetwork } from '../../src/ztunnel/pod-network.js';
-import { ZtunnelState } from '../../src/ztunnel/state.js';
+import { HostPodNetwork } from '../../src/dataplane/pod-network.js';
+import { MeshView } from '../../src/dataplane/mesh-view.js';
 
 const APP_IP = '127.0.51.1';
 const WAYPOINT_IP = '127.0.61.1';
@@ -65,7 +65,7 @@ before(async () => {
     certificates: { get: async (i) => certs.get(i)!, current: (i) => certs.get(i), forget: () => {}, list: () => [], close: () => {} },
     logger, metrics, clock: systemClock, readFile: () => '',
   });
-  wp.setConfig(new ZtunnelState({
+  wp.setConfig(new MeshView({
     workloads: [{
       uid: 'Kubernetes//Pod/shop/grpc', name: 'grpc', namespace: 'shop', addresses: [APP_IP], network: '', tunnelProtocol: 'HBONE',
       trustDomain: 'cluster.local', serviceAccount: 'server', node: 'node-1', canonicalName: 'grpc', canonicalRevision: 'v1',

@@ -5,6 +5,7 @@
 // a reused connection that dies is retryable, a fresh one that dies is a reset).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { systemClock } from '../../src/core/clock.js';
 import http from 'node:http';
 import net from 'node:net';
 import { execFile } from 'node:child_process';
@@ -191,7 +192,7 @@ async function nodeServer(handler: http.RequestListener, keepAliveTimeoutMs = 50
 }
 
 function client(port: number, idleTimeoutMs = 4000): Http1Client {
-  const c = new Http1Client({ open: () => new Promise((resolve, reject) => { const s = net.connect(port, '127.0.0.1', () => resolve(s)); s.once('error', reject); }), now: Date.now, maxIdle: 8, idleTimeoutMs });
+  const c = new Http1Client({ open: () => new Promise((resolve, reject) => { const s = net.connect(port, '127.0.0.1', () => resolve(s)); s.once('error', reject); }), clock: systemClock, maxIdle: 8, idleTimeoutMs });
   closers.push(() => c.close());
   return c;
 }

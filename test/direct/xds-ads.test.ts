@@ -457,7 +457,7 @@ test('ads push: one push reaches every subscribed type under its id, even a type
 });
 
 test('ads push: an xDS source applies only whole pushes — never the Address of one push with the Authorization of another', async () => {
-  const { XdsSource } = await import('../../src/ztunnel/xds-source.js');
+  const { XdsSource } = await import('../../src/dataplane/xds-source.js');
   const { memoryLogger } = await import('../../src/core/logger.js');
   const srv = track(await startAds());
   const states: { workloads: number; policies: string[] }[] = [];

@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { startLoopbackMesh, type LoopbackMesh } from '../helpers/loopback-mesh.js';
 import { yaml } from '../helpers/config.js';
-import type { Endpoint } from '../../src/ztunnel/pod-network.js';
+import type { Endpoint } from '../../src/dataplane/pod-network.js';
 import { waitFor } from '../helpers/wait.js';
 
 const CLIENT_IP = '127.0.10.1';

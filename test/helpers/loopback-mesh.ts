@@ -8,9 +8,9 @@ import { systemClock } from '../../src/core/clock.js';
 import { MeshCA } from '../../src/identity/ca.js';
 import { MetricsRegistry } from '../../src/telemetry/metrics.js';
 import { Ztunnel } from '../../src/ztunnel/ztunnel.js';
-import { ZtunnelState } from '../../src/ztunnel/state.js';
-import { HostPodNetwork, type Endpoint } from '../../src/ztunnel/pod-network.js';
-import { localCaFetcher, managedCertificates } from '../../src/ztunnel/certificates.js';
+import { MeshView } from '../../src/dataplane/mesh-view.js';
+import { HostPodNetwork, type Endpoint } from '../../src/dataplane/pod-network.js';
+import { localCaFetcher, managedCertificates } from '../../src/dataplane/certificates.js';
 import { meshFromYaml } from './config.js';
 import type { WorkloadApi } from '../../src/controlplane/translate.js';
 
@@ -52,7 +52,7 @@ export async function startLoopbackMesh(yamlText: string, nodeNames = ['node-1',
       bindAddress: (w) => w.addresses[0]!,
       upstreamConnectTimeoutMs: 3000,
     });
-    await ztunnel.setState(new ZtunnelState(check.api, String(version)));
+    await ztunnel.setState(new MeshView(check.api, String(version)));
     nodes[name] = { name, ztunnel, metrics, logs: lines };
   }
   const servers: net.Server[] = [];
@@ -78,7 +78,7 @@ export async function startLoopbackMesh(yamlText: string, nodeNames = ['node-1',
       check = meshFromYaml(text, { nodes: nodeNames });
       if (!check.api) throw new Error(`invalid test mesh: ${JSON.stringify(check.diagnostics, null, 1)}`);
       version++;
-      for (const n of Object.values(nodes)) await n.ztunnel.setState(new ZtunnelState(check.api, String(version)));
+      for (const n of Object.values(nodes)) await n.ztunnel.setState(new MeshView(check.api, String(version)));
     },
     accessLogs: (node) => nodes[node]!.logs.filter((l) => l.msg === 'connection complete'),
     async close() {

@@ -13,9 +13,9 @@ import { ControlPlane, type ControlPlaneOptions } from '../../src/controlplane/c
 import { issueNodeTokens, type NodeTokens } from '../../src/controlplane/node-credentials.js';
 import { CaClient } from '../../src/xds/ca-client.js';
 import { Ztunnel } from '../../src/ztunnel/ztunnel.js';
-import { XdsSource } from '../../src/ztunnel/xds-source.js';
-import { HostPodNetwork, type Endpoint } from '../../src/ztunnel/pod-network.js';
-import { managedCertificates } from '../../src/ztunnel/certificates.js';
+import { XdsSource } from '../../src/dataplane/xds-source.js';
+import { HostPodNetwork, type Endpoint } from '../../src/dataplane/pod-network.js';
+import { managedCertificates } from '../../src/dataplane/certificates.js';
 
 export interface XdsNode {
   name: string;

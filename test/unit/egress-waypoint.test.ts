@@ -10,7 +10,7 @@ import { waypointConfigObjects } from '../../src/controlplane/xds-push.js';
 import { translate } from '../../src/controlplane/translate.js';
 import { compileWaypointConfig } from '../../src/waypoint/waypoint-config.js';
 import { decideRoute } from '../../src/waypoint/routing.js';
-import { ZtunnelState } from '../../src/ztunnel/state.js';
+import { MeshView } from '../../src/dataplane/mesh-view.js';
 import type { ConfigObject } from '../../src/xds/config-resource.js';
 
 async function mesh() {
@@ -83,7 +83,7 @@ test('a Secret reaches only the replicas of the waypoint that originates TLS wit
 test('the waypoint compiles mutual TLS from the DestinationRule and the Secret; a missing Secret is an error, not plaintext', async () => {
   const { m, partnerCa } = await mesh();
   const api = translate(m.model!);
-  const state = new ZtunnelState(api);
+  const state = new MeshView(api);
   const users = secretConsumers(m.set, m.model!);
   const objects = waypointConfigObjects(m.set, users);
   const cfg = compileWaypointConfig({ version: '1', state, objects, rootNamespace: 'istio-system', trustDomain: 'cluster.local', readFile: () => '', waypointNamespace: 'egress' });

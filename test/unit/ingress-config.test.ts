@@ -13,7 +13,7 @@ import { compileIngressConfig, hostnameMatches, intersectHostnames } from '../..
 import { waypointConfigObjects } from '../../src/controlplane/xds-push.js';
 import { proxyHintObjects } from '../../src/controlplane/proxy-hints.js';
 import { secretConsumers } from '../../src/controlplane/secret-scope.js';
-import { ZtunnelState } from '../../src/ztunnel/state.js';
+import { MeshView } from '../../src/dataplane/mesh-view.js';
 import { decideRoute } from '../../src/waypoint/routing.js';
 import { grpcRouteAsHttpRoute, methodPath } from '../../src/waypoint/route-grpc.js';
 import { pickTcpBackend } from '../../src/waypoint/route-tcp.js';
@@ -173,7 +173,7 @@ test('compileIngressConfig over a whole mesh: listeners, virtual hosts, attachme
   // The certificate goes to the gateway's replicas only.
   assert.deepEqual([...(secretConsumers(check.set, check.model).get('ingress/a-cert') ?? [])], ['ingress/public']);
   const objects = [...waypointConfigObjects(check.set, new Map([['ingress/a-cert', true]])), ...proxyHintObjects(check.set, check.model)];
-  const cfg = compileIngressConfig({ version: '1', gateway: { namespace: 'ingress', name: 'public' }, state: ZtunnelState.fromSnapshot(check.api), objects, rootNamespace: 'istio-system', trustDomain: 'cluster.local', readFile: () => '' });
+  const cfg = compileIngressConfig({ version: '1', gateway: { namespace: 'ingress', name: 'public' }, state: MeshView.fromSnapshot(check.api), objects, rootNamespace: 'istio-system', trustDomain: 'cluster.local', readFile: () => '' });
   assert.equal(cfg.found, true);
   assert.deepEqual([...cfg.ports.keys()], [80, 443, 8080]);
   assert.deepEqual(cfg.ports.get(80)?.vhosts, ['cross.example.com', 'a.example.com', '*.shop.example.com']);

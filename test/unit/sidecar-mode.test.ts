@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { meshFromYaml, yaml } from '../helpers/config.js';
 import { decodeAddress, encodeWorkload } from '../../src/xds/codec.js';
 import { workload } from '../helpers/xds-fixtures.js';
-import { ZtunnelState } from '../../src/ztunnel/state.js';
+import { MeshView } from '../../src/dataplane/mesh-view.js';
 import { compilePolicy } from '../../src/rbac/index.js';
-import { decidePlaintext, isPeerAuthenticationPolicy, sidecarInboundPolicies } from '../../src/waypoint/sidecar-policy.js';
+import { decidePlaintext, isPeerAuthenticationPolicy, sidecarInboundPolicies } from '../../src/sidecar/sidecar-policy.js';
 import { explainAuthz } from '../../src/controlplane/explain-authz.js';
 import type { AuthorizationPolicyResource } from '../../src/config/resources.js';
 
@@ -117,7 +117,7 @@ test("the sidecar enforces the policies that select its pod (not targetRefs ones
 
 test('plaintext to a sidecar pod: STRICT refuses, PERMISSIVE accepts (PeerAuthentication only decides here)', () => {
   const api = check.api!;
-  const state = new ZtunnelState({ workloads: api.workloads, services: api.services, authorizations: api.authorizations });
+  const state = new MeshView({ workloads: api.workloads, services: api.services, authorizations: api.authorizations });
   const strict = api.workloads.find((x) => x.name === 'by-label')!;
   const permissive = api.workloads.find((x) => x.name === 'by-annotation')!;
   assert.equal(decidePlaintext(state, strict, '10.1.1.1', { ip: strict.addresses[0]!, port: 8080 }).decision, 'DENY');

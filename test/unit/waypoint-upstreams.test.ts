@@ -9,7 +9,7 @@ import { hboneDialer, Upstreams } from '../../src/waypoint/upstream.js';
 test('prune() drops the clients of endpoints that left and keeps the others', () => {
   const logger = new Logger({ level: 'error', sink: () => {} });
   const pool = new HbonePool({ logger, clock: systemClock, createSocket: () => { throw new Error('no connections in this test'); } });
-  const u = new Upstreams({ dial: hboneDialer({ pool, sourceIdentity: 'spiffe://cluster.local/ns/a/sa/w', certificate: () => { throw new Error('unused'); }, connectTimeoutMs: 1000 }), now: Date.now });
+  const u = new Upstreams({ dial: hboneDialer({ pool, sourceIdentity: 'spiffe://cluster.local/ns/a/sa/w', certificate: () => { throw new Error('unused'); }, connectTimeoutMs: 1000 }), clock: systemClock });
   const target = (uid: string, ip: string) => ({ uid, ip, port: 8080, identity: 'spiffe://cluster.local/ns/a/sa/app' });
   const a = u.http1(target('Kubernetes//Pod/a/app-0', '10.0.0.1'));
   u.http1(target('Kubernetes//Pod/a/app-1', '10.0.0.2'));

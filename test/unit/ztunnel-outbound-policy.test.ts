@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { meshFromYaml, yaml } from '../helpers/config.js';
 import { translate } from '../../src/controlplane/translate.js';
 import { meshSettingsOf } from '../../src/controlplane/mesh-settings.js';
-import { ZtunnelState } from '../../src/ztunnel/state.js';
-import { decideOutbound, roundRobin } from '../../src/ztunnel/route.js';
+import { MeshView } from '../../src/dataplane/mesh-view.js';
+import { decideOutbound, roundRobin } from '../../src/dataplane/route.js';
 
 const mesh = (mode: string) => yaml`
   apiVersion: v1
@@ -52,11 +52,11 @@ const mesh = (mode: string) => yaml`
     ports: [{number: 443, name: tls, protocol: TLS}]
 `;
 
-function state(mode: string): ZtunnelState {
+function state(mode: string): MeshView {
   const m = meshFromYaml(mesh(mode));
   assert.deepEqual(m.diagnostics.filter((d) => d.severity === 'error'), []);
   const api = translate(m.model!);
-  return new ZtunnelState({ ...api, mesh: meshSettingsOf(m.model!) });
+  return new MeshView({ ...api, mesh: meshSettingsOf(m.model!) });
 }
 
 const cases: { to: string; port: number; registryOnly: 'refuse' | 'hbone' | 'passthrough' }[] = [
@@ -78,7 +78,7 @@ for (const c of cases) {
     const r = decideOutbound(only, only.workloadByIp('10.244.1.10'), { ip: c.to, port: c.port }, roundRobin());
     assert.equal(r.kind, c.registryOnly);
     if (r.kind === 'refuse') {
-      assert.equal(r.code, 'REGISTRY_ONLY');
+      assert.equal(r.refusal, 'registry_only');
       assert.equal(r.service?.hostname, 'BlackHoleCluster');
       assert.match(r.reason, /not in the registry/);
     }

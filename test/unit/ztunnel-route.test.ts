@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { meshFromYaml, yaml } from '../helpers/config.js';
-import { ZtunnelState } from '../../src/ztunnel/state.js';
-import { decideOutbound, roundRobin, type OutboundRoute } from '../../src/ztunnel/route.js';
-import { decideInbound } from '../../src/ztunnel/inbound-decision.js';
+import { MeshView } from '../../src/dataplane/mesh-view.js';
+import { decideOutbound, roundRobin, type OutboundRoute } from '../../src/dataplane/route.js';
+import { decideInbound } from '../../src/dataplane/inbound-decision.js';
 import type { Workload } from '../../src/xds/workload-api.js';
 
 const mesh = yaml`
@@ -74,7 +74,7 @@ function setup(mutate?: (ws: Workload[]) => void) {
   assert.ok(check.api, JSON.stringify(check.diagnostics));
   const snapshot = structuredClone({ workloads: check.api.workloads, services: check.api.services, authorizations: check.api.authorizations });
   mutate?.(snapshot.workloads);
-  const state = new ZtunnelState(snapshot);
+  const state = new MeshView(snapshot);
   const w = (name: string) => snapshot.workloads.find((x) => x.name === name)!;
   return { state, w, model: check.model! };
 }
@@ -178,20 +178,20 @@ for (const port of [15001, 15006, 15008]) {
     const { state, w } = setup();
     const r = decideOutbound(state, w('client'), { ip: w('api-0').addresses[0]!, port }, roundRobin());
     assert.equal(r.kind, 'refuse');
-    assert.equal((r as { code: string }).code, 'LOOP');
+    assert.equal((r as { refusal: string }).refusal, 'capture_port');
   });
 }
 
 test('route: a service without endpoints is refused', () => {
   const { state, w } = setup();
   const r = decideOutbound(state, w('client'), { ip: '10.96.0.80', port: 80 }, roundRobin());
-  assert.deepEqual([r.kind, (r as { code: string }).code], ['refuse', 'NO_ENDPOINT']);
+  assert.deepEqual([r.kind, (r as { refusal: string }).refusal], ['refuse', 'no_endpoint']);
 });
 
 test('route: a waypoint with no ready replica is refused, never bypassed', () => {
   const { state, w } = setup((ws) => { for (const x of ws) if (x.workloadName === 'wp') x.status = 'UNHEALTHY'; });
   const r = decideOutbound(state, w('client'), { ip: '10.96.0.60', port: 9080 }, roundRobin());
-  assert.deepEqual([r.kind, (r as { code: string }).code], ['refuse', 'NO_WAYPOINT']);
+  assert.deepEqual([r.kind, (r as { refusal: string }).refusal], ['refuse', 'no_waypoint']);
 });
 
 test('route: IPv4-mapped IPv6 destinations are read as IPv4', () => {
@@ -240,7 +240,7 @@ test('inbound: STRICT refuses plaintext with 401 naming the static policy, accep
     kind: PeerAuthentication
     metadata: {name: default, namespace: istio-system}
     spec: {mtls: {mode: STRICT}}`);
-  const state = new ZtunnelState(check.api!);
+  const state = new MeshView(check.api!);
   const a = check.api!.workloads.find((x) => x.name === 'api-0')!;
   const plain = decideInbound(state, a, { target: { ip: a.addresses[0]!, port: 8080 }, sourceIp: '10.244.2.30' });
   assert.equal(plain.kind, 'reject');
@@ -257,7 +257,7 @@ test('inbound: an ALLOW policy admits its principal only', () => {
     spec:
       selector: {matchLabels: {app: api}}
       rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/client]}}]}]`);
-  const state = new ZtunnelState(check.api!);
+  const state = new MeshView(check.api!);
   const a = check.api!.workloads.find((x) => x.name === 'api-0')!;
   const target = { ip: a.addresses[0]!, port: 8080 };
   assert.equal(decideInbound(state, a, { target, peerIdentity: 'spiffe://cluster.local/ns/shop/sa/client' }).kind, 'accept');

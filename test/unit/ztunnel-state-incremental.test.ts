@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ZtunnelState, type WorkloadApiDelta, type WorkloadApiSnapshot } from '../../src/ztunnel/state.js';
+import { MeshView, type WorkloadApiDelta, type WorkloadApiSnapshot } from '../../src/dataplane/mesh-view.js';
 import { serviceResourceName, workloadResourceName, authorizationResourceName, type Authorization, type Service, type Workload } from '../../src/xds/workload-api.js';
 import { authorization, service, workload } from '../helpers/xds-fixtures.js';
 
@@ -47,7 +47,7 @@ function batch(model: { w: Map<string, Workload>; s: Map<string, Service>; a: Ma
   return d;
 }
 
-function observe(s: ZtunnelState, snap: WorkloadApiSnapshot): unknown {
+function observe(s: MeshView, snap: WorkloadApiSnapshot): unknown {
   const ips = Array.from({ length: 5 }, (_, k) => s.workloadByIp(`10.0.0.${k}`)?.uid ?? null);
   const vips = Array.from({ length: 4 }, (_, k) => s.serviceByVip(`10.96.0.${k}`)?.hostname ?? null);
   const nodes = Array.from({ length: 3 }, (_, k) => s.workloadsOnNode(`node-${k}`).map((w) => w.uid).sort());
@@ -59,18 +59,18 @@ function observe(s: ZtunnelState, snap: WorkloadApiSnapshot): unknown {
 test('property: any sequence of deltas gives the state a rebuild from the same objects gives', () => {
   fc.assert(fc.property(fc.array(fc.array(op, { minLength: 1, maxLength: 8 }), { minLength: 1, maxLength: 25 }), (batches) => {
     const model = { w: new Map<string, Workload>(), s: new Map<string, Service>(), a: new Map<string, Authorization>() };
-    const live = new ZtunnelState();
+    const live = new MeshView();
     batches.forEach((ops, k) => {
       live.apply(batch(model, ops), `v${k}`);
       // Queries between updates fill the memos; later updates must invalidate them.
       const snap = { workloads: [...model.w.values()], services: [...model.s.values()], authorizations: [...model.a.values()] };
-      assert.deepEqual(observe(live, snap), observe(ZtunnelState.fromSnapshot(snap), snap));
+      assert.deepEqual(observe(live, snap), observe(MeshView.fromSnapshot(snap), snap));
     });
   }), { seed: 1502, numRuns: 300 });
 });
 
 test('an update replaces objects, never mutates them; the version follows', () => {
-  const s = new ZtunnelState({ workloads: [wl(1, 1)], services: [], authorizations: [] }, 'a');
+  const s = new MeshView({ workloads: [wl(1, 1)], services: [], authorizations: [] }, 'a');
   const before = s.workloads.get(workloadResourceName(wl(1, 1)))!;
   s.apply({ workloads: { upsert: [wl(1, 2)] } }, 'b');
   assert.equal(before.addresses[0], wl(1, 1).addresses[0]);

@@ -5,7 +5,7 @@ import { parseAuthority } from '../../core/ip.js';
 import { Logger } from '../../core/logger.js';
 import { MetricsRegistry } from '../../telemetry/metrics.js';
 import { registerProcessMetrics } from '../../telemetry/process-metrics.js';
-import { HostPodNetwork, NetnsPodNetwork } from '../../ztunnel/pod-network.js';
+import { HostPodNetwork, NetnsPodNetwork } from '../../dataplane/pod-network.js';
 import { WaypointXdsSource } from '../../waypoint/xds-source.js';
 import { IngressGateway } from '../../gateway/ingress-gateway.js';
 import { formatSpiffe } from '../../identity/spiffe.js';

@@ -12,7 +12,7 @@ import { CaClient } from '../../xds/ca-client.js';
 import { controlPlaneIdentity, controlPlaneTls } from '../../xds/control-plane-tls.js';
 import type { ClientTlsOptions, TokenSource } from '../../xds/credentials.js';
 import { tokenFromFile } from '../../xds/token-file.js';
-import { managedCertificates, type CertificateSource } from '../../ztunnel/certificates.js';
+import { managedCertificates, type CertificateSource } from '../../dataplane/certificates.js';
 
 /** The options both commands take (parseArgs definitions); the pod's identity comes on top. */
 export const POD_PROXY_ARGS = {

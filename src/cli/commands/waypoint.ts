@@ -4,7 +4,7 @@ import { systemClock } from '../../core/clock.js';
 import { parseAuthority } from '../../core/ip.js';
 import { Logger } from '../../core/logger.js';
 import { MetricsRegistry } from '../../telemetry/metrics.js';
-import { HostPodNetwork, NetnsPodNetwork } from '../../ztunnel/pod-network.js';
+import { HostPodNetwork, NetnsPodNetwork } from '../../dataplane/pod-network.js';
 import { Waypoint } from '../../waypoint/waypoint.js';
 import { WaypointXdsSource } from '../../waypoint/xds-source.js';
 import { parseUpstream } from './dns-upstream.js';

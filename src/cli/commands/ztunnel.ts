@@ -4,9 +4,9 @@ import { parseAuthority } from '../../core/ip.js';
 import { Logger } from '../../core/logger.js';
 import { AdminServer } from '../../telemetry/admin-server.js';
 import { MetricsRegistry } from '../../telemetry/metrics.js';
-import { localCaFetcher, managedCertificates, type CertificateSource } from '../../ztunnel/certificates.js';
-import { HostPodNetwork, NetnsPodNetwork, type PodNetwork } from '../../ztunnel/pod-network.js';
-import type { XdsSource } from '../../ztunnel/xds-source.js';
+import { localCaFetcher, managedCertificates, type CertificateSource } from '../../dataplane/certificates.js';
+import { HostPodNetwork, NetnsPodNetwork, type PodNetwork } from '../../dataplane/pod-network.js';
+import type { XdsSource } from '../../dataplane/xds-source.js';
 import { podNetnsName } from '../../sys/netns-names.js';
 import type { CaClient } from '../../xds/ca-client.js';
 import type { ClientTlsOptions, TokenSource } from '../../xds/credentials.js';
@@ -108,7 +108,7 @@ Examples:
     const network = (w: Workload): PodNetwork | undefined => {
       if (zds) {
         const z = zds.lookup(w.namespace, w.name);
-        return z ? NetnsPodNetwork.fromZds(z, () => zds?.lookup(w.namespace, w.name)?.listeners ?? new Map()) : undefined;
+        return z ? NetnsPodNetwork.fromNetnsFd(z.netnsFd, `${z.info.namespace}/${z.info.name}`, () => zds?.lookup(w.namespace, w.name)?.listeners ?? new Map()) : undefined;
       }
       return template ? NetnsPodNetwork.open(podNetnsName(template, w.namespace, w.name)) : new HostPodNetwork();
     };
@@ -160,7 +160,7 @@ Examples:
     let stopSource: () => void;
     let xds: XdsSource | undefined;
     if (values.xds) {
-      const { XdsSource } = await import('../../ztunnel/xds-source.js');
+      const { XdsSource } = await import('../../dataplane/xds-source.js');
       xds = new XdsSource({ address: values.xds, node: values.node, token, tls, logger, meshSettings: true, onState: (s) => void ztunnel.setState(s) });
       xds.start();
       stopSource = () => xds!.close();

@@ -16,6 +16,7 @@
 //   one resolves, at the end of that read, with a stream that carries the rest.
 // - A 101 (switching protocols, to a request that asked for it) takes the connection out of
 //   the pool for good: the response body is the raw stream, the bytes after the head first.
+import type { Clock, TimerHandle } from '../../core/clock.js';
 import { Readable, type Duplex } from 'node:stream';
 import { describeError } from '../../core/errors.js';
 import { headerRecord, Http1Parser, type MessageHead } from './parser.js';
@@ -36,7 +37,7 @@ export type Exchange = { kind: 'response'; res: UpstreamResponse } | { kind: 'co
 
 export interface Http1ClientOptions {
   open(): Promise<Duplex>;
-  now(): number;
+  clock: Clock;
   maxIdle: number;
   idleTimeoutMs: number;
   /** A connection is closed after this many requests (DestinationRule maxRequestsPerConnection); 0: never. */
@@ -53,7 +54,7 @@ const NO_BODY_BY_DEFAULT = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE']
 export class Http1Client {
   /** Oldest first; reuse takes the newest. */
   private idle: Http1ClientConnection[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
   private closed = false;
   connectionsMade = 0;
 
@@ -78,7 +79,7 @@ export class Http1Client {
   /** Closes idle connections past their time; runs when the oldest one expires. */
   private sweep(): void {
     this.timer = undefined;
-    const cutoff = this.opts.now() - this.opts.idleTimeoutMs;
+    const cutoff = this.opts.clock.now() - this.opts.idleTimeoutMs;
     this.idle = this.idle.filter((c) => (c.idleSinceMs > cutoff && c.alive) || (c.destroy(), false));
     this.arm();
   }
@@ -86,18 +87,19 @@ export class Http1Client {
   private arm(): void {
     const oldest = this.idle[0];
     if (this.timer || !oldest) return;
-    this.timer = setTimeout(() => this.sweep(), Math.max(1, oldest.idleSinceMs + this.opts.idleTimeoutMs - this.opts.now())).unref();
+    this.timer = this.opts.clock.setTimeout(() => this.sweep(), Math.max(1, oldest.idleSinceMs + this.opts.idleTimeoutMs - this.opts.clock.now()));
   }
 
   /** Closes the idle connections; those in use close when their exchange is done. */
   close(): void {
     this.closed = true;
-    clearTimeout(this.timer);
+    this.timer?.cancel();
+    this.timer = undefined;
     for (const c of this.idle.splice(0)) c.destroy();
   }
 
   private takeIdle(): Http1ClientConnection | undefined {
-    const cutoff = this.opts.now() - this.opts.idleTimeoutMs;
+    const cutoff = this.opts.clock.now() - this.opts.idleTimeoutMs;
     for (let c = this.idle.pop(); c; c = this.idle.pop()) {
       if (c.alive && c.idleSinceMs > cutoff) return c;
       c.destroy();
@@ -108,7 +110,7 @@ export class Http1Client {
   private release(c: Http1ClientConnection): void {
     const max = this.opts.maxRequestsPerConnection ?? 0;
     if (this.closed || this.idle.length >= this.opts.maxIdle || (max > 0 && c.served >= max)) { c.destroy(); return; }
-    c.idleSinceMs = this.opts.now();
+    c.idleSinceMs = this.opts.clock.now();
     this.idle.push(c);
     this.arm();
   }

@@ -6,19 +6,19 @@ import { MeshCA } from '../../../src/identity/ca.js';
 import { MetricsRegistry } from '../../../src/telemetry/metrics.js';
 import { ControlPlane, type CallerPolicy } from '../../../src/controlplane/control-plane.js';
 import { issueNodeTokens, type NodeTokens } from '../../../src/controlplane/node-credentials.js';
-import { XdsSource } from '../../../src/ztunnel/xds-source.js';
+import { XdsSource } from '../../../src/dataplane/xds-source.js';
 import { controlPlaneIdentity, controlPlaneTls } from '../../../src/xds/control-plane-tls.js';
 import type { ClientTlsOptions } from '../../../src/xds/credentials.js';
 import { randomBytes } from 'node:crypto';
-import type { ZtunnelState } from '../../../src/ztunnel/state.js';
+import type { MeshView } from '../../../src/dataplane/mesh-view.js';
 import { loadKubeConfig } from '../../../src/kubernetes/kube-client.js';
 import { startKubernetesParts, type KubernetesParts, type KubernetesPartsOptions } from '../../../src/kubernetes/kube-control-plane.js';
 import { KubeApiServer } from './apiserver.js';
 
 export interface KubeZtunnel {
   node: string;
-  states: ZtunnelState[];
-  latest(): ZtunnelState | undefined;
+  states: MeshView[];
+  latest(): MeshView | undefined;
   close(): void;
 }
 
@@ -72,7 +72,7 @@ export async function startKubeMesh(options: KubeMeshOptions = {}): Promise<Kube
   return {
     api, ca, tokens, cp, parts, cpLogs: lines, metrics, xdsAddress, tls, adminToken,
     ztunnel(node) {
-      const states: ZtunnelState[] = [];
+      const states: MeshView[] = [];
       const { logger: zl } = memoryLogger({ component: `ztunnel-${node}` });
       const xds = new XdsSource({ address: xdsAddress, node, token: tokens[node]!, tls, logger: zl, onState: (s) => states.push(s) });
       xds.start();

@@ -7,12 +7,12 @@
 // - recheck() evaluates each live connection against the new state with the same decision
 //   as a new connection; a connection whose workload left or that is now denied is aborted
 //   (both sides reset) with the reason recorded on its telemetry record.
-import { sleep } from '../core/clock.js';
+import { delay, type Clock } from '../core/clock.js';
 import type { Decision } from '../rbac/index.js';
 import type { ConnectionRecord } from '../telemetry/connection-record.js';
 import { denyConnection } from '../telemetry/connection-record.js';
 import { authorize, type InboundRequest } from './inbound-decision.js';
-import type { ZtunnelState } from './state.js';
+import type { MeshView } from './mesh-view.js';
 
 export interface LiveConnection {
   workloadUid: string;
@@ -24,6 +24,8 @@ export interface LiveConnection {
 export class ConnectionManager {
   private readonly live = new Set<LiveConnection>();
 
+  constructor(private readonly clock: Clock) {}
+
   get size(): number {
     return this.live.size;
   }
@@ -34,7 +36,7 @@ export class ConnectionManager {
   }
 
   /** Close what the new state no longer allows; returns what was closed and why. */
-  recheck(state: ZtunnelState): { closed: number; reasons: string[] } {
+  recheck(state: MeshView): { closed: number; reasons: string[] } {
     const reasons: string[] = [];
     for (const c of [...this.live]) {
       const w = state.workloads.get(c.workloadUid);
@@ -56,8 +58,8 @@ export class ConnectionManager {
 
   /** Wait for live connections to finish, up to the deadline; then abort the rest. */
   async drain(deadlineMs: number): Promise<number> {
-    const until = Date.now() + deadlineMs;
-    while (this.live.size > 0 && Date.now() < until) await sleep(Math.min(100, Math.max(1, until - Date.now())));
+    const until = this.clock.now() + deadlineMs;
+    while (this.live.size > 0 && this.clock.now() < until) await delay(this.clock, Math.min(100, Math.max(1, until - this.clock.now())));
     const left = this.live.size;
     for (const c of [...this.live]) c.abort('ztunnel shutting down');
     this.live.clear();

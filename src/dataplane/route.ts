@@ -13,7 +13,8 @@
 //    is REGISTRY_ONLY and no ServiceEntry range holds it (outbound-policy.ts): refused.
 import { formatAuthority } from '../core/ip.js';
 import type { GatewayAddress, Service, Workload } from '../xds/workload-api.js';
-import { identityOf, normalizeIp, type ZtunnelState } from './state.js';
+import type { Refusal } from '../telemetry/connection-record.js';
+import { identityOf, normalizeIp, targetPortOf, type MeshView, type Picker } from './mesh-view.js';
 import { BLACK_HOLE_SERVICE, outboundPolicyRefusal } from './outbound-policy.js';
 
 /** Ports a proxy listens on inside a pod's network namespace (outbound, inbound, HBONE, DNS). */
@@ -64,21 +65,12 @@ export type OutboundRoute =
       targetPort: number;
     }
   | { kind: 'passthrough'; connectTo: Destination; workload?: Workload; service?: Service; reason: string }
-  | { kind: 'refuse'; reason: string; code: 'LOOP' | 'NO_ENDPOINT' | 'NO_WAYPOINT' | 'REGISTRY_ONLY'; service?: Service };
+  | { kind: 'refuse'; reason: string; refusal: Extract<Refusal, 'capture_port' | 'no_endpoint' | 'no_waypoint' | 'registry_only'>; service?: Service };
 
 /** Chooses one of n candidates; the data path passes a round-robin counter. */
-export type Picker = (key: string, n: number) => number;
+export { roundRobin, type Picker } from './mesh-view.js';
 
-export function roundRobin(): Picker {
-  const next = new Map<string, number>();
-  return (key, n) => {
-    const i = next.get(key) ?? 0;
-    next.set(key, i + 1);
-    return i % n;
-  };
-}
-
-export function decideOutbound(state: ZtunnelState, source: Workload | undefined, dst: Destination, pick: Picker): OutboundRoute {
+export function decideOutbound(state: MeshView, source: Workload | undefined, dst: Destination, pick: Picker): OutboundRoute {
   const service = state.serviceByVip(dst.ip);
   if (service) return routeToService(state, source, service, dst, pick);
 
@@ -89,7 +81,7 @@ export function decideOutbound(state: ZtunnelState, source: Workload | undefined
     return { kind: 'passthrough', connectTo: dst, reason: 'destination is not in the mesh' };
   }
   if (CAPTURE_PORTS.has(dst.port)) {
-    return { kind: 'refuse', code: 'LOOP', reason: `port ${dst.port} of a pod is a mesh capture port; connecting to it would loop` };
+    return { kind: 'refuse', refusal: 'capture_port', reason: `port ${dst.port} of a pod is a mesh capture port; connecting to it would loop` };
   }
   if (workload.waypoint && !isSourceWaypoint(state, source, workload.waypoint)) {
     return viaWaypoint(state, workload.waypoint, formatAuthority(dst.ip, dst.port), dst.port, pick, { workload });
@@ -97,25 +89,20 @@ export function decideOutbound(state: ZtunnelState, source: Workload | undefined
   return toWorkload(workload, dst.port, undefined);
 }
 
-function routeToService(state: ZtunnelState, source: Workload | undefined, service: Service, dst: Destination, pick: Picker): OutboundRoute {
-  const port = service.ports.find((p) => p.servicePort === dst.port);
+function routeToService(state: MeshView, source: Workload | undefined, service: Service, dst: Destination, pick: Picker): OutboundRoute {
   if (service.waypoint && !isSourceWaypoint(state, source, service.waypoint)) {
     return viaWaypoint(state, service.waypoint, formatAuthority(dst.ip, dst.port), dst.port, pick, { service });
   }
-  const healthy = state.endpointsOf(service).filter((w) => w.status === 'HEALTHY');
   // An endpoint known only by a host name (a ServiceEntry with resolution DNS) is resolved by
   // an egress waypoint; the ztunnel itself connects to addresses only.
-  const ready = healthy.filter((w) => w.addresses.length > 0);
-  if (ready.length === 0) {
-    const byName = healthy.find((w) => w.hostname);
-    return { kind: 'refuse', code: 'NO_ENDPOINT', reason: byName
+  const endpoint = state.pickEndpoint(service, pick);
+  if (!endpoint) {
+    const byName = state.healthyEndpointsOf(service).find((w) => w.hostname);
+    return { kind: 'refuse', refusal: 'no_endpoint', reason: byName
       ? `service ${service.hostname} is reached by resolving ${byName.hostname}; the ztunnel does not resolve host names: send it through an egress waypoint (label the ServiceEntry istio.io/use-waypoint)`
       : `service ${service.hostname} has no ready endpoint` };
   }
-  const endpoint = ready[pick(`svc/${service.namespace}/${service.hostname}`, ready.length)]!;
-  const mapped = endpoint.services[`${service.namespace}/${service.hostname}`]?.ports.find((p) => p.servicePort === dst.port);
-  const targetPort = mapped?.targetPort || port?.targetPort || dst.port;
-  return toWorkload(endpoint, targetPort, service);
+  return toWorkload(endpoint, targetPortOf(endpoint, service, dst.port), service);
 }
 
 function toWorkload(workload: Workload, targetPort: number, service: Service | undefined): OutboundRoute {
@@ -130,13 +117,13 @@ function toWorkload(workload: Workload, targetPort: number, service: Service | u
 }
 
 /** The Service of a waypoint, from a workload's or service's waypoint address. */
-export function waypointService(state: ZtunnelState, gw: GatewayAddress): Service | undefined {
+export function waypointService(state: MeshView, gw: GatewayAddress): Service | undefined {
   if (gw.address) return state.serviceByVip(gw.address.address);
   if (gw.hostname) return state.serviceByKey(`${gw.hostname.namespace}/${gw.hostname.hostname}`);
   return undefined;
 }
 
-function isSourceWaypoint(state: ZtunnelState, source: Workload | undefined, gw: GatewayAddress): boolean {
+function isSourceWaypoint(state: MeshView, source: Workload | undefined, gw: GatewayAddress): boolean {
   if (!source) return false;
   const svc = waypointService(state, gw);
   if (svc) return state.endpointsOf(svc).some((w) => w.uid === source.uid);
@@ -144,14 +131,14 @@ function isSourceWaypoint(state: ZtunnelState, source: Workload | undefined, gw:
 }
 
 function viaWaypoint(
-  state: ZtunnelState, gw: GatewayAddress, authority: string, targetPort: number, pick: Picker,
+  state: MeshView, gw: GatewayAddress, authority: string, targetPort: number, pick: Picker,
   target: { workload?: Workload; service?: Service },
 ): OutboundRoute {
   const svc = waypointService(state, gw);
   const replicas = svc ? state.endpointsOf(svc).filter((w) => w.status === 'HEALTHY') : [];
   if (!svc || replicas.length === 0) {
     const name = svc?.hostname ?? gw.address?.address ?? gw.hostname?.hostname ?? '?';
-    return { kind: 'refuse', code: 'NO_WAYPOINT', reason: `waypoint ${name} has no ready replica` };
+    return { kind: 'refuse', refusal: 'no_waypoint', reason: `waypoint ${name} has no ready replica` };
   }
   const replica = replicas[pick(`wp/${svc.namespace}/${svc.hostname}`, replicas.length)]!;
   return {

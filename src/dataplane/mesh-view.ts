@@ -37,7 +37,7 @@ export interface WorkloadApiDelta {
   authorizations?: { upsert?: readonly Authorization[]; remove?: readonly string[] };
 }
 
-export class ZtunnelState {
+export class MeshView {
   private readonly workloadMap = new Map<string, Workload>();
   private readonly serviceMap = new Map<string, Service>();
   private readonly authorizationMap = new Map<string, Authorization>();
@@ -67,12 +67,12 @@ export class ZtunnelState {
   }
 
   /** A state built from scratch (the oracle incremental updates are checked against). */
-  static fromSnapshot(snapshot: WorkloadApiSnapshot, version = '0'): ZtunnelState {
-    return new ZtunnelState(snapshot, version);
+  static fromSnapshot(snapshot: WorkloadApiSnapshot, version = '0'): MeshView {
+    return new MeshView(snapshot, version);
   }
 
-  static empty(): ZtunnelState {
-    return new ZtunnelState();
+  static empty(): MeshView {
+    return new MeshView();
   }
 
   get workloads(): ReadonlyMap<string, Workload> {
@@ -127,6 +127,20 @@ export class ZtunnelState {
       this.endpointLists.set(key, list);
     }
     return list;
+  }
+
+  /** Endpoints of a service that may take a connection (not marked unhealthy). */
+  healthyEndpointsOf(service: Service): Workload[] {
+    return this.endpointsOf(service).filter((w) => w.status !== 'UNHEALTHY');
+  }
+
+  /**
+   * One healthy endpoint of `service` with an address, chosen by `pick` (one sequence per
+   * service). Endpoints known only by a host name (ServiceEntry resolution DNS) are skipped.
+   */
+  pickEndpoint(service: Service, pick: Picker): Workload | undefined {
+    const ready = this.healthyEndpointsOf(service).filter((w) => w.addresses.length > 0);
+    return ready.length ? ready[pick(`svc/${service.namespace}/${service.hostname}`, ready.length)] : undefined;
   }
 
   workloadsOnNode(node: string): Workload[] {
@@ -243,4 +257,28 @@ export function normalizeIp(ip: string): string {
 
 export function identityOf(w: Workload): string {
   return formatSpiffe(w);
+}
+
+/**
+ * The pod port a service port reaches on one endpoint: the endpoint's own mapping (a named
+ * targetPort resolved per pod), else the Service's targetPort, else the port itself.
+ */
+export function targetPortOf(endpoint: Workload, service: Service | undefined, servicePort: number): number {
+  if (!service) return servicePort;
+  return endpoint.services[`${service.namespace}/${service.hostname}`]?.ports.find((p) => p.servicePort === servicePort)?.targetPort
+    || service.ports.find((p) => p.servicePort === servicePort)?.targetPort
+    || servicePort;
+}
+
+/** Chooses an index below `n` for a key (a service, a waypoint): how endpoints are spread. */
+export type Picker = (key: string, n: number) => number;
+
+/** Round robin per key. */
+export function roundRobin(): Picker {
+  const next = new Map<string, number>();
+  return (key, n) => {
+    const i = next.get(key) ?? 0;
+    next.set(key, i + 1);
+    return i % n;
+  };
 }

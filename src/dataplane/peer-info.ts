@@ -2,7 +2,7 @@
 import type { RandomIds } from '../core/random-ids.js';
 import type { PeerInfo, ServiceInfo } from '../telemetry/istio-labels.js';
 import type { Service, Workload } from '../xds/workload-api.js';
-import { identityOf } from './state.js';
+import { identityOf } from './mesh-view.js';
 
 /** One PeerInfo per workload object (workloads are immutable; a new config brings new objects). */
 const peers = new WeakMap<Workload, PeerInfo>();

@@ -25,33 +25,34 @@
 // SERVER inbound); metrics are always kept.
 //
 // Lifecycle: start() -> setConfig()* -> close(deadlineMs).
-import { UpstreamClusters } from './traffic/clusters.js';
+import { UpstreamClusters } from '../waypoint/traffic/clusters.js';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { Clock } from '../core/clock.js';
 import { describeError } from '../core/errors.js';
-import { HbonePool, HboneServer, relay, type HboneRequest } from '../hbone/index.js';
-import { stripSpiffe } from '../rbac/index.js';
-import { denyConnection, failConnection, newConnectionRecord, TcpTelemetry } from '../telemetry/connection-record.js';
+import { connected, authorizeConnection, denyL4, forwardL4, streamDownstream, type L4Sink } from '../dataplane/l4-forward.js';
+import { HbonePool, HboneServer, type HboneRequest } from '../hbone/index.js';
+import { newConnectionRecord, TcpTelemetry } from '../telemetry/connection-record.js';
 import { RequestTelemetry } from '../telemetry/request-record.js';
 import type { ConfigObject } from '../xds/config-resource.js';
 import type { Workload } from '../xds/workload-api.js';
-import { currentCertificate } from '../ztunnel/certificates.js';
-import { ConnectionManager } from '../ztunnel/connection-manager.js';
-import { SelfCallGuard } from '../ztunnel/self-call-guard.js';
-import { DataPath } from '../ztunnel/data-path.js';
-import { baggageOf, peerInfo } from '../ztunnel/peer-info.js';
-import { guardListener, type Endpoint, type PodNetwork } from '../ztunnel/pod-network.js';
-import { CAPTURE_PORTS, decideOutbound, roundRobin } from '../ztunnel/route.js';
-import { normalizeIp, ZtunnelState } from '../ztunnel/state.js';
-import { EndpointPicker } from './endpoint-picker.js';
-import { HttpProxy, type TunnelContext } from './http-proxy.js';
-import { HttpServing, serveHttp } from './serve-http.js';
-import { ReplayBudget } from './replay-budget.js';
-import { authorizeRequest } from './l7-authz.js';
+import { currentCertificate } from '../dataplane/certificates.js';
+import { ConnectionManager } from '../dataplane/connection-manager.js';
+import { SelfCallGuard } from '../dataplane/self-call-guard.js';
+import { DataPath } from '../dataplane/data-path.js';
+import { baggageOf, peerInfo } from '../dataplane/peer-info.js';
+import { guardListener, type Endpoint, type PodNetwork } from '../dataplane/pod-network.js';
+import { CAPTURE_PORTS, decideOutbound, roundRobin } from '../dataplane/route.js';
+import { normalizeIp, MeshView } from '../dataplane/mesh-view.js';
+import { EndpointPicker } from '../waypoint/endpoint-picker.js';
+import { HttpProxy, type TunnelContext } from '../waypoint/http-proxy.js';
+import { HttpServing, serveHttp } from '../waypoint/serve-http.js';
+import { ReplayBudget } from '../waypoint/replay-budget.js';
 import { decidePlaintext, sidecarInboundPolicies } from './sidecar-policy.js';
-import { hboneDialer, Upstreams, type UpstreamDialer } from './upstream.js';
-import { podHboneServer, sniff, type PodProxyOptions } from './waypoint.js';
-import { compileWaypointConfig, WarningLatch, type WaypointConfig } from './waypoint-config.js';
+import { hboneDialer, Upstreams, type UpstreamDialer } from '../waypoint/upstream.js';
+import { podHboneServer, type PodProxyOptions } from '../waypoint/waypoint.js';
+import { sniff } from '../waypoint/sniff.js';
+import { compileWaypointConfig, WarningLatch, type WaypointConfig } from '../waypoint/waypoint-config.js';
 
 export const SIDECAR_OUTBOUND_PORT = 15001;
 export const SIDECAR_INBOUND_PLAINTEXT_PORT = 15006;
@@ -65,18 +66,17 @@ export interface SidecarOptions extends PodProxyOptions {
 }
 
 /** Reaches the local application: plain TCP to <pod ip>:<port> inside the pod. */
-function localDialer(network: PodNetwork, timeoutMs: number): UpstreamDialer {
-  return (target) => new Promise<Duplex>((resolve, reject) => {
-    const s = network.connect({ ip: target.ip, port: target.port }, { allowHalfOpen: false });
-    const timer = setTimeout(() => { s.destroy(); reject(new Error(`connect to the application at ${target.ip}:${target.port} timed out`)); }, timeoutMs);
-    s.once('connect', () => { clearTimeout(timer); s.removeAllListeners('error'); s.on('error', () => {}); resolve(s); });
-    s.once('error', (e) => { clearTimeout(timer); reject(e); });
-  });
+function localDialer(network: PodNetwork, timeoutMs: number, clock: Clock): UpstreamDialer {
+  return async (target) => {
+    const s = await connected(network.connect({ ip: target.ip, port: target.port }, { allowHalfOpen: false }), timeoutMs, clock);
+    s.on('error', () => {});
+    return s;
+  };
 }
 
 export class Sidecar {
   private readonly warnings = new WarningLatch();
-  private state = ZtunnelState.empty();
+  private state = MeshView.empty();
   private config: WaypointConfig;
   private readonly pool: HbonePool;
   private readonly upstreams: Upstreams;
@@ -86,9 +86,10 @@ export class Sidecar {
   private readonly inboundProxy: HttpProxy;
   private readonly dataPath: DataPath;
   private readonly tcpTelemetry: TcpTelemetry;
+  private readonly l4: L4Sink;
   /** Round robin over endpoints and waypoint replicas for L4 outbound routes (one counter per key). */
   private readonly pick = roundRobin();
-  private readonly connections = new ConnectionManager();
+  private readonly connections: ConnectionManager;
   private readonly selfCalls: SelfCallGuard;
   private readonly serving: HttpServing;
   private hbone: HboneServer | undefined;
@@ -97,7 +98,8 @@ export class Sidecar {
   private configured = false;
 
   constructor(private readonly opts: SidecarOptions) {
-    this.config = this.compile(ZtunnelState.empty(), [], '0');
+    this.config = this.compile(MeshView.empty(), [], '0');
+    this.connections = new ConnectionManager(opts.clock);
     this.selfCalls = new SelfCallGuard(opts.logger, opts.metrics, opts.clock);
     this.serving = new HttpServing(opts.clock, opts.logger, opts.metrics);
     const timeoutMs = opts.connectTimeoutMs ?? 5_000;
@@ -106,13 +108,13 @@ export class Sidecar {
       createSocket: (dst) => opts.network.connect(dst, { allowHalfOpen: false }),
     });
     const certificate = () => currentCertificate(opts.certificates, opts.identity);
-    this.upstreams = new Upstreams({ dial: hboneDialer({ pool: this.pool, sourceIdentity: opts.identity, certificate, sourceIp: opts.podIp, connectTimeoutMs: timeoutMs }), now: () => opts.clock.now() });
-    this.local = new Upstreams({ dial: localDialer(opts.network, timeoutMs), now: () => opts.clock.now() });
+    this.upstreams = new Upstreams({ dial: hboneDialer({ pool: this.pool, sourceIdentity: opts.identity, certificate, sourceIp: opts.podIp, connectTimeoutMs: timeoutMs }), clock: opts.clock });
+    this.local = new Upstreams({ dial: localDialer(opts.network, timeoutMs, opts.clock), clock: opts.clock });
     const telemetry = new RequestTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }) });
     const common = {
       waypoint: opts.pod,
       config: () => this.config, state: () => this.state,
-      telemetry, logger: opts.logger, now: () => opts.clock.now(), random: Math.random,
+      telemetry, logger: opts.logger, clock: opts.clock, random: Math.random,
       nextId: () => `${opts.pod.name}-${++this.seq}`,
       replayBudget: new ReplayBudget(),
     };
@@ -134,11 +136,12 @@ export class Sidecar {
       }),
     });
     this.tcpTelemetry = new TcpTelemetry({ registry: opts.metrics, logger: opts.logger.child({ scope: 'access' }), clock: opts.clock });
+    this.l4 = { telemetry: this.tcpTelemetry, now: () => opts.clock.now() };
     this.dataPath = new DataPath({
       state: () => this.state, pool: this.pool, certificates: opts.certificates,
       telemetry: this.tcpTelemetry,
       connections: this.connections, pick: this.pick, logger: opts.logger,
-      nextId: () => `${opts.pod.name}-tcp-${++this.seq}`, now: () => opts.clock.now(), upstreamConnectTimeoutMs: timeoutMs,
+      nextId: () => `${opts.pod.name}-tcp-${++this.seq}`, clock: opts.clock, upstreamConnectTimeoutMs: timeoutMs,
     });
   }
 
@@ -147,7 +150,7 @@ export class Sidecar {
     return this.state.workloadByIp(this.opts.podIp);
   }
 
-  current(): { state: ZtunnelState; config: WaypointConfig } {
+  current(): { state: MeshView; config: WaypointConfig } {
     return { state: this.state, config: this.config };
   }
 
@@ -158,7 +161,7 @@ export class Sidecar {
     return { ready: true };
   }
 
-  setConfig(state: ZtunnelState, objects: ConfigObject[], version: string): void {
+  setConfig(state: MeshView, objects: ConfigObject[], version: string): void {
     this.state = state;
     this.config = this.compile(state, objects, version);
     this.upstreams.prune((uid) => state.workloads.has(uid));
@@ -199,7 +202,7 @@ export class Sidecar {
     this.opts.certificates.close();
   }
 
-  private compile(state: ZtunnelState, objects: ConfigObject[], version: string): WaypointConfig {
+  private compile(state: MeshView, objects: ConfigObject[], version: string): WaypointConfig {
     return compileWaypointConfig({ version, state, objects, rootNamespace: this.opts.rootNamespace, trustDomain: this.opts.trustDomain, readFile: this.opts.readFile });
   }
 
@@ -249,7 +252,7 @@ export class Sidecar {
 
   /** HTTP through the inbound L7 pipeline to the application; anything else relayed after L4 policy. */
   private serveInbound(stream: Duplex, ctx: TunnelContext): void {
-    void sniff(stream, SNIFF_TIMEOUT_MS).then((kind) => {
+    void sniff(stream, SNIFF_TIMEOUT_MS, this.opts.clock).then((kind) => {
       if (kind === 'http1' || kind === 'h2') serveHttp(stream, kind, this.inboundProxy, ctx, this.serving);
       else this.inboundTcp(stream, ctx);
     }, () => stream.destroy());
@@ -258,40 +261,23 @@ export class Sidecar {
   /** Non-HTTP to the pod: L4 policy, then a relay to the application; one TCP record. */
   private inboundTcp(stream: Duplex, ctx: TunnelContext): void {
     const self = ctx.workload!;
-    const now = (): number => this.opts.clock.now();
     const srcIp = normalizeIp(ctx.peerAddress.ip);
     const record = newConnectionRecord({
-      id: `${this.opts.pod.name}-tcp-${++this.seq}`, reporter: 'destination', startMs: now(),
+      id: `${this.opts.pod.name}-tcp-${++this.seq}`, reporter: 'destination', startMs: this.opts.clock.now(),
       source: { ip: srcIp, port: ctx.peerAddress.port, workload: peerInfo(this.state.workloadByIp(srcIp)), identity: ctx.peerIdentity || undefined },
       destination: { ip: ctx.target.ip, port: ctx.target.port, workload: peerInfo(self), identity: this.opts.identity },
       via: ctx.peerIdentity ? 'hbone' : 'plaintext', securityPolicy: ctx.peerIdentity ? 'mutual_tls' : 'unknown',
     });
     this.tcpTelemetry.opened(record);
-    const fail = (): void => {
-      stream.destroy();
-      record.endMs = now();
-      this.tcpTelemetry.closed(record);
-    };
+    const down = streamDownstream(stream);
     const policies = sidecarInboundPolicies(this.config.policies, self);
-    const verdict = authorizeRequest(policies, { sourceIp: srcIp, sourcePrincipal: ctx.peerIdentity ? stripSpiffe(ctx.peerIdentity) : undefined, destinationIp: ctx.target.ip, destinationPort: ctx.target.port, destinationNamespace: self.namespace }, { kind: 'anonymous', tokenPresent: false });
-    if (!verdict.allow) {
-      denyConnection(record, { policy: verdict.decision.policy, rule: verdict.decision.ruleIndex, message: verdict.decision.reason });
-      fail();
+    const verdict = authorizeConnection(policies, { sourceIp: srcIp, peerIdentity: ctx.peerIdentity || undefined, destination: ctx.target }, 'waypoint');
+    if (verdict.decision === 'DENY') {
+      denyL4(this.l4, record, down, verdict);
       return;
     }
-    void this.local.tunnel({ uid: self.uid, ip: this.opts.podIp, port: ctx.target.port, identity: '' }).then((app) => {
-      void relay(stream, app).done.then((r) => {
-        record.bytesSent = r.bytesInbound;
-        record.bytesReceived = r.bytesOutbound;
-        if (r.closedBy === 'error' && r.error) record.reason = { kind: 'error', code: describeError(r.error).code, message: r.error.message };
-        record.endMs = now();
-        this.tcpTelemetry.closed(record);
-      });
-      stream.resume();
-    }, (e: unknown) => {
-      failConnection(record, { code: describeError(e).code, message: `the application refused the connection on port ${ctx.target.port}: ${describeError(e).message}` });
-      fail();
-    });
+    const app = { uid: self.uid, ip: this.opts.podIp, port: ctx.target.port, identity: '' };
+    forwardL4(this.l4, { record, down, upstreamName: `the application on port ${ctx.target.port}`, dial: () => this.local.tunnel(app) });
   }
 
   // ---- outbound ----
@@ -307,7 +293,7 @@ export class Sidecar {
       this.dataPath.outbound(socket, self, this.opts.network, target);
       return;
     }
-    void sniff(socket, SNIFF_TIMEOUT_MS).then((kind) => {
+    void sniff(socket, SNIFF_TIMEOUT_MS, this.opts.clock).then((kind) => {
       if (kind === 'http1' || kind === 'h2') {
         const service = this.state.serviceByVip(target.ip);
         serveHttp(socket, kind, this.outboundProxy, {

@@ -14,7 +14,6 @@ import type { Clock } from '../core/clock.js';
 import { LogLimiter } from '../core/log-limiter.js';
 import type { Logger } from '../core/logger.js';
 import { listenInNetns, NetnsHandle, originalDestination, startConnectInNetns, udpSocketInNetns } from '../sys/netns-socket.js';
-import type { ZdsWorkload } from './zds-client.js';
 
 export const ZTUNNEL_MARK = 0x539;
 
@@ -96,13 +95,14 @@ export class NetnsPodNetwork implements PodNetwork {
   }
 
   /**
-   * The network of a pod the node agent sent over ZDS (dups its netns fd: the caller keeps its
-   * own). `listeners` reads the pod's handed-over sockets at each listen(): the agent may hand
-   * new ones later (after its own restart), and those are what a swap must adopt.
+   * The network of a pod from its netns file descriptor (as the node agent sends it over ZDS;
+   * dup'ed: the caller keeps its own). `listeners` reads the pod's handed-over sockets at each
+   * listen(): the agent may hand new ones later (after its own restart), and those are what a
+   * swap must adopt.
    */
-  static fromZds(w: ZdsWorkload, listeners: () => ReadonlyMap<number, number>): NetnsPodNetwork {
+  static fromNetnsFd(netnsFd: number, name: string, listeners: () => ReadonlyMap<number, number>): NetnsPodNetwork {
     const native = loadNative();
-    return new NetnsPodNetwork(NetnsHandle.fromFd(native.dupFd(w.netnsFd), `${w.info.namespace}/${w.info.name}`), listeners);
+    return new NetnsPodNetwork(NetnsHandle.fromFd(native.dupFd(netnsFd), name), listeners);
   }
 
   get name(): string {

@@ -1,5 +1,5 @@
 // The ztunnel as an xDS client of the control plane: a wildcard delta subscription to the
-// workload API; each update becomes a new ZtunnelState. Waypoints and sidecars use the same
+// workload API; each update becomes a new MeshView. Waypoints and sidecars use the same
 // source with Ambit's ConfigResource type added (their L7 config objects). A resource the ztunnel cannot
 // decode is NACKed by the ADS client with its reason while the rest applies; while the
 // control plane is away the last good state keeps serving.
@@ -9,7 +9,7 @@
 // push half received (its Address but not yet its Authorization, or one chunk of several)
 // keeps the previous state serving.
 //
-// The state is one ZtunnelState updated in place: each response's upserts and removals are
+// The state is one MeshView updated in place: each response's upserts and removals are
 // held until their push is whole, then applied as one delta (work proportional to the change,
 // not to the mesh).
 import type { Clock } from '../core/clock.js';
@@ -20,7 +20,7 @@ import { configResourceType, type ConfigObject } from '../xds/config-resource.js
 import type { ClientTlsOptions, TokenSource } from '../xds/credentials.js';
 import type { Address, Authorization, Service, Workload } from '../xds/workload-api.js';
 import { MESH_SETTINGS_NAME, meshSettingsType, type MeshSettings } from '../xds/mesh-settings.js';
-import { ZtunnelState, type WorkloadApiDelta } from './state.js';
+import { MeshView, type WorkloadApiDelta } from './mesh-view.js';
 
 export interface XdsSourceOptions {
   address: string;
@@ -41,7 +41,7 @@ export interface XdsSourceOptions {
    * serve this one would never let it apply a push. Ambit's ztunnel command turns it on.
    */
   meshSettings?: boolean;
-  onState(state: ZtunnelState, configObjects: ConfigObject[]): void;
+  onState(state: MeshView, configObjects: ConfigObject[]): void;
   onConnection?(e: AdsStateEvent): void;
 }
 
@@ -50,7 +50,7 @@ export class XdsSource {
   private version = 0;
   /** Updates held back because they were part of a push not yet whole. */
   private partial = 0;
-  private readonly state = new ZtunnelState();
+  private readonly state = new MeshView();
   /** Received and not yet applied, per type: name -> value, or null for a removal. */
   private readonly pending = new Map<string, Map<string, unknown>>();
   private started = false;

@@ -8,7 +8,7 @@
 // destination_service "BlackHoleCluster" as Istio's sidecars do.
 import { cidrContains, parseCidr, parseIp } from '../core/ip.js';
 import type { Service } from '../xds/workload-api.js';
-import type { ZtunnelState } from './state.js';
+import type { MeshView } from './mesh-view.js';
 
 export const BLACK_HOLE_CLUSTER = 'BlackHoleCluster';
 
@@ -18,7 +18,7 @@ export const BLACK_HOLE_SERVICE: Service = Object.freeze({
 });
 
 /** Whether `ip` is an address the registry knows. */
-export function inRegistry(state: ZtunnelState, ip: string): boolean {
+export function inRegistry(state: MeshView, ip: string): boolean {
   if (state.serviceByVip(ip) || state.workloadByIp(ip)) return true;
   const parsed = parseIp(ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip);
   if (!parsed) return false;
@@ -29,7 +29,7 @@ export function inRegistry(state: ZtunnelState, ip: string): boolean {
 }
 
 /** The refusal of a connection to an unregistered destination, or undefined when it may pass. */
-export function outboundPolicyRefusal(state: ZtunnelState, dst: { ip: string; port: number }): { code: 'REGISTRY_ONLY'; reason: string } | undefined {
+export function outboundPolicyRefusal(state: MeshView, dst: { ip: string; port: number }): { refusal: 'registry_only'; reason: string } | undefined {
   if (state.mesh.outboundTrafficPolicy !== 'REGISTRY_ONLY' || inRegistry(state, dst.ip)) return undefined;
-  return { code: 'REGISTRY_ONLY', reason: `${dst.ip}:${dst.port} is not in the registry (no Service, ServiceEntry or workload has it) and the mesh's outboundTrafficPolicy is REGISTRY_ONLY` };
+  return { refusal: 'registry_only', reason: `${dst.ip}:${dst.port} is not in the registry (no Service, ServiceEntry or workload has it) and the mesh's outboundTrafficPolicy is REGISTRY_ONLY` };
 }

@@ -13,9 +13,10 @@
 //   reach the pod at all, before any HTTP is read, as the ztunnel decides it.
 // - Outbound: no authorization (Istio's sidecars enforce policy on the receiving side only).
 import type { CompiledPolicy } from '../rbac/compiled-policy.js';
-import { evaluate, policiesForZtunnel, STATIC_STRICT_POLICY_NAME, type Decision } from '../rbac/index.js';
+import { policiesForZtunnel, STATIC_STRICT_POLICY_NAME, type Decision } from '../rbac/index.js';
 import type { Workload } from '../xds/workload-api.js';
-import type { ZtunnelState } from '../ztunnel/state.js';
+import type { MeshView } from '../dataplane/mesh-view.js';
+import { authorizeConnection } from '../dataplane/l4-forward.js';
 
 const CONVERTED_PEER_AUTHN_PREFIX = 'converted_peer_authentication_';
 
@@ -33,7 +34,7 @@ export function isPeerAuthenticationPolicy(name: string): boolean {
  * May a plaintext connection (no peer identity) from `sourceIp` reach `target` on the pod?
  * Only PeerAuthentication decides here; AuthorizationPolicies come after, per request.
  */
-export function decidePlaintext(state: ZtunnelState, self: Workload, sourceIp: string, target: { ip: string; port: number }): Decision {
+export function decidePlaintext(state: MeshView, self: Workload, sourceIp: string, target: { ip: string; port: number }): Decision {
   const peerAuthn = state.policiesFor(self).filter((p) => isPeerAuthenticationPolicy(p.name));
-  return evaluate(peerAuthn, { sourceIp, destinationIp: target.ip, destinationPort: target.port, destinationNamespace: self.namespace }, { enforcer: 'ztunnel' });
+  return authorizeConnection(peerAuthn, { sourceIp, destination: target }, 'ztunnel');
 }
