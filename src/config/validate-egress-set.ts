@@ -7,6 +7,8 @@ import { LABEL_USE_WAYPOINT, LABEL_USE_WAYPOINT_NAMESPACE } from './labels.js';
 import { creationAge, resourceRef, type Located } from './resources.js';
 import type { DestinationRuleResource } from './egress-resources.js';
 import { byCodeUnits } from '../core/compare.js';
+import { serviceHostname } from '../core/mesh-constants.js';
+import { resolveIstioHost } from './virtual-service-hosts.js';
 
 export const SERVICE_ENTRY_GROUP = 'networking.istio.io';
 
@@ -26,7 +28,7 @@ export function checkEgressSet(set: ConfigSet): Diagnostic[] {
   const entries = set.located('ServiceEntry');
   const entryKeys = new Set(entries.map((l) => `${l.resource.metadata.namespace}/${l.resource.metadata.name}`));
   const secrets = new Set(set.ofKind('Secret').map((s) => `${s.metadata.namespace}/${s.metadata.name}`));
-  const serviceHosts = new Set(set.ofKind('Service').map((s) => `${s.metadata.name}.${s.metadata.namespace}.svc.cluster.local`));
+  const serviceHosts = new Set(set.ofKind('Service').map((s) => serviceHostname(s.metadata.name, s.metadata.namespace ?? 'default')));
   const nsLabels = new Map(set.ofKind('Namespace').map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
 
   // Policies and routes naming a ServiceEntry.
@@ -54,7 +56,7 @@ export function checkEgressSet(set: ConfigSet): Diagnostic[] {
   for (const l of drs) {
     const dr = l.resource;
     const ns = dr.metadata.namespace ?? 'default';
-    const host = dr.spec.host.includes('.') || dr.spec.host.startsWith('*') ? dr.spec.host : `${dr.spec.host}.${ns}.svc.cluster.local`;
+    const host = resolveIstioHost(dr.spec.host, ns);
     const matchingEntries = entries.filter((e) => e.resource.spec.hosts.some((h) => hostCovers(host, h) || hostCovers(h, host)));
     const isService = [...serviceHosts].some((h) => hostCovers(host, h));
     if (!isService && matchingEntries.length === 0) diag(l, ['spec', 'host'], 'dangling-reference', `host "${dr.spec.host}" names no Service or ServiceEntry host; this rule applies to nothing`);
@@ -98,10 +100,10 @@ export function checkEgressSet(set: ConfigSet): Diagnostic[] {
     (vs.spec.http ?? []).forEach((rule, ri) => (rule.route ?? []).forEach((d, di) => {
       const subset = d.destination.subset;
       if (!subset) return;
-      const host = d.destination.host.includes('.') ? d.destination.host : `${d.destination.host}.${ns}.svc.cluster.local`;
+      const host = resolveIstioHost(d.destination.host, ns);
       const defined = drs.some((r) => {
         const rns = r.resource.metadata.namespace ?? 'default';
-        const rhost = r.resource.spec.host.includes('.') ? r.resource.spec.host : `${r.resource.spec.host}.${rns}.svc.cluster.local`;
+        const rhost = resolveIstioHost(r.resource.spec.host, rns);
         return hostCovers(rhost, host) && (r.resource.spec.subsets ?? []).some((s) => s.name === subset);
       });
       if (!defined) diag(l, ['spec', 'http', ri, 'route', di, 'destination', 'subset'], 'dangling-reference', `subset "${subset}" of ${host} is defined by no DestinationRule; requests routed to it get 503`);

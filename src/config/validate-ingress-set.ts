@@ -10,6 +10,7 @@ import { resourceRef, type HTTPRouteResource, type Located } from './resources.j
 import { INGRESS_CLASS, type GRPCRouteResource, type TCPRouteResource } from './ingress-resources.js';
 import { GATEWAY_GROUP, referenceAllowed } from './reference-grant.js';
 import { hostCovers } from './validate-egress-set.js';
+import { resolveIstioHost } from './virtual-service-hosts.js';
 
 export function checkIngressSet(set: ConfigSet): Diagnostic[] {
   const out: Diagnostic[] = [];
@@ -77,9 +78,9 @@ export function checkIngressSet(set: ConfigSet): Diagnostic[] {
     (vs.spec.http ?? []).forEach((h, hi) => (h.route ?? []).forEach((d, di) => {
       const sub = d.destination.subset;
       if (sub === undefined) return;
-      const host = d.destination.host.includes('.') ? d.destination.host : `${d.destination.host}.${ns}.svc.cluster.local`;
+      const host = resolveIstioHost(d.destination.host, ns);
       const defined = rules.some((dr) => {
-        const drHost = dr.spec.host.includes('.') ? dr.spec.host : `${dr.spec.host}.${dr.metadata.namespace ?? 'default'}.svc.cluster.local`;
+        const drHost = resolveIstioHost(dr.spec.host, dr.metadata.namespace ?? 'default');
         return hostCovers(drHost, host) && (dr.spec.subsets ?? []).some((s) => s.name === sub);
       });
       if (!defined) diag(l, ['spec', 'http', hi, 'route', di, 'destination', 'subset'], 'missing-subset', `subset "${sub}" of ${host} is defined by no DestinationRule; requests routed to it get 503 (no healthy upstream)`);

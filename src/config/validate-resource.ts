@@ -13,6 +13,7 @@ import { INGRESS_CLASS } from './ingress-resources.js';
 import { MESH_CONFIGMAP_KEY, MESH_CONFIGMAP_NAME, parseMeshConfig } from './mesh-config.js';
 import { LogFilterSyntaxError, parseLogFilter } from './log-filter.js';
 import { LABEL_DATAPLANE_MODE, LABEL_USE_WAYPOINT, LABEL_WAYPOINT_FOR, WAYPOINT_FOR_VALUES } from './labels.js';
+import { HBONE_PORT } from '../core/mesh-constants.js';
 
 export interface Reporter {
   /** `line` overrides the line of `path` (a problem inside an embedded document). */
@@ -390,7 +391,7 @@ function checkGateway(g: GatewayResource, rep: Reporter): void {
   const mesh = g.spec.listeners.find((l) => l.protocol === 'HBONE');
   if (!mesh) {
     rep.error(['spec', 'listeners'], 'missing-listener', 'a waypoint needs the listener {name: mesh, port: 15008, protocol: HBONE}');
-  } else if (mesh.port !== 15008) {
+  } else if (mesh.port !== HBONE_PORT) {
     rep.error(['spec', 'listeners', g.spec.listeners.indexOf(mesh), 'port'], 'bad-port', `the HBONE listener must use port 15008, not ${mesh.port}`);
   }
   const replicas = g.metadata.annotations?.['ambit.dev/replicas'];

@@ -8,6 +8,7 @@ import { formatPath, type Diagnostic, type PathSegment } from './diagnostics.js'
 import { creationAge, resourceRef, type Located, type VirtualServiceResource } from './resources.js';
 import { istioHostMatches, resolveIstioHost } from './virtual-service-hosts.js';
 import { byCodeUnits } from '../core/compare.js';
+import { serviceHostname } from '../core/mesh-constants.js';
 
 interface Svc { key: string; hostname: string; vips: string[] }
 
@@ -19,7 +20,7 @@ export function checkVirtualServiceSet(set: ConfigSet): Diagnostic[] {
   });
   const services: Svc[] = set.ofKind('Service').map((s) => ({
     key: `${s.metadata.namespace}/${s.metadata.name}`,
-    hostname: `${s.metadata.name}.${s.metadata.namespace}.svc.cluster.local`,
+    hostname: serviceHostname(s.metadata.name, s.metadata.namespace ?? 'default'),
     vips: [s.spec.clusterIP, ...(s.spec.clusterIPs ?? [])].filter((v): v is string => !!v && v !== 'None'),
   }));
   const byHost = (host: string) => services.find((s) => s.hostname === host || s.vips.includes(host));

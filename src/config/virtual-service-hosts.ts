@@ -3,7 +3,9 @@
 // hostname as written (Istio's ResolveShortnameToFQDN). `*` and `*.suffix` are wildcards.
 // Shared by the config validator and the waypoint's route compiler, so both agree.
 
-export const CLUSTER_DOMAIN = 'cluster.local';
+import { CLUSTER_DOMAIN } from '../core/mesh-constants.js';
+
+export { CLUSTER_DOMAIN };
 
 /** `reviews` in namespace `shop` -> `reviews.shop.svc.cluster.local`; FQDNs, wildcards and IPs unchanged. */
 export function resolveIstioHost(host: string, namespace: string, domain = CLUSTER_DOMAIN): string {

@@ -16,10 +16,10 @@ import type { GatewayAddress, Service, Workload } from '../xds/workload-api.js';
 import type { Refusal } from '../telemetry/connection-record.js';
 import { identityOf, normalizeIp, targetPortOf, type MeshView, type Picker } from './mesh-view.js';
 import { BLACK_HOLE_SERVICE, outboundPolicyRefusal } from './outbound-policy.js';
+import { CAPTURE_PORTS, HBONE_PORT } from '../core/mesh-constants.js';
 
 /** Ports a proxy listens on inside a pod's network namespace (outbound, inbound, HBONE, DNS). */
-export const CAPTURE_PORTS = new Set([15001, 15006, 15008, 15053]);
-export const HBONE_PORT = 15008;
+export { CAPTURE_PORTS, HBONE_PORT };
 
 /**
  * Why a captured connection is the proxy calling itself, or undefined when it is not. It

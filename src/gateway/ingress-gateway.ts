@@ -36,6 +36,7 @@ import { WarningLatch } from '../waypoint/waypoint-config.js';
 import { UpstreamClusters } from '../waypoint/traffic/clusters.js';
 import { resolveTcpRoute } from '../waypoint/tcp-route-backend.js';
 import { compileIngressConfig, type GatewayRef, type IngressConfig } from './ingress-config.js';
+import { serviceHostname } from '../core/mesh-constants.js';
 
 const SNIFF_TIMEOUT_MS = 300;
 const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -256,7 +257,7 @@ export class IngressGateway {
   /** The gateway's own Service (`<name>-istio`), or a stand-in before it is known. */
   private ownService(): Service {
     const { namespace, name } = this.opts.gateway;
-    const host = `${name}-istio.${namespace}.svc.cluster.local`;
+    const host = serviceHostname(`${name}-istio`, namespace);
     return this.state.serviceByKey(`${namespace}/${host}`) ?? { name: `${name}-istio`, namespace, hostname: host, addresses: [], ports: [], subjectAltNames: [] } as unknown as Service;
   }
 

@@ -14,8 +14,9 @@ import { constants as cryptoConstants } from 'node:crypto';
 import * as tls from 'node:tls';
 import { APPROVED_GROUPS, APPROVED_SIGALGS } from '../core/crypto-policy.js';
 import type { WorkloadCertificate } from '../identity/workload-certificate.js';
+import { HBONE_PORT } from '../core/mesh-constants.js';
 
-export const HBONE_PORT = 15008;
+export { HBONE_PORT };
 export const HBONE_ALPN = 'h2';
 /** TLS 1.3 suite names; the TLS 1.2 list is empty (TLS 1.2 is never negotiated). */
 export const HBONE_CIPHERS = 'TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256';

@@ -14,8 +14,9 @@
 //   grace period leaves room for both.
 import type * as k8s from '@kubernetes/client-node';
 import { LABEL_DATAPLANE_MODE, LABEL_GATEWAY_NAME } from '../config/labels.js';
+import { HBONE_PORT } from '../core/mesh-constants.js';
 
-export const WAYPOINT_HBONE_PORT = 15008;
+export const WAYPOINT_HBONE_PORT = HBONE_PORT;
 export const WAYPOINT_READY_PORT = 15021;
 export const WAYPOINT_METRICS_PORT = 15020;
 export const TOKEN_AUDIENCE = 'istio-ca';

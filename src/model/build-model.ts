@@ -27,6 +27,7 @@ import {
   type WaypointInfo, type WaypointRef, type WorkloadInfo,
 } from './types.js';
 import { byCodeUnits } from '../core/compare.js';
+import { HBONE_PORT } from '../core/mesh-constants.js';
 
 export interface BuildOptions {
   /** Node names of the cluster; pods pinned to other nodes add them. Default: node-1, node-2. */
@@ -44,7 +45,7 @@ export interface BuildOptions {
   serviceEndpointIps?: ReadonlyMap<string, readonly string[]>;
 }
 
-export const WAYPOINT_PORT = 15008;
+export const WAYPOINT_PORT = HBONE_PORT;
 export { SIDECAR_INJECT_LABEL, NAMESPACE_INJECTION_LABEL } from './enrolment.js';
 
 interface PodDraft {

@@ -53,10 +53,11 @@ import { hboneDialer, Upstreams, type UpstreamDialer } from '../waypoint/upstrea
 import { podHboneServer, type PodProxyOptions } from '../waypoint/waypoint.js';
 import { sniff } from '../waypoint/sniff.js';
 import { compileWaypointConfig, WarningLatch, type WaypointConfig } from '../waypoint/waypoint-config.js';
+import { HBONE_PORT, INBOUND_PLAINTEXT_PORT, OUTBOUND_CAPTURE_PORT } from '../core/mesh-constants.js';
 
-export const SIDECAR_OUTBOUND_PORT = 15001;
-export const SIDECAR_INBOUND_PLAINTEXT_PORT = 15006;
-export const SIDECAR_HBONE_PORT = 15008;
+export const SIDECAR_OUTBOUND_PORT = OUTBOUND_CAPTURE_PORT;
+export const SIDECAR_INBOUND_PLAINTEXT_PORT = INBOUND_PLAINTEXT_PORT;
+export const SIDECAR_HBONE_PORT = HBONE_PORT;
 const SNIFF_TIMEOUT_MS = 300;
 
 export interface SidecarOptions extends PodProxyOptions {

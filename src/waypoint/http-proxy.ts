@@ -46,6 +46,7 @@ import type { EgressEntry } from './egress-config.js';
 import type { UpstreamClusters } from './traffic/clusters.js';
 import type { EffectivePolicy } from './traffic/policy.js';
 import { hashKeyOf } from './traffic/lb-pick.js';
+import { serviceHostname } from '../core/mesh-constants.js';
 
 /** A request through a target without RequestAuthentication: no promise to wait for. */
 const ANONYMOUS: AuthnResult = { kind: 'anonymous', tokenPresent: false };
@@ -457,7 +458,7 @@ interface ResolvedBackend {
 }
 
 function resolveBackend(state: MeshView, b: BackendTarget, egressOf?: (s: Service) => EgressEntry | undefined, original?: { ip: string; port: number }): ResolvedBackend | undefined {
-  const service = state.serviceByKey(`${b.namespace}/${b.hostname ?? `${b.name}.${b.namespace}.svc.cluster.local`}`);
+  const service = state.serviceByKey(`${b.namespace}/${b.hostname ?? serviceHostname(b.name, b.namespace)}`);
   if (!service) return undefined;
   const egress = egressOf?.(service);
   let workloads = state.endpointsOf(service);

@@ -26,6 +26,7 @@ import {
 } from './route-types.js';
 import { compileVirtualService, virtualServiceTargets } from './virtual-service.js';
 import { byCodeUnits } from '../core/compare.js';
+import { serviceHostname } from '../core/mesh-constants.js';
 
 export type { BackendTarget, HeaderEdits, HttpRequestView, RetryDecision, RouteDecision, RouteService } from './route-types.js';
 export { noEdits } from './route-types.js';
@@ -131,7 +132,7 @@ function defaultDecision(svc: RouteService | undefined, target: { hostname: stri
   return {
     kind: 'forward',
     route: 'default',
-    backend: { namespace, name, port: target.port, ...(svc && svc.hostname !== `${name}.${namespace}.svc.cluster.local` ? { hostname: svc.hostname } : {}) },
+    backend: { namespace, name, port: target.port, ...(svc && svc.hostname !== serviceHostname(name, namespace) ? { hostname: svc.hostname } : {}) },
     ...(svc ? {} : { backendMissing: true }),
     requestHeaders: noEdits(),
     responseHeaders: noEdits(),

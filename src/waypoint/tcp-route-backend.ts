@@ -3,6 +3,7 @@
 import type { Service } from '../xds/workload-api.js';
 import type { MeshView } from '../dataplane/mesh-view.js';
 import { pickTcpBackend, type TcpRouteEntry } from './route-tcp.js';
+import { serviceHostname } from '../core/mesh-constants.js';
 
 export type TcpRouted = { kind: 'backend'; route: string; service: Service; port: number } | { kind: 'none'; route: string };
 
@@ -13,7 +14,7 @@ export function tcpRouteBackend(cfg: { tcpRoutes: ReadonlyMap<string, TcpRouteEn
 
 export function resolveTcpRoute(entry: TcpRouteEntry, state: MeshView, port: number, random: () => number = Math.random): TcpRouted {
   const b = pickTcpBackend(entry, random);
-  const svc = b ? state.serviceByKey(`${b.namespace}/${b.name}.${b.namespace}.svc.cluster.local`) : undefined;
+  const svc = b ? state.serviceByKey(`${b.namespace}/${serviceHostname(b.name, b.namespace)}`) : undefined;
   if (!b || !svc) return { kind: 'none', route: entry.route };
   return { kind: 'backend', route: entry.route, service: svc, port: b.port ?? port };
 }

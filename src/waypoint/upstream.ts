@@ -15,6 +15,7 @@ import { formatAuthority } from '../core/ip.js';
 import { asHttpTransport } from './http-transport.js';
 import { Http1Client } from './http1/client.js';
 import type { ExternalTarget } from './egress-connect.js';
+import { HBONE_PORT } from '../core/mesh-constants.js';
 
 export interface UpstreamTarget {
   uid: string;
@@ -76,7 +77,6 @@ function uidOf(key: string): string {
 /** Idle upstream connections are dropped before a typical server's keep-alive timeout (5 s). */
 const IDLE_TIMEOUT_MS = 4_000;
 
-const HBONE_PORT = 15008;
 
 export class Upstreams {
   private readonly clients = new Map<string, Http1Client>();

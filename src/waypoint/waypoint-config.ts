@@ -24,6 +24,7 @@ import type { DestinationRuleResource } from '../config/egress-resources.js';
 import type { GRPCRouteResource, TCPRouteResource } from '../config/ingress-resources.js';
 import { grpcRouteAsHttpRoute } from './route-grpc.js';
 import { compileTcpRoutes, type TcpRouteEntry } from './route-tcp.js';
+import { serviceHostname } from '../core/mesh-constants.js';
 
 export interface WaypointIdentity {
   namespace: string;
@@ -117,7 +118,7 @@ export function compileWaypointConfig(input: CompileWaypointInput): WaypointConf
       for (const b of e.rule.backends) {
         const sub = b.backend.subset;
         if (sub === undefined) continue;
-        const host = b.backend.hostname ?? `${b.backend.name}.${b.backend.namespace}.svc.cluster.local`;
+        const host = b.backend.hostname ?? serviceHostname(b.backend.name, b.backend.namespace);
         if (!traffic.policies.hasSubset(host, b.backend.namespace, sub)) warnings.push(`${e.rule.name}: subset "${sub}" of ${host} is defined by no DestinationRule; requests routed to it get 503 (no healthy upstream)`);
       }
     }
@@ -132,7 +133,7 @@ export function compileWaypointConfig(input: CompileWaypointInput): WaypointConf
     ingressUseWaypoint: new Set(hints?.ingressUseWaypoint ?? []),
     tcpRoutes: compileTcpRoutes(of<TCPRouteResource>('TCPRoute'), (p, ns) => {
       if (p.kind !== 'Service' || (p.group ?? '') !== '') return [];
-      const svc = input.state.serviceByKey(`${p.namespace ?? ns}/${p.name}.${p.namespace ?? ns}.svc.cluster.local`);
+      const svc = input.state.serviceByKey(`${p.namespace ?? ns}/${serviceHostname(p.name, p.namespace ?? ns)}`);
       return svc ? svc.ports.filter((sp) => p.port === undefined || sp.servicePort === p.port).map((sp) => `${svc.hostname}:${sp.servicePort}`) : [];
     }),
     // Selection scans every resource; the config is immutable, so it is done once per target

@@ -35,8 +35,9 @@ import { HostResolver } from '../dns/host-resolver.js';
 import { connectExternal, type ExternalTarget } from './egress-connect.js';
 import { UpstreamClusters } from './traffic/clusters.js';
 import { tcpRouteBackend } from './tcp-route-backend.js';
+import { HBONE_PORT } from '../core/mesh-constants.js';
 
-export const WAYPOINT_HBONE_PORT = 15008;
+export const WAYPOINT_HBONE_PORT = HBONE_PORT;
 /** A client that sends nothing for this long is taken to speak a server-first TCP protocol. */
 const SNIFF_TIMEOUT_MS = 300;
 

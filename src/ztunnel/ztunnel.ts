@@ -24,10 +24,11 @@ import { roundRobin } from '../dataplane/route.js';
 import { identityOf, MeshView } from '../dataplane/mesh-view.js';
 import { formatSpiffe } from '../identity/spiffe.js';
 import { DNS_PROXY_BIND, ZtunnelDnsProxy } from './dns-proxy.js';
+import { HBONE_PORT, INBOUND_PLAINTEXT_PORT, OUTBOUND_CAPTURE_PORT } from '../core/mesh-constants.js';
 
-export const OUTBOUND_PORT = 15001;
-export const INBOUND_PLAINTEXT_PORT = 15006;
-export const INBOUND_HBONE_PORT = 15008;
+export const OUTBOUND_PORT = OUTBOUND_CAPTURE_PORT;
+export { INBOUND_PLAINTEXT_PORT };
+export const INBOUND_HBONE_PORT = HBONE_PORT;
 /** How long a workload's open tunnels may live on after it stops being served. */
 export const UNENROL_DRAIN_MS = 30 * 60_000;
 
