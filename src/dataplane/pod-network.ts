@@ -13,7 +13,7 @@ import { loadNative } from '../sys/native.js';
 import type { Clock } from '../core/clock.js';
 import { LogLimiter } from '../core/log-limiter.js';
 import type { Logger } from '../core/logger.js';
-import { listenInNetns, NetnsHandle, originalDestination, startConnectInNetns, udpSocketInNetns } from '../sys/netns-socket.js';
+import { adoptListeningFd, listenInNetns, NetnsHandle, originalDestination, startConnectInNetns, udpSocketInNetns } from '../sys/netns-socket.js';
 
 export const ZTUNNEL_MARK = 0x539;
 
@@ -111,7 +111,7 @@ export class NetnsPodNetwork implements PodNetwork {
 
   listen(ip: string, port: number, server: net.Server = net.createServer({ allowHalfOpen: true, noDelay: true })): Promise<net.Server> {
     const handed = this.handed().get(port);
-    if (handed !== undefined) return adoptListener(loadNative().dupFd(handed), server);
+    if (handed !== undefined) return adoptListeningFd(loadNative().dupFd(handed), server);
     // Bind the wildcard: captured connections arrive for any destination address.
     return listenInNetns(this.ns, { host: ip, port, backlog: 1024, server, transparent: false, reusePort: true });
   }
@@ -137,24 +137,6 @@ export class NetnsPodNetwork implements PodNetwork {
   close(): void {
     this.ns.close();
   }
-}
-
-/** A net.Server accepting on an already listening socket fd (which it then owns). */
-function adoptListener(fd: number, server: net.Server): Promise<net.Server> {
-  return new Promise<net.Server>((resolve, reject) => {
-    const onError = (e: Error) => reject(e);
-    server.once('error', onError);
-    try {
-      server.listen({ fd }, () => {
-        server.off('error', onError);
-        resolve(server);
-      });
-    } catch (e: unknown) {
-      server.off('error', onError);
-      loadNative().closeFd(fd);
-      reject(e);
-    }
-  });
 }
 
 /**

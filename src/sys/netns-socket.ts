@@ -152,7 +152,11 @@ export async function listenInNetns<S extends net.Server = net.Server>(ns: Netns
   } catch (e: unknown) {
     throw socketError(e, ns, `listen on ${authority(options.host, options.port)}`);
   }
-  const server = options.server ?? (net.createServer() as S);
+  return adoptListeningFd(fd, options.server ?? (net.createServer() as S));
+}
+
+/** A net.Server accepting on an already listening socket fd, which it then owns (closed if it cannot). */
+export function adoptListeningFd<S extends net.Server>(fd: number, server: S): Promise<S> {
   return new Promise<S>((resolve, reject) => {
     const onError = (e: Error) => reject(e);
     server.once('error', onError);
@@ -163,7 +167,7 @@ export async function listenInNetns<S extends net.Server = net.Server>(ns: Netns
       });
     } catch (e: unknown) {
       server.off('error', onError);
-      native.closeFd(fd); // listen() threw before adopting the fd
+      loadNative().closeFd(fd); // listen() threw before adopting the fd
       reject(e);
     }
   });

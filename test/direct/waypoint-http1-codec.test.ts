@@ -5,7 +5,8 @@
 // a reused connection that dies is retryable, a fresh one that dies is a reset).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { systemClock } from '../../src/core/clock.js';
+import { FakeClock, systemClock, type Clock } from '../../src/core/clock.js';
+import { waitFor } from '../helpers/wait.js';
 import http from 'node:http';
 import net from 'node:net';
 import { execFile } from 'node:child_process';
@@ -191,8 +192,8 @@ async function nodeServer(handler: http.RequestListener, keepAliveTimeoutMs = 50
   return { port: (server.address() as net.AddressInfo).port, connections: () => connections, open: () => open };
 }
 
-function client(port: number, idleTimeoutMs = 4000): Http1Client {
-  const c = new Http1Client({ open: () => new Promise((resolve, reject) => { const s = net.connect(port, '127.0.0.1', () => resolve(s)); s.once('error', reject); }), clock: systemClock, maxIdle: 8, idleTimeoutMs });
+function client(port: number, idleTimeoutMs = 4000, clock: Clock = systemClock): Http1Client {
+  const c = new Http1Client({ open: () => new Promise((resolve, reject) => { const s = net.connect(port, '127.0.0.1', () => resolve(s)); s.once('error', reject); }), clock, maxIdle: 8, idleTimeoutMs });
   closers.push(() => c.close());
   return c;
 }
@@ -240,11 +241,14 @@ test('client: idle connections close after idleTimeoutMs; a server-closed one is
   assert.equal((await body(await c.request('GET', '/', 'a', {}, undefined))).text, 'ok');
   assert.equal(srv.connections(), 2);
   const srv2 = await nodeServer((_q, res) => res.end('ok'));
-  const c2 = client(srv2.port, 100);
+  const clock = new FakeClock();
+  const c2 = client(srv2.port, 100, clock);
   await body(await c2.request('GET', '/', 'a', {}, undefined));
   assert.equal(srv2.open(), 1);
-  await new Promise((r) => setTimeout(r, 300)); // our own idle timeout
-  assert.equal(srv2.open(), 0);
+  await clock.advance(99);
+  assert.equal(srv2.open(), 1, 'still open before its idle timeout');
+  await clock.advance(2); // our own idle timeout
+  await waitFor('the idle connection closed', () => srv2.open() === 0, 2000);
 });
 
 test('client: HEAD reads no body; 100 Continue is skipped; trailers arrive', async () => {
