@@ -132,9 +132,12 @@ function projectPod(o: Loose): Pick<KubeObject, 'spec' | 'status'> {
   };
 }
 
-function projectService(o: Loose): Pick<KubeObject, 'spec'> {
+function projectService(o: Loose): Pick<KubeObject, 'spec' | 'status'> {
   const spec = isObj(o.spec) ? o.spec : {};
+  // A LoadBalancer's addresses: an ingress Gateway's status.addresses come from them.
+  const lb = isObj(o.status) && isObj(o.status.loadBalancer) ? list(o.status.loadBalancer.ingress) : [];
   return {
+    ...(lb.length ? { status: { loadBalancer: { ingress: lb.map((i) => clean({ ip: i.ip as string | undefined, hostname: i.hostname as string | undefined })) } } } : {}),
     spec: clean({
       type: spec.type as string | undefined,
       selector: stringMap(spec.selector),
