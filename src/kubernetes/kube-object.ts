@@ -210,10 +210,11 @@ export function configDocument(o: KubeObject): Loose {
   if (o.kind === 'Pod') {
     const { hostNetwork: _h, ...spec } = o.spec as Loose;
     void _h;
-    const { conditions: _c, ...status } = o.status as Loose;
-    void _c;
+    // Only Ready of the conditions: a pod not ready is pushed UNHEALTHY.
+    const { conditions, ...status } = o.status as Loose;
+    const ready = Array.isArray(conditions) ? (conditions as Loose[]).find((c) => c.type === 'Ready') : undefined;
     doc.spec = spec;
-    doc.status = status;
+    doc.status = ready ? { ...status, conditions: [{ type: 'Ready', status: String(ready.status) }] } : status;
   } else if (o.kind === 'ConfigMap') {
     doc.data = o.data;
   } else if (o.kind === 'Secret') {
