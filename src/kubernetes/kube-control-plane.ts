@@ -26,6 +26,8 @@ export interface KubernetesPartsOptions {
   debounceMs?: number;
   backoff?: { initialMs: number; maxMs: number };
   watchTimeoutSeconds?: [number, number];
+  /** How often kinds whose CRDs are missing are looked for again (default 60 s). */
+  rediscoverMs?: number;
   /** Write Events for invalid objects (default true). */
   events?: boolean;
   /** Write status (default true). */
@@ -49,7 +51,7 @@ export function startKubernetesParts(opts: KubernetesPartsOptions): KubernetesPa
   const late: { source?: KubeConfigSource; waypoints?: WaypointReconciler; status?: StatusWriter } = {};
   const informers = new InformerSet({
     kubeConfig: opts.kubeConfig, kinds: opts.kinds ?? WATCHED_KINDS, rootNamespace: opts.rootNamespace,
-    logger, clock: opts.clock, metrics: opts.metrics, backoff: opts.backoff, watchTimeoutSeconds: opts.watchTimeoutSeconds,
+    logger, clock: opts.clock, metrics: opts.metrics, backoff: opts.backoff, watchTimeoutSeconds: opts.watchTimeoutSeconds, rediscoverMs: opts.rediscoverMs,
     onChange: (k) => {
       // Owned objects do not feed the config, but the first commit waits for every kind's list.
       if (k.feeds !== 'owned' || !late.source?.synced()) late.source?.onChange(k);
