@@ -16,6 +16,8 @@ export interface KubeWiringOptions {
   trustDomain: string;
   ztunnel: { namespace: string; serviceAccount: string };
   waypoints?: WaypointSettings;
+  /** This replica's name and namespace (the pod's, from the downward API): it joins the leader election. */
+  replica?: { name: string; namespace: string };
   logger: Logger;
   clock: Clock;
   metrics: MetricsRegistry;
@@ -41,6 +43,7 @@ export function kubernetesWiring(o: KubeWiringOptions): KubeWiring {
       parts = startKubernetesParts({
         kubeConfig, controlPlane: cp, rootNamespace: o.rootNamespace, logger: o.logger, clock: o.clock, metrics: o.metrics,
         waypoints: o.waypoints && { ...o.waypoints, rootCertPem },
+        ...(o.replica ? { leaderElection: { namespace: o.replica.namespace, identity: o.replica.name } } : {}),
       });
       return parts;
     },

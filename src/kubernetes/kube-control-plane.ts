@@ -10,6 +10,7 @@ import type { MetricsRegistry } from '../telemetry/metrics.js';
 import { EventRecorder } from './event-recorder.js';
 import { InformerSet } from './informers.js';
 import { KubeConfigSource } from './kube-config-source.js';
+import { LEADER_LEASE, LeaderElector } from './leader-election.js';
 import { StatusWriter } from './status-writer.js';
 import { RECONCILED_KINDS, WaypointReconciler } from './waypoint-reconciler.js';
 import type { WaypointSettings } from './waypoint-objects.js';
@@ -28,6 +29,11 @@ export interface KubernetesPartsOptions {
   watchTimeoutSeconds?: [number, number];
   /** How often kinds whose CRDs are missing are looked for again (default 60 s). */
   rediscoverMs?: number;
+  /**
+   * Several replicas: only the holder of this Lease writes status and applies waypoint and
+   * gateway objects (every replica serves xDS and the CA). Absent: this replica always does.
+   */
+  leaderElection?: { namespace: string; identity: string; leaseName?: string; leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
   /** Write Events for invalid objects (default true). */
   events?: boolean;
   /** Write status (default true). */
@@ -42,6 +48,7 @@ export interface KubernetesParts {
   source: KubeConfigSource;
   status: StatusWriter | undefined;
   waypoints: WaypointReconciler | undefined;
+  leader: LeaderElector | undefined;
   close(): void;
 }
 
@@ -66,20 +73,30 @@ export function startKubernetesParts(opts: KubernetesPartsOptions): KubernetesPa
     informers, store: opts.controlPlane.store, logger, clock: opts.clock, metrics: opts.metrics,
     debounceMs: opts.debounceMs, startBackoffMs: opts.backoff, reporter: events,
   });
+  const le = opts.leaderElection;
+  const leader = le ? new LeaderElector({
+    kubeConfig: opts.kubeConfig, namespace: le.namespace, name: le.leaseName ?? LEADER_LEASE, identity: le.identity,
+    clock: opts.clock, logger, leaseDurationMs: le.leaseDurationMs, renewDeadlineMs: le.renewDeadlineMs, retryPeriodMs: le.retryPeriodMs,
+    onStartedLeading: () => { late.status?.schedule(); late.waypoints?.schedule(); },
+    onStoppedLeading: () => {},
+  }) : undefined;
+  const isLeader = leader ? () => leader.isLeader() : undefined;
   const status = opts.status === false ? undefined : new StatusWriter({
-    kubeConfig: opts.kubeConfig, informers, source, store: opts.controlPlane.store, logger, clock: opts.clock, metrics: opts.metrics, debounceMs: opts.statusDebounceMs,
+    kubeConfig: opts.kubeConfig, informers, source, store: opts.controlPlane.store, logger, clock: opts.clock, metrics: opts.metrics, debounceMs: opts.statusDebounceMs, isLeader,
   });
   late.source = source;
   late.status = status;
   const waypoints = opts.waypoints ? new WaypointReconciler({
       kubeConfig: opts.kubeConfig, informers, settings: opts.waypoints, logger, clock: opts.clock, metrics: opts.metrics,
-      resyncMs: opts.waypoints.resyncMs, debounceMs: opts.waypoints.debounceMs,
+      resyncMs: opts.waypoints.resyncMs, debounceMs: opts.waypoints.debounceMs, isLeader,
     }) : undefined;
   late.waypoints = waypoints;
   source.start();
+  leader?.start();
   return {
-    informers, source, status, waypoints,
+    informers, source, status, waypoints, leader,
     close() {
+      void leader?.close();
       waypoints?.close();
       status?.close();
       source.close();

@@ -31,6 +31,8 @@ export interface StatusWriterOptions {
   clock: Clock;
   metrics?: MetricsRegistry;
   debounceMs?: number;
+  /** With several control-plane replicas, only the leader writes (absent: always). */
+  isLeader?: () => boolean;
 }
 
 /** JSON with object keys sorted, for "did anything change". */
@@ -53,7 +55,7 @@ export class StatusWriter {
   }
 
   schedule(): void {
-    if (this.timer) return;
+    if (this.timer || !(this.opts.isLeader?.() ?? true)) return;
     this.timer = this.opts.clock.setTimeout(() => {
       this.timer = undefined;
       void this.run();
@@ -65,6 +67,7 @@ export class StatusWriter {
   }
 
   private async run(): Promise<void> {
+    if (!(this.opts.isLeader?.() ?? true)) return;
     if (this.running) {
       this.again = true;
       return;

@@ -33,6 +33,8 @@ export interface WaypointReconcilerOptions {
   metrics?: MetricsRegistry;
   debounceMs?: number;
   resyncMs?: number;
+  /** With several control-plane replicas, only the leader applies (absent: always). */
+  isLeader?: () => boolean;
 }
 
 export const RECONCILED_KINDS = ['Gateway', 'Deployment', 'Service', 'ServiceAccount'];
@@ -56,7 +58,7 @@ export class WaypointReconciler {
   }
 
   schedule(): void {
-    if (this.closed || this.timer) return;
+    if (this.closed || this.timer || !(this.opts.isLeader?.() ?? true)) return;
     this.timer = this.opts.clock.setTimeout(() => {
       this.timer = undefined;
       void this.run();

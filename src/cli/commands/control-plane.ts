@@ -49,7 +49,9 @@ Pods (scheduled, with an IP, not finished), Services, EndpointSlices, the Istio 
 (security, networking, telemetry) and Gateway API Gateways and HTTPRoutes. Each object is
 validated as a file would be; an invalid one is skipped and reported (log, Event, status
 condition) and the rest keeps working. Status is written (Gateway, HTTPRoute,
-AuthorizationPolicy). Proxies authenticate with projected service-account tokens (audience
+AuthorizationPolicy). With several replicas (POD_NAME/POD_NAMESPACE set, as in the install),
+the holder of the Lease ambit-control-plane-leader writes status and applies waypoint and
+gateway objects; every replica serves xDS and the CA. Proxies authenticate with projected service-account tokens (audience
 istio-ca, checked with a TokenReview); a ztunnel may obtain only identities of pods on its
 node, any other proxy only its own.
   --kubernetes          read the cluster (in-cluster config unless --kubeconfig)
@@ -131,6 +133,9 @@ async function kubeWiring(values: Record<string, string | boolean | string[] | u
     access: { kubeconfig: typeof values.kubeconfig === 'string' ? values.kubeconfig : undefined, context: typeof values.context === 'string' ? values.context : undefined },
     rootNamespace, trustDomain, ztunnel: { namespace: sa[1]!, serviceAccount: sa[2]! },
     waypoints: image ? { image, xdsAddress: typeof values['pod-xds'] === 'string' ? values['pod-xds'] : `ambit-control-plane.${rootNamespace}.svc:15012`, trustDomain, rootNamespace } : undefined,
+    // In a pod (POD_NAME and POD_NAMESPACE from the downward API, as the install sets them) the
+    // replicas elect a leader for status and Deployments; run by hand, this one always acts.
+    ...(process.env.POD_NAME && process.env.POD_NAMESPACE ? { replica: { name: process.env.POD_NAME, namespace: process.env.POD_NAMESPACE } } : {}),
     logger, clock: systemClock, metrics,
   });
 }

@@ -8,6 +8,7 @@ import type * as k8s from '@kubernetes/client-node';
 import { crdFor, CRD_KINDS } from './crds.js';
 import type { InstallValues } from './values.js';
 import { toWire } from './wire.js';
+import { LEADER_LEASE } from '../leader-election.js';
 import { formatSpiffe } from '../../identity/spiffe.js';
 
 export const CONTROL_PLANE = 'ambit-control-plane';
@@ -71,7 +72,12 @@ function rbac(v: InstallValues): k8s.KubernetesObject[] {
   };
   const meshConfigRole: k8s.V1Role = {
     apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: meta(CONTROL_PLANE, ns),
-    rules: [{ apiGroups: [''], resources: ['configmaps'], resourceNames: ['istio'], verbs: read }, rule([''], ['configmaps'], ['list', 'watch'])],
+    rules: [
+      { apiGroups: [''], resources: ['configmaps'], resourceNames: ['istio'], verbs: read }, rule([''], ['configmaps'], ['list', 'watch']),
+      // Leader election among replicas (status and waypoint/gateway objects): its one Lease.
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [LEADER_LEASE], verbs: ['get', 'update'] },
+      rule(['coordination.k8s.io'], ['leases'], ['create']),
+    ],
   };
   const nodeAgentRole: k8s.V1ClusterRole = {
     apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: meta(NODE_AGENT),

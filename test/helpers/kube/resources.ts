@@ -33,6 +33,7 @@ export const DEFAULT_RESOURCES: ResourceType[] = [
   { group: 'rbac.authorization.k8s.io', versions: ['v1'], plural: 'roles', kind: 'Role', namespaced: true, builtin: true, statusSubresource: false },
   { group: 'rbac.authorization.k8s.io', versions: ['v1'], plural: 'rolebindings', kind: 'RoleBinding', namespaced: true, builtin: true, statusSubresource: false },
   { group: 'apiextensions.k8s.io', versions: ['v1'], plural: 'customresourcedefinitions', kind: 'CustomResourceDefinition', namespaced: false, builtin: true, statusSubresource: true },
+  { group: 'coordination.k8s.io', versions: ['v1'], plural: 'leases', kind: 'Lease', namespaced: true, builtin: true, statusSubresource: false },
   { group: 'authentication.k8s.io', versions: ['v1'], plural: 'tokenreviews', kind: 'TokenReview', namespaced: false, builtin: true, statusSubresource: false },
   ...['authorizationpolicies:AuthorizationPolicy', 'peerauthentications:PeerAuthentication', 'requestauthentications:RequestAuthentication']
     .map((s) => crd('security.istio.io', ['v1', 'v1beta1'], s)),
