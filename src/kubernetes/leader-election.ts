@@ -73,6 +73,8 @@ export class LeaderElector {
   private readonly api: k8s.CoordinationV1Api;
   private leading = false;
   private timer: TimerHandle | undefined;
+  /** The tick in progress (a read and maybe a write): close() waits for it. */
+  private inflight: Promise<void> | undefined;
   private closed = false;
   /** The record last read and when we first saw it. */
   private observed: { key: string; atMs: number } | undefined;
@@ -87,16 +89,17 @@ export class LeaderElector {
   }
 
   start(): void {
-    void this.tick();
+    this.tick();
   }
 
   /** Stops; a leader gives the lease up unless `release` is false (as a crash would leave it). */
   async close(release = true): Promise<void> {
     this.closed = true;
     this.timer?.cancel();
-    if (!this.leading) return;
-    this.setLeading(false);
-    if (!release) return;
+    await this.inflight;
+    const wasLeading = this.leading;
+    if (wasLeading) this.setLeading(false);
+    if (!release || !wasLeading) return;
     try {
       const cur = await this.read();
       if (cur?.spec?.holderIdentity === this.opts.identity) {
@@ -111,8 +114,12 @@ export class LeaderElector {
     return this.opts.leaseDurationMs ?? 15_000;
   }
 
-  private async tick(): Promise<void> {
+  private tick(): void {
     if (this.closed) return;
+    this.inflight = this.attempt().finally(() => { this.inflight = undefined; });
+  }
+
+  private async attempt(): Promise<void> {
     try {
       await this.tryAcquireOrRenew();
     } catch (e: unknown) {
@@ -122,7 +129,7 @@ export class LeaderElector {
       this.opts.logger.warn('could not renew the leader lease in time; stepping down', { lease: this.opts.name, identity: this.opts.identity });
       this.setLeading(false);
     }
-    if (!this.closed) this.timer = this.opts.clock.setTimeout(() => void this.tick(), this.opts.retryPeriodMs ?? 2_000);
+    if (!this.closed) this.timer = this.opts.clock.setTimeout(() => this.tick(), this.opts.retryPeriodMs ?? 2_000);
   }
 
   private async tryAcquireOrRenew(): Promise<void> {
