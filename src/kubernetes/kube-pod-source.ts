@@ -14,7 +14,8 @@
 //    the agent takes the IP from the ADD's prevResult and never looks for it by IP.
 //    (The control plane leaves IP-less pods out of the mesh: it has nothing to route to.)
 //  - The view's version moves only when what the agent reads changes (the AgentPod fields and
-//    namespace labels), not on status churn such as readiness.
+//    namespace labels), not on status churn such as readiness; and after each annotation
+//    write, so the agent always sees the pod's annotation as it is after its own change.
 //  - Views are delivered one at a time in order; a burst of events gives one view (they are
 //    debounced, and a delivery builds from the cache as it is when it runs); refresh() shares
 //    a queued delivery.
@@ -128,6 +129,9 @@ export class KubePodSource {
         { name: pod.name, namespace: pod.namespace, body: { metadata: { annotations: { [REDIRECTION_ANNOTATION]: enabled ? 'enabled' : null } } } },
         k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
       );
+      // The last view delivered no longer shows the pod as it is: deliver the next one even if
+      // it equals that view (our change and someone undoing it may land in one window).
+      this.signature = '';
     } catch (e: unknown) {
       if (!enabled && httpStatusOf(e) === 404) return; // the pod is gone: nothing to unmark
       throw new AmbitError('AMBIT_ERR_KUBERNETES', `PATCH pod ${podKey(pod.namespace, pod.name)}: ${messageOf(e)}`, { cause: e, hint: 'the node agent\'s ServiceAccount needs patch on pods' });
