@@ -77,6 +77,8 @@ export interface PodStatus {
   podIPs?: { ip: string }[];
   hostIP?: string;
   phase?: string;
+  /** Kubernetes' pod conditions; only `Ready` is read. */
+  conditions?: { type: string; status: string }[];
 }
 
 export interface PodResource extends Base<'Pod', PodSpec> {

@@ -81,7 +81,8 @@ export function translate(model: MeshModel): WorkloadApi {
       workloadType: w.workloadType,
       workloadName: w.workloadName,
       authorizationPolicies: [...new Set(names)].sort(),
-      status: 'HEALTHY',
+      // Istio pushes a pod that is not Ready as UNHEALTHY: no new connection through a Service.
+      status: w.notReady ? 'UNHEALTHY' : 'HEALTHY',
       clusterId: settings.clusterId,
       services: Object.fromEntries(Object.entries(w.servicePorts).map(([k, ports]) => [k, { ports: ports.map((p) => ({ servicePort: p.servicePort, targetPort: p.targetPort })) }])),
       ...(w.mode === 'sidecar' && !w.waypointOf ? { nativeTunnel: true } : {}),

@@ -135,7 +135,7 @@ function viaWaypoint(
   target: { workload?: Workload; service?: Service },
 ): OutboundRoute {
   const svc = waypointService(state, gw);
-  const replicas = svc ? state.endpointsOf(svc).filter((w) => w.status === 'HEALTHY') : [];
+  const replicas = svc ? state.healthyEndpointsOf(svc) : [];
   if (!svc || replicas.length === 0) {
     const name = svc?.hostname ?? gw.address?.address ?? gw.hostname?.hostname ?? '?';
     return { kind: 'refuse', refusal: 'no_waypoint', reason: `waypoint ${name} has no ready replica` };

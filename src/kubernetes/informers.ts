@@ -16,8 +16,12 @@
 //   is honoured when longer), from the last resourceVersion. The cache keeps its objects
 //   meanwhile: an API server that went away leaves the last good view in place.
 // - Objects are projected (kube-object.ts) before they enter the cache.
+// - A kind whose CRD is not installed is not watched; discovery is asked again every minute and
+//   a kind that appears (CRDs installed after start) is watched from then on, without a restart.
+//   Such a late informer does not hold back synced(): its objects join at its first list.
 import * as k8s from '@kubernetes/client-node';
 import type { Clock, TimerHandle } from '../core/clock.js';
+import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import { project, type KubeObject } from './kube-object.js';
@@ -33,6 +37,8 @@ export interface InformerSetOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** Server-side watch timeout range in seconds (default 300..600). */
   watchTimeoutSeconds?: [number, number];
+  /** How often kinds not served at start are looked for again (default 60 s; 0: never). */
+  rediscoverMs?: number;
   /** Called after any add, update or delete, and when a kind finishes its first list. */
   onChange: (kind: WatchedKind) => void;
 }
@@ -49,6 +55,8 @@ interface Entry {
   apiVersion: string;
   informer: k8s.ListWatch<Cached>;
   synced: boolean;
+  /** Started after the first sync (its CRD was installed later): not waited for by synced(). */
+  late: boolean;
   failures: number;
   timer: TimerHandle | undefined;
 }
@@ -81,7 +89,9 @@ class ProjectingWatch extends k8s.Watch {
 
 export class InformerSet {
   private readonly entries = new Map<string, Entry>();
-  private readonly missing: string[] = [];
+  /** Kinds not served (their CRDs are not installed), looked for again every rediscoverMs. */
+  private missing: WatchedKind[] = [];
+  private rediscovery: TimerHandle | undefined;
   private closed = false;
   private readonly objectApi: k8s.KubernetesObjectApi;
   private readonly m;
@@ -102,28 +112,58 @@ export class InformerSet {
     for (const kind of this.opts.kinds) {
       const version = chooseVersion(kind.versions, served.get(kind.group) ?? []);
       if (!version) {
-        this.missing.push(`${kind.kind} (${kind.group || 'core'} ${kind.versions.join('/')})`);
+        this.missing.push(kind);
         continue;
       }
-      this.entries.set(kind.kind, this.makeEntry(kind, version));
+      this.entries.set(kind.kind, this.makeEntry(kind, version, false));
     }
     if (this.missing.length) {
-      this.opts.logger.warn('kinds not served by this cluster are not watched', {
-        missing: this.missing,
-        hint: 'install their CRDs (Gateway API: the standard channel; Istio kinds: ambit install) and restart the control plane',
+      this.opts.logger.warn('kinds not served by this cluster are not watched yet', {
+        missing: this.notServed(),
+        hint: 'install their CRDs (Gateway API: the standard channel; Istio kinds: ambit install); they are looked for again every minute',
       });
     }
     for (const e of this.entries.values()) void this.run(e);
+    this.scheduleRediscovery();
   }
 
   /** Kinds not served by the API server (their CRDs are not installed). */
   notServed(): readonly string[] {
-    return this.missing;
+    return this.missing.map((k) => `${k.kind} (${k.group || 'core'} ${k.versions.join('/')})`);
   }
 
-  /** Every started informer has completed its first list. */
+  /** Every informer started with the set has completed its first list (late ones count once they have). */
   synced(): boolean {
-    return [...this.entries.values()].every((e) => e.synced);
+    return [...this.entries.values()].every((e) => e.synced || e.late);
+  }
+
+  /** Looks for the missing kinds again; starts watching those now served. Returns how many. */
+  async rediscover(): Promise<number> {
+    if (this.closed || this.missing.length === 0) return 0;
+    const served = await this.servedVersions();
+    const found: WatchedKind[] = [];
+    for (const kind of this.missing) {
+      const version = chooseVersion(kind.versions, served.get(kind.group) ?? []);
+      if (!version || this.closed) continue;
+      const e = this.makeEntry(kind, version, true);
+      this.entries.set(kind.kind, e);
+      found.push(kind);
+      this.opts.logger.info('a kind is now served: watching it', { kind: kind.kind, apiVersion: e.apiVersion });
+      void this.run(e);
+    }
+    this.missing = this.missing.filter((k) => !found.includes(k));
+    return found.length;
+  }
+
+  private scheduleRediscovery(): void {
+    const every = this.opts.rediscoverMs ?? 60_000;
+    if (this.closed || this.rediscovery || every <= 0 || this.missing.length === 0) return;
+    this.rediscovery = this.opts.clock.setTimeout(() => {
+      this.rediscovery = undefined;
+      this.rediscover().catch((e: unknown) => {
+        this.opts.logger.debug('API discovery failed; trying again later', { error: describeError(e).message });
+      }).finally(() => this.scheduleRediscovery());
+    }, every);
   }
 
   watching(kind: string): boolean {
@@ -145,6 +185,7 @@ export class InformerSet {
 
   close(): void {
     this.closed = true;
+    this.rediscovery?.cancel();
     for (const e of this.entries.values()) {
       e.timer?.cancel();
       void e.informer.stop();
@@ -158,7 +199,7 @@ export class InformerSet {
     return out;
   }
 
-  private makeEntry(kind: WatchedKind, version: string): Entry {
+  private makeEntry(kind: WatchedKind, version: string, late: boolean): Entry {
     const apiVersion = apiVersionOf(kind.group, version);
     const namespace = kind.namespace === 'root' ? this.opts.rootNamespace : undefined;
     const path = collectionPath(kind, version, namespace);
@@ -193,7 +234,7 @@ export class InformerSet {
     const informer = new k8s.ListWatch<Cached>(path, watch, listFn, false, kind.labelSelector, kind.fieldSelector, {
       delayFn: (ms) => new Promise<void>((resolve) => { this.opts.clock.setTimeout(resolve, ms); }),
     });
-    Object.assign(entry, { kind, apiVersion, informer, synced: false, failures: 0, timer: undefined });
+    Object.assign(entry, { kind, apiVersion, informer, synced: false, late, failures: 0, timer: undefined });
     const changed = () => { if (entry.synced) this.opts.onChange(kind); };
     informer.on('add', changed);
     informer.on('update', changed);
@@ -221,8 +262,10 @@ export class InformerSet {
     if (code === 404 && !e.synced) {
       void e.informer.stop();
       this.entries.delete(e.kind.kind);
-      this.missing.push(`${e.kind.kind} (${e.apiVersion}: not served)`);
-      this.opts.logger.warn('a kind is not served by this cluster and is not watched', { kind: e.kind.kind, apiVersion: e.apiVersion, hint: 'install its CRD and restart the control plane' });
+      this.missing.push(e.kind);
+      // Said once; a kind looked for again (late) and still missing is not news.
+      if (!e.late) this.opts.logger.warn('a kind is not served by this cluster and is not watched yet', { kind: e.kind.kind, apiVersion: e.apiVersion, hint: 'install its CRD; it is looked for again every minute' });
+      this.scheduleRediscovery();
       return;
     }
     this.m?.errors.labels({ kind: e.kind.kind, code: String(code ?? 0) }).inc();

@@ -26,6 +26,8 @@ export interface KubernetesPartsOptions {
   debounceMs?: number;
   backoff?: { initialMs: number; maxMs: number };
   watchTimeoutSeconds?: [number, number];
+  /** How often kinds whose CRDs are missing are looked for again (default 60 s). */
+  rediscoverMs?: number;
   /** Write Events for invalid objects (default true). */
   events?: boolean;
   /** Write status (default true). */
@@ -46,14 +48,17 @@ export interface KubernetesParts {
 export function startKubernetesParts(opts: KubernetesPartsOptions): KubernetesParts {
   const logger = opts.logger.child({ scope: 'kubernetes' });
   // The informers call back into parts made after them.
-  const late: { source?: KubeConfigSource; waypoints?: WaypointReconciler } = {};
+  const late: { source?: KubeConfigSource; waypoints?: WaypointReconciler; status?: StatusWriter } = {};
   const informers = new InformerSet({
     kubeConfig: opts.kubeConfig, kinds: opts.kinds ?? WATCHED_KINDS, rootNamespace: opts.rootNamespace,
-    logger, clock: opts.clock, metrics: opts.metrics, backoff: opts.backoff, watchTimeoutSeconds: opts.watchTimeoutSeconds,
+    logger, clock: opts.clock, metrics: opts.metrics, backoff: opts.backoff, watchTimeoutSeconds: opts.watchTimeoutSeconds, rediscoverMs: opts.rediscoverMs,
     onChange: (k) => {
       // Owned objects do not feed the config, but the first commit waits for every kind's list.
       if (k.feeds !== 'owned' || !late.source?.synced()) late.source?.onChange(k);
       if (RECONCILED_KINDS.includes(k.kind)) late.waypoints?.schedule();
+      // A Gateway's address is its Service's (a LoadBalancer's ingress is status only, which
+      // does not change the config): the status writer looks again.
+      if (k.kind === 'Service') late.status?.schedule();
     },
   });
   const events = opts.events === false ? undefined : new EventRecorder({ kubeConfig: opts.kubeConfig, logger, clock: opts.clock });
@@ -65,6 +70,7 @@ export function startKubernetesParts(opts: KubernetesPartsOptions): KubernetesPa
     kubeConfig: opts.kubeConfig, informers, source, store: opts.controlPlane.store, logger, clock: opts.clock, metrics: opts.metrics, debounceMs: opts.statusDebounceMs,
   });
   late.source = source;
+  late.status = status;
   const waypoints = opts.waypoints ? new WaypointReconciler({
       kubeConfig: opts.kubeConfig, informers, settings: opts.waypoints, logger, clock: opts.clock, metrics: opts.metrics,
       resyncMs: opts.waypoints.resyncMs, debounceMs: opts.waypoints.debounceMs,

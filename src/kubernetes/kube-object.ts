@@ -132,9 +132,12 @@ function projectPod(o: Loose): Pick<KubeObject, 'spec' | 'status'> {
   };
 }
 
-function projectService(o: Loose): Pick<KubeObject, 'spec'> {
+function projectService(o: Loose): Pick<KubeObject, 'spec' | 'status'> {
   const spec = isObj(o.spec) ? o.spec : {};
+  // A LoadBalancer's addresses: an ingress Gateway's status.addresses come from them.
+  const lb = isObj(o.status) && isObj(o.status.loadBalancer) ? list(o.status.loadBalancer.ingress) : [];
   return {
+    ...(lb.length ? { status: { loadBalancer: { ingress: lb.map((i) => clean({ ip: i.ip as string | undefined, hostname: i.hostname as string | undefined })) } } } : {}),
     spec: clean({
       type: spec.type as string | undefined,
       selector: stringMap(spec.selector),
@@ -207,10 +210,11 @@ export function configDocument(o: KubeObject): Loose {
   if (o.kind === 'Pod') {
     const { hostNetwork: _h, ...spec } = o.spec as Loose;
     void _h;
-    const { conditions: _c, ...status } = o.status as Loose;
-    void _c;
+    // Only Ready of the conditions: a pod not ready is pushed UNHEALTHY.
+    const { conditions, ...status } = o.status as Loose;
+    const ready = Array.isArray(conditions) ? (conditions as Loose[]).find((c) => c.type === 'Ready') : undefined;
     doc.spec = spec;
-    doc.status = status;
+    doc.status = ready ? { ...status, conditions: [{ type: 'Ready', status: String(ready.status) }] } : status;
   } else if (o.kind === 'ConfigMap') {
     doc.data = o.data;
   } else if (o.kind === 'Secret') {

@@ -2,6 +2,10 @@
 //
 // - Gateway of class istio-waypoint: Accepted, Programmed (its Service has an address), the
 //   address in status.addresses, and the mesh listener's status.
+// - Gateway of class istio (ingress): the same, from its `<name>-istio` Service: a
+//   LoadBalancer's ingress IPs or host names once it has them (until then Programmed False,
+//   AddressNotAssigned), the cluster IP for other types; per listener the routes attached
+//   (HTTPRoute/GRPCRoute on HTTP and HTTPS, TCPRoute on TCP, by sectionName or all).
 // - HTTPRoute: one status.parents entry per parentRef Ambit serves (a Service, GAMMA; or a
 //   waypoint Gateway) with Accepted and ResolvedRefs, under Istio's mesh controller name.
 // - AuthorizationPolicy: ZtunnelAccepted (enforced by the ztunnel; False with reason
@@ -13,11 +17,16 @@
 // lastTransitionTime (set by the writer, kept while the status does not change).
 import { errorsOf, type Diagnostic } from '../config/diagnostics.js';
 import { WAYPOINT_CLASS } from '../config/labels.js';
+import { INGRESS_CLASS } from '../config/ingress-resources.js';
+import { serviceHostname } from '../core/mesh-constants.js';
+import { ingressGatewayName } from './ingress-objects.js';
 import type { MeshModel } from '../model/mesh-model.js';
 import type { ObjectProblem } from './kube-config-source.js';
 import type { KubeObject } from './kube-object.js';
 
 export const MESH_CONTROLLER = 'istio.io/mesh-controller';
+/** Istio's controller name for Gateways of class istio. */
+export const GATEWAY_CONTROLLER = 'istio.io/gateway-controller';
 
 export interface Condition {
   type: string;
@@ -42,6 +51,8 @@ export interface StatusInputs {
   problems: ReadonlyMap<string, ObjectProblem>;
   gateways: readonly KubeObject[];
   httpRoutes: readonly KubeObject[];
+  /** GRPCRoutes and TCPRoutes (counted as attached to ingress Gateway listeners). */
+  otherRoutes?: readonly KubeObject[];
   /** Istio objects (AuthorizationPolicy and the other kinds Ambit reads). */
   istio: readonly KubeObject[];
   services: readonly KubeObject[];
@@ -64,8 +75,9 @@ export function desiredStatuses(inp: StatusInputs): DesiredStatus[] {
   const out: DesiredStatus[] = [];
   const serviceByKey = new Map(inp.services.map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
   for (const g of inp.gateways) {
-    if ((g.spec as { gatewayClassName?: string } | undefined)?.gatewayClassName !== WAYPOINT_CLASS) continue;
-    out.push(gatewayStatus(g, inp, serviceByKey));
+    const cls = (g.spec as { gatewayClassName?: string } | undefined)?.gatewayClassName;
+    if (cls === WAYPOINT_CLASS) out.push(gatewayStatus(g, inp, serviceByKey));
+    else if (cls === INGRESS_CLASS) out.push(ingressGatewayStatus(g, inp, serviceByKey));
   }
   for (const r of inp.httpRoutes) {
     const d = routeStatus(r, inp, serviceByKey);
@@ -111,6 +123,67 @@ function gatewayStatus(g: KubeObject, inp: StatusInputs, services: Map<string, K
   };
 }
 
+interface IngressListener { name?: string; port?: number; protocol?: string }
+
+/** The addresses of an ingress Gateway's Service: a LoadBalancer's once assigned, else its cluster IP. */
+type GatewayAddress = { type: 'IPAddress' | 'Hostname'; value: string };
+
+function ingressAddresses(svc: KubeObject | undefined): GatewayAddress[] {
+  if (!svc) return [];
+  const spec = (svc.spec ?? {}) as { type?: string; clusterIP?: string };
+  if ((spec.type ?? 'ClusterIP') === 'LoadBalancer') {
+    const ingress = ((svc.status as { loadBalancer?: { ingress?: { ip?: string; hostname?: string }[] } } | undefined)?.loadBalancer?.ingress ?? []);
+    return ingress.flatMap((i): GatewayAddress[] => (i.ip ? [{ type: 'IPAddress', value: i.ip }] : i.hostname ? [{ type: 'Hostname', value: i.hostname }] : []));
+  }
+  return spec.clusterIP && spec.clusterIP !== 'None' ? [{ type: 'IPAddress', value: spec.clusterIP }] : [];
+}
+
+function ingressGatewayStatus(g: KubeObject, inp: StatusInputs, services: Map<string, KubeObject>): DesiredStatus {
+  const ns = g.metadata.namespace ?? 'default';
+  const problem = inp.problems.get(keyOf(g));
+  if (problem) {
+    return {
+      object: g, ownedConditionTypes: ['Accepted', 'Programmed'],
+      status: { conditions: [cond(g, 'Accepted', false, 'Invalid', problemText(problem)), cond(g, 'Programmed', false, 'Invalid', 'the Gateway is invalid')] },
+    };
+  }
+  const listeners = ((g.spec as { listeners?: IngressListener[] }).listeners ?? []);
+  const svcName = ingressGatewayName(g.metadata.name);
+  const addresses = ingressAddresses(services.get(`${ns}/${svcName}`));
+  const assigned = `${serviceHostname(svcName, ns)}:${listeners.map((l) => l.port).filter((p) => p !== undefined).join(',') || '-'}`;
+  const programmed = addresses.length
+    ? cond(g, 'Programmed', true, 'Programmed', `Resource programmed, assigned to service(s) ${assigned}`)
+    : cond(g, 'Programmed', false, 'AddressNotAssigned', `Assigned to service(s) ${assigned}, but no address yet (Service ${ns}/${svcName})`);
+  const routes = [...inp.httpRoutes, ...(inp.otherRoutes ?? [])];
+  const attached = (l: IngressListener): number => routes.filter((r) => {
+    const tcp = (l.protocol ?? '').toUpperCase() === 'TCP';
+    if ((r.kind === 'TCPRoute') !== tcp) return false;
+    return (((r.spec ?? {}) as { parentRefs?: ParentRef[] }).parentRefs ?? []).some((p) =>
+      (p.kind ?? 'Gateway') === 'Gateway' && p.name === g.metadata.name && (p.namespace ?? r.metadata.namespace ?? 'default') === ns
+      && (p.sectionName === undefined || p.sectionName === l.name) && (p.port === undefined || p.port === l.port));
+  }).length;
+  const ok = addresses.length > 0;
+  return {
+    object: g, ownedConditionTypes: ['Accepted', 'Programmed'],
+    status: {
+      addresses,
+      conditions: [cond(g, 'Accepted', true, 'Accepted', 'Resource accepted'), programmed],
+      listeners: listeners.map((l) => ({
+        name: String(l.name ?? ''),
+        supportedKinds: (l.protocol ?? '').toUpperCase() === 'TCP'
+          ? [{ group: 'gateway.networking.k8s.io', kind: 'TCPRoute' }]
+          : [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute' }, { group: 'gateway.networking.k8s.io', kind: 'GRPCRoute' }],
+        attachedRoutes: attached(l),
+        conditions: [
+          cond(g, 'Accepted', true, 'Accepted', 'No errors found'),
+          cond(g, 'Programmed', ok, ok ? 'Programmed' : 'Pending', ok ? 'No errors found' : 'waiting for an address'),
+          cond(g, 'ResolvedRefs', true, 'ResolvedRefs', 'No errors found'),
+        ],
+      })),
+    },
+  };
+}
+
 interface ParentRef { group?: string; kind?: string; name: string; namespace?: string; port?: number; sectionName?: string }
 
 function routeStatus(r: KubeObject, inp: StatusInputs, services: Map<string, KubeObject>): DesiredStatus | undefined {
@@ -132,7 +205,7 @@ function routeStatus(r: KubeObject, inp: StatusInputs, services: Map<string, Kub
     const isService = kind === 'Service' && (p.group ?? '') === '';
     const cls = kind === 'Gateway' ? gatewayClass(p.name, pns) : undefined;
     // Another class's Gateway is another controller's parent; a missing one is reported here.
-    if (!isService && !(kind === 'Gateway' && (cls === WAYPOINT_CLASS || cls === undefined))) continue;
+    if (!isService && !(kind === 'Gateway' && (cls === WAYPOINT_CLASS || cls === INGRESS_CLASS || cls === undefined))) continue;
     let accepted: Condition;
     if (problem) accepted = cond(r, 'Accepted', false, 'UnsupportedValue', problemText(problem));
     else if (isService ? !services.has(`${pns}/${p.name}`) : cls === undefined) accepted = cond(r, 'Accepted', false, 'NoMatchingParent', `${kind} ${pns}/${p.name} not found`);
@@ -140,7 +213,7 @@ function routeStatus(r: KubeObject, inp: StatusInputs, services: Map<string, Kub
     const resolved = missing.length
       ? cond(r, 'ResolvedRefs', false, 'BackendNotFound', `backend(s) not found: ${[...new Set(missing)].join(', ')}`)
       : cond(r, 'ResolvedRefs', true, 'ResolvedRefs', 'All references resolved');
-    parents.push({ parentRef: { ...p }, controllerName: MESH_CONTROLLER, conditions: [accepted, resolved] });
+    parents.push({ parentRef: { ...p }, controllerName: cls === INGRESS_CLASS ? GATEWAY_CONTROLLER : MESH_CONTROLLER, conditions: [accepted, resolved] });
   }
   if (parents.length === 0) return undefined;
   return { object: r, ownedConditionTypes: [], status: { parents } };
@@ -189,8 +262,9 @@ export function mergeStatus(current: Record<string, unknown> | undefined, d: Des
     return { ...c, lastTransitionTime: prev && prev.status === c.status && prev.lastTransitionTime ? prev.lastTransitionTime : nowIso };
   });
   if (d.object.kind === 'HTTPRoute') {
-    const others = (Array.isArray(cur.parents) ? cur.parents as { controllerName?: string }[] : []).filter((p) => p.controllerName !== MESH_CONTROLLER);
-    const prevOurs = (Array.isArray(cur.parents) ? cur.parents as { controllerName?: string; parentRef?: unknown; conditions?: unknown }[] : []).filter((p) => p.controllerName === MESH_CONTROLLER);
+    const mine = (p: { controllerName?: string }): boolean => p.controllerName === MESH_CONTROLLER || p.controllerName === GATEWAY_CONTROLLER;
+    const others = (Array.isArray(cur.parents) ? cur.parents as { controllerName?: string }[] : []).filter((p) => !mine(p));
+    const prevOurs = (Array.isArray(cur.parents) ? cur.parents as { controllerName?: string; parentRef?: unknown; conditions?: unknown }[] : []).filter(mine);
     const ours = (d.status.parents as { parentRef: unknown; controllerName: string; conditions: Condition[] }[]).map((p) => ({
       ...p, conditions: stamp(p.conditions, prevOurs.find((x) => JSON.stringify(x.parentRef) === JSON.stringify(p.parentRef))?.conditions),
     }));

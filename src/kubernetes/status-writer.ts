@@ -99,6 +99,7 @@ export class StatusWriter {
     const desired = desiredStatuses({
       model: snap.model, warnings: snap.warnings, problems,
       gateways: inf.list('Gateway').filter(takenIn), httpRoutes: inf.list('HTTPRoute').filter(takenIn), services: inf.list('Service'),
+      otherRoutes: [...inf.list('GRPCRoute'), ...inf.list('TCPRoute')].filter(takenIn),
       istio: ISTIO_KINDS.flatMap((k) => inf.list(k)).filter(takenIn),
     });
     const now = new Date(this.opts.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');

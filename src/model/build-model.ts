@@ -55,6 +55,7 @@ interface PodDraft {
   annotations: Record<string, string>;
   spec: PodSpec;
   podIP?: string;
+  notReady?: boolean;
   workloadName: string;
   workloadType: 'POD' | 'DEPLOYMENT';
   /** Spread offset: replicas of one Deployment go round-robin from here. */
@@ -114,6 +115,7 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
     drafts.push({
       name: p.metadata.name, namespace: ns, labels: p.metadata.labels ?? {},
       annotations: p.metadata.annotations ?? {}, spec: p.spec, podIP: p.status?.podIP ?? p.status?.podIPs?.[0]?.ip,
+      ...(p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'False') ? { notReady: true } : {}),
       workloadName: waypointOf?.name ?? (gatewayOf ? `${gatewayOf.name}-istio` : p.metadata.name), workloadType: waypointOf || gatewayOf ? 'DEPLOYMENT' : 'POD', spreadKey: `${ns}/${p.metadata.name}`, spreadIndex: 0,
       waypointOf, ...(gatewayOf ? { gatewayOf } : {}), source: l.source,
     });
@@ -224,6 +226,7 @@ export function buildModel(set: ConfigSet, options: BuildOptions = {}): { model:
       labels: d.labels, annotations: d.annotations, workloadName: d.workloadName, workloadType: d.workloadType,
       canonicalName: d.labels[LABEL_CANONICAL_NAME] ?? d.labels['app.kubernetes.io/name'] ?? d.labels.app ?? d.workloadName,
       canonicalRevision: d.labels[LABEL_CANONICAL_REVISION] ?? d.labels['app.kubernetes.io/version'] ?? d.labels.version ?? 'latest',
+      ...(d.notReady ? { notReady: true } : {}),
       mode: dataplaneMode({ namespace: d.namespace, labels: d.labels, annotations: d.annotations, waypointOf: d.waypointOf }, nsLabels(d.namespace)),
       waypointOf: d.waypointOf,
       ...(d.gatewayOf ? { gatewayOf: d.gatewayOf } : {}),

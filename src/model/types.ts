@@ -33,6 +33,11 @@ export interface WorkloadInfo {
   workloadType: 'POD' | 'DEPLOYMENT';
   canonicalName: string;
   canonicalRevision: string;
+  /**
+   * False when the pod reports its Ready condition False (Kubernetes): the workload is pushed
+   * UNHEALTHY and proxies pick no connection to it through a Service. Absent: ready.
+   */
+  notReady?: boolean;
   mode: DataplaneMode;
   /** Waypoint for traffic addressed to this workload directly (per waypoint-for). */
   waypoint?: WaypointRef;

@@ -82,6 +82,22 @@ test('a pending pod counts once it is scheduled with an IP, and stops counting w
   await waitFor('failed pod leaves', () => z1.latest()!.workloadByIp('10.244.1.7') === undefined);
 });
 
+test('a pod whose Ready condition turns False is pushed UNHEALTHY (no connection picked through its Service); Ready again, HEALTHY', async () => {
+  mesh.api.put(pod('shop', 'flaky', { node: 'node-2', ip: '10.244.2.9', labels: { app: 'server' } }));
+  await waitFor('the pod is an endpoint', () => z1.latest()!.workloadByIp('10.244.2.9')?.status === 'HEALTHY');
+  const setReady = (v: string) => mesh.api.modify('Pod', 'shop', 'flaky', (o) => { o.status.conditions = [{ type: 'Ready', status: v, lastProbeTime: null, lastTransitionTime: '2026-01-02T00:00:00Z' }]; });
+  setReady('False');
+  await waitFor('pushed UNHEALTHY', () => z1.latest()!.workloadByIp('10.244.2.9')?.status === 'UNHEALTHY');
+  const view = z1.latest()!;
+  const svc = view.serviceByVip('10.96.0.50')!;
+  assert.ok(view.endpointsOf(svc).some((w) => w.name === 'flaky'), 'still listed as an endpoint');
+  assert.ok(!view.healthyEndpointsOf(svc).some((w) => w.name === 'flaky'), 'but never picked for a new connection');
+  setReady('True');
+  await waitFor('pushed HEALTHY again', () => z1.latest()!.workloadByIp('10.244.2.9')?.status === 'HEALTHY');
+  mesh.api.remove('Pod', 'shop', 'flaky');
+  await waitFor('deleted pod', () => z1.latest()!.workloadByIp('10.244.2.9') === undefined);
+});
+
 test('a namespace label flip moves its pods in and out of the mesh', async () => {
   mesh.api.modify('Namespace', undefined, 'plain', (o) => { o.metadata.labels['istio.io/dataplane-mode'] = 'ambient'; });
   await waitFor('namespace enrolled', () => z1.latest()!.workloadByIp('10.244.1.6')?.tunnelProtocol === 'HBONE');

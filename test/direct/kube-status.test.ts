@@ -89,6 +89,36 @@ test('AuthorizationPolicy: where it is enforced, and when the ztunnel\'s fail-cl
   assert.deepEqual([c('nowhere', 'WaypointAccepted').status, c('nowhere', 'WaypointAccepted').reason], ['False', 'TargetNotFound']);
 });
 
+test('an ingress Gateway (class istio): AddressNotAssigned until its LoadBalancer has an address, then Programmed with it; routes counted per listener', async () => {
+  mesh.api.put({
+    apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'edge', namespace: 'shop' },
+    spec: { gatewayClassName: 'istio', listeners: [{ name: 'web', port: 80, protocol: 'HTTP' }, { name: 'db', port: 5432, protocol: 'TCP' }] },
+  });
+  mesh.api.put({
+    apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'web', namespace: 'shop' },
+    spec: { parentRefs: [{ name: 'edge', sectionName: 'web' }], rules: [{ backendRefs: [{ name: 'server', port: 80 }] }] },
+  });
+  const lb: Obj = { ...service('shop', 'edge-istio', { clusterIP: '10.96.0.120', selector: { 'gateway.networking.k8s.io/gateway-name': 'edge' } }) };
+  mesh.api.put({ ...lb, spec: { ...lb.spec, type: 'LoadBalancer' }, status: { loadBalancer: {} } });
+  await waitFor('the ingress Gateway is Accepted', () => conditions(mesh.api.get('Gateway', 'shop', 'edge'), 'Accepted')?.status === 'True');
+  await waitFor('the route is counted', () => mesh.api.get('Gateway', 'shop', 'edge')?.status?.listeners?.[0]?.attachedRoutes === 1);
+  let g = mesh.api.get('Gateway', 'shop', 'edge')!;
+  assert.deepEqual([conditions(g, 'Programmed')?.status, conditions(g, 'Programmed')?.reason], ['False', 'AddressNotAssigned']);
+  assert.match(conditions(g, 'Programmed')!.message, /edge-istio\.shop\.svc\.cluster\.local:80,5432/);
+  assert.deepEqual(g.status.addresses, [], 'a pending LoadBalancer has no address: its cluster IP is not the ingress address');
+  assert.deepEqual(g.status.listeners.map((l: Obj) => [l.name, l.attachedRoutes, l.supportedKinds.map((k: Obj) => k.kind).join()]), [['web', 1, 'HTTPRoute,GRPCRoute'], ['db', 0, 'TCPRoute']]);
+  mesh.api.modify('Service', 'shop', 'edge-istio', (o) => { o.status = { loadBalancer: { ingress: [{ ip: '192.0.2.10' }, { hostname: 'edge.example.com' }] } }; });
+  await waitFor('Programmed', () => conditions(mesh.api.get('Gateway', 'shop', 'edge'), 'Programmed')?.status === 'True');
+  g = mesh.api.get('Gateway', 'shop', 'edge')!;
+  assert.deepEqual(g.status.addresses, [{ type: 'IPAddress', value: '192.0.2.10' }, { type: 'Hostname', value: 'edge.example.com' }]);
+  new Gateway(g as ConstructorParameters<typeof Gateway>[0]).validate();
+  const r = mesh.api.get('HTTPRoute', 'shop', 'web')!;
+  const parent = (r.status?.parents ?? []).find((p: Obj) => p.parentRef.name === 'edge');
+  assert.equal(parent?.controllerName, 'istio.io/gateway-controller');
+  assert.equal((parent?.conditions as Obj[] | undefined)?.find((c) => c.type === 'Accepted')?.status, 'True');
+  new HTTPRoute(r as ConstructorParameters<typeof HTTPRoute>[0]).validate();
+});
+
 test('an invalid Gateway API or Istio object gets Accepted=False with the validator\'s words', async () => {
   mesh.api.put(authorizationPolicy('shop', 'typo', { action: 'ALOW' }));
   mesh.api.put({ ...waypointGateway('shop', 'broken'), spec: { gatewayClassName: 'istio-waypoint', listeners: [{ name: 'mesh', port: 99999, protocol: 'HBONE' }] } });

@@ -92,7 +92,12 @@ export class KubeApiServer {
   port = 0;
 
   constructor(types: ResourceType[] = DEFAULT_RESOURCES) {
-    this.types = types;
+    this.types = [...types];
+  }
+
+  /** Starts serving more kinds, as installing their CRDs does (discovery lists them from now on). */
+  installTypes(...types: ResourceType[]): void {
+    this.types.push(...types);
   }
 
   async start(port = 0): Promise<void> {

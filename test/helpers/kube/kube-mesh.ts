@@ -45,6 +45,7 @@ export interface KubeMeshOptions {
   callers?: (api: KubeApiServer, parts: () => KubernetesParts) => CallerPolicy;
   api?: KubeApiServer;
   waypoints?: KubernetesPartsOptions['waypoints'];
+  rediscoverMs?: number;
 }
 
 export async function startKubeMesh(options: KubeMeshOptions = {}): Promise<KubeMesh> {
@@ -66,7 +67,7 @@ export async function startKubeMesh(options: KubeMeshOptions = {}): Promise<Kube
   const ports = await cp.start();
   const parts = startKubernetesParts({
     kubeConfig: loadKubeConfig({ kubeconfigText: api.kubeconfig() }), controlPlane: cp, rootNamespace: 'istio-system',
-    logger, clock: systemClock, metrics, debounceMs: 20, statusDebounceMs: 20, backoff: { initialMs: 50, maxMs: 400 }, waypoints: options.waypoints,
+    logger, clock: systemClock, metrics, debounceMs: 20, statusDebounceMs: 20, backoff: { initialMs: 50, maxMs: 400 }, waypoints: options.waypoints, rediscoverMs: options.rediscoverMs,
   });
   late.parts = parts;
   const xdsAddress = `127.0.0.1:${ports.xdsPort}`;
