@@ -1,7 +1,9 @@
 // The node agent (Istio's istio-cni agent), one per node: told about new pod sandboxes by the
 // `ambit-cni` plugin, it decides which pods are enrolled, captures them (in-pod rules, held
 // listening sockets), records them (`ambient.istio.io/redirection: enabled`) and hands their
-// network namespaces to the node's ztunnel over ZDS.
+// network namespaces to the node's ztunnel over ZDS. It learns the pods of its node and their
+// namespaces' labels from a pod source (pod-source.ts): the control plane's admin API on the
+// local cluster, Pod and Namespace informers on Kubernetes.
 //
 //   runtime ─ CNI ADD ─▶ ambit-cni ─ unix socket ─▶ agent ─ rules, listeners ─▶ pod netns
 //                                                     └─ ZDS add(netns fd, listener fds) ─▶ ztunnel
@@ -22,10 +24,14 @@
 //  - Pods enrolled in the control plane that the agent has no record of (they ran before it
 //    was installed) are found by IP among the named namespaces and captured, without restart.
 //  - Work on one pod is serialized (a lock per pod); different pods proceed in parallel.
+//  - Where the pod source can write pods (Kubernetes), the pod's own annotation
+//    `ambient.istio.io/redirection: enabled` follows its capture: set once captured, removed
+//    when released while the pod lives (not when it is deleted), put right again by any
+//    reconcile that sees it wrong. A failed write is logged and never undoes a capture.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../core/clock.js';
-import { describeError } from '../core/errors.js';
+import { AmbitError, describeError } from '../core/errors.js';
 import { closeFds } from '../sys/seqpacket.js';
 import type { Logger } from '../core/logger.js';
 import type { WireRequest } from '../cni/plugin-wire.js';
@@ -37,15 +43,17 @@ import { ControlApi } from './control-api.js';
 import { namespacesByAddress } from './netns-discovery.js';
 import { capturePod, releasePod, uncapturePod, type CapturedPod } from './pod-capture.js';
 import { PodRecords, REDIRECTION_ANNOTATION, type PodRecord } from './pod-records.js';
-import { podKey, PodSource, wantsCapture, type AgentPod, type PodView } from './pod-source.js';
+import { AdminPodSource, podKey, wantsCapture, type AgentPod, type PodSource, type PodView } from './pod-source.js';
 import { ZdsServer, type ZdsPod } from './zds-server.js';
 
 export interface NodeAgentOptions {
   node: string;
   /** Holds cni.sock, ztunnel.sock, agent.sock and pods/. */
   dir: string;
-  /** The control plane's admin API (pods and labels), e.g. http://127.0.0.1:15014. */
-  controlPlaneUrl: string;
+  /** Where the pods of the node and their namespaces' labels come from (e.g. Kubernetes informers). */
+  podSource?: PodSource;
+  /** Without a podSource: the control plane's admin API (pods and labels), e.g. http://127.0.0.1:15014. */
+  controlPlaneUrl?: string;
   /** The admin API's bearer token. */
   controlPlaneToken?: () => string;
   /** The node's network namespace (path): pods it was not told about are looked for only behind its veths. */
@@ -81,6 +89,8 @@ interface PodEntry {
   uid?: string;
   pod?: AgentPod;
   lastError?: string;
+  /** The last failure to write the pod's redirection annotation (logged once). */
+  annotationError?: string;
 }
 
 export interface AgentPodStatus {
@@ -116,9 +126,9 @@ export class NodeAgent {
     this.ports = opts.dnsCapture === false ? { dns: false } : {};
     this.paths = agentPaths(opts.dir);
     this.records = new PodRecords(this.paths.records);
-    this.source = new PodSource({
-      url: opts.controlPlaneUrl, token: opts.controlPlaneToken, node: opts.node, clock: opts.clock, logger: opts.logger, intervalMs: opts.podPollMs,
-      onChange: (view) => this.reconcile(view),
+    if (!opts.podSource && !opts.controlPlaneUrl) throw new AmbitError('AMBIT_ERR_USAGE', 'the node agent needs a pod source', { hint: 'pass --control-plane URL, or --kubernetes on a Kubernetes node' });
+    this.source = opts.podSource ?? new AdminPodSource({
+      url: opts.controlPlaneUrl!, token: opts.controlPlaneToken, node: opts.node, clock: opts.clock, logger: opts.logger, intervalMs: opts.podPollMs,
     });
     this.zds = new ZdsServer({
       path: this.paths.zdsSocket, clock: opts.clock, logger: opts.logger, ackTimeoutMs: opts.zdsAckTimeoutMs,
@@ -141,7 +151,7 @@ export class NodeAgent {
       const changed = installPlugin(this.opts.cniConfList, this.paths.cniSocket);
       this.logger.info(changed ? 'ambit-cni added to the node\'s CNI chain' : 'ambit-cni already in the node\'s CNI chain', { conflist: this.opts.cniConfList });
     }
-    this.source.start();
+    this.source.start((view) => this.reconcile(view));
   }
 
   /** Stops serving; pods stay captured (rules in their namespaces, records on disk). */
@@ -312,6 +322,7 @@ export class NodeAgent {
     entry.lastError = undefined;
     this.records.save(entry.record);
     this.logger.info('pod captured', { pod: key, netns: entry.record.netns, recognized: entry.captured?.recognized ?? false });
+    await this.annotate(entry, true);
     return undefined;
   }
 
@@ -336,7 +347,23 @@ export class NodeAgent {
       entry.record.redirection = undefined;
       if (this.entries.get(entry.record.containerId) === entry) this.records.save(entry.record);
     }
+    if (removeRules) await this.annotate(entry, false);
     if (entry.uid) await this.zds.del(entry.uid);
+  }
+
+  /** Puts the pod's redirection annotation right, where the source writes pods; never throws. */
+  private async annotate(entry: PodEntry, enabled: boolean): Promise<void> {
+    const pod = entry.pod;
+    if (!this.source.setRedirection || !pod) return;
+    if ((pod.annotations[REDIRECTION_ANNOTATION] === 'enabled') === enabled) return;
+    try {
+      await this.source.setRedirection(pod, enabled);
+      entry.annotationError = undefined;
+    } catch (e: unknown) {
+      const error = describeError(e).message;
+      if (error !== entry.annotationError) this.logger.warn('cannot write the pod\'s redirection annotation; tried again at the next change', { pod: podKey(pod.namespace, pod.name), enabled, error });
+      entry.annotationError = error;
+    }
   }
 
   private async forget(entry: PodEntry, why: string): Promise<void> {
@@ -398,6 +425,7 @@ export class NodeAgent {
         } else if (want && entry.uid !== pod.uid) {
           entry.uid = pod.uid;
         }
+        if (!entry.keepOnly) await this.annotate(entry, !!entry.captured);
       }));
     }
     await Promise.all(work);

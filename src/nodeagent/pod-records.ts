@@ -11,8 +11,9 @@
 //    agent captures the pod; absent otherwise.
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { REDIRECTION_ANNOTATION } from '../model/node-pods.js';
 
-export const REDIRECTION_ANNOTATION = 'ambient.istio.io/redirection';
+export { REDIRECTION_ANNOTATION };
 
 export interface PodRecord {
   containerId: string;

@@ -1,36 +1,38 @@
-// The node agent's view of the pods of its node, read from the control plane's admin API
-// (`GET /api/status`), which plays the Kubernetes API server's part for the local cluster:
-// Istio's node agent watches Pods and Namespaces through an informer; this polls.
+// Where the node agent learns the pods of its node and their namespaces' labels (a pod
+// source), and the source the local cluster uses: the control plane's admin API
+// (`GET /api/status`), which plays the Kubernetes API server's part there and is polled. On
+// Kubernetes the source is Pod and Namespace informers (kubernetes/kube-pod-source.ts), as
+// Istio's node agent does it.
 //
-// Invariants:
-//  - current() is the last view fetched successfully (undefined before the first); a failed
-//    fetch keeps it and is retried at the next tick. The view changes only as a whole.
-//  - onChange runs after each fetch whose version differs from the last, one at a time (the
-//    next fetch waits for it), so the agent reconciles against a steady view.
-//  - refresh() fetches now (an ADD for a pod the last view does not know yet); concurrent
-//    callers share one fetch.
+// Invariants of every pod source:
+//  - current() is the last view delivered (undefined before the first); a failure keeps it.
+//    The view changes only as a whole.
+//  - The onChange given to start() runs after each change of the view, one at a time (the
+//    next waits for it), so the agent reconciles against a steady view.
+//  - refresh() gives the freshest view it can now (an ADD for a pod the last view does not
+//    know yet); concurrent callers share one; it rejects when the source cannot answer.
+// Of the admin API source: a failed fetch is retried at the next tick (intervalMs).
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { AmbitError, describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { dataplaneMode } from '../model/enrolment.js';
+import { podKey, type AgentPod, type PodView } from '../model/node-pods.js';
 
-export interface AgentPod {
-  uid: string;
-  namespace: string;
-  name: string;
-  node: string;
-  ip: string;
-  serviceAccount: string;
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-  waypointOf: unknown;
-}
+export { podKey, type AgentPod, type PodView };
 
-export interface PodView {
-  version: number;
-  /** Pods of this node by `namespace/name`. */
-  pods: Map<string, AgentPod>;
-  namespaceLabels: Map<string, Record<string, string>>;
+/** What the node agent depends on to know its node's pods. */
+export interface PodSource {
+  current(): PodView | undefined;
+  /** Begins delivering views to onChange (serially). */
+  start(onChange: (view: PodView) => Promise<void>): void;
+  refresh(): Promise<PodView>;
+  close(): void;
+  /**
+   * Records on the pod itself whether its traffic is redirected (Istio's pod annotation
+   * `ambient.istio.io/redirection`), where the source can write pods (Kubernetes). Absent:
+   * the agent's own records are where it shows (the local cluster).
+   */
+  setRedirection?(pod: AgentPod, enabled: boolean): Promise<void>;
 }
 
 export interface PodSourceOptions {
@@ -42,7 +44,6 @@ export interface PodSourceOptions {
   clock: Clock;
   logger: Logger;
   intervalMs?: number;
-  onChange?: (view: PodView) => Promise<void>;
 }
 
 interface StatusBody {
@@ -51,14 +52,13 @@ interface StatusBody {
   namespaces?: Array<{ name: string; labels: Record<string, string> }>;
 }
 
-export const podKey = (namespace: string, name: string): string => `${namespace}/${name}`;
-
 /** Whether the node agent captures this pod: the data plane mode the control plane computes. */
 export function wantsCapture(view: PodView, pod: AgentPod): boolean {
   return dataplaneMode(pod, view.namespaceLabels.get(pod.namespace) ?? {}) === 'ambient';
 }
 
-export class PodSource {
+export class AdminPodSource implements PodSource {
+  private onChange: ((view: PodView) => Promise<void>) | undefined;
   private view: PodView | undefined;
   private timer: TimerHandle | undefined;
   private inflight: Promise<PodView> | undefined;
@@ -71,7 +71,8 @@ export class PodSource {
     return this.view;
   }
 
-  start(): void {
+  start(onChange: (view: PodView) => Promise<void>): void {
+    this.onChange = onChange;
     this.tick();
   }
 
@@ -121,7 +122,7 @@ export class PodSource {
     const view: PodView = { version: body.version, pods, namespaceLabels: new Map((body.namespaces ?? []).map((n) => [n.name, n.labels ?? {}])) };
     const changed = this.view?.version !== view.version;
     this.view = view;
-    if (changed && this.opts.onChange) await this.opts.onChange(view);
+    if (changed && this.onChange) await this.onChange(view);
     return view;
   }
 }

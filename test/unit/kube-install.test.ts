@@ -102,6 +102,22 @@ test('least privilege: the control plane writes only status, events, token revie
   assert.ok(!without.rules.some((r) => r.resources.includes('deployments')), 'no waypoint rights when waypoints are off');
 });
 
+test('least privilege: the node agent reads its pods and namespaces from the API server, patches only pods, and holds no admin token', () => {
+  const objs = installManifests(DEFAULT_VALUES);
+  const role = objs.find((o) => o.kind === 'ClusterRole' && (o.metadata as { name: string }).name === 'ambit-node-agent') as { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] };
+  const grants = role.rules.flatMap((r) => r.resources.flatMap((res) => r.verbs.map((v) => `${r.apiGroups.join(',') || 'core'}/${res}:${v}`))).sort();
+  assert.deepEqual(grants, ['core/namespaces:get', 'core/namespaces:list', 'core/namespaces:watch', 'core/pods:get', 'core/pods:list', 'core/pods:patch', 'core/pods:watch']);
+  const ds = objs.find((o) => o.kind === 'DaemonSet' && (o.metadata as { name: string }).name === 'ambit-node-agent') as {
+    spec: { template: { spec: { serviceAccountName: string; containers: { command: string[]; env: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[] }[] } } };
+  };
+  const pod = ds.spec.template.spec;
+  assert.equal(pod.serviceAccountName, 'ambit-node-agent');
+  const script = pod.containers[0]!.command.join(' ');
+  assert.match(script, /ambit node-agent --kubernetes /);
+  assert.doesNotMatch(script, /--control-plane|admin-token|--node /, 'no admin API, no admin token; the node comes from NODE_NAME');
+  assert.equal(pod.containers[0]!.env.find((e) => e.name === 'NODE_NAME')?.valueFrom?.fieldRef?.fieldPath, 'spec.nodeName');
+});
+
 test('CRD schemas are structural', () => {
   for (const k of CRD_KINDS) assert.deepEqual(structuralProblems(objectSchema(k)), [], k);
 });

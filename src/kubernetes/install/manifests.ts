@@ -79,6 +79,8 @@ function rbac(v: InstallValues): k8s.KubernetesObject[] {
       rule(['coordination.k8s.io'], ['leases'], ['create']),
     ],
   };
+  // The node agent watches its node's pods and all namespaces, and marks captured pods
+  // (ambient.istio.io/redirection) with a patch; nothing else.
   const nodeAgentRole: k8s.V1ClusterRole = {
     apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: meta(NODE_AGENT),
     rules: [rule([''], ['pods', 'namespaces'], read), rule([''], ['pods'], ['patch'])],
@@ -197,7 +199,9 @@ function nodeAgent(v: InstallValues): k8s.V1DaemonSet {
   const agent = [
     'conf=$(ls /host/etc/cni/net.d/*.conflist 2>/dev/null | head -n 1)',
     '[ -n "$conf" ] || { echo "no CNI .conflist in ' + v.cni.confDir + '" >&2; exit 1; }',
-    `exec ambit node-agent --node "$NODE_NAME" --dir /var/run/ambit --control-plane http://${CONTROL_PLANE}.${ns}.svc:${MONITORING_PORT} --cni-conf "$conf"`,
+    // Pods and namespace labels from the API server (Pods of NODE_NAME, from the downward API),
+    // with the node agent's own least-privilege ServiceAccount; no admin token.
+    'exec ambit node-agent --kubernetes --dir /var/run/ambit --cni-conf "$conf"',
   ].join('\n');
   return {
     apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: meta(NODE_AGENT, ns),

@@ -4,6 +4,9 @@
 // keeps the protocol facts the client library depends on:
 // - discovery: /api, /apis (APIGroupList), /api/v1 and /apis/<g>/<v> (APIResourceList);
 // - List with metadata.resourceVersion (a built-in type's items carry no kind/apiVersion);
+// - field selectors (metadata.name, metadata.namespace; a Pod's spec.nodeName, status.phase,
+//   status.podIP, spec.serviceAccountName; `=`, `==`, `!=`; an absent field is ""; any other
+//   field is a 400 "field label not supported"), on lists and watches alike;
 // - ?watch=1|true streams of {"type","object"} lines from a resourceVersion: ADDED, MODIFIED,
 //   DELETED, BOOKMARK (with allowWatchBookmarks, object = kind/apiVersion/metadata.
 //   resourceVersion only), ERROR with a 410 Status ("too old resource version") when the
@@ -53,7 +56,7 @@ interface Watcher {
   type: ResourceType;
   version: string;
   namespace: string | undefined;
-  name: string | undefined;
+  fields: string | undefined;
   labels: string | undefined;
   bookmarks: boolean;
   res: http.ServerResponse;
@@ -293,11 +296,11 @@ export class KubeApiServer {
     }
   }
 
-  /** The event a watcher sees for a change, if any (a label-selected watch sees objects enter and leave). */
+  /** The event a watcher sees for a change, if any (a label- or field-selected watch sees objects enter and leave). */
   private eventFor(w: Watcher, c: Change): Obj | undefined {
-    if (w.type !== c.rt || (w.namespace && c.obj.metadata.namespace !== w.namespace) || (w.name && c.obj.metadata.name !== w.name)) return undefined;
-    const now = matchesLabels(c.obj, w.labels);
-    const before = c.prev ? matchesLabels(c.prev, w.labels) : false;
+    if (w.type !== c.rt || (w.namespace && c.obj.metadata.namespace !== w.namespace)) return undefined;
+    const now = matchesLabels(c.obj, w.labels) && matchesFields(c.obj, w.fields);
+    const before = c.prev ? matchesLabels(c.prev, w.labels) && matchesFields(c.prev, w.fields) : false;
     let type: string = c.type;
     if (c.type === 'MODIFIED') {
       if (now && !before) type = 'ADDED';
@@ -379,6 +382,8 @@ export class KubeApiServer {
     if (sub === 'status' && !rt.statusSubresource) return send(404, status(404, 'NotFound', 'no status subresource'));
     const m = rec.method;
     if (plural === 'tokenreviews' && m === 'POST') return send(201, this.tokenReview(body as Obj));
+    const badField = unsupportedField(rt, url.searchParams.get('fieldSelector'));
+    if (!name && m === 'GET' && badField) return send(400, status(400, 'BadRequest', `field label not supported: ${badField}`));
     if (!name) {
       if (m === 'GET') return url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1' ? this.watch(rt, version, ns, url, res, rec) : send(200, this.listOf(rt, version, ns, url));
       if (m === 'POST') return this.create(rt, version, ns, body as Obj, send);
@@ -460,9 +465,9 @@ export class KubeApiServer {
   }
 
   private listOf(rt: ResourceType, version: string, ns: string | undefined, url: URL): Obj {
-    const names = fieldSelectorName(url.searchParams.get('fieldSelector'));
+    const fields = url.searchParams.get('fieldSelector') ?? undefined;
     const items = [...this.objects.values()]
-      .filter((o) => o.rt === rt && (!ns || o.obj.metadata.namespace === ns) && (!names || o.obj.metadata.name === names) && matchesLabels(o.obj, url.searchParams.get('labelSelector') ?? undefined))
+      .filter((o) => o.rt === rt && (!ns || o.obj.metadata.namespace === ns) && matchesFields(o.obj, fields) && matchesLabels(o.obj, url.searchParams.get('labelSelector') ?? undefined))
       .sort((a, b) => `${a.obj.metadata.namespace}/${a.obj.metadata.name}`.localeCompare(`${b.obj.metadata.namespace}/${b.obj.metadata.name}`))
       .map((o) => (rt.builtin ? structuredClone(o.obj) : this.typed(rt, version, o.obj)));
     return { kind: `${rt.kind}List`, apiVersion: apiVersionOf(rt.group, version), metadata: { resourceVersion: String(this.rv) }, items };
@@ -474,7 +479,7 @@ export class KubeApiServer {
     // The API server sends the headers at once (Go flushes after WriteHeader); Node would
     // hold them until the first event, and a quiet watch would look unanswered.
     res.flushHeaders();
-    const w: Watcher = { type: rt, version, namespace: ns, name: fieldSelectorName(url.searchParams.get('fieldSelector')), labels: url.searchParams.get('labelSelector') ?? undefined, bookmarks: url.searchParams.get('allowWatchBookmarks') === 'true', res, timer: undefined };
+    const w: Watcher = { type: rt, version, namespace: ns, fields: url.searchParams.get('fieldSelector') ?? undefined, labels: url.searchParams.get('labelSelector') ?? undefined, bookmarks: url.searchParams.get('allowWatchBookmarks') === 'true', res, timer: undefined };
     const from = url.searchParams.get('resourceVersion') ?? '';
     const timeoutS = Number(url.searchParams.get('timeoutSeconds') ?? '0');
     res.on('close', () => {
@@ -483,7 +488,7 @@ export class KubeApiServer {
     });
     if (from === '' || from === '0') {
       // "Any version": the current objects as ADDED, then changes.
-      for (const o of this.objects.values()) if (o.rt === rt && (!ns || o.obj.metadata.namespace === ns) && matchesLabels(o.obj, w.labels)) this.write(w, { type: 'ADDED', object: this.typed(rt, version, o.obj) });
+      for (const o of this.objects.values()) if (o.rt === rt && (!ns || o.obj.metadata.namespace === ns) && matchesLabels(o.obj, w.labels) && matchesFields(o.obj, w.fields)) this.write(w, { type: 'ADDED', object: this.typed(rt, version, o.obj) });
     } else {
       const n = Number(from);
       if (!Number.isFinite(n) || n < this.compactedRv) {
@@ -584,9 +589,32 @@ function matchesLabels(o: Obj, selector: string | undefined): boolean {
   });
 }
 
-function fieldSelectorName(sel: string | null): string | undefined {
-  const m = sel ? /(?:^|,)metadata\.name=([^,]+)/.exec(sel) : null;
-  return m?.[1];
+const SELECTABLE_FIELDS: Record<string, string[]> = {
+  '*': ['metadata.name', 'metadata.namespace'],
+  Pod: ['spec.nodeName', 'status.phase', 'status.podIP', 'spec.serviceAccountName'],
+};
+
+function selectorTerms(sel: string | null | undefined): { field: string; not: boolean; value: string }[] {
+  if (!sel) return [];
+  return sel.split(',').map((t) => t.trim()).filter(Boolean).map((term) => {
+    const m = /^([^=!]+)(!=|==|=)(.*)$/.exec(term);
+    return m ? { field: m[1]!.trim(), not: m[2] === '!=', value: m[3]! } : { field: term, not: false, value: '\u0000' };
+  });
+}
+
+/** The first field of a selector the API server would refuse for this kind. */
+function unsupportedField(rt: ResourceType, sel: string | null): string | undefined {
+  const ok = [...SELECTABLE_FIELDS['*']!, ...(SELECTABLE_FIELDS[rt.kind] ?? [])];
+  return selectorTerms(sel).find((t) => !ok.includes(t.field))?.field;
+}
+
+/** Field selectors: every term holds; an absent field's value is "". */
+function matchesFields(o: Obj, sel: string | undefined): boolean {
+  return selectorTerms(sel).every(({ field, not, value }) => {
+    let v: unknown = o;
+    for (const part of field.split('.')) v = (v as Obj | undefined)?.[part];
+    return (String(v ?? '') === value) !== not;
+  });
 }
 
 function stripTypeMeta(o: Obj): Obj {

@@ -34,6 +34,8 @@ export interface KubeMesh {
   /** TLS to the control plane as proxies use it (mesh root + the control plane's identity). */
   tls: ClientTlsOptions;
   adminToken: string;
+  /** The control plane's admin API, e.g. http://127.0.0.1:PORT (GET /api/status with adminToken). */
+  adminUrl: string;
   ztunnel(node: string): KubeZtunnel;
   close(): Promise<void>;
 }
@@ -71,7 +73,7 @@ export async function startKubeMesh(options: KubeMeshOptions = {}): Promise<Kube
   const xdsAddress = `127.0.0.1:${ports.xdsPort}`;
   const ztunnels: KubeZtunnel[] = [];
   return {
-    api, ca, tokens, cp, parts, cpLogs: lines, metrics, xdsAddress, tls, adminToken,
+    api, ca, tokens, cp, parts, cpLogs: lines, metrics, xdsAddress, tls, adminToken, adminUrl: `http://127.0.0.1:${ports.adminPort}`,
     ztunnel(node) {
       const states: MeshView[] = [];
       const { logger: zl } = memoryLogger({ component: `ztunnel-${node}` });
