@@ -52,23 +52,43 @@ export interface WaypointObjects {
   service: k8s.V1Service;
 }
 
-export function waypointObjects(gw: GatewayRef, s: WaypointSettings): WaypointObjects {
+/** What a waypoint's and an ingress gateway's objects differ in. */
+export interface ProxyShape {
+  /** Name of the ServiceAccount, Deployment and Service. */
+  name: string;
+  /** `ambit <command>` the container runs. */
+  command: 'waypoint' | 'gateway';
+  containerName: string;
+  /** Container ports besides the status port. */
+  ports: k8s.V1ContainerPort[];
+  /** Capabilities added (a listener below 1024 needs NET_BIND_SERVICE). */
+  addCapabilities?: string[];
+  /** The Service's type and ports besides the status port. */
+  service: { type: string; ports: k8s.V1ServicePort[] };
+}
+
+/**
+ * A ServiceAccount, Deployment and Service for one Gateway's proxy replicas, owned by the
+ * Gateway and labelled as Istio labels them; what varies between waypoints and ingress
+ * gateways is in `shape`.
+ */
+export function gatewayProxyObjects(gw: GatewayRef, s: WaypointSettings, shape: ProxyShape): WaypointObjects {
   const selector = { [LABEL_GATEWAY_NAME]: gw.name };
   const labels = { ...gw.infrastructure?.labels, ...selector };
   const owner: k8s.V1OwnerReference = { apiVersion: gw.apiVersion, kind: 'Gateway', name: gw.name, uid: gw.uid };
   const meta = (): k8s.V1ObjectMeta => ({
-    name: gw.name, namespace: gw.namespace, labels: { ...labels }, ...(gw.infrastructure?.annotations ? { annotations: { ...gw.infrastructure.annotations } } : {}),
+    name: shape.name, namespace: gw.namespace, labels: { ...labels }, ...(gw.infrastructure?.annotations ? { annotations: { ...gw.infrastructure.annotations } } : {}),
     ownerReferences: [{ ...owner }],
   });
   const container: k8s.V1Container = {
-    name: 'waypoint',
+    name: shape.containerName,
     image: s.image,
     imagePullPolicy: s.imagePullPolicy ?? 'IfNotPresent',
     args: [
-      'waypoint', '--gateway', `${gw.namespace}/${gw.name}`, '--in-pod',
+      shape.command, '--gateway', `${gw.namespace}/${gw.name}`, '--in-pod',
       '--xds', s.xdsAddress, '--token-file', TOKEN_PATH, '--root-cert', '/var/run/secrets/istio/root-cert.pem',
       '--admin', `0.0.0.0:${WAYPOINT_READY_PORT}`, '--trust-domain', s.trustDomain, '--root-namespace', s.rootNamespace,
-      '--service-account', gw.name,
+      '--service-account', shape.name,
     ],
     env: [
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
@@ -77,15 +97,12 @@ export function waypointObjects(gw: GatewayRef, s: WaypointSettings): WaypointOb
       { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
       { name: 'SERVICE_ACCOUNT', valueFrom: { fieldRef: { fieldPath: 'spec.serviceAccountName' } } },
     ],
-    ports: [
-      { name: 'hbone', containerPort: WAYPOINT_HBONE_PORT, protocol: 'TCP' },
-      { name: 'status-port', containerPort: WAYPOINT_READY_PORT, protocol: 'TCP' },
-    ],
+    ports: [...shape.ports, { name: 'status-port', containerPort: WAYPOINT_READY_PORT, protocol: 'TCP' }],
     readinessProbe: { httpGet: { path: '/healthz/ready', port: WAYPOINT_READY_PORT }, periodSeconds: 5, failureThreshold: 3 },
     resources: s.resources ?? { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
     securityContext: {
       runAsNonRoot: true, runAsUser: 1337, runAsGroup: 1337, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true,
-      capabilities: { drop: ['ALL'] },
+      capabilities: { drop: ['ALL'], ...(shape.addCapabilities?.length ? { add: shape.addCapabilities } : {}) },
     },
     volumeMounts: [
       { name: 'istio-token', mountPath: '/var/run/secrets/tokens', readOnly: true },
@@ -99,7 +116,7 @@ export function waypointObjects(gw: GatewayRef, s: WaypointSettings): WaypointOb
       template: {
         metadata: { labels: { ...labels, [LABEL_DATAPLANE_MODE]: 'none' } },
         spec: {
-          serviceAccountName: gw.name,
+          serviceAccountName: shape.name,
           terminationGracePeriodSeconds: 5,
           containers: [container],
           volumes: [
@@ -113,15 +130,20 @@ export function waypointObjects(gw: GatewayRef, s: WaypointSettings): WaypointOb
   const service: k8s.V1Service = {
     apiVersion: 'v1', kind: 'Service', metadata: meta(),
     spec: {
-      type: 'ClusterIP', selector: { ...selector },
-      ports: [
-        { name: 'status-port', port: WAYPOINT_READY_PORT, targetPort: WAYPOINT_READY_PORT, protocol: 'TCP' },
-        { name: 'mesh', port: WAYPOINT_HBONE_PORT, targetPort: WAYPOINT_HBONE_PORT, protocol: 'TCP', appProtocol: 'all' },
-      ],
+      type: shape.service.type, selector: { ...selector },
+      ports: [{ name: 'status-port', port: WAYPOINT_READY_PORT, targetPort: WAYPOINT_READY_PORT, protocol: 'TCP' }, ...shape.service.ports],
     },
   };
   const serviceAccount: k8s.V1ServiceAccount = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta() };
   return { serviceAccount, deployment, service };
+}
+
+export function waypointObjects(gw: GatewayRef, s: WaypointSettings): WaypointObjects {
+  return gatewayProxyObjects(gw, s, {
+    name: gw.name, command: 'waypoint', containerName: 'waypoint',
+    ports: [{ name: 'hbone', containerPort: WAYPOINT_HBONE_PORT, protocol: 'TCP' }],
+    service: { type: 'ClusterIP', ports: [{ name: 'mesh', port: WAYPOINT_HBONE_PORT, targetPort: WAYPOINT_HBONE_PORT, protocol: 'TCP', appProtocol: 'all' }] },
+  });
 }
 
 /**

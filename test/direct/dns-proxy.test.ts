@@ -57,9 +57,12 @@ async function askUdp(port: number, msg: Buffer, timeoutMs = 3000): Promise<Buff
   });
 }
 
-async function askTcp(port: number, msgs: Buffer[]): Promise<Buffer[]> {
+async function askTcp(port: number, msgs: Buffer[], timeoutMs = 5000): Promise<Buffer[]> {
   const s = net.connect(port, '127.0.0.1');
   cleanup.push(() => s.destroy());
+  // Never wait for ever: a missing answer ends the stream (and the assertions say what is missing).
+  const deadline = setTimeout(() => s.destroy(), timeoutMs);
+  s.once('close', () => clearTimeout(deadline));
   const framed = Buffer.concat(msgs.map((m) => { const h = Buffer.alloc(2); h.writeUInt16BE(m.length); return Buffer.concat([h, m]); }));
   s.write(framed);
   let buf = Buffer.alloc(0);
@@ -137,7 +140,9 @@ test('malformed and oversized input: FORMERR when there is an id, dropped otherw
   // A TCP client announcing a message over the limit is cut.
   const s = net.connect(p.tcpPort, '127.0.0.1');
   s.write(Buffer.from([0xff, 0xff, 1, 2, 3]));
+  const cut = setTimeout(() => s.destroy(new Error('the server did not cut the connection')), 5000);
   await new Promise<void>((r) => { s.on('close', () => r()); s.on('error', () => {}); });
+  clearTimeout(cut);
   assert.deepEqual(decodeAnswer(await askUdp(p.udpPort, encodeQuery(8, 'echo', 'A'))).answers.map((a) => a.data), ['10.96.0.10']);
   const text = p.registry.render();
   assert.match(text, /ambit_dns_refused_total\{reason="bad_query_formerr",request_protocol="udp"\} 1/);
