@@ -8,9 +8,9 @@
 //   answer (framed by Content-Length or chunks) allow it; otherwise it is ended after the answer.
 // - A request that is not valid HTTP/1.1 gets 400 (431 for a head over MAX_HEADER_BYTES) with
 //   `connection: close`, and the connection ends; the pipeline never sees it. CONNECT gets 501.
-// - Only HTTP/1.0 and HTTP/1.1 are served: any other version in the request line (HTTP/2.0,
-//   HTTP/0.9 with headers, HTTP/1.2, HTTP/3.0) gets 505 the same way — never read as HTTP/1.0
-//   or 1.1, whose framing its sender may not share.
+// - Only HTTP/1.0 and HTTP/1.1 are served: another version llhttp reads (HTTP/2.0, HTTP/0.9
+//   with headers) gets 505 the same way — never read as HTTP/1.0 or 1.1, whose framing its
+//   sender may not share; the versions llhttp refuses itself (HTTP/1.2, HTTP/3.0) get 400.
 // - `Expect: 100-continue` is answered here, when the request's turn comes (never inside the
 //   answer to an earlier one), and not forwarded.
 // - Nothing after a refused request reaches the pipeline, even when it came in the same read.
@@ -419,7 +419,7 @@ export class Http1ServerConnection {
 
   private refuse(e: ParseError): void {
     this.closed = true;
-    const status = e.code === 'HPE_HEADER_OVERFLOW' ? 431 : e.code === 'HPE_HEADER_TIMEOUT' ? 408 : UNSUPPORTED_VERSION.has(e.code ?? '') ? 505 : 400;
+    const status = e.code === 'HPE_HEADER_OVERFLOW' ? 431 : e.code === 'HPE_HEADER_TIMEOUT' ? 408 : e.code === 'HPE_UNSUPPORTED_VERSION' ? 505 : 400;
     this.events.badRequest?.(status, e);
     // Answers already under way are cut: the stream is no longer in step with the client.
     if (this.queue.length === 0) {
@@ -451,8 +451,6 @@ export class Http1ServerConnection {
 }
 
 const EMPTY = Buffer.alloc(0);
-/** A version llhttp parsed but we do not speak (ours), or one llhttp refuses (1.2, 3.0, "2"). */
-const UNSUPPORTED_VERSION = new Set(['HPE_UNSUPPORTED_VERSION', 'HPE_INVALID_VERSION']);
 
 function countHeader(raw: readonly string[], lowerName: string): number {
   let n = 0;
