@@ -2,7 +2,8 @@
 //
 // Invariants:
 // - Each forwarded query gets a fresh random id (the client's is restored on the answer), and
-//   only a datagram from an upstream's address and port, carrying that id and the same question,
+//   only a datagram from an upstream's address and port, carrying that id and the same question
+//   (the question section's bytes, not the name's text),
 //   is taken as the answer (isAnswerTo): a late, stray or spoofed datagram is dropped.
 // - Bounded: at most `maxOutstanding` queries wait for an upstream at once (per forwarder, and
 //   through `shared` across forwarders); over that, forward() fails at once with 'overload'.
@@ -136,7 +137,7 @@ export class DnsForwarder {
     if (msg.length < 2) return;
     const p = this.pending.get(msg.readUInt16BE(0));
     if (!p || p.upstream.port !== rinfo.port || p.upstream.ip !== rinfo.address.replace(/^::ffff:/, '')) return;
-    if (!isAnswerTo(msg, { id: msg.readUInt16BE(0), name: p.q.name, type: p.q.type })) return;
+    if (!isAnswerTo(msg, { id: msg.readUInt16BE(0), question: p.q.question })) return;
     this.pending.delete(msg.readUInt16BE(0));
     p.timer.cancel();
     p.resolve(withId(msg, p.q.id));
@@ -166,7 +167,7 @@ export class DnsForwarder {
         if (buf.length > MAX_UPSTREAM_RESPONSE_BYTES + 2) { finish(new ForwardError('network', 'upstream answer too large')); return; }
         if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return;
         const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
-        if (!isAnswerTo(msg, { id, name: q.name, type: q.type })) { finish(new ForwardError('network', 'upstream sent something other than the answer')); return; }
+        if (!isAnswerTo(msg, { id, question: q.question })) { finish(new ForwardError('network', 'upstream sent something other than the answer')); return; }
         finish(undefined, withId(msg, q.id));
       });
       socket.once('end', () => finish(new ForwardError('network', `tcp to ${upstream.ip}:${upstream.port} closed before an answer`)));

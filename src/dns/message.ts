@@ -18,8 +18,16 @@
 //   becomes a refusal saying whether to answer (FORMERR / NOTIMP / REFUSED, with the query's
 //   id) or to drop silently (fewer than 12 bytes: no id to answer with; a response: never
 //   answer a response, it would make the proxy a reflector).
-// - Names are compared lower-case without the trailing dot; the answer echoes the question as
-//   asked (RFC 1035 4.1.1) by copying the question bytes' name from the parsed query.
+// - The question name is read label by label from the bytes (not from dns-packet's text, which
+//   joins labels with "." unescaped: the labels `a.b` `c` and `a` `b` `c` both read "a.b.c",
+//   and bytes that are not UTF-8 come back as U+FFFD). Its text is the presentation form of
+//   RFC 1035 5.1: `\.` for a dot inside a label, `\\` for a backslash, `\DDD` for a byte outside
+//   printable ASCII; so two names with different labels never have the same text. A
+//   compression pointer in the question (it could only point into the header) is FORMERR.
+// - Names are compared lower-case without the trailing dot; every answer made here echoes the
+//   question section byte for byte as received (RFC 1035 4.1.1), never a re-encoding of its
+//   text; an upstream's answer is taken only when its question has the same bytes (ASCII case
+//   aside).
 // - An answer that does not fit the client's UDP payload size (512, or its EDNS size up to
 //   4096) is sent with TC set and no records, so the client retries over TCP.
 import dnsPacket from 'dns-packet';
@@ -45,8 +53,10 @@ export interface DnsQuestion {
 export interface DnsQuery extends DnsQuestion {
   id: number;
   recursionDesired: boolean;
-  /** The name exactly as the client wrote it (echoed in answers). */
+  /** The name as the client wrote it, in presentation form (case kept, no trailing dot). */
   asked: string;
+  /** The question section (name, type, class) exactly as received: echoed in answers made here. */
+  question: Buffer;
   /** The UDP payload size the client accepts (EDNS), at least 512. */
   udpPayload: number;
   /** The client's bytes, forwarded as they are (with another id) when not answered here. */
@@ -77,6 +87,8 @@ export function parseQuery(buf: Buffer): ParsedQuery {
   if (buf.readUInt16BE(6) !== 0 || buf.readUInt16BE(8) !== 0 || buf.readUInt16BE(10) > 2) {
     return { ok: false, reason: 'a query with answer or authority records, or more than 2 additional records', answer: { id, rcode: 'FORMERR' } };
   }
+  const wire = readQuestion(buf);
+  if (typeof wire === 'string') return { ok: false, reason: `malformed: ${wire}`, answer: { id, rcode: 'FORMERR' } };
   let p: dnsPacket.Packet;
   try {
     p = dnsPacket.decode(buf);
@@ -90,8 +102,45 @@ export function parseQuery(buf: Buffer): ParsedQuery {
   const udpPayload = Math.min(MAX_UDP_PAYLOAD, Math.max(DEFAULT_UDP_PAYLOAD, opt?.udpPayloadSize ?? DEFAULT_UDP_PAYLOAD));
   return {
     ok: true,
-    query: { id, recursionDesired: (buf[2]! & 0x01) === 1, asked: q.name, name: normalizeName(q.name), type: String(q.type), udpPayload, raw: buf },
+    query: { id, recursionDesired: (buf[2]! & 0x01) === 1, asked: wire.text, name: wire.text.toLowerCase(), type: String(q.type), question: wire.question, udpPayload, raw: buf },
   };
+}
+
+/** Longest name on the wire, its terminating zero included (RFC 1035 2.3.4). */
+const MAX_NAME_BYTES = 255;
+
+/**
+ * The question section of a query (starting at byte 12, right after the header) as received,
+ * and the presentation text of its name; or why it cannot be read.
+ */
+function readQuestion(buf: Buffer): { question: Buffer; text: string } | string {
+  let at = 12;
+  const labels: string[] = [];
+  for (;;) {
+    if (at >= buf.length) return 'the question name runs past the end of the message';
+    const len = buf[at]!;
+    if (len === 0) break;
+    if ((len & 0xc0) !== 0) return (len & 0xc0) === 0xc0 ? 'a compression pointer in the question name' : `a label type 0x${(len & 0xc0).toString(16)} in the question name`;
+    if (at + 1 + len > buf.length) return 'a label of the question name runs past the end of the message';
+    labels.push(presentLabel(buf, at + 1, at + 1 + len));
+    at += 1 + len;
+    if (at - 12 + 1 > MAX_NAME_BYTES) return `the question name is longer than ${MAX_NAME_BYTES} bytes`;
+  }
+  const end = at + 1 + 4;
+  if (end > buf.length) return 'the question has no type and class';
+  return { question: Buffer.from(buf.subarray(12, end)), text: labels.length === 0 ? '.' : labels.join('.') };
+}
+
+/** A label in presentation form: printable ASCII as is, `\.` and `\\` escaped, other bytes `\DDD`. */
+function presentLabel(buf: Buffer, from: number, to: number): string {
+  let s = '';
+  for (let i = from; i < to; i++) {
+    const c = buf[i]!;
+    if (c === 0x2e || c === 0x5c) s += `\\${String.fromCharCode(c)}`;
+    else if (c > 0x20 && c < 0x7f) s += String.fromCharCode(c);
+    else s += `\\${String(c).padStart(3, '0')}`;
+  }
+  return s;
 }
 
 export function normalizeName(name: string): string {
@@ -99,17 +148,26 @@ export function normalizeName(name: string): string {
   return n === '' ? '.' : n;
 }
 
-/** An answer to `q`: records (possibly none) with rcode; TC and no records when over `maxBytes`. */
+/**
+ * An answer to `q`: records (possibly none) with rcode; TC and no records when over `maxBytes`.
+ * The question section is the query's own bytes; the records' names are text (only plain
+ * names, as resolve.ts answers, are given records).
+ */
 export function encodeAnswer(q: DnsQuery, records: readonly DnsRecord[], rcode: Rcode, o: { authoritative: boolean; maxBytes: number }): Buffer {
   const flags = (o.authoritative ? dnsPacket.AUTHORITATIVE_ANSWER : 0) | (q.recursionDesired ? dnsPacket.RECURSION_DESIRED : 0) | dnsPacket.RECURSION_AVAILABLE | RCODE[rcode];
-  const packet = (answers: readonly DnsRecord[], extra = 0): dnsPacket.Packet => ({
-    type: 'response', id: q.id, flags: flags | extra,
-    questions: [{ name: q.asked, type: q.type as dnsPacket.RecordType, class: 'IN' }],
-    answers: answers.map((r) => ({ name: r.name, type: r.type, class: 'IN', ttl: r.ttl, data: r.data }) as dnsPacket.Answer),
-  });
-  const full = dnsPacket.encode(packet(records));
+  const packet = (answers: readonly DnsRecord[], extra = 0): Buffer => {
+    // dns-packet writes no compression pointers, so the question can be put in place after the
+    // header without moving anything a pointer would name.
+    const b = dnsPacket.encode({
+      type: 'response', id: q.id, flags: flags | extra, questions: [],
+      answers: answers.map((r) => ({ name: r.name, type: r.type, class: 'IN', ttl: r.ttl, data: r.data }) as dnsPacket.Answer),
+    });
+    b.writeUInt16BE(1, 4);
+    return Buffer.concat([b.subarray(0, 12), q.question, b.subarray(12)]);
+  };
+  const full = packet(records);
   if (full.length <= o.maxBytes) return full;
-  return dnsPacket.encode(packet([], dnsPacket.TRUNCATED_RESPONSE));
+  return packet([], dnsPacket.TRUNCATED_RESPONSE);
 }
 
 /** A bare error answer (no question) for a message that could not be parsed past its header. */
@@ -128,21 +186,32 @@ export function withId(buf: Buffer, id: number): Buffer {
 }
 
 /**
- * Whether `buf` is an upstream's answer to the question (id, name, type): a response, within
- * the size limit, whose first question is the one asked. Anything else is ignored (a late,
- * stray or spoofed datagram).
+ * Whether `buf` is an upstream's answer to the question (id, and the question section's bytes
+ * as the query carried them): a response, within the size limit, that decodes, whose question
+ * has the same bytes (ASCII letters in any case). Anything else is ignored (a late, stray or
+ * spoofed datagram, or an answer about other labels).
  */
-export function isAnswerTo(buf: Buffer, expect: { id: number; name: string; type: string }): boolean {
+export function isAnswerTo(buf: Buffer, expect: { id: number; question: Buffer }): boolean {
   if (buf.length < 12 || buf.length > MAX_UPSTREAM_RESPONSE_BYTES) return false;
   if (buf.readUInt16BE(0) !== expect.id || !(buf[2]! & 0x80) || buf.readUInt16BE(4) !== 1) return false;
   if (!plausibleCounts(buf)) return false;
+  if (buf.length < 12 + expect.question.length || !sameIgnoringAsciiCase(buf, 12, expect.question)) return false;
   try {
-    const p = dnsPacket.decode(buf);
-    const q = p.questions?.[0];
-    return !!q && normalizeName(q.name) === expect.name && String(q.type) === expect.type;
+    dnsPacket.decode(buf);
+    return true;
   } catch {
     return false;
   }
+}
+
+function sameIgnoringAsciiCase(buf: Buffer, at: number, want: Buffer): boolean {
+  for (let i = 0; i < want.length; i++) {
+    const a = buf[at + i]!;
+    const b = want[i]!;
+    if (a !== b && (a | 0x20) !== (b | 0x20)) return false;
+    if (a !== b && !((a | 0x20) >= 0x61 && (a | 0x20) <= 0x7a)) return false;
+  }
+  return true;
 }
 
 /**

@@ -1,5 +1,11 @@
 // The DNS proxy's decision for one question (pure, as Istio's ztunnel decides it):
 //
+// 0. Only plain names are answered here: printable ASCII without a backslash, i.e. labels that
+//    hold neither a "." nor a byte outside printable ASCII (message.ts writes those escaped,
+//    `\.` and `\DDD`). Mesh hosts are plain names; the text of any other name, split on ".",
+//    would give labels it does not have (`echo\.shop.svc.cluster.local` is not a name of the
+//    service echo.shop). Such names are forwarded, as the query's bytes: the upstream sees and
+//    echoes exactly the labels asked.
 // 1. Only A and AAAA are answered here; every other type is forwarded upstream.
 // 2. The aliases of the requested name, from the client's point of view, in this order: the
 //    name itself; its Kubernetes expansions (`svc` -> `svc.<ns>.svc.<domain>`, `svc.ns` ->
@@ -67,7 +73,7 @@ export interface ResolveOptions {
 
 export type DnsDecision =
   | { kind: 'answer'; records: DnsRecord[]; host: DnsHost }
-  | { kind: 'forward'; reason: 'type' | 'unknown' };
+  | { kind: 'forward'; reason: 'type' | 'unknown' | 'not-plain' };
 
 interface Alias {
   name: string;
@@ -110,8 +116,12 @@ export function wildcardsOf(name: string): string[] {
   return out;
 }
 
+/** Printable ASCII but the backslash (which starts an escape in a name's presentation text). */
+const PLAIN_NAME = /^[!-[\]-~]+$/;
+
 export function decideDns(reg: DnsRegistry, client: DnsClient, q: { name: string; type: string }, o: ResolveOptions): DnsDecision {
   if (q.type !== 'A' && q.type !== 'AAAA') return { kind: 'forward', reason: 'type' };
+  if (!PLAIN_NAME.test(q.name)) return { kind: 'forward', reason: 'not-plain' };
   for (const alias of aliasesOf(q.name, client, o)) {
     for (const candidate of wildcardsOf(alias.name)) {
       const visible = reg.lookup(candidate).filter((h) => !h.visibleTo || h.visibleTo.includes(client.namespace));

@@ -3,9 +3,11 @@
 //
 // Invariants:
 // - `h2` only for the exact HTTP/2 client preface (h2c with prior knowledge, gRPC);
-// - `http1` for `<METHOD> <target> HTTP/1.x` where METHOD is a token of letters, digits, `-`
-//   and `_` (any case: the HTTP/1.1 codec then answers 400 to a method that is not upper-case,
-//   rather than the request slipping through as TCP);
+// - `http1` for `<METHOD> <target> HTTP/<anything>` where METHOD is a token of letters, digits,
+//   `-` and `_` (any case: the HTTP/1.1 codec then answers 400 to a method that is not
+//   upper-case, and 505 to a version other than 1.0 and 1.1 — `GET / HTTP/2.0` — rather than
+//   the request slipping past L7 routing and policy as TCP to an application that may read it
+//   as HTTP/1.1);
 // - `tcp` for anything else, and for a client that sends nothing within the sniff deadline
 //   (server-first protocols); `need-more` while the bytes so far are a prefix of either.
 import type { Duplex } from 'node:stream';
@@ -14,8 +16,8 @@ import type { Clock } from '../core/clock.js';
 export type SniffResult = 'http1' | 'h2' | 'tcp' | 'need-more';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-const HTTP1_REQUEST_LINE = /^[A-Za-z][A-Za-z0-9_-]{0,19} [^ \r\n]+ HTTP\/1\.[01]\r?\n/;
-const HTTP1_PREFIX = /^[A-Za-z][A-Za-z0-9_-]{0,19}( [^ \r\n]*( (H(T(T(P(\/(1(\.([01](\r)?)?)?)?)?)?)?)?)?)?)?$/;
+const HTTP1_REQUEST_LINE = /^[A-Za-z][A-Za-z0-9_-]{0,19} [^ \r\n]+ HTTP\/[^\r\n]*\r?\n/;
+const HTTP1_PREFIX = /^[A-Za-z][A-Za-z0-9_-]{0,19}( [^ \r\n]*( (H(T(T(P(\/[^\r\n]*(\r)?)?)?)?)?)?)?)?$/;
 /** Longest request line we wait for before calling it TCP. */
 const MAX_SNIFF_BYTES = 8192;
 

@@ -150,3 +150,44 @@ test('malformed and oversized input: FORMERR when there is an id, dropped otherw
   assert.match(text, /ambit_dns_refused_total\{reason="oversized",request_protocol="udp"\} 1/);
   assert.match(text, /ambit_dns_refused_total\{reason="oversized",request_protocol="tcp"\} 1/);
 });
+
+test('a name with a dot inside a label goes upstream as asked; an upstream answer about other labels is not taken', async () => {
+  // The upstream answers every query about the labels www/example/org (whatever was asked),
+  // and queries it does not know with their own question (NXDOMAIN).
+  const upstream = await udpSocket();
+  const asked: Buffer[] = [];
+  const zoneAnswer = (id: number, labels: string[]): Buffer => {
+    const name = Buffer.concat([...labels.flatMap((l) => [Buffer.from([l.length]), Buffer.from(l)]), Buffer.from([0, 0, 1, 0, 1])]);
+    const h = Buffer.alloc(12);
+    h.writeUInt16BE(id, 0);
+    h.writeUInt16BE(0x8180, 2);
+    h.writeUInt16BE(1, 4);
+    h.writeUInt16BE(1, 6);
+    // One A record, its name a pointer to the question (offset 12), 192.0.2.80.
+    return Buffer.concat([h, name, Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 192, 0, 2, 80])]);
+  };
+  upstream.on('message', (m, r) => {
+    asked.push(Buffer.from(m));
+    upstream.send(zoneAnswer(m.readUInt16BE(0), ['www', 'example', 'org']), r.port, r.address);
+  });
+  const p = await setup({ upstreamPort: upstream.address().port, timeoutMs: 400 });
+  const wire = (id: number, labels: string[]): Buffer => {
+    const h = Buffer.alloc(12);
+    h.writeUInt16BE(id, 0);
+    h.writeUInt16BE(0x0100, 2);
+    h.writeUInt16BE(1, 4);
+    return Buffer.concat([h, ...labels.flatMap((l) => [Buffer.from([l.length]), Buffer.from(l)]), Buffer.from([0, 0, 1, 0, 1])]);
+  };
+  const plain = decodeAnswer(await askUdp(p.udpPort, wire(1, ['www', 'example', 'org'])));
+  assert.deepEqual(plain.answers.map((a) => a.data), ['192.0.2.80'], 'control: the same labels are answered');
+  const q = wire(2, ['www.example', 'org']);
+  const a = await askUdp(p.udpPort, q);
+  assert.deepEqual(asked.at(-1)!.subarray(12), q.subarray(12), 'forwarded with its labels as asked');
+  const d = decodeAnswer(a);
+  assert.equal(d.rcode, 'SERVFAIL', 'the answer about www/example/org is not an answer to www.example/org');
+  assert.deepEqual(d.answers, []);
+  assert.deepEqual(a.subarray(12, q.length), q.subarray(12), 'the question echoed byte for byte');
+  // And the mesh name's text with a dot inside a label is not the mesh name.
+  const mesh = decodeAnswer(await askUdp(p.udpPort, wire(3, ['echo.shop', 'svc', 'cluster', 'local'])));
+  assert.deepEqual(mesh.answers, []);
+});

@@ -37,7 +37,7 @@ test("_http_common: the HTTPParser slots and methods the HTTP/1.1 codec drives",
     assert.ok(Number.isInteger(P[k]), `Node ${NODE}: HTTPParser.${k} is ${String(P[k])}, not a slot number; ${PARSER} assigns its callbacks by these`);
   }
   assert.equal(new Set(slots.map((k) => P[k])).size, slots.length, `Node ${NODE}: HTTPParser callback slots collide (${slots.map((k) => `${k}=${String(P[k])}`).join(', ')}); check ${PARSER}`);
-  for (const m of ['initialize', 'execute', 'finish', 'close']) {
+  for (const m of ['initialize', 'execute', 'finish', 'resume', 'close']) {
     assert.equal(typeof P.prototype[m], 'function', `Node ${NODE}: HTTPParser#${m} is gone; ${PARSER} calls it`);
   }
   assert.ok(Array.isArray(common.methods) && common.methods.includes('GET') && common.methods.includes('CONNECT'), `Node ${NODE}: _http_common.methods is not the method table ${PARSER} maps numbers with`);
@@ -74,6 +74,25 @@ test('_http_common: each callback fires with the arguments the codec reads, in o
   const err = bad.execute(Buffer.from('GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n'));
   bad.close();
   assert.ok(err instanceof Error, `Node ${NODE}: llhttp accepted Content-Length with Transfer-Encoding; the smuggling defence of ${PARSER} is gone`);
+});
+
+test('_http_common: a head can pause the parser (HPE_PAUSED at the end of that head) and parsing resumes there', () => {
+  const seen: string[] = [];
+  const p = new Http1Parser('request', {
+    head: (h) => { seen.push(`head ${h.url}`); return h.url === '/1' ? 'pause' : false; },
+    body: (b) => seen.push(`body ${b.toString()}`),
+    complete: () => seen.push('complete'),
+  });
+  const one = (i: number): string => `POST /${i} HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nb${i}`;
+  const all = Buffer.from([0, 1, 2].map(one).join(''));
+  const r = p.execute(all);
+  const headEnd = one(0).length + one(1).length - 2;
+  assert.ok(r instanceof Error && r.code === 'HPE_PAUSED' && r.bytesParsed === headEnd, `Node ${NODE}: returning HPE_PAUSED from kOnHeadersComplete gave ${String(r)} (${r instanceof Error ? `${r.code} at ${r.bytesParsed}` : ''}); ${PARSER}'s pipelining bound relies on it`);
+  assert.deepEqual(seen, ['head /0', 'body b0', 'complete', 'head /1']);
+  p.resume();
+  assert.equal(p.execute(all.subarray(headEnd)), all.length - headEnd);
+  p.close();
+  assert.deepEqual(seen.slice(4), ['body b1', 'complete', 'head /2', 'body b2', 'complete']);
 });
 
 /** One HTTP/1.1 POST from node:http's client over an HTTP/2 CONNECT stream; what the far end read. */

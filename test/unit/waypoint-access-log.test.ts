@@ -52,7 +52,7 @@ test('filter expressions: what is not understood is refused with its column', ()
     ['response.code > 400 ? true : false', /conditional operator/],
     ['request.path.size() > 3', /"size" is not a method Ambit evaluates/],
     ["request.path == 'abc", /the string is not closed/],
-    ["request.path.matches('[')", /not a regular expression/],
+    ["request.path.matches('[')", /not an RE2 regular expression/],
     ["request.duration > duration('2 seconds')", /not a duration/],
     ['response.code >= 400 )', /column 22: unexpected "\)"/],
     ['', /empty/],

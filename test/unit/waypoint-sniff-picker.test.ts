@@ -15,7 +15,15 @@ test('sniff: HTTP/2 preface, HTTP/1 request lines, partial input, TCP', () => {
   assert.equal(sniffProtocol(Buffer.from('get / HTTP/1.1\r\n')), 'http1');
   assert.equal(sniffProtocol(Buffer.from('SSH-2.0-OpenSSH_9.2\r\n')), 'tcp');
   assert.equal(sniffProtocol(Buffer.from([0x16, 0x03, 0x01, 0x00])), 'tcp');
-  assert.equal(sniffProtocol(Buffer.from('GET / HTTP/2.0\r\n')), 'tcp');
+  // Looks like HTTP but is not HTTP/1.x: the codec answers 505; it is never relayed as TCP past L7 policy.
+  assert.equal(sniffProtocol(Buffer.from('GET /admin HTTP/2.0\r\n')), 'http1');
+  assert.equal(sniffProtocol(Buffer.from('GET / HTTP/0.9\r\n')), 'http1');
+  assert.equal(sniffProtocol(Buffer.from('GET / HTTP/3\n')), 'http1');
+  assert.equal(sniffProtocol(Buffer.from('GET / HTTP/2.0')), 'need-more');
+  assert.equal(sniffProtocol(Buffer.from('GET / HTTP/2.0\r')), 'need-more');
+  // Other text protocols with a request line of the same shape stay TCP.
+  assert.equal(sniffProtocol(Buffer.from('OPTIONS rtsp://cam/s RTSP/1.0\r\n')), 'tcp');
+  assert.equal(sniffProtocol(Buffer.from('INVITE sip:bob@example.com SIP/2.0\r\n')), 'tcp');
   assert.equal(sniffProtocol(Buffer.from(`GET /${'a'.repeat(9000)}`)), 'tcp');
 });
 

@@ -11,7 +11,10 @@
 //   after the body (chunked trailers) reach `complete()`. Node's binding hands trailer lines on
 //   with the URL of the message they end: that URL is dropped with them, never prefixed to the
 //   next request's target on the connection.
-// - `head()` returning true tells the parser the message has no body (a response to HEAD).
+// - `head()` returning true tells the parser the message has no body (a response to HEAD);
+//   returning 'pause' stops the parser right after that head: execute() returns an error with
+//   code HPE_PAUSED whose bytesParsed is where the head ended, and after resume() the next
+//   execute() goes on from there (the message's body, then the next messages).
 // - `_http_common` is a Node internal: its slot numbers are checked when this file loads (a
 //   Node whose binding moved refuses to start the codec, naming what is missing), and
 //   test/unit/node-internals.test.ts checks the callbacks' arguments on the Node under test.
@@ -22,6 +25,7 @@ interface NativeParser {
   initialize(kind: number, resource: object, maxHeaderSize: number, lenient: number): void;
   execute(b: Buffer): number | Error;
   finish(): number | Error | undefined;
+  resume(): void;
   close(): void;
   [key: number]: unknown;
 }
@@ -48,6 +52,8 @@ for (const slot of ['REQUEST', 'RESPONSE', 'kOnMessageBegin', 'kOnHeaders', 'kOn
 }
 
 export const MAX_HEADER_BYTES = 16 * 1024;
+/** llhttp's HPE_PAUSED: returned from on_headers_complete, it stops the parser after the head. */
+const HPE_PAUSED = 21;
 
 export interface MessageHead {
   versionMajor: number;
@@ -69,8 +75,8 @@ export interface MessageHead {
 export interface ParserEvents {
   /** The first byte of a message was read (its head is now being read). */
   begin?(): void;
-  /** Return true for "no body follows" (the answer to a HEAD request). */
-  head(h: MessageHead): boolean;
+  /** Return true for "no body follows" (the answer to a HEAD request), 'pause' to stop parsing after this head. */
+  head(h: MessageHead): boolean | 'pause';
   body(chunk: Buffer): void;
   complete(trailers: string[]): void;
 }
@@ -107,7 +113,7 @@ export class Http1Parser {
         versionMajor: major, versionMinor: minor, rawHeaders, method: method === undefined ? '' : (methods[method] ?? ''), url: fullUrl,
         status: status ?? 0, statusText: statusText ?? '', upgrade, keepAlive,
       });
-      return skipBody ? 1 : 0;
+      return skipBody === 'pause' ? HPE_PAUSED : skipBody ? 1 : 0;
     };
     p[HTTPParser.kOnBody] = (b: Buffer): void => ev.body(b);
     p[HTTPParser.kOnMessageComplete] = (): void => {
@@ -125,6 +131,11 @@ export class Http1Parser {
    */
   execute(b: Buffer): number | ParseError {
     return this.p.execute(b);
+  }
+
+  /** Goes on after a head that paused the parser. */
+  resume(): void {
+    this.p.resume();
   }
 
   /** The peer closed: completes a message that ends at close; an error if one was cut short. */

@@ -8,6 +8,9 @@
 //   answer (framed by Content-Length or chunks) allow it; otherwise it is ended after the answer.
 // - A request that is not valid HTTP/1.1 gets 400 (431 for a head over MAX_HEADER_BYTES) with
 //   `connection: close`, and the connection ends; the pipeline never sees it. CONNECT gets 501.
+// - Only HTTP/1.0 and HTTP/1.1 are served: another version llhttp reads (HTTP/2.0, HTTP/0.9
+//   with headers) gets 505 the same way — never read as HTTP/1.0 or 1.1, whose framing its
+//   sender may not share; the versions llhttp refuses itself (HTTP/1.2, HTTP/3.0) get 400.
 // - `Expect: 100-continue` is answered here, when the request's turn comes (never inside the
 //   answer to an earlier one), and not forwarded.
 // - Nothing after a refused request reaches the pipeline, even when it came in the same read.
@@ -23,9 +26,15 @@
 // - Limits (Http1Limits), each counted by the caller through `limitHit`: a head must arrive
 //   whole within headerTimeoutMs of its first byte (else 408 and the connection ends); a
 //   request body must make progress every bodyProgressTimeoutMs (else the connection is cut);
-//   a connection with nothing in flight is closed after idleTimeoutMs; at most maxPipelined
-//   requests wait for their answers, beyond which the connection is not read until one is
-//   answered (backpressure, not a growing queue) — except for the body of the request being
+//   a connection with nothing in flight is closed after idleTimeoutMs.
+// - Pipelining is bounded per connection, not per read: at most maxPipelined requests are
+//   queued (parsed and not yet answered in full, the one being served included), however the
+//   bytes arrive — one request per read or a thousand in one. When a head arrives with the
+//   queue full, the parser stops right after that head (llhttp paused): the head is kept aside
+//   (one, at most MAX_HEADER_BYTES), the bytes after it stay unparsed, and the connection is
+//   not read (backpressure, not a growing queue). When an answer frees a place, that head
+//   becomes a request and parsing goes on from where it stopped. While the queue is full and
+//   nothing is kept aside, the connection is still read for the body of the request being
 //   served, which its answer may need.
 import { EventEmitter } from 'node:events';
 import { systemClock, type Clock, type TimerHandle } from '../../core/clock.js';
@@ -106,6 +115,12 @@ export class Http1ServerConnection {
   private timerKind: 'idle' | 'head' | 'body' | undefined;
   /** Reading stopped because maxPipelined requests wait. */
   private pipelineFull = false;
+  /** A head that came while the queue was full: the parser stopped after it (see the invariants). */
+  private parked: MessageHead | undefined;
+  /** The bytes after the parked head, not parsed yet. */
+  private parkedRest: Buffer = EMPTY;
+  /** The client half-closed while a head was parked: handled once the bytes before the end are parsed. */
+  private endedWhileParked = false;
   /** The client sent more after a request that asked to close: the rest is dropped. */
   private dropping = false;
 
@@ -144,8 +159,13 @@ export class Http1ServerConnection {
     stream.on('drain', this.listeners.drain);
   }
 
+  /** Requests parsed and not yet answered in full (the one being served included). */
+  get queued(): number {
+    return this.queue.length;
+  }
+
   resumeReading(): void {
-    if (this.closed || this.upgradeWait || (this.pipelineFull && !this.servedBodyPending())) return;
+    if (this.closed || this.upgradeWait || this.parked || (this.pipelineFull && !this.servedBodyPending())) return;
     this.stream.resume();
     this.updateTimer();
   }
@@ -158,12 +178,15 @@ export class Http1ServerConnection {
   private onData(b: Buffer): void {
     this.feed(b);
     this.updateTimer();
-    if (!this.closed && this.queue.length >= this.limits.maxPipelined && !this.servedBodyPending()) {
-      this.stream.pause();
-      if (!this.pipelineFull) {
-        this.pipelineFull = true;
-        this.events.limitHit?.('pipelined');
-      }
+    if (!this.closed && this.queue.length >= this.limits.maxPipelined && !this.servedBodyPending()) this.full();
+  }
+
+  /** The queue is full: stop reading until an answer frees a place. */
+  private full(): void {
+    this.stream.pause();
+    if (!this.pipelineFull) {
+      this.pipelineFull = true;
+      this.events.limitHit?.('pipelined');
     }
   }
 
@@ -208,13 +231,33 @@ export class Http1ServerConnection {
 
   private feed(b: Buffer): void {
     if (this.dropping) return;
+    if (this.parked) {
+      // Read before the pause took effect: kept behind the parked head, in order.
+      this.parkedRest = Buffer.concat([this.parkedRest, b]);
+      return;
+    }
     if (this.upgradeWait) {
       this.upgradeWait.held = Buffer.concat([this.upgradeWait.held, b]);
       return;
     }
+    this.parse(b, false);
+  }
+
+  /** Runs the parser over `b` (at least once when `always`: a resumed parser may complete a message without new bytes). */
+  private parse(b: Buffer, always: boolean): void {
     let rest = b;
-    while (rest.length > 0 && !this.closed) {
+    let first = always;
+    while ((rest.length > 0 || first) && !this.closed) {
+      first = false;
       const used = this.parser.execute(rest);
+      if (this.isParked()) {
+        // The parser stopped after the parked head (an Error HPE_PAUSED, or a count for a head
+        // with Upgrade): what follows it waits, unparsed.
+        const at = typeof used === 'number' ? used : (used.bytesParsed ?? rest.length);
+        this.parkedRest = Buffer.from(rest.subarray(at));
+        this.full();
+        return;
+      }
       if (this.takenOver) {
         // Switched while parsing (the answer came at once): the rest is the new protocol's.
         if (typeof used === 'number' && used < rest.length) this.stream.unshift(Buffer.from(rest.subarray(used)));
@@ -241,6 +284,34 @@ export class Http1ServerConnection {
     return this.upgradeWait;
   }
 
+  /** (The same.) */
+  private isParked(): boolean {
+    return this.parked !== undefined;
+  }
+
+  /** A place is free: the parked head becomes a request, and parsing goes on after it. */
+  private unpark(): void {
+    const h = this.parked!;
+    const rest = this.parkedRest;
+    this.parked = undefined;
+    this.parkedRest = EMPTY;
+    this.parser.resume();
+    if (h.upgrade) {
+      // What follows an upgrade request is held for its answer (the new protocol's on a 101),
+      // before the request is served: a 101 may come at once.
+      if (this.accept(h, rest)) return;
+      this.parse(EMPTY, true);
+    } else {
+      if (this.accept(h)) return;
+      // Even with no bytes left, the resumed parser completes a request without a body.
+      this.parse(rest, true);
+    }
+    if (!this.parked && this.endedWhileParked) {
+      this.endedWhileParked = false;
+      this.onEnd();
+    }
+  }
+
   /**
    * The answer to the upgrade request is 101: the connection stops being HTTP/1.1. Returns the
    * raw stream, paused, with the bytes that followed the request put back in front.
@@ -252,11 +323,29 @@ export class Http1ServerConnection {
     this.takenOver = true;
     this.cancelTimer();
     this.queue.splice(0);
+    this.parked = undefined;
     this.parser.close();
     return releaseStream(this.stream, this.listeners, held);
   }
 
-  private onHead(h: MessageHead): boolean {
+  /** A head from the parser: a request, or (the queue full) parked with the parser stopped. */
+  private onHead(h: MessageHead): boolean | 'pause' {
+    if (this.queue.length >= this.limits.maxPipelined) {
+      this.parked = h;
+      return 'pause';
+    }
+    return this.accept(h);
+  }
+
+  /**
+   * Returns true when the request was refused (the connection is closing; no body follows).
+   * `upgradeHeld`: the bytes already read after an upgrade request.
+   */
+  private accept(h: MessageHead, upgradeHeld: Buffer = EMPTY): boolean {
+    if (h.versionMajor !== 1 || h.versionMinor > 1) {
+      this.refuse(Object.assign(new Error(`HTTP/${h.versionMajor}.${h.versionMinor} is not HTTP/1.0 or HTTP/1.1`), { code: 'HPE_UNSUPPORTED_VERSION' }));
+      return true;
+    }
     const hosts = countHeader(h.rawHeaders, 'host');
     if (hosts > 1 || (hosts === 0 && h.versionMinor >= 1)) {
       // RFC 9112 section 3.2: exactly one Host in HTTP/1.1; two would let the proxy and the
@@ -277,7 +366,7 @@ export class Http1ServerConnection {
     this.reading = req;
     if (h.upgrade) {
       req.upgrade = true;
-      this.upgradeWait = { req, held: Buffer.alloc(0) };
+      this.upgradeWait = { req, held: upgradeHeld };
       this.stream.pause();
     }
     this.queue.push({ req, res, sendContinue });
@@ -301,6 +390,7 @@ export class Http1ServerConnection {
     if (!x.req.complete) x.req.resume();
     if (!keepAlive) {
       this.closed = true;
+      this.parked = undefined;
       this.stream.end();
       for (const x of this.queue.splice(0)) x.res.abandon();
       return;
@@ -316,7 +406,8 @@ export class Http1ServerConnection {
     }
     const next = this.queue[0];
     if (next) this.dispatch(next);
-    if (this.pipelineFull && this.queue.length < this.limits.maxPipelined) {
+    if (this.parked && !this.closed && this.queue.length < this.limits.maxPipelined) this.unpark();
+    if (this.pipelineFull && this.queue.length < this.limits.maxPipelined && !this.parked) {
       this.pipelineFull = false;
       this.resumeReading();
     } else if (this.pipelineFull && this.servedBodyPending()) {
@@ -328,7 +419,7 @@ export class Http1ServerConnection {
 
   private refuse(e: ParseError): void {
     this.closed = true;
-    const status = e.code === 'HPE_HEADER_OVERFLOW' ? 431 : e.code === 'HPE_HEADER_TIMEOUT' ? 408 : 400;
+    const status = e.code === 'HPE_HEADER_OVERFLOW' ? 431 : e.code === 'HPE_HEADER_TIMEOUT' ? 408 : e.code === 'HPE_UNSUPPORTED_VERSION' ? 505 : 400;
     this.events.badRequest?.(status, e);
     // Answers already under way are cut: the stream is no longer in step with the client.
     if (this.queue.length === 0) {
@@ -337,6 +428,11 @@ export class Http1ServerConnection {
   }
 
   private onEnd(): void {
+    if (this.parked) {
+      // Requests are still unparsed behind the parked head: the end is theirs to see.
+      this.endedWhileParked = true;
+      return;
+    }
     // The client half-closed: requests already read are still answered, then the stream ends.
     const e = this.parser.finish();
     if (e && this.reading) destroyCut(this.reading, e);
@@ -346,12 +442,15 @@ export class Http1ServerConnection {
 
   private onClose(): void {
     this.closed = true;
+    this.parked = undefined;
     this.cancelTimer();
     this.parser.close();
     if (this.reading) destroyCut(this.reading);
     for (const x of this.queue.splice(0)) x.res.abandon();
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 function countHeader(raw: readonly string[], lowerName: string): number {
   let n = 0;
