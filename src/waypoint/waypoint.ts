@@ -14,7 +14,7 @@ import type { Logger } from '../core/logger.js';
 import { HbonePool, HboneServer, type HboneRefusal, type HboneRequest } from '../hbone/index.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import { RequestTelemetry } from '../telemetry/request-record.js';
-import { newConnectionRecord, TcpTelemetry, type ConnectionRecord } from '../telemetry/connection-record.js';
+import { newConnectionRecord, TcpTelemetry, type ConnectionRecord, type Refusal } from '../telemetry/connection-record.js';
 import { authorizeConnection, denyL4, forwardL4, refuseL4, streamDownstream, type Downstream, type L4Sink } from '../dataplane/l4-forward.js';
 import { peerInfo, serviceInfo } from '../dataplane/peer-info.js';
 import type { ConfigObject } from '../xds/config-resource.js';
@@ -186,12 +186,17 @@ export class Waypoint {
     return compileWaypointConfig({ version, state, objects, rootNamespace: this.opts.rootNamespace, trustDomain: this.opts.trustDomain, readFile: this.opts.readFile, waypointNamespace: this.opts.waypoint.namespace });
   }
 
+  /** A tunnel refused before it is accepted: counted by its typed kind, answered with `status`. */
+  private refuseTunnel(req: HboneRequest, refusal: Refusal, status: number, message: string): void {
+    this.m.refused.labels({ reason: refusal }).inc();
+    req.reject(status, message);
+  }
+
   private onTunnel(req: HboneRequest): void {
     const service = this.state.serviceByVip(req.target.ip);
     const workload = service ? undefined : this.state.workloadByIp(req.target.ip);
     if (!service && !workload) {
-      this.m.refused.labels({ reason: 'unknown_destination' }).inc();
-      req.reject(503, `no service or workload has address ${req.target.ip}`);
+      this.refuseTunnel(req, 'unknown_destination', 503, `no service or workload has address ${req.target.ip}`);
       return;
     }
     // Only what is bound to this waypoint: anything else would have the waypoint lend its
@@ -199,8 +204,7 @@ export class Waypoint {
     const bound = (service ?? workload)!.waypoint;
     const boundService = bound ? waypointService(this.state, bound) : undefined;
     if (boundService?.namespace !== this.opts.waypoint.namespace || boundService.name !== this.opts.waypoint.name) {
-      this.m.refused.labels({ reason: 'not_bound' }).inc();
-      req.reject(400, `${service ? `service ${service.hostname}` : `workload ${workload!.namespace}/${workload!.name}`} does not use waypoint ${this.opts.waypoint.namespace}/${this.opts.waypoint.name}`);
+      this.refuseTunnel(req, 'not_bound', 400, `${service ? `service ${service.hostname}` : `workload ${workload!.namespace}/${workload!.name}`} does not use waypoint ${this.opts.waypoint.namespace}/${this.opts.waypoint.name}`);
       return;
     }
     const ctx: TunnelContext = { peerIdentity: req.peerIdentity, peerAddress: req.peerAddress, target: req.target, service, workload };
