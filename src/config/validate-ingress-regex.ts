@@ -1,9 +1,6 @@
-// Whether a Gateway API regular expression compiles (as a whole-string match), for validation.
+// Whether a Gateway API regular expression compiles as RE2 (what the proxies run), for validation.
+import { regexProblem } from './re2.js';
 export function fullRegexProblem(source: string): string | undefined {
-  try {
-    new RegExp(`^(?:${source})$`);
-    return undefined;
-  } catch (e: unknown) {
-    return `"${source}" is not a regular expression: ${e instanceof Error ? e.message : String(e)}`;
-  }
+  const problem = regexProblem(source);
+  return problem === undefined ? undefined : `"${source}" is not an RE2 regular expression: ${problem}`;
 }

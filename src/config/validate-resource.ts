@@ -14,6 +14,7 @@ import { MESH_CONFIGMAP_KEY, MESH_CONFIGMAP_NAME, parseMeshConfig } from './mesh
 import { LogFilterSyntaxError, parseLogFilter } from './log-filter.js';
 import { LABEL_DATAPLANE_MODE, LABEL_USE_WAYPOINT, LABEL_WAYPOINT_FOR, WAYPOINT_FOR_VALUES } from './labels.js';
 import { HBONE_PORT } from '../core/mesh-constants.js';
+import { regexProblem } from './re2.js';
 
 export interface Reporter {
   /** `line` overrides the line of `path` (a problem inside an embedded document). */
@@ -490,9 +491,6 @@ function checkFilter(f: HTTPRouteFilter, at: PathSegment[], rep: Reporter): void
 }
 
 function checkRegex(src: string, at: PathSegment[], rep: Reporter): void {
-  try {
-    new RegExp(src);
-  } catch (e: unknown) {
-    rep.error(at, 'bad-regex', `not a valid regular expression: ${e instanceof Error ? e.message : String(e)}`);
-  }
+  const problem = regexProblem(src);
+  if (problem !== undefined) rep.error(at, 'bad-regex', `not a valid RE2 regular expression (the proxies run RE2, as Envoy does): ${problem}`);
 }

@@ -14,6 +14,7 @@
 import type { PathSegment } from './diagnostics.js';
 import type { IstioDestination, IstioPercent, IstioStringMatch, VirtualServiceResource } from './resources.js';
 import type { Reporter } from './validate-resource.js';
+import { regexProblem } from './re2.js';
 
 const GO_DURATION = /^(?:[0-9]+(?:\.[0-9]+)?(?:h|m|s|ms|us|µs|ns))+$/;
 const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001, 'µs': 0.001, ns: 0.000001 };
@@ -139,9 +140,6 @@ function checkDuration(s: string | undefined, at: PathSegment[], rep: Reporter):
 }
 
 function checkRegex(src: string, at: PathSegment[], rep: Reporter): void {
-  try {
-    new RegExp(src);
-  } catch (e: unknown) {
-    rep.error(at, 'bad-regex', `not a valid regular expression: ${e instanceof Error ? e.message : String(e)}`);
-  }
+  const problem = regexProblem(src);
+  if (problem !== undefined) rep.error(at, 'bad-regex', `not a valid RE2 regular expression (the proxies run RE2, as Envoy does): ${problem}`);
 }

@@ -5,20 +5,22 @@
 // - Paths are compared without the query string; rewrites keep the query string.
 // - Gateway API PathPrefix is segment-wise: prefix "/abc" (or "/abc/") matches "/abc",
 //   "/abc/" and "/abc/def", never "/abcd". Istio's uri.prefix is a plain string prefix.
-// - Regular expressions match the whole value (RE2-style full match, as Envoy does).
+// - Regular expressions match the whole value with RE2's semantics in linear time (re2js), as
+//   Envoy's safe_regex does.
 // - Header names are compared lower-case; several values of one header are joined with ","
 //   before matching (RFC 9110 field combination).
+import { compileFullRegex, type FullRegex } from '../config/re2.js';
 
 export type PathMatcher =
   | { kind: 'exact'; value: string; ignoreCase?: boolean }
   /** `segments`: Gateway API segment-wise prefix (value has no trailing "/", "" = everything). */
   | { kind: 'prefix'; value: string; segments: boolean; ignoreCase?: boolean }
-  | { kind: 'regex'; source: string; re: RegExp };
+  | { kind: 'regex'; source: string; re: FullRegex };
 
 export type StringMatcher =
   | { kind: 'exact'; value: string }
   | { kind: 'prefix'; value: string }
-  | { kind: 'regex'; source: string; re: RegExp }
+  | { kind: 'regex'; source: string; re: FullRegex }
   | { kind: 'present' };
 
 export interface CompiledMatch {
@@ -59,9 +61,9 @@ export function splitHost(host: string): { hostname: string; port?: number } {
   return { hostname: m[1]!, port: m[2] !== undefined ? Number(m[2]) : undefined };
 }
 
-/** A full-match regular expression (Envoy/RE2 semantics: the whole value must match). */
-export function fullRegex(source: string): RegExp {
-  return new RegExp(`^(?:${source})$`);
+/** A full-match regular expression (Envoy/RE2 semantics: the whole value must match; linear time). */
+export function fullRegex(source: string, ignoreCase = false): FullRegex {
+  return compileFullRegex(source, { ignoreCase });
 }
 
 export function headerValue(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {

@@ -91,7 +91,7 @@ export type PathRewrite =
   | { kind: 'prefix-segments'; value: string }
   /** Istio rewrite.uri: swap the matched prefix (or the whole path after exact/regex matches). */
   | { kind: 'prefix-plain'; value: string }
-  | { kind: 'regex'; re: RegExp; replacement: string };
+  | { kind: 'regex'; rewrite: (path: string) => string };
 
 export interface RedirectSpec {
   scheme?: string;

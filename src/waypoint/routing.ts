@@ -205,10 +205,7 @@ function rewritePath(rw: PathRewrite, entry: RouteEntry, r: ParsedRequest): stri
       if (pm === undefined) return replacePrefixPlain(r.pathname, '/', rw.value);
       if (pm.kind === 'prefix') return replacePrefixPlain(r.pathname, r.pathname.slice(0, pm.value.length), rw.value);
       return rw.value;
-    case 'regex': {
-      rw.re.lastIndex = 0;
-      return r.pathname.replace(rw.re, rw.replacement);
-    }
+    case 'regex': return rw.rewrite(r.pathname);
   }
 }
 

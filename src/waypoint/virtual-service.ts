@@ -32,6 +32,7 @@ import {
   defaultRetry, noEdits, type BackendTarget, type CompiledRule, type FaultSpec, type HeaderEdits, type RetryDecision,
   type RouteEntry, type RouteService, type WeightedBackend,
 } from './route-types.js';
+import { compileRegexRewrite } from '../config/re2.js';
 
 export interface VsServices {
   byHostname: ReadonlyMap<string, RouteService>;
@@ -74,7 +75,7 @@ export function compileMatch(m: VirtualServiceMatch): CompiledMatch {
   const u = m.uri;
   if (u?.exact !== undefined) path = { kind: 'exact', value: u.exact, ignoreCase: m.ignoreUriCase };
   else if (u?.prefix !== undefined) path = { kind: 'prefix', value: u.prefix, segments: false, ignoreCase: m.ignoreUriCase };
-  else if (u?.regex !== undefined) path = { kind: 'regex', source: u.regex, re: m.ignoreUriCase ? new RegExp(`^(?:${u.regex})$`, 'i') : fullRegex(u.regex) };
+  else if (u?.regex !== undefined) path = { kind: 'regex', source: u.regex, re: fullRegex(u.regex, m.ignoreUriCase === true) };
   const list = (rec: Record<string, IstioStringMatch> | undefined, lower: boolean) =>
     Object.entries(rec ?? {}).map(([name, sm]) => ({ name: lower ? name.toLowerCase() : name, matcher: stringMatcher(sm) }));
   return {
@@ -122,7 +123,7 @@ function compileRule(rule: VirtualServiceHTTPRoute, name: string, ns: string, sv
     const rw = rule.rewrite;
     out.rewrite = {
       ...(rw.uri !== undefined ? { path: { kind: 'prefix-plain' as const, value: rw.uri } } : {}),
-      ...(rw.uriRegexRewrite ? { path: { kind: 'regex' as const, re: new RegExp(rw.uriRegexRewrite.match, 'g'), replacement: rw.uriRegexRewrite.rewrite.replace(/\\(\d)/g, '$$$1') } } : {}),
+      ...(rw.uriRegexRewrite ? { path: { kind: 'regex' as const, rewrite: compileRegexRewrite(rw.uriRegexRewrite.match, rw.uriRegexRewrite.rewrite) } } : {}),
       ...(rw.authority ? { host: rw.authority } : {}),
     };
   }

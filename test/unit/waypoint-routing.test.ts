@@ -386,3 +386,22 @@ test('the table is immutable and decisions do not share state with it', () => {
   assert.deepEqual(d2.requestHeaders.set, [['a', '1']]);
   assert.deepEqual(d2.retry!.codes, [503]);
 });
+
+// ---- Regular expressions are RE2 (linear time), as Envoy's safe_regex ----
+test('a backtracking-prone regex route is matched in linear time against a hostile path and header', () => {
+  const routes = [route('r', [{ matches: [{ path: { type: 'RegularExpression', value: '/(a+)+b' }, headers: [{ type: 'RegularExpression', name: 'x-id', value: '(x+x+)+y' }] }], backendRefs: [to('v1')] }])];
+  const hostile = req(`/${'a'.repeat(5000)}!`, { headers: { 'x-id': `${'x'.repeat(5000)}!` } });
+  const started = performance.now();
+  for (let i = 0; i < 20; i++) assert.equal(decide({ httpRoutes: routes }, hostile).kind, 'not-found', 'no rule matches: 404 NR, as Envoy answers');
+  const ms = performance.now() - started;
+  // A backtracking engine needs about 2^n steps here (n = 5000): it would never finish.
+  assert.ok(ms < 2_000, `20 decisions took ${Math.round(ms)} ms`);
+  assert.equal(fwd(decide({ httpRoutes: routes }, req('/aaab', { headers: { 'x-id': 'xxxy' } }))).backend.name, 'v1');
+});
+
+test('VirtualService: ignoreUriCase regex, and a regex rewrite whose replacement has a literal $', () => {
+  const ci = fwd(decide({ virtualServices: [vs('v', [{ match: [{ uri: { regex: '/API/v[0-9]+' }, ignoreUriCase: true }], route: [{ destination: { host: 'v1' } }] }])] }, req('/api/V2')));
+  assert.equal(ci.backend.name, 'v1');
+  const dollar = fwd(decide({ virtualServices: [vs('v', [{ rewrite: { uriRegexRewrite: { match: '^/p/(\\w+)', rewrite: '/$cost/\\1' } }, route: [{ destination: { host: 'v1' } }] }])] }, req('/p/abc')));
+  assert.equal(dollar.path, '/$cost/abc');
+});
