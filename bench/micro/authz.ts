@@ -54,7 +54,7 @@ function makeCases(namespaces: string[], n: number): Case[] {
       workload: { namespace: ns, authorizationPolicies: [`${ns}/allow-app-${app}`] },
       attrs: {
         sourceIp: `10.1.${i % 250}.${(i >> 8) % 250}`, sourcePrincipal: `cluster.local/ns/${srcNs}/sa/client`,
-        destinationIp: `10.2.${d % 250}.${app}`, destinationPort: i % 11 === 0 ? 9999 : 8000 + app, destinationNamespace: ns,
+        destinationIp: `10.2.${d % 250}.${app}`, destinationPort: i % 11 === 0 ? 9999 : 8000 + app,
       },
     });
   }

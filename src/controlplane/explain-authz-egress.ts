@@ -36,7 +36,7 @@ export function explainEgress(
   const unique = bound.filter((p, i) => bound.findIndex((q) => q.key === p.key) === i);
   const attrs: RequestAttributes = {
     sourceIp: o.source.ip, sourcePrincipal: o.source.identity ? stripSpiffe(o.source.identity) : undefined,
-    destinationIp: e.vip ?? '', destinationPort: o.port, destinationNamespace: e.namespace, http: o.http,
+    destinationIp: e.vip ?? '', destinationPort: o.port, http: o.http,
   };
   const d = evaluate(unique, attrs, { enforcer: 'waypoint' });
   if (!o.http) o.warnings.push('no --method/--path given: the waypoint step was evaluated as plain TCP (rules with HTTP attributes fail closed)');

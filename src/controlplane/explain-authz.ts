@@ -144,7 +144,7 @@ export function explainAuthz(model: MeshModel, api: WorkloadApi, query: AuthzQue
     ];
     const attrs: RequestAttributes = {
       sourceIp: srcIp, sourcePrincipal: srcIdentity ? stripSpiffe(srcIdentity) : undefined,
-      destinationIp: dst.ip, destinationPort: targetPort, destinationNamespace: dst.namespace,
+      destinationIp: dst.ip, destinationPort: targetPort,
       http: q.http ? httpAttrs(q.http, svc ? `${svc.hostname}:${q.to.port}` : `${dst.ip}:${targetPort}`) : undefined,
     };
     steps.push(step('waypoint', `waypoint ${wp.namespace}/${wp.name}`, bound, evaluate(dedupe(bound), attrs, { enforcer: 'waypoint' }), srcIdentity));
@@ -161,7 +161,7 @@ export function explainAuthz(model: MeshModel, api: WorkloadApi, query: AuthzQue
   const pushed = policiesForZtunnel(api.authorizations.map(fromAuthorization), apiWorkload);
   const l4 = {
     sourceIp: ztunnelSource.ip, sourcePrincipal: ztunnelSource.identity ? stripSpiffe(ztunnelSource.identity) : undefined,
-    destinationIp: dst.ip, destinationPort: targetPort, destinationNamespace: dst.namespace,
+    destinationIp: dst.ip, destinationPort: targetPort,
   };
   if (dst.mode === 'sidecar') {
     const compiled = model.policies.authorization.map((l) => compilePolicy(l.resource, { rootNamespace: settings.rootNamespace, trustDomain: settings.trustDomain }));

@@ -15,8 +15,6 @@ export interface ConnectionAttributes {
   sourcePrincipal?: string;
   destinationIp: string;
   destinationPort: number;
-  /** The namespace of the destination workload (informational; policies are selected before evaluation). */
-  destinationNamespace?: string;
 }
 
 export interface RequestAuthAttributes {

@@ -169,7 +169,7 @@ export class HttpProxy {
       }
       const attrs: RequestAttributes = {
         sourceIp: normalizeIp(ctx.peerAddress.ip), sourcePrincipal: ctx.peerIdentity ? stripSpiffe(ctx.peerIdentity) : undefined,
-        destinationIp: ctx.target.ip, destinationPort: ctx.target.port, destinationNamespace: ctx.service?.namespace ?? ctx.workload?.namespace,
+        destinationIp: ctx.target.ip, destinationPort: ctx.target.port,
         http: { method, path, host: authority, headers: headers as Record<string, string | string[]>, auth: authn.kind === 'authenticated' ? authn.auth : undefined },
       };
       const verdict = authorizeRequest(bound.policies, attrs, authn);

@@ -37,7 +37,6 @@ export function conn(over: Partial<RequestAttributes> = {}): RequestAttributes {
     sourcePrincipal: CLIENT,
     destinationIp: '10.0.2.7',
     destinationPort: 8080,
-    destinationNamespace: 'server-ns',
     ...over,
   };
 }

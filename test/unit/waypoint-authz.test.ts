@@ -52,7 +52,7 @@ async function run(ps: CompiledPolicy[], r: Req = {}): Promise<{ verdict: L7Verd
   const path = r.path ?? '/items';
   const a = await authenticateRequest(providers, { headers, path }, NOW);
   const attrs: RequestAttributes = {
-    sourceIp: '10.0.1.5', destinationIp: '10.96.0.20', destinationPort: 8080, destinationNamespace: 'shop',
+    sourceIp: '10.0.1.5', destinationIp: '10.96.0.20', destinationPort: 8080,
     ...(r.principal === null ? {} : { sourcePrincipal: r.principal ?? CLIENT }),
     http: { method: r.method ?? 'GET', path, host: headers.host as string, headers },
   };
