@@ -173,3 +173,26 @@ test('pipelining: an upgrade request that waited behind a full queue switches (b
   assert.match(refused, /^HTTP\/1\.1 200 [^]*\/slow2 upgrade=falseHTTP\/1\.1 426 [^]*\/no upgrade=trueHTTP\/1\.1 200 [^]*\/next upgrade=false$/);
   assert.deepEqual(served, ['/slow1', '/switch', '/slow2', '/no', '/next']);
 });
+
+test('CONNECT behind a request not yet answered: no 501 out of turn (it would be taken for the first answer); the connection is cut', async () => {
+  const { port, o } = await slowFirstServer(32);
+  const s = net.connect(port, '127.0.0.1');
+  closers.push(() => s.destroy());
+  let got = '';
+  s.on('data', (b: Buffer) => { got += b.toString('latin1'); });
+  s.on('error', () => {});
+  s.write('GET /r0 HTTP/1.1\r\nHost: a\r\n\r\nCONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+  await new Promise<void>((r) => s.once('close', () => r()));
+  o.release();
+  assert.doesNotMatch(got, /^HTTP\/1\.1 501/, 'the first bytes the client sees must be the answer to its first request, or none');
+  assert.deepEqual(o.seen, ['/r0']);
+
+  // Alone on its connection, CONNECT still gets its 501.
+  const c = net.connect(port, '127.0.0.1');
+  closers.push(() => c.destroy());
+  let alone = '';
+  c.on('data', (b: Buffer) => { alone += b.toString('latin1'); });
+  c.write('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+  await waitFor('the 501', () => alone.includes('\r\n\r\n'), 5_000);
+  assert.match(alone, /^HTTP\/1\.1 501 /);
+});

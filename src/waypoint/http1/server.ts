@@ -7,7 +7,9 @@
 // - The connection stays open only when both the request (version, Connection header) and the
 //   answer (framed by Content-Length or chunks) allow it; otherwise it is ended after the answer.
 // - A request that is not valid HTTP/1.1 gets 400 (431 for a head over MAX_HEADER_BYTES) with
-//   `connection: close`, and the connection ends; the pipeline never sees it. CONNECT gets 501.
+//   `connection: close`, and the connection ends; the pipeline never sees it. CONNECT gets 501
+//   (or, behind requests not yet answered, the connection is cut: an answer out of turn would
+//   be taken for theirs).
 // - Only HTTP/1.0 and HTTP/1.1 are served: another version llhttp reads (HTTP/2.0, HTTP/0.9
 //   with headers) gets 505 the same way — never read as HTTP/1.0 or 1.1, whose framing its
 //   sender may not share; the versions llhttp refuses itself (HTTP/1.2, HTTP/3.0) get 400.
@@ -355,7 +357,10 @@ export class Http1ServerConnection {
     }
     if (h.method === 'CONNECT') {
       this.closed = true;
-      this.stream.end(Buffer.from(`${statusLine(501, 1)}content-length: 0\r\nconnection: close\r\n\r\n`, 'latin1'));
+      // Answered only in turn: behind requests still being answered, a 501 written now would
+      // reach the client as their answer. As with a bad request, the connection is cut instead.
+      if (this.queue.length === 0) this.stream.end(Buffer.from(`${statusLine(501, 1)}content-length: 0\r\nconnection: close\r\n\r\n`, 'latin1'));
+      else this.stream.destroy();
       return true;
     }
     const req = new Http1Request(h, this);
