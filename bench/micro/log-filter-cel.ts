@@ -8,7 +8,9 @@
 // bad ones.
 import { parseArgs } from 'node:util';
 import { Environment } from '@marcbachmann/cel-js';
-import { Duration, parseLogFilter, type AttributeName, type FilterInput } from '../../src/config/log-filter.js';
+import { parseLogFilter, type FilterInput } from '../../src/config/log-filter.js';
+import type { RequestRecord } from '../../src/telemetry/request-record.js';
+import { requestFilterInput } from '../../src/waypoint/access-log-config.js';
 
 const { values } = parseArgs({ options: { ms: { type: 'string', default: '500' } } });
 const MS = Number(values.ms);
@@ -63,31 +65,14 @@ const requests: Finished[] = Array.from({ length: 64 }, (_, i) => ({
   sourceIp: `10.1.0.${i}`, sourcePort: 40000 + i, upstream: `10.2.0.${i}:8080`, headers: i % 2 ? { 'x-debug': 'true' } : ({} as Record<string, string>),
 }));
 
+/** Our evaluator reads a request the way the waypoint does: requestFilterInput over its record. */
 function ourInput(r: Finished): FilterInput {
-  return {
-    attribute(name: AttributeName) {
-      switch (name) {
-        case 'request.method': return r.method;
-        case 'request.path': return r.path;
-        case 'request.url_path': { const q = r.path.indexOf('?'); return q < 0 ? r.path : r.path.slice(0, q); }
-        case 'request.host': return r.authority;
-        case 'request.protocol': return r.httpVersion;
-        case 'request.useragent': return r.userAgent;
-        case 'request.id': return r.requestId;
-        case 'request.duration': return new Duration(r.durationMs);
-        case 'request.total_size': return r.requestBytes;
-        case 'response.code': return r.responseCode;
-        case 'response.grpc_status': return r.grpcStatus;
-        case 'response.total_size': return r.responseBytes;
-        case 'connection.mtls': return r.mtls;
-        case 'connection.uri_san_peer_certificate': return r.peer;
-        case 'source.address': return `${r.sourceIp}:${r.sourcePort}`;
-        case 'source.port': return r.sourcePort;
-        case 'upstream.address': return r.upstream;
-      }
-    },
-    header: (name) => r.headers[name],
-  };
+  const record = {
+    method: r.method, path: r.path, authority: r.authority, httpVersion: r.httpVersion, userAgent: r.userAgent, requestId: r.requestId,
+    durationMs: r.durationMs, requestBytes: r.requestBytes, responseCode: r.responseCode, grpcStatus: r.grpcStatus, responseBytes: r.responseBytes,
+    securityPolicy: r.mtls ? 'mutual_tls' : 'unknown', source: { ip: r.sourceIp, port: r.sourcePort, identity: r.peer }, upstreamHost: r.upstream,
+  } as unknown as RequestRecord;
+  return requestFilterInput(record, r.headers);
 }
 
 const env = new Environment({ limits: { maxAstNodes: 1000, maxDepth: 50 } })

@@ -24,7 +24,7 @@ import type { Workload } from '../xds/workload-api.js';
 import { currentCertificate, type CertificateSource } from './certificates.js';
 import type { ConnectionManager } from './connection-manager.js';
 import { decideInbound, type InboundRequest } from './inbound-decision.js';
-import { connected, denyL4, failL4, forwardL4, refuseL4, relayAndRecord, streamDownstream, type Downstream, type L4Sink } from './l4-forward.js';
+import { connected, denyL4, failL4, forwardL4, refuseL4, streamDownstream, type Downstream, type L4Sink } from './l4-forward.js';
 import { identityOf, normalizeIp, type MeshView } from './mesh-view.js';
 import { baggageOf, newTraceparent, peerInfo, serviceInfo } from './peer-info.js';
 import type { Endpoint, PodNetwork } from './pod-network.js';
@@ -88,25 +88,16 @@ export class DataPath {
       });
       return;
     }
-    this.connectHbone(client, source, route, record, dst, MAX_CONNECT_ATTEMPTS).then((stream) => {
-      if (client.destroyed) {
-        stream.destroy();
-        record.reason = { kind: 'cancelled', message: 'the client closed before the tunnel was up' };
-        record.endMs = d.clock.now();
-        d.telemetry.closed(record);
-        return;
-      }
-      relayAndRecord(this.sink, client, stream, record);
-    }, (e: unknown) => {
-      const status = (e as { details?: { status?: number } }).details?.status;
-      const message = describeError(e).message;
-      if (status === 401 || status === 403) {
-        denyL4(this.sink, record, down, { policy: null, ruleIndex: null, reason: `the destination refused the tunnel (HTTP ${status})` });
-      } else if (status) {
-        refuseL4(this.sink, record, down, 'peer_refused', message, status);
-      } else {
-        failL4(this.sink, record, down, e, route.authority);
-      }
+    forwardL4(this.sink, {
+      record, down, upstreamName: route.authority,
+      dial: () => this.connectHbone(client, source, route, record, dst, MAX_CONNECT_ATTEMPTS),
+      // An HTTP answer to the tunnel is the destination's refusal; no answer, a connect failure.
+      dialFailed: (e) => {
+        const status = (e as { details?: { status?: number } }).details?.status;
+        if (status === 401 || status === 403) denyL4(this.sink, record, down, { policy: null, ruleIndex: null, reason: `the destination refused the tunnel (HTTP ${status})` });
+        else if (status) refuseL4(this.sink, record, down, 'peer_refused', describeError(e).message, status);
+        else failL4(this.sink, record, down, e, route.authority);
+      },
     });
   }
 

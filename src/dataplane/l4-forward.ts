@@ -95,6 +95,8 @@ export interface ForwardL4 {
   dial(): Promise<Duplex>;
   /** What the upstream is, for a failure's message (`10.0.0.5:8080`, `api.example.com`). */
   upstreamName: string;
+  /** Answers a dial that failed (default: failL4, a connect failure). */
+  dialFailed?(e: unknown): void;
   /** Registers the relay as a live connection (policy rechecks, drain); returns the unregister. */
   live?(abort: (reason: string) => void): () => void;
 }
@@ -111,11 +113,11 @@ export function forwardL4(sink: L4Sink, f: ForwardL4): void {
       return;
     }
     relayAndRecord(sink, down, upstream, record, f.live);
-  }, (e: unknown) => failL4(sink, record, f.down, e, f.upstreamName));
+  }, (e: unknown) => (f.dialFailed ? f.dialFailed(e) : failL4(sink, record, f.down, e, f.upstreamName)));
 }
 
 /** Relays an established pair and closes the record when both directions are done. */
-export function relayAndRecord(sink: L4Sink, down: Duplex, upstream: Duplex, record: ConnectionRecord, live?: ForwardL4['live']): void {
+function relayAndRecord(sink: L4Sink, down: Duplex, upstream: Duplex, record: ConnectionRecord, live?: ForwardL4['live']): void {
   const r = relay(down, upstream);
   const unregister = live?.((reason) => r.abort(reason));
   void r.done.then((res: RelayResult) => {

@@ -18,13 +18,14 @@
 //  - release() closes the agent's fds (netns handle, listeners); it does not touch the rules.
 //    uncapture() also detaches the rules (removeCapture: established connections live on).
 import { describeError } from '../core/errors.js';
+import { HBONE_PORT, INBOUND_PLAINTEXT_PORT, OUTBOUND_CAPTURE_PORT } from '../core/mesh-constants.js';
 import type { Logger } from '../core/logger.js';
 import { loadNative } from '../sys/native.js';
 import { NetnsHandle } from '../sys/netns-socket.js';
 import { ensureCapture, removeCapture, type CapturePorts } from './capture-rules.js';
 
-/** The ports a captured pod's traffic is redirected to (design section 4). */
-export const CAPTURE_LISTENER_PORTS: readonly number[] = [15001, 15006, 15008];
+/** The proxy ports a captured pod's traffic is redirected to: outbound, inbound plaintext, HBONE. */
+export const CAPTURE_LISTENER_PORTS: readonly number[] = [OUTBOUND_CAPTURE_PORT, INBOUND_PLAINTEXT_PORT, HBONE_PORT];
 /** As a ztunnel's own listeners (Node's default): ~5 s of 100 new connections/s wait here while no ztunnel accepts. */
 const LISTEN_BACKLOG = 511;
 

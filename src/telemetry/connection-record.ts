@@ -13,7 +13,7 @@
 //   istio_tcp_received_bytes_total counts the request direction (source -> destination, "bytes
 //   received during request") and istio_tcp_sent_bytes_total the response direction
 //   (destination -> source, "bytes sent during response"). So for reporter=source the two are
-//   "flipped" against the log (istio/istio#32399; ztunnel's copy loop counts upstream->downstream
+//   "flipped" against the log (as in Istio; ztunnel's copy loop counts upstream->downstream
 //   as sent). TcpTelemetry maps the record's fields onto the metrics accordingly.
 // - The data path counts bytes by adding to record.bytesSent / bytesReceived: one property
 //   write per chunk, no label lookup. The metric handles (labels resolved once, at open) are

@@ -14,6 +14,7 @@
 // `npm run fuzz` runs the same properties with random seeds for longer (see test/helpers/fuzz.ts).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { systemClock } from '../../src/core/clock.js';
 import net from 'node:net';
 import { duplexPair, type Duplex } from 'node:stream';
 import { setImmediate as tick } from 'node:timers/promises';
@@ -71,7 +72,7 @@ async function overPair(bytes: Buffer, cuts: number[], modes: (i: number) => Wir
   const o: Outcome = { seen: [], bodiesEnded: [], bad: [], out: '', maxQueued: 0 };
   const [client, server] = duplexPair();
   const handle = pipeline(modes, o);
-  const conn = serveHttp1(server, { request: (req, res) => { o.maxQueued = Math.max(o.maxQueued, conn.queued); handle(req, res); }, badRequest: (status) => o.bad.push(status) }, { limits: { ...DEFAULT_HTTP1_LIMITS, maxPipelined } });
+  const conn = serveHttp1(server, { request: (req, res) => { o.maxQueued = Math.max(o.maxQueued, conn.queued); handle(req, res); }, badRequest: (status) => o.bad.push(status) }, { clock: systemClock, limits: { ...DEFAULT_HTTP1_LIMITS, maxPipelined } });
   server.on('data', () => { o.maxQueued = Math.max(o.maxQueued, conn.queued); });
   return drive(client, bytes, cuts, yieldBetween, o);
 }
@@ -195,7 +196,7 @@ let current: { modes: (i: number) => WireRequest['answer']; o: Outcome; maxPipel
 const tcpServer = net.createServer({ allowHalfOpen: true }, (s) => {
   sockets.push(s);
   const c = current!;
-  serveHttp1(s, { request: pipeline(c.modes, c.o), badRequest: (status) => c.o.bad.push(status) }, { limits: { ...DEFAULT_HTTP1_LIMITS, maxPipelined: c.maxPipelined } });
+  serveHttp1(s, { request: pipeline(c.modes, c.o), badRequest: (status) => c.o.bad.push(status) }, { clock: systemClock, limits: { ...DEFAULT_HTTP1_LIMITS, maxPipelined: c.maxPipelined } });
 });
 after(() => { for (const s of sockets) s.destroy(); tcpServer.close(); });
 

@@ -23,7 +23,7 @@ type Handler = (req: Http1Request, res: Http1Response) => void;
 /** A TCP server whose connections are served by serveHttp1 with `handler`. */
 async function codecServer(handler: Handler, bad: { status: number; code?: string }[] = []): Promise<number> {
   const server = net.createServer((s) => {
-    serveHttp1(s, { request: handler, badRequest: (status, e) => bad.push({ status, code: e.code }) });
+    serveHttp1(s, { request: handler, badRequest: (status, e) => bad.push({ status, code: e.code }) }, { clock: systemClock });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   closers.push(() => server.close());
@@ -321,7 +321,7 @@ test('client: an abandoned exchange (a timeout) closes its unanswered connection
 async function limitedServer(handler: Handler, limits: Partial<import('../../src/waypoint/http1/server.js').Http1Limits>, hits: string[]): Promise<number> {
   const { DEFAULT_HTTP1_LIMITS } = await import('../../src/waypoint/http1/server.js');
   const server = net.createServer((s) => {
-    serveHttp1(s, { request: handler, limitHit: (l) => hits.push(l) }, { limits: { ...DEFAULT_HTTP1_LIMITS, ...limits } });
+    serveHttp1(s, { request: handler, limitHit: (l) => hits.push(l) }, { clock: systemClock, limits: { ...DEFAULT_HTTP1_LIMITS, ...limits } });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   closers.push(() => server.close());

@@ -2,6 +2,7 @@
 // regression fails here by name (test/direct/fuzz-http1-server.test.ts holds the properties).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { systemClock } from '../../src/core/clock.js';
 import { duplexPair } from 'node:stream';
 import { DEFAULT_HTTP1_LIMITS, serveHttp1, type Http1Limits, type Http1Request, type Http1Response } from '../../src/waypoint/http1/server.js';
 import { withDeadline } from '../helpers/fuzz.js';
@@ -15,7 +16,7 @@ async function exchange(parts: string[], handler: (req: Http1Request, res: Http1
   serveHttp1(server, {
     request: (req, res) => { run.urls.push(req.url); handler(req, res); },
     badRequest: (status, e) => run.bad.push(`${status} ${e.code}`),
-  }, { limits: { ...DEFAULT_HTTP1_LIMITS, ...opts.limits } });
+  }, { clock: systemClock, limits: { ...DEFAULT_HTTP1_LIMITS, ...opts.limits } });
   client.on('data', (b: Buffer) => { run.out += b.toString('latin1'); });
   const ended = new Promise<void>((r) => client.once('end', r));
   for (const p of parts) {

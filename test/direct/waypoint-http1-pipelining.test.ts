@@ -4,6 +4,7 @@
 // order, once the slow one is. Real loopback sockets.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { systemClock } from '../../src/core/clock.js';
 import net from 'node:net';
 import { DEFAULT_HTTP1_LIMITS, serveHttp1, type Http1Request, type Http1Response } from '../../src/waypoint/http1/server.js';
 import { waitFor } from '../helpers/wait.js';
@@ -42,7 +43,7 @@ async function slowFirstServer(maxPipelined: number): Promise<{ port: number; o:
         });
       },
       limitHit: (l) => o.hits.push(l),
-    }, { limits: { ...DEFAULT_HTTP1_LIMITS, maxPipelined } });
+    }, { clock: systemClock, limits: { ...DEFAULT_HTTP1_LIMITS, maxPipelined } });
     // Registered after the server's own listener: sees the queue as each read left it.
     s.on('data', () => { o.maxQueued = Math.max(o.maxQueued, conn.queued); });
   });
@@ -149,7 +150,7 @@ test('pipelining: an upgrade request that waited behind a full queue switches (b
         if (req.url.startsWith('/slow')) void slow.then(answer);
         else answer();
       },
-    }, { limits: { ...DEFAULT_HTTP1_LIMITS, maxPipelined: 1 } });
+    }, { clock: systemClock, limits: { ...DEFAULT_HTTP1_LIMITS, maxPipelined: 1 } });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   closers.push(() => server.close());

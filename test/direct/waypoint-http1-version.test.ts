@@ -28,7 +28,7 @@ async function waypointLike(): Promise<{ port: number; served: Served }> {
             res.end(Buffer.from('ok'));
           },
           badRequest: (status, e) => served.bad.push({ status, code: e.code }),
-        });
+        }, { clock: systemClock });
         s.resume();
       } else {
         s.on('data', (b: Buffer) => served.tcp.push(b.toString('latin1')));

@@ -39,7 +39,7 @@
 //   nothing is kept aside, the connection is still read for the body of the request being
 //   served, which its answer may need.
 import { EventEmitter } from 'node:events';
-import { systemClock, type Clock, type TimerHandle } from '../../core/clock.js';
+import type { Clock, TimerHandle } from '../../core/clock.js';
 import { Readable, type Duplex } from 'node:stream';
 import { bodiless, headerLines, lastChunk, statusLine, writeChunk, type HeaderValue } from './head.js';
 import { headerRecord, Http1Parser, type MessageHead, type ParseError } from './parser.js';
@@ -94,8 +94,8 @@ export class Http1Request extends Readable {
   }
 }
 
-export function serveHttp1(stream: Duplex, events: Http1ServerEvents, opts: { clock?: Clock; limits?: Http1Limits } = {}): Http1ServerConnection {
-  return new Http1ServerConnection(stream, events, opts.clock ?? systemClock, opts.limits ?? DEFAULT_HTTP1_LIMITS);
+export function serveHttp1(stream: Duplex, events: Http1ServerEvents, opts: { clock: Clock; limits?: Http1Limits }): Http1ServerConnection {
+  return new Http1ServerConnection(stream, events, opts.clock, opts.limits ?? DEFAULT_HTTP1_LIMITS);
 }
 
 interface Exchange { req: Http1Request; res: Http1Response; sendContinue: boolean }
@@ -126,7 +126,7 @@ export class Http1ServerConnection {
   /** The client sent more after a request that asked to close: the rest is dropped. */
   private dropping = false;
 
-  constructor(readonly stream: Duplex, private readonly events: Http1ServerEvents, private readonly clock: Clock = systemClock, private readonly limits: Http1Limits = DEFAULT_HTTP1_LIMITS) {
+  constructor(readonly stream: Duplex, private readonly events: Http1ServerEvents, private readonly clock: Clock, private readonly limits: Http1Limits = DEFAULT_HTTP1_LIMITS) {
     this.parser = new Http1Parser('request', {
       begin: () => { this.headPending = true; },
       // A refusal or a closing answer may come while llhttp still has bytes of this read to
