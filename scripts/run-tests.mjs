@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 const ALL = ['lint', 'unit', 'direct', 'netns'];
 // Per test; node applies it to each test file as a whole too, so it bounds the longest file.
 const TEST_TIMEOUT_MS = { unit: 60_000, direct: 180_000, netns: 300_000 };
-const TEST_CONCURRENCY = { unit: 4, direct: 3, netns: Number(process.env.AMBIT_NETNS_CONCURRENCY ?? 2) };
+const TEST_CONCURRENCY = { unit: 4, direct: 3, netns: Number(process.env.AMBIT_NETNS_CONCURRENCY ?? 1) };
 const TIER_TIMEOUT_MS = { unit: 5 * 60_000, direct: 10 * 60_000, netns: 20 * 60_000 };
 const tiers = process.argv.slice(2).length ? process.argv.slice(2) : ALL;
 const root = new URL('..', import.meta.url).pathname;
@@ -134,8 +134,9 @@ function runTier(tier) {
   // handles stay open is cancelled at that deadline, and the tier as a whole has a cap.
   args.push(`--test-timeout=${TEST_TIMEOUT_MS[tier]}`);
   // Files of the unit and direct tiers run side by side (each is mostly waiting on sockets and
-  // timers; they use distinct loopback addresses); netns files two at a time (each has its own
-  // namespace and state-dir prefix; AMBIT_NETNS_CONCURRENCY=1 when a machine is too slow for it).
+  // timers; they use distinct loopback addresses); netns files one at a time: two clusters at
+  // once can draw the same loopback net or ports from their pids (test/helpers/cluster.ts), so
+  // AMBIT_NETNS_CONCURRENCY=2 is for trying, not for CI.
   args.push(`--test-concurrency=${TEST_CONCURRENCY[tier]}`);
   const r = spawnSync(process.execPath, [...args, ...files], {
     stdio: 'inherit', env: { ...process.env, AMBIT_TEST_TIER: tier },
