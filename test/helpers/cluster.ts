@@ -2,7 +2,7 @@
 // does (`ambit up` / `ambit down`), with a unique prefix, state directory and ports so tests
 // never meet a user's cluster. Always call `down()` in `after`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, readdirSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { podNetnsName } from '../../src/sys/netns-names.js';
@@ -26,6 +26,13 @@ export interface TestCluster {
   netns(pod: string): string;
   apply(yamlText: string): { code: number; stdout: string; stderr: string };
   down(): { code: number; stdout: string; stderr: string };
+}
+
+/** The last lines of every log of a cluster (daemon and components), to explain a failed start. */
+export function clusterLogTails(stateDir: string, bytes = 1500): string {
+  const dir = join(stateDir, 'logs');
+  if (!existsSync(dir)) return '(no logs)';
+  return readdirSync(dir).sort().map((f) => `--- ${f}\n${readFileSync(join(dir, f), 'utf8').slice(-bytes)}`).join('\n');
 }
 
 let counter = 0;

@@ -7,7 +7,7 @@ import { createSign, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { clusterLogTails, startCluster, type TestCluster } from '../helpers/cluster.js';
 import { yaml } from '../helpers/config.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -166,7 +166,13 @@ let c: TestCluster;
 
 before(async () => {
   c = startCluster(mesh, { name: 'w' });
-  await waitFor('first request through the waypoint', () => curl('shop/client', 'http://echo/').stdout.includes('"pod"'), 30_000);
+  try {
+    await waitFor('first request through the waypoint', () => curl('shop/client', 'http://echo/').stdout.includes('"pod"'), 30_000);
+  } catch (e) {
+    // Once in CI the first request never got through: say why next time.
+    console.error(`${String(e)}\nlast curl: ${JSON.stringify(curl('shop/client', 'http://echo/'))}\n${clusterLogTails(c.stateDir)}`);
+    throw e;
+  }
 });
 
 after(() => {
